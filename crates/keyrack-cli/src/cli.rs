@@ -1,0 +1,267 @@
+//! Command-line definitions (clap derive). `--help` text is product copy.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// keyrack: a credential front desk for developers and the robots they run.
+///
+/// A repository declares the keys it needs per env (keyrack.yml); this machine records which
+/// vault holds each key; `unlock` pulls keys into a per-session daemon for a bounded time;
+/// `get` / `source` / `exec` hand them to tools in milliseconds; `relock` forgets them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyrack",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Identity partition on this machine (robots get their own, smaller set of keys).
+    #[arg(long, global = true, env = "KEYRACK_OWNER", value_name = "OWNER")]
+    pub owner: Option<String>,
+    /// Identity used to decrypt (age identity file or OpenSSH private key).
+    #[arg(long, global = true, env = "KEYRACK_IDENTITY", value_name = "PATH")]
+    pub identity: Option<PathBuf>,
+    /// Print only JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create this host's encrypted manifest (idempotent); with --org, create keyrack.yml.
+    Init(InitArgs),
+    /// Manage who can decrypt this host's keys.
+    #[command(subcommand)]
+    Recipient(RecipientCommand),
+    /// Store a key in a vault, prove it reads back, and declare it in keyrack.yml.
+    Set(SetArgs),
+    /// Read granted keys (from the session daemon, then the process environment).
+    Get(GetArgs),
+    /// Print `export KEY='…'` lines for the granted keys of an env.
+    Source(SourceArgs),
+    /// Run a command with the granted keys of an env in its environment.
+    Exec(ExecArgs),
+    /// Pull keys out of their vaults into the session daemon for a bounded time.
+    Unlock(UnlockArgs),
+    /// Forget unlocked keys.
+    Relock(RelockArgs),
+    /// What the session daemon holds now (never secrets).
+    Status(StatusArgs),
+    /// Every key this host has configured (no secrets).
+    List(ListArgs),
+    /// Remove a key: host entry, vault copy, daemon grant and keyrack.yml line.
+    Del(DelArgs),
+    /// Inspect or stop the session daemon.
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Create keyrack.yml here with this org (if none exists).
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Envs of a new keyrack.yml (repeatable; default: test, prod).
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
+    /// Label of this machine's recipient (default: user@host).
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecipientCommand {
+    /// Add a recipient and re-encrypt everything to it.
+    Add {
+        /// age public key (age1…) or SSH public key line (ssh-ed25519 …, ssh-rsa …).
+        #[arg(long)]
+        pubkey: String,
+        /// A unique label, e.g. laptop.
+        #[arg(long)]
+        label: String,
+    },
+    /// List recipients.
+    List,
+    /// Remove a recipient and re-encrypt everything without it.
+    Remove {
+        /// The recipient's label.
+        #[arg(long)]
+        label: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The key (an environment-variable name).
+    #[arg(long)]
+    pub key: String,
+    /// The env (inferred from keyrack.yml when unambiguous).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The vault: os.secure (default), os.direct, os.daemon.
+    #[arg(long)]
+    pub vault: Option<String>,
+    /// The mech: replica (default), session.
+    #[arg(long)]
+    pub mech: Option<String>,
+    /// `@all` for a machine-wide key not tied to this repository.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// External id, for vaults that reference a secret kept elsewhere.
+    #[arg(long)]
+    pub exid: Option<String>,
+    /// The longest a grant of this key may live (e.g. 1h).
+    #[arg(long, value_name = "DURATION")]
+    pub max_duration: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The key(s) to read.
+    #[arg(long = "key", value_name = "KEY", required_unless_present = "for_")]
+    pub keys: Vec<String>,
+    /// `repo`: every key keyrack.yml declares for the env.
+    #[arg(long = "for", value_name = "repo", value_parser = ["repo"], conflicts_with = "keys")]
+    pub for_: Option<String>,
+    /// The env (inferred when the key is declared in only one).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// `@all` for machine-wide keys.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Print only the raw value (no newline).
+    #[arg(long, conflicts_with = "json")]
+    pub value: bool,
+    /// Hand out values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
+    /// Unlock locked keys first (decrypts; may prompt).
+    #[arg(long)]
+    pub unlock: bool,
+}
+
+/// Shells `source` can quote for.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The env.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Only these keys (default: all the env declares).
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+    /// Print nothing unless every required key is granted (default).
+    #[arg(long, conflicts_with = "lenient")]
+    pub strict: bool,
+    /// Print what is granted, skip the rest.
+    #[arg(long)]
+    pub lenient: bool,
+    /// Quote for this shell.
+    #[arg(long, value_enum, default_value_t = Shell::Bash)]
+    pub shell: Shell,
+    /// Hand out values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The env.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Only these keys (default: all the env declares).
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+    /// Run even if some keys are not granted.
+    #[arg(long)]
+    pub lenient: bool,
+    /// Hand out values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Only this env (default: every env keyrack.yml declares).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Only these keys.
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+    /// How long grants live (default 9h; sudo 30m), capped by each key's limits.
+    #[arg(long)]
+    pub duration: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RelockArgs {
+    /// Only this env.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Only these keys.
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this env.
+    #[arg(long)]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this env.
+    #[arg(long)]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DelArgs {
+    /// The key.
+    #[arg(long)]
+    pub key: String,
+    /// The env (inferred from keyrack.yml when unambiguous).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// `@all` for a machine-wide key.
+    #[arg(long)]
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Is the daemon running, and what does it hold.
+    Status,
+    /// Stop the daemon (forgets every grant).
+    Prune,
+    /// Run the daemon in the foreground (started on demand by unlock).
+    #[command(hide = true)]
+    Run,
+}

@@ -1,0 +1,51 @@
+use keyrack::ops::init::{self, InitOptions};
+use keyrack::Result;
+
+use super::Ctx;
+use crate::cli::InitArgs;
+use crate::render::{print_json, tree, Node};
+
+pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
+    let rack = ctx.rack()?;
+    let r = init::run(
+        &rack,
+        &InitOptions {
+            org: a.org,
+            envs: a.envs,
+            label: a.label,
+        },
+    )?;
+    if ctx.json {
+        print_json(&serde_json::to_value(&r).expect("json"));
+        return Ok(0);
+    }
+    let mut host =
+        Node::new(format!("host manifest: {}", r.host_manifest.display())).leaf(if r.created {
+            "status: created ✓"
+        } else {
+            "status: exists ✓ (decrypts with your identity)"
+        });
+    if r.identity_generated {
+        host.push(Node::new(format!(
+            "identity: {} (generated)",
+            r.identity.display()
+        )));
+    } else {
+        host.push(Node::new(format!("identity: {}", r.identity.display())));
+    }
+    host.push(Node::new(format!("recipient: {}", r.recipient)));
+    let mut nodes = vec![host];
+    if let Some(p) = &r.repo_manifest {
+        nodes.push(Node::new(format!(
+            "repo manifest: {}{}",
+            p.display(),
+            if r.repo_manifest_created {
+                " (created)"
+            } else {
+                ""
+            }
+        )));
+    }
+    print!("{}", tree("init", &nodes));
+    Ok(0)
+}

@@ -1,0 +1,86 @@
+//! One module per command group; each turns arguments into library calls and renders.
+
+mod del;
+mod get;
+mod init;
+mod list;
+mod recipient;
+mod session;
+mod set;
+
+use std::path::PathBuf;
+
+use keyrack::ops::Rack;
+use keyrack::slug::Owner;
+use keyrack::Result;
+
+use crate::cli::{Cli, Command, DaemonCommand, RecipientCommand};
+
+/// What every command needs.
+pub struct Ctx {
+    pub json: bool,
+    pub owner: Owner,
+    pub identity: Option<PathBuf>,
+}
+
+impl Ctx {
+    pub fn rack(&self) -> Result<Rack> {
+        Rack::from_env(self.owner.clone(), self.identity.clone())
+    }
+}
+
+/// The name shown in the tree header.
+pub fn title(c: &Command) -> &'static str {
+    match c {
+        Command::Init(_) => "init",
+        Command::Recipient(RecipientCommand::Add { .. }) => "recipient add",
+        Command::Recipient(RecipientCommand::List) => "recipient list",
+        Command::Recipient(RecipientCommand::Remove { .. }) => "recipient remove",
+        Command::Set(_) => "set",
+        Command::Get(_) => "get",
+        Command::Source(_) => "source",
+        Command::Exec(_) => "exec",
+        Command::Unlock(_) => "unlock",
+        Command::Relock(_) => "relock",
+        Command::Status(_) => "status",
+        Command::List(_) => "list",
+        Command::Del(_) => "del",
+        Command::Daemon(DaemonCommand::Status) => "daemon status",
+        Command::Daemon(DaemonCommand::Prune) => "daemon prune",
+        Command::Daemon(DaemonCommand::Run) => "daemon run",
+        Command::Completions { .. } => "completions",
+    }
+}
+
+/// Runs the command; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let ctx = Ctx {
+        json: cli.global.json,
+        owner: Owner::new(cli.global.owner.as_deref())?,
+        identity: cli.global.identity.clone(),
+    };
+    match cli.command {
+        Command::Init(a) => init::run(&ctx, a),
+        Command::Recipient(c) => recipient::run(&ctx, c),
+        Command::Set(a) => set::run(&ctx, a),
+        Command::Get(a) => get::get(&ctx, a),
+        Command::Source(a) => get::source(&ctx, a),
+        Command::Exec(a) => get::exec(&ctx, a),
+        Command::Unlock(a) => session::unlock(&ctx, a),
+        Command::Relock(a) => session::relock(&ctx, a),
+        Command::Status(a) => session::status(&ctx, a),
+        Command::List(a) => list::run(&ctx, a),
+        Command::Del(a) => del::run(&ctx, a),
+        Command::Daemon(c) => session::daemon(&ctx, c),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "keyrack",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+    }
+}

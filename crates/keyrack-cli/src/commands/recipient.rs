@@ -1,0 +1,48 @@
+use keyrack::ops::recipient;
+use keyrack::Result;
+
+use super::Ctx;
+use crate::cli::RecipientCommand;
+use crate::render::{print_json, tree, Node};
+
+pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
+    let rack = ctx.rack()?;
+    let (title, change) = match c {
+        RecipientCommand::List => {
+            let list = recipient::list(&rack)?;
+            if ctx.json {
+                print_json(&serde_json::json!({ "recipients": list }));
+            } else {
+                let nodes: Vec<Node> = list
+                    .iter()
+                    .map(|r| {
+                        Node::new(r.label.clone())
+                            .leaf(format!("kind: {}", r.kind))
+                            .leaf(format!("pubkey: {}", r.pubkey))
+                            .leaf(format!("added: {}", r.added_at))
+                    })
+                    .collect();
+                print!("{}", tree("recipient list", &nodes));
+            }
+            return Ok(0);
+        }
+        RecipientCommand::Add { pubkey, label } => {
+            ("recipient add", recipient::add(&rack, &pubkey, &label)?)
+        }
+        RecipientCommand::Remove { label } => {
+            ("recipient remove", recipient::remove(&rack, &label)?)
+        }
+    };
+    if ctx.json {
+        print_json(&serde_json::to_value(&change).expect("json"));
+    } else {
+        let n = Node::new(change.recipient.label.clone())
+            .leaf(format!("kind: {}", change.recipient.kind))
+            .leaf(format!(
+                "re-encrypted: host manifest + {} os.secure file(s) ✓",
+                change.reencrypted_files
+            ));
+        print!("{}", tree(title, &[n]));
+    }
+    Ok(0)
+}

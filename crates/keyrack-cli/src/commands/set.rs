@@ -1,0 +1,42 @@
+use keyrack::mech::SecretSource;
+use keyrack::ops::set::{self, SetOptions};
+use keyrack::Result;
+
+use super::Ctx;
+use crate::cli::SetArgs;
+use crate::render::{print_json, tree, Node};
+
+pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
+    let rack = ctx.rack()?;
+    let opts = SetOptions {
+        key: a.key,
+        env: a.env,
+        vault: a.vault.as_deref().map(str::parse).transpose()?,
+        mech: a.mech.as_deref().map(str::parse).transpose()?,
+        org: a.org,
+        exid: a.exid,
+        max_duration: a.max_duration,
+        source: SecretSource::detect(),
+    };
+    let r = set::run(&rack, &opts)?;
+    if ctx.json {
+        print_json(&serde_json::to_value(&r).expect("json"));
+        return Ok(0);
+    }
+    let mut n = Node::new(r.slug.to_string())
+        .leaf(format!("vault: {}", r.vault))
+        .leaf(format!("mech: {}", r.mech))
+        .leaf("round trip: store → unlock → get → relock ✓");
+    if let Some(p) = &r.manifest_updated {
+        n.push(Node::new(format!("declared in: {}", p.display())));
+    }
+    if r.relocked_stale_grant {
+        n.push(Node::new(format!(
+            "relocked: the old value left the daemon; run keyrack unlock --env {} --key {}",
+            r.slug.env(),
+            r.slug.key()
+        )));
+    }
+    print!("{}", tree("set", &[n]));
+    Ok(0)
+}

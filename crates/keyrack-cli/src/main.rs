@@ -1,0 +1,34 @@
+//! The `keyrack` binary: parses arguments, calls the library, renders the result.
+
+mod cli;
+mod commands;
+mod render;
+
+use clap::Parser;
+
+fn main() {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // help and version exit 0; usage errors exit 1 (2 means "not granted").
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let json = cli.global.json;
+    let title = commands::title(&cli.command);
+    let code = match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if json {
+                render::print_json(&render::error_json(&e));
+            } else {
+                let style = render::Style::for_stderr();
+                eprint!("{}", render::tree(title, &[render::error_node(&e, style)]));
+            }
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

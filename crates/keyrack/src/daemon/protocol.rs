@@ -1,0 +1,110 @@
+//! The daemon wire protocol: the client writes one JSON [`Request`] terminated by `\n`; the
+//! daemon answers one JSON [`Response`] line and closes. Requests larger than
+//! [`super::MAX_REQUEST_BYTES`] or not valid JSON get [`Response::Error`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::slug::Slug;
+use crate::vault::Grant;
+
+/// A request to the daemon.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Store grants (each carries its absolute `expiresAt`).
+    Unlock {
+        /// The grants.
+        grants: Vec<Grant>,
+    },
+    /// Look slugs up; each falls back to `org.all.KEY`.
+    Get {
+        /// The slugs asked for.
+        slugs: Vec<Slug>,
+    },
+    /// What is held, without secrets.
+    Status,
+    /// Forget grants.
+    Relock {
+        /// Which ones.
+        scope: RelockScope,
+    },
+    /// Stop the daemon now.
+    Shutdown,
+}
+
+/// Which grants a [`Request::Relock`] forgets.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RelockScope {
+    /// Everything.
+    All,
+    /// Every grant of one env.
+    Env {
+        /// The env.
+        env: String,
+    },
+    /// These slugs.
+    Slugs {
+        /// The slugs.
+        slugs: Vec<Slug>,
+    },
+}
+
+/// One held grant, as reported by STATUS (no secret).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldGrant {
+    /// The slug.
+    pub slug: Slug,
+    /// Its env.
+    pub env: String,
+    /// The vault it came from.
+    pub vault: crate::vault::VaultKind,
+    /// Expiry, unix milliseconds.
+    pub expires_at: u64,
+}
+
+/// The daemon's answer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Response {
+    /// Unlock stored this many grants.
+    Stored {
+        /// How many.
+        count: usize,
+    },
+    /// GET results, one per requested slug, in order.
+    Grants {
+        /// `null` where nothing is granted.
+        grants: Vec<Option<Grant>>,
+    },
+    /// STATUS.
+    Status {
+        /// The daemon's pid.
+        pid: u32,
+        /// Unix milliseconds when it started.
+        started_at: u64,
+        /// Grants held.
+        grants: Vec<HeldGrant>,
+    },
+    /// RELOCK: the slugs forgotten.
+    Relocked {
+        /// The slugs.
+        slugs: Vec<Slug>,
+    },
+    /// Shutdown acknowledged.
+    Bye,
+    /// The request was refused or malformed.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Now in unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

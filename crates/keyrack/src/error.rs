@@ -1,0 +1,247 @@
+//! Typed errors for every keyrack operation.
+//!
+//! Each error says what happened and why; [`Error::fix`] gives the exact command (or edit) that
+//! resolves it, and [`Error::exit_code`] the documented process exit code.
+
+use std::path::PathBuf;
+
+/// The result type used across the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in keyrack.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A repo manifest could not be parsed or violates the schema.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// 1-based line (0 when unknown).
+        line: u64,
+        /// 1-based column (0 when unknown).
+        column: u64,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: Option<String>,
+    },
+    /// No `keyrack.yml` was found above the working directory.
+    #[error("no keyrack.yml or .agent/keyrack.yml found in {} or its parents (up to the repository root)", start.display())]
+    NoRepoManifest {
+        /// Where the search started.
+        start: PathBuf,
+    },
+    /// The owner has no host manifest yet.
+    #[error("keyrack is not initialised for owner {owner} in {}", home.display())]
+    NotInitialised {
+        /// The keyrack home.
+        home: PathBuf,
+        /// Display name of the owner.
+        owner: String,
+        /// The `--owner` flag to repeat in the fix, if any.
+        owner_flag: String,
+    },
+    /// A file that should be an age file is not one, or is damaged.
+    #[error("{} is not a readable age file: {reason}", path.display())]
+    CorruptFile {
+        /// The damaged file.
+        path: PathBuf,
+        /// What the decoder said.
+        reason: String,
+        /// How to recover.
+        hint: String,
+    },
+    /// None of the available identities can decrypt a file.
+    #[error("{} is not encrypted to your identity ({identity})", path.display())]
+    WrongIdentity {
+        /// The file that could not be decrypted.
+        path: PathBuf,
+        /// The identity that was tried.
+        identity: String,
+    },
+    /// An identity file could not be used.
+    #[error("cannot use identity {}: {reason}", path.display())]
+    Identity {
+        /// The identity file.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// A filesystem operation failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What keyrack was doing ("write", "read", "create directory").
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value given on the command line is not valid.
+    #[error("invalid {what} '{value}': {reason}")]
+    InvalidInput {
+        /// What the value is ("env", "key", "vault").
+        what: &'static str,
+        /// The value as given.
+        value: String,
+        /// Why it is invalid.
+        reason: String,
+        /// How to fix it.
+        hint: Option<String>,
+    },
+    /// The env of a key could not be inferred.
+    #[error("cannot tell which env {key} belongs to: {reason}")]
+    EnvAmbiguous {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+        /// The command to run instead.
+        hint: String,
+    },
+    /// The secret given to `set` is not acceptable.
+    #[error("cannot read the secret: {reason}")]
+    SecretInput {
+        /// Why.
+        reason: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// An interactive step was needed but there is no terminal.
+    #[error("{what} needs a terminal, and none is attached")]
+    NeedsTty {
+        /// What needed the terminal.
+        what: String,
+        /// The flags or command that avoid the prompt.
+        hint: String,
+    },
+    /// `set` stored a secret but could not read it back.
+    #[error("round trip failed for {slug} in {vault}: {reason}; nothing was kept")]
+    RoundTrip {
+        /// The slug being set.
+        slug: String,
+        /// The vault.
+        vault: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A vault refused an operation it does not support.
+    #[error("vault {vault} cannot {operation}: {reason}")]
+    VaultRefused {
+        /// The vault.
+        vault: String,
+        /// The refused operation.
+        operation: &'static str,
+        /// Why.
+        reason: String,
+        /// What to do instead.
+        hint: String,
+    },
+    /// A refusal about recipients (last recipient, duplicate label, unknown label).
+    #[error("{message}")]
+    Recipient {
+        /// What happened.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// A key was asked for that is not configured on this host.
+    #[error("{slug} is not set on this host")]
+    NotSet {
+        /// The slug.
+        slug: String,
+        /// The command that sets it.
+        hint: String,
+    },
+    /// The session daemon could not be reached or answered with an error.
+    #[error("session daemon: {message}")]
+    Daemon {
+        /// What happened.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+}
+
+impl Error {
+    /// The command or edit that fixes this error, when there is one.
+    pub fn fix(&self) -> Option<String> {
+        match self {
+            Error::Manifest { hint, .. } | Error::InvalidInput { hint, .. } => hint.clone(),
+            Error::NoRepoManifest { .. } => Some(
+                "keyrack init --org <org>   (creates keyrack.yml here), or pass --org @all for a machine-wide key"
+                    .into(),
+            ),
+            Error::NotInitialised { owner_flag, .. } => Some(format!("keyrack init{owner_flag}")),
+            Error::CorruptFile { hint, .. } => Some(hint.clone()),
+            Error::WrongIdentity { .. } => Some(
+                "pass the identity that was used at init: keyrack --identity <path> …, or from a machine that can decrypt it run: keyrack recipient add --pubkey \"$(cat <key>.pub)\" --label <name>"
+                    .into(),
+            ),
+            Error::Identity { hint, .. }
+            | Error::EnvAmbiguous { hint, .. }
+            | Error::SecretInput { hint, .. }
+            | Error::NeedsTty { hint, .. }
+            | Error::VaultRefused { hint, .. }
+            | Error::Recipient { hint, .. }
+            | Error::NotSet { hint, .. }
+            | Error::Daemon { hint, .. } => Some(hint.clone()),
+            Error::Io { path, source, .. } => Some(match source.kind() {
+                std::io::ErrorKind::PermissionDenied => format!(
+                    "make {} writable by you (ls -ld {0}; chmod u+rwx <dir>), or point KEYRACK_HOME at a writable directory",
+                    path.display()
+                ),
+                std::io::ErrorKind::NotFound => {
+                    format!("check that {} exists", path.display())
+                }
+                _ => format!("check {} and retry", path.display()),
+            }),
+            Error::RoundTrip { .. } => Some(
+                "check the vault and your identity with: keyrack recipient list; then retry the same keyrack set"
+                    .into(),
+            ),
+        }
+    }
+
+    /// The process exit code: `2` for refusals the caller can fix, `1` for errors.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::VaultRefused { .. } | Error::Recipient { .. } | Error::NotSet { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// A stable machine-readable name for `--json` output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Manifest { .. } => "manifest",
+            Error::NoRepoManifest { .. } => "no_repo_manifest",
+            Error::NotInitialised { .. } => "not_initialised",
+            Error::CorruptFile { .. } => "corrupt_file",
+            Error::WrongIdentity { .. } => "wrong_identity",
+            Error::Identity { .. } => "identity",
+            Error::Io { .. } => "io",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::EnvAmbiguous { .. } => "env_ambiguous",
+            Error::SecretInput { .. } => "secret_input",
+            Error::NeedsTty { .. } => "needs_tty",
+            Error::RoundTrip { .. } => "round_trip",
+            Error::VaultRefused { .. } => "vault_refused",
+            Error::Recipient { .. } => "recipient",
+            Error::NotSet { .. } => "not_set",
+            Error::Daemon { .. } => "daemon",
+        }
+    }
+
+    /// Shorthand for an [`Error::Io`].
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

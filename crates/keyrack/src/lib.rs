@@ -1,0 +1,40 @@
+//! # keyrack
+//!
+//! A credential front desk for developers and their automation. A repository declares the keys
+//! it needs per env ([`repo_manifest`]); each machine records which vault holds each key in an
+//! encrypted host manifest ([`host_manifest`]); `unlock` pulls keys out of their vaults
+//! ([`vault`]) into a per-session daemon ([`daemon`]) for a bounded time; `get` / `source` /
+//! `exec` read them back in one socket round trip ([`ops::get`]).
+//!
+//! ```no_run
+//! use keyrack::{ops, slug::Owner};
+//!
+//! let rack = ops::Rack::from_env(Owner::default(), None)?;
+//! ops::init::run(&rack, &ops::init::InitOptions::default())?;
+//! let repo = rack.repo()?;
+//! let attempts = ops::get::get(
+//!     rack.home(),
+//!     repo.as_ref(),
+//!     &ops::get::GetOptions { keys: vec!["XAI_API_KEY".into()], ..Default::default() },
+//! )?;
+//! println!("{:?}", attempts[0].status);
+//! # Ok::<(), keyrack::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod crypto;
+pub mod daemon;
+pub mod error;
+pub mod firewall;
+pub mod fsio;
+pub mod home;
+pub mod host_manifest;
+pub mod identity;
+pub mod mech;
+pub mod ops;
+pub mod repo_manifest;
+pub mod secret;
+pub mod slug;
+pub mod vault;
+
+pub use error::{Error, Result};

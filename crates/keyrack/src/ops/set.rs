@@ -1,0 +1,174 @@
+//! `keyrack set`: store or point a key, prove the round trip, record it.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::{is_host_only, resolve_scope, Rack, Scope};
+use crate::daemon::{client::Client, protocol::RelockScope};
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::host_manifest::{now_rfc3339, HostManifest};
+use crate::mech::{self, Mech, SecretSource};
+use crate::repo_manifest::edit;
+use crate::slug::Slug;
+use crate::vault::{self, VaultContext, VaultKind};
+
+/// Options of `set`.
+#[derive(Debug, Clone)]
+pub struct SetOptions {
+    /// The key name.
+    pub key: String,
+    /// The env (inferred from the repo manifest when absent).
+    pub env: Option<String>,
+    /// The vault (default os.secure).
+    pub vault: Option<VaultKind>,
+    /// The mech (default: the vault's).
+    pub mech: Option<Mech>,
+    /// `@all` for a machine-wide key.
+    pub org: Option<String>,
+    /// External id for referencing vaults.
+    pub exid: Option<String>,
+    /// Longest grant lifetime (`1h`, `30m`).
+    pub max_duration: Option<String>,
+    /// Where the secret comes from.
+    pub source: SecretSource,
+}
+
+/// What `set` did.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetReport {
+    /// The slug set.
+    pub slug: Slug,
+    /// The vault.
+    pub vault: VaultKind,
+    /// The mech.
+    pub mech: Mech,
+    /// Whether an earlier value was replaced.
+    pub replaced: bool,
+    /// The repo manifest that gained the key, if it was added now.
+    pub manifest_updated: Option<PathBuf>,
+    /// Always true on success: store → unlock → get → relock was proven.
+    pub round_trip: bool,
+    /// Whether a stale grant of this key was dropped from the daemon.
+    pub relocked_stale_grant: bool,
+}
+
+/// The vault chosen when `set` is not told.
+pub fn default_vault(_key: &str) -> VaultKind {
+    VaultKind::OsSecure
+}
+
+/// Runs `set`.
+pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
+    let repo = rack.repo()?;
+    let scope: Scope = resolve_scope(
+        repo.as_ref(),
+        &opts.key,
+        opts.env.as_deref(),
+        opts.org.as_deref(),
+        true,
+    )?;
+    let slug = Slug::new(&scope.org, &scope.env, &opts.key)?;
+    let kind = opts.vault.unwrap_or_else(|| default_vault(&opts.key));
+    let mech = opts.mech.unwrap_or(kind.default_mech());
+    if kind == VaultKind::OsEnvvar {
+        return Err(Error::VaultRefused {
+            vault: kind.to_string(),
+            operation: "set",
+            reason: "it only reads the process environment; there is nothing to store".into(),
+            hint: format!(
+                "export {}=… where keyrack runs, or use --vault os.secure",
+                opts.key
+            ),
+        });
+    }
+    if opts.exid.is_some() {
+        return Err(Error::InvalidInput {
+            what: "--exid",
+            value: opts.exid.clone().unwrap_or_default(),
+            reason: format!("vault {kind} stores the secret itself and takes no external id"),
+            hint: Some("drop --exid".into()),
+        });
+    }
+    if let Some(d) = &opts.max_duration {
+        parse_duration("--max-duration", d)?;
+    }
+    // Fail fast (not initialised, wrong identity) before asking for the secret.
+    rack.host()?;
+    let secret = mech::acquire_secret(&opts.key, opts.source)?;
+
+    let _lock = rack.lock()?;
+    let mut host = rack.host()?;
+    let recipients = host.recipient_keys()?;
+    let ctx = VaultContext {
+        home: rack.home(),
+        identity: Some(rack.identity()?),
+        recipients: &recipients,
+    };
+    let adapter = vault::open(kind, ctx);
+    let previous = host.entry(&slug).cloned();
+    let mut entry = vault::set_proven(adapter.as_ref(), &slug, mech, &secret)?;
+    entry.max_duration = opts.max_duration.clone();
+    if let Some(prev) = &previous {
+        entry.created_at = prev.created_at.clone();
+        if prev.vault != kind {
+            // moving between vaults: the old copy goes once the new one is proven
+            vault::open(prev.vault, ctx).del(prev)?;
+        }
+    }
+    entry.updated_at = now_rfc3339();
+    host.hosts.insert(slug.to_string(), entry);
+    save_and_mark(rack, &host, &slug)?;
+
+    let manifest_updated = match (&repo, is_host_only(&scope)) {
+        (Some(r), false) if !r.allows(&scope.env, &opts.key) => {
+            edit::edit_file(&r.path, |t| edit::add_key(t, &scope.env, &opts.key))?;
+            Some(r.path.clone())
+        }
+        _ => None,
+    };
+    let relocked = Client::new(rack.home())
+        .relock(RelockScope::Slugs {
+            slugs: vec![slug.clone()],
+        })
+        .map(|v| !v.is_empty())
+        .unwrap_or(false);
+    Ok(SetReport {
+        slug,
+        vault: kind,
+        mech,
+        replaced: previous.is_some(),
+        manifest_updated,
+        round_trip: true,
+        relocked_stale_grant: relocked,
+    })
+}
+
+/// Saves the host manifest, then writes the inventory marker.
+fn save_and_mark(rack: &Rack, host: &HostManifest, slug: &Slug) -> Result<()> {
+    host.save(rack.home())?;
+    let dir = rack.home().inventory_dir();
+    fsio::ensure_private_dir(&dir)?;
+    fsio::touch_private(&rack.home().inventory_marker(slug))
+}
+
+/// Parses a duration like `9h`, `30m`, `1h30m`.
+pub fn parse_duration(what: &'static str, s: &str) -> Result<std::time::Duration> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(Error::InvalidInput {
+            what,
+            value: s.into(),
+            reason: "must be longer than zero".into(),
+            hint: Some("use e.g. 9h, 30m or 1h30m".into()),
+        }),
+        Err(e) => Err(Error::InvalidInput {
+            what,
+            value: s.into(),
+            reason: e.to_string(),
+            hint: Some("use e.g. 9h, 30m or 1h30m".into()),
+        }),
+    }
+}

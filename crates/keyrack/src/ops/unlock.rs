@@ -1,0 +1,311 @@
+//! `unlock`, `relock`, `status`: moving grants into and out of the session daemon.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::set::parse_duration;
+use super::{key_flags, unknown_env, Rack};
+use crate::daemon::client::{Client, DaemonStatus};
+use crate::daemon::protocol::{now_ms, HeldGrant, RelockScope};
+use crate::error::{Error, Result};
+use crate::host_manifest::HostEntry;
+use crate::slug::{self, Slug, ENV_ALL, ENV_SUDO, ORG_ALL};
+use crate::vault::{self, Unlocked, Vault, VaultContext, VaultKind};
+
+/// Default grant lifetime.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
+/// Default lifetime of `sudo` grants.
+pub const SUDO_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// Options of `unlock`.
+#[derive(Debug, Clone, Default)]
+pub struct UnlockOptions {
+    /// Only this env (default: every declared env, plus machine-wide keys).
+    pub env: Option<String>,
+    /// Only these keys.
+    pub keys: Vec<String>,
+    /// Grant lifetime (default 9h, sudo 30m), capped by each key's maxDuration and expiry.
+    pub duration: Option<Duration>,
+}
+
+/// The outcome of one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowStatus {
+    /// Now in the daemon.
+    Granted,
+    /// Not set on this host.
+    Absent,
+    /// Set, but the vault has no secret for it.
+    Lost,
+    /// The vault failed.
+    Errored,
+}
+
+/// One key's row in the unlock report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnlockRow {
+    /// The slug.
+    pub slug: String,
+    /// The vault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vault: Option<VaultKind>,
+    /// Outcome.
+    pub status: RowStatus,
+    /// Grant expiry (unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// Why not granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The fixing command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// Parses `--duration`.
+pub fn parse_ttl(s: &str) -> Result<Duration> {
+    parse_duration("--duration", s)
+}
+
+/// The slugs in scope of an unlock.
+fn targets(
+    rack: &Rack,
+    opts: &UnlockOptions,
+    host: &crate::host_manifest::HostManifest,
+) -> Result<Vec<Slug>> {
+    let repo = rack.repo()?;
+    let mut out: Vec<Slug> = Vec::new();
+    let wanted = |k: &str| opts.keys.is_empty() || opts.keys.iter().any(|w| w == k);
+    for k in &opts.keys {
+        slug::validate_key(k)?;
+    }
+    if let Some(e) = &opts.env {
+        slug::validate_env(e)?;
+    }
+    if opts.env.as_deref() == Some(ENV_SUDO) {
+        if opts.keys.is_empty() {
+            return Err(Error::InvalidInput {
+                what: "env",
+                value: ENV_SUDO.into(),
+                reason: "sudo keys are unlocked one at a time".into(),
+                hint: Some("keyrack unlock --env sudo --key <KEY>".into()),
+            });
+        }
+        let org = repo
+            .as_ref()
+            .map(|r| r.org.clone())
+            .unwrap_or_else(|| ORG_ALL.into());
+        for k in &opts.keys {
+            let repo_slug = Slug::new(&org, ENV_SUDO, k)?;
+            let machine_slug = Slug::new(ORG_ALL, ENV_SUDO, k)?;
+            let pick = if host.entry(&repo_slug).is_none() && host.entry(&machine_slug).is_some() {
+                machine_slug
+            } else {
+                repo_slug
+            };
+            out.push(pick);
+        }
+        return Ok(out);
+    }
+    if let Some(repo) = &repo {
+        let envs = match &opts.env {
+            Some(e) if e == ENV_ALL => vec![ENV_ALL.to_string()],
+            Some(e) if repo.has_env(e) => vec![e.clone()],
+            Some(e) => return Err(unknown_env(repo, e)),
+            None => repo.env_names(),
+        };
+        for env in &envs {
+            let keys: Vec<String> = if env == ENV_ALL {
+                repo.all.iter().map(|k| k.key.clone()).collect()
+            } else {
+                repo.keys_for(env).iter().map(|k| k.key.clone()).collect()
+            };
+            for k in keys.iter().filter(|k| wanted(k)) {
+                out.push(Slug::new(&repo.org, env, k)?);
+            }
+            for k in opts.keys.iter().filter(|k| !keys.contains(k)) {
+                // asked for, but not declared for this env: report it as absent
+                out.push(Slug::new(&repo.org, env, k)?);
+            }
+        }
+    }
+    // machine-wide keys of the env (or all of them)
+    for entry in host
+        .hosts
+        .values()
+        .filter(|e| e.org == ORG_ALL && e.env != ENV_SUDO)
+    {
+        let env_ok = match &opts.env {
+            Some(e) => &entry.env == e || entry.env == ENV_ALL,
+            None => true,
+        };
+        if env_ok && wanted(entry.slug.key()) && !out.contains(&entry.slug) {
+            out.push(entry.slug.clone());
+        }
+    }
+    if repo.is_none() && out.is_empty() && !opts.keys.is_empty() {
+        for k in &opts.keys {
+            out.push(Slug::new(
+                ORG_ALL,
+                opts.env.as_deref().unwrap_or(ENV_ALL),
+                k,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `unlock`: decrypts the host manifest once, unlocks each key on its own row, pushes all
+/// grants to the daemon in one request.
+pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<Vec<UnlockRow>> {
+    let host = rack.host()?;
+    let slugs = targets(rack, opts, &host)?;
+    let recipients = host.recipient_keys()?;
+    let ctx = VaultContext {
+        home: rack.home(),
+        identity: Some(rack.identity()?),
+        recipients: &recipients,
+    };
+    let repo = rack.repo()?;
+    let owner = rack.home().owner();
+    let mut adapters: HashMap<VaultKind, Box<dyn Vault + '_>> = HashMap::new();
+    let mut rows = Vec::new();
+    let mut grants = Vec::new();
+    let mut done = BTreeSet::new();
+    let now = now_ms();
+    for slug in slugs {
+        let entry: Option<&HostEntry> = host
+            .entry(&slug)
+            .or_else(|| host.entry(&slug.with_env_all()));
+        let flags = key_flags(slug.key(), slug.env(), slug.org(), owner);
+        let Some(entry) = entry else {
+            let declared = slug.org() == ORG_ALL
+                || slug.env() == ENV_SUDO
+                || repo
+                    .as_ref()
+                    .is_some_and(|r| r.allows(slug.env(), slug.key()));
+            rows.push(UnlockRow {
+                slug: slug.to_string(),
+                vault: None,
+                status: RowStatus::Absent,
+                expires_at: None,
+                reason: Some(if declared {
+                    "not set on this host".into()
+                } else {
+                    format!("not declared for env {} in the repo manifest", slug.env())
+                }),
+                fix: Some(format!("keyrack set {flags}")),
+            });
+            continue;
+        };
+        if !done.insert(entry.slug.clone()) {
+            continue;
+        }
+        let adapter = adapters
+            .entry(entry.vault)
+            .or_insert_with(|| vault::open(entry.vault, ctx));
+        let mut row = UnlockRow {
+            slug: entry.slug.to_string(),
+            vault: Some(entry.vault),
+            status: RowStatus::Errored,
+            expires_at: None,
+            reason: None,
+            fix: None,
+        };
+        let entry_flags = key_flags(entry.slug.key(), &entry.env, &entry.org, owner);
+        match adapter.unlock(entry) {
+            Ok(Unlocked::Ready) => match adapter.get(entry) {
+                Some(mut grant) => {
+                    let ttl = ttl_for(entry, opts.duration)?;
+                    let mut expires = now + ttl.as_millis() as u64;
+                    if let Some(own) = grant.expires_at {
+                        expires = expires.min(own);
+                    }
+                    grant.expires_at = Some(expires);
+                    row.status = RowStatus::Granted;
+                    row.expires_at = Some(expires);
+                    grants.push(grant);
+                    let _ = adapter.relock(entry);
+                }
+                None => {
+                    row.reason = Some("the vault unlocked but returned no value".into());
+                    row.fix = Some(format!("keyrack set {entry_flags}"));
+                }
+            },
+            Ok(Unlocked::Lost(why)) => {
+                row.status = RowStatus::Lost;
+                row.reason = Some(why);
+                row.fix = Some(format!("keyrack set {entry_flags}"));
+            }
+            Err(e) => {
+                row.reason = Some(e.to_string());
+                row.fix = e.fix();
+            }
+        }
+        rows.push(row);
+    }
+    if !grants.is_empty() {
+        let client = Client::new(rack.home());
+        client.ensure_running()?;
+        client.unlock(grants)?;
+    }
+    Ok(rows)
+}
+
+fn ttl_for(entry: &HostEntry, requested: Option<Duration>) -> Result<Duration> {
+    let default = if entry.env == ENV_SUDO {
+        SUDO_TTL
+    } else {
+        DEFAULT_TTL
+    };
+    let mut ttl = requested.unwrap_or(default);
+    if let Some(max) = &entry.max_duration {
+        ttl = ttl.min(parse_duration("maxDuration", max)?);
+    }
+    Ok(ttl)
+}
+
+/// Runs `relock`: forgets grants in the daemon (all, one env, or some keys).
+pub fn relock(rack: &Rack, env: Option<&str>, keys: &[String]) -> Result<Vec<Slug>> {
+    if let Some(e) = env {
+        slug::validate_env(e)?;
+    }
+    let client = Client::new(rack.home());
+    let scope = if keys.is_empty() {
+        match env {
+            Some(e) => RelockScope::Env { env: e.into() },
+            None => RelockScope::All,
+        }
+    } else {
+        let held = client.status()?.map(|s| s.grants).unwrap_or_default();
+        RelockScope::Slugs {
+            slugs: held
+                .into_iter()
+                .filter(|g| keys.iter().any(|k| k == g.slug.key()))
+                .filter(|g| env.is_none_or(|e| g.env == e))
+                .map(|g| g.slug)
+                .collect(),
+        }
+    };
+    client.relock(scope)
+}
+
+/// Runs `status`: what the daemon holds (no secrets), optionally for one env.
+pub fn status(rack: &Rack, env: Option<&str>) -> Result<(Option<DaemonStatus>, Vec<HeldGrant>)> {
+    let st = Client::new(rack.home()).status()?;
+    let held = st
+        .as_ref()
+        .map(|s| {
+            s.grants
+                .iter()
+                .filter(|g| env.is_none_or(|e| g.env == e))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((st, held))
+}

@@ -1,0 +1,552 @@
+//! The repo manifest (`keyrack.yml` or `.agent/keyrack.yml`): which keys a repository needs,
+//! per env. Read-compatible with rhachet's format.
+//!
+//! ```yaml
+//! org: acme
+//! extends: [shared/keyrack.yml]
+//! env.test:
+//!   - XAI_API_KEY
+//!   - key: AWS_PROFILE
+//!     is-optional-if-has: AWS_ACCESS_KEY_ID
+//! env.prod: []
+//! env.all: [SHARED_KEY]
+//! ```
+
+pub mod edit;
+mod yaml;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::slug::{self, ENV_ALL, ENV_SUDO};
+use yaml::{Node, Value};
+
+/// The manifest file names, in lookup order, relative to a directory.
+pub const FILE_NAMES: [&str; 2] = ["keyrack.yml", ".agent/keyrack.yml"];
+
+/// One key a repository declares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeySpec {
+    /// The env-var name.
+    pub key: String,
+    /// Strict `source` waives this key when that env var is set.
+    pub optional_if_has: Option<String>,
+    /// The mech hint of the legacy `- KEY: hint` form.
+    pub hint: Option<String>,
+}
+
+/// A parsed and hydrated repo manifest.
+#[derive(Clone, Debug)]
+pub struct RepoManifest {
+    /// The manifest file.
+    pub path: PathBuf,
+    /// The repository root (the directory holding `keyrack.yml` or `.agent/`).
+    pub root: PathBuf,
+    /// The org every key is slugged under.
+    pub org: String,
+    /// Declared envs (not `all`) and their own keys, after `extends`.
+    pub envs: BTreeMap<String, Vec<KeySpec>>,
+    /// Keys needed in every env (`env.all`).
+    pub all: Vec<KeySpec>,
+}
+
+impl RepoManifest {
+    /// Finds the manifest by walking up from `start` to the directory that holds `.git`.
+    pub fn find(start: &Path) -> Result<Option<PathBuf>> {
+        let mut dir = Some(start);
+        while let Some(d) = dir {
+            for name in FILE_NAMES {
+                let candidate = d.join(name);
+                if candidate.is_file() {
+                    return Ok(Some(candidate));
+                }
+            }
+            if d.join(".git").exists() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(None)
+    }
+
+    /// Finds and loads the manifest above `start`; errors when there is none.
+    pub fn discover(start: &Path) -> Result<Self> {
+        match Self::find(start)? {
+            Some(p) => Self::load(&p),
+            None => Err(Error::NoRepoManifest {
+                start: start.to_path_buf(),
+            }),
+        }
+    }
+
+    /// Loads `path` and everything it extends.
+    pub fn load(path: &Path) -> Result<Self> {
+        let root = repo_root_of(path);
+        let raw = RawManifest::read(path)?;
+        let mut envs: BTreeMap<String, Vec<KeySpec>> = BTreeMap::new();
+        let mut all = Vec::new();
+        let mut stack = vec![canonical(path)];
+        let mut done = BTreeSet::new();
+        merge(&raw, &root, &mut envs, &mut all, &mut stack, &mut done)?;
+        Ok(RepoManifest {
+            path: path.to_path_buf(),
+            root,
+            org: raw.org,
+            envs,
+            all,
+        })
+    }
+
+    /// Whether `env` is declared (`all` and `sudo` are always accepted).
+    pub fn has_env(&self, env: &str) -> bool {
+        env == ENV_ALL || env == ENV_SUDO || self.envs.contains_key(env)
+    }
+
+    /// The keys required in `env`: its own keys plus `env.all`'s.
+    pub fn keys_for(&self, env: &str) -> Vec<&KeySpec> {
+        let own = self.envs.get(env).map(|v| v.iter()).into_iter().flatten();
+        let mut seen = BTreeSet::new();
+        own.chain(self.all.iter())
+            .filter(|k| seen.insert(k.key.as_str()))
+            .collect()
+    }
+
+    /// Whether `key` is allowlisted in `env` (directly or through `env.all`).
+    pub fn allows(&self, env: &str, key: &str) -> bool {
+        if env == ENV_ALL {
+            return self.all.iter().any(|k| k.key == key);
+        }
+        self.envs.contains_key(env) && self.keys_for(env).iter().any(|k| k.key == key)
+    }
+
+    /// The envs that declare `key` in their own section, plus `all` if `env.all` does.
+    pub fn envs_declaring(&self, key: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .envs
+            .iter()
+            .filter(|(_, keys)| keys.iter().any(|k| k.key == key))
+            .map(|(e, _)| e.clone())
+            .collect();
+        if self.all.iter().any(|k| k.key == key) {
+            out.push(ENV_ALL.into());
+        }
+        out
+    }
+
+    /// The declared env names, sorted.
+    pub fn env_names(&self) -> Vec<String> {
+        self.envs.keys().cloned().collect()
+    }
+}
+
+fn repo_root_of(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if dir.file_name().is_some_and(|n| n == ".agent") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn merge(
+    raw: &RawManifest,
+    root: &Path,
+    envs: &mut BTreeMap<String, Vec<KeySpec>>,
+    all: &mut Vec<KeySpec>,
+    stack: &mut Vec<PathBuf>,
+    done: &mut BTreeSet<PathBuf>,
+) -> Result<()> {
+    for ext in &raw.extends {
+        let target = root.join(&ext.value);
+        let canon = canonical(&target);
+        if stack.contains(&canon) {
+            let chain: Vec<String> = stack
+                .iter()
+                .chain(std::iter::once(&canon))
+                .map(|p| p.display().to_string())
+                .collect();
+            return Err(raw.error_at(
+                ext.line,
+                ext.column,
+                format!("extends cycle: {}", chain.join(" → ")),
+                Some("remove one of the extends entries that form the cycle".into()),
+            ));
+        }
+        if done.contains(&canon) {
+            continue; // a diamond: already merged through another path
+        }
+        if !target.is_file() {
+            return Err(raw.error_at(
+                ext.line,
+                ext.column,
+                format!(
+                    "extends '{}': no such file ({})",
+                    ext.value,
+                    target.display()
+                ),
+                Some("extends paths are relative to the repository root".into()),
+            ));
+        }
+        let child = RawManifest::read(&target)?;
+        stack.push(canon.clone());
+        merge(&child, root, envs, all, stack, done)?;
+        stack.pop();
+        done.insert(canon);
+    }
+    for (env, keys) in &raw.envs {
+        let slot = envs.entry(env.clone()).or_default();
+        for k in keys {
+            if !slot.iter().any(|s| s.key == k.key) {
+                slot.push(k.clone());
+            }
+        }
+    }
+    for k in &raw.all {
+        if !all.iter().any(|s| s.key == k.key) {
+            all.push(k.clone());
+        }
+    }
+    Ok(())
+}
+
+struct Located<T> {
+    value: T,
+    line: u64,
+    column: u64,
+}
+
+/// One file, schema-checked but not yet merged with what it extends.
+struct RawManifest {
+    path: PathBuf,
+    org: String,
+    extends: Vec<Located<String>>,
+    envs: BTreeMap<String, Vec<KeySpec>>,
+    all: Vec<KeySpec>,
+}
+
+impl RawManifest {
+    fn error_at(&self, line: u64, column: u64, message: String, hint: Option<String>) -> Error {
+        Error::Manifest {
+            path: self.path.clone(),
+            line,
+            column,
+            message,
+            hint,
+        }
+    }
+
+    fn err(&self, node: &Node, message: String, hint: Option<String>) -> Error {
+        self.error_at(
+            node.referenced.line(),
+            node.referenced.column(),
+            message,
+            hint,
+        )
+    }
+
+    fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        let text = String::from_utf8(bytes).map_err(|e| Error::Manifest {
+            path: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+            hint: Some("save keyrack.yml as UTF-8".into()),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    fn parse(path: &Path, text: &str) -> Result<Self> {
+        let mut this = RawManifest {
+            path: path.to_path_buf(),
+            org: String::new(),
+            extends: Vec::new(),
+            envs: BTreeMap::new(),
+            all: Vec::new(),
+        };
+        let doc: Node = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let message = e.to_string();
+            let message = message.lines().next().unwrap_or("invalid YAML").to_string();
+            this.error_at(
+                line,
+                column,
+                format!("invalid YAML: {message}"),
+                Some("fix the YAML syntax at that position".into()),
+            )
+        })?;
+        let entries = match &doc.value {
+            Value::Map(m) => m,
+            Value::Null => {
+                return Err(this.error_at(
+                    1,
+                    1,
+                    "the file is empty".into(),
+                    Some("start it with: org: <your-org>".into()),
+                ))
+            }
+            other => {
+                return Err(this.err(
+                    &doc,
+                    format!(
+                        "expected a mapping at the top level, found {}",
+                        other.kind()
+                    ),
+                    Some("a keyrack.yml starts with: org: <your-org>".into()),
+                ))
+            }
+        };
+        let mut org = None;
+        let mut all_node = None;
+        for (name, node) in entries {
+            match name.as_str() {
+                "org" => match &node.value {
+                    Value::Str(s) => {
+                        slug::validate_org(s).map_err(|e| {
+                            this.err(
+                                node,
+                                e.to_string(),
+                                Some("org is letters, digits, '_' or '-'".into()),
+                            )
+                        })?;
+                        org = Some(s.clone());
+                    }
+                    other => {
+                        return Err(this.err(
+                            node,
+                            format!("org must be a string, found {}", other.kind()),
+                            None,
+                        ))
+                    }
+                },
+                "extends" => {
+                    let items = match &node.value {
+                        Value::Seq(items) => items.clone(),
+                        Value::Str(_) => vec![node.clone()],
+                        Value::Null => vec![],
+                        other => {
+                            return Err(this.err(
+                                node,
+                                format!("extends must be a list of paths, found {}", other.kind()),
+                                None,
+                            ))
+                        }
+                    };
+                    for item in items {
+                        match &item.value {
+                            Value::Str(s) => this.extends.push(Located {
+                                value: s.clone(),
+                                line: item.referenced.line(),
+                                column: item.referenced.column(),
+                            }),
+                            other => {
+                                return Err(this.err(
+                                    &item,
+                                    format!(
+                                        "extends entries must be paths, found {}",
+                                        other.kind()
+                                    ),
+                                    None,
+                                ))
+                            }
+                        }
+                    }
+                }
+                "keys" => {
+                    return Err(this.err(
+                        node,
+                        "the top-level `keys:` map is the old format and is no longer read".into(),
+                        Some(
+                            "declare keys per env instead, e.g.\n  env.test:\n    - XAI_API_KEY"
+                                .into(),
+                        ),
+                    ))
+                }
+                other => match other.strip_prefix("env.") {
+                    Some(env) => {
+                        slug::validate_env(env).map_err(|_| {
+                            this.err(
+                                node,
+                                format!("invalid env name '{env}' (use [a-z][a-z0-9_-]*)"),
+                                Some(format!(
+                                    "rename the section, e.g. env.{}:",
+                                    env.to_lowercase()
+                                )),
+                            )
+                        })?;
+                        if env == ENV_SUDO {
+                            return Err(this.err(node, "env.sudo cannot be declared: sudo keys live only on the host".into(), Some("remove the env.sudo section; set sudo keys with keyrack set --env sudo".into())));
+                        }
+                        let keys = this.keys(node)?;
+                        if env == ENV_ALL {
+                            this.all = keys;
+                            all_node = Some(node.clone());
+                        } else {
+                            this.envs.insert(env.to_string(), keys);
+                        }
+                    }
+                    None => {
+                        return Err(this.err(
+                            node,
+                            format!("unknown top-level field '{other}'"),
+                            Some("allowed: org, extends, env.<name>".into()),
+                        ))
+                    }
+                },
+            }
+        }
+        if let (Some(node), true) = (&all_node, this.envs.is_empty() && this.extends.is_empty()) {
+            return Err(this.err(
+                node,
+                "env.all needs at least one other env section (env.all means \"in every env\")"
+                    .into(),
+                Some("add e.g. env.test: [] next to env.all".into()),
+            ));
+        }
+        this.org = org.ok_or_else(|| {
+            this.error_at(
+                1,
+                1,
+                "missing required field `org`".into(),
+                Some("add a first line: org: <your-org>".into()),
+            )
+        })?;
+        Ok(this)
+    }
+
+    fn keys(&self, section: &Node) -> Result<Vec<KeySpec>> {
+        let items = match &section.value {
+            Value::Seq(items) => items,
+            Value::Null => return Ok(vec![]),
+            other => {
+                return Err(self.err(
+                    section,
+                    format!(
+                        "an env section must be a list of keys, found {}",
+                        other.kind()
+                    ),
+                    Some("write e.g. env.test: [XAI_API_KEY] or a `- KEY` list".into()),
+                ))
+            }
+        };
+        let mut out: Vec<KeySpec> = Vec::new();
+        for item in items {
+            let spec = self.key(item)?;
+            if out.iter().any(|k| k.key == spec.key) {
+                return Err(self.err(
+                    item,
+                    format!("{} is listed twice in this section", spec.key),
+                    Some("remove the duplicate line".into()),
+                ));
+            }
+            out.push(spec);
+        }
+        Ok(out)
+    }
+
+    fn key(&self, item: &Node) -> Result<KeySpec> {
+        let check = |name: &str| {
+            slug::validate_key(name).map_err(|e| {
+                self.err(
+                    item,
+                    e.to_string(),
+                    Some("key names are environment-variable names".into()),
+                )
+            })
+        };
+        match &item.value {
+            Value::Str(name) => {
+                check(name)?;
+                Ok(KeySpec {
+                    key: name.clone(),
+                    optional_if_has: None,
+                    hint: None,
+                })
+            }
+            Value::Map(fields) if fields.iter().any(|(k, _)| k == "key") => {
+                let mut spec = KeySpec {
+                    key: String::new(),
+                    optional_if_has: None,
+                    hint: None,
+                };
+                for (field, value) in fields {
+                    let text = match &value.value {
+                        Value::Str(s) => s.clone(),
+                        other => {
+                            return Err(self.err(
+                                value,
+                                format!("{field} must be a string, found {}", other.kind()),
+                                None,
+                            ))
+                        }
+                    };
+                    match field.as_str() {
+                        "key" => {
+                            check(&text)?;
+                            spec.key = text;
+                        }
+                        "is-optional-if-has" => {
+                            check(&text)?;
+                            spec.optional_if_has = Some(text);
+                        }
+                        "mech" | "hint" => spec.hint = Some(text),
+                        other => {
+                            return Err(self.err(
+                                value,
+                                format!("unknown key field '{other}'"),
+                                Some("allowed: key, is-optional-if-has".into()),
+                            ))
+                        }
+                    }
+                }
+                Ok(spec)
+            }
+            // legacy single-pair form: `- AWS_PROFILE: ephemeral`
+            Value::Map(fields) if fields.len() == 1 => {
+                let (name, value) = &fields[0];
+                check(name)?;
+                let hint = match &value.value {
+                    Value::Str(s) => Some(s.clone()),
+                    Value::Null => None,
+                    other => {
+                        return Err(self.err(
+                            value,
+                            format!(
+                                "legacy `- KEY: hint` entries take a string hint, found {}",
+                                other.kind()
+                            ),
+                            None,
+                        ))
+                    }
+                };
+                Ok(KeySpec {
+                    key: name.clone(),
+                    optional_if_has: None,
+                    hint,
+                })
+            }
+            other => Err(self.err(
+                item,
+                format!(
+                    "a key entry must be a name or a mapping with `key:`, found {}",
+                    other.kind()
+                ),
+                Some("write `- KEY` or `- key: KEY`".into()),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+use super::edit::{add_key, remove_key};
+use super::*;
+
+fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn load(text: &str) -> Result<RepoManifest> {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "keyrack.yml", text);
+    RepoManifest::load(&p)
+}
+
+#[test]
+fn parses_all_entry_forms() {
+    let m = load(
+        "org: acme\nenv.test:\n  - XAI_API_KEY\n  - key: AWS_PROFILE\n    is-optional-if-has: AWS_ACCESS_KEY_ID\n  - LEGACY: ephemeral\nenv.prod: []\nenv.all: [SHARED]\n",
+    )
+    .unwrap();
+    assert_eq!(m.org, "acme");
+    let test: Vec<_> = m.keys_for("test").iter().map(|k| k.key.clone()).collect();
+    assert_eq!(test, ["XAI_API_KEY", "AWS_PROFILE", "LEGACY", "SHARED"]);
+    assert_eq!(m.keys_for("prod").len(), 1);
+    assert_eq!(
+        m.envs["test"][1].optional_if_has.as_deref(),
+        Some("AWS_ACCESS_KEY_ID")
+    );
+    assert!(m.allows("prod", "SHARED"));
+    assert!(!m.allows("prod", "XAI_API_KEY"));
+    assert!(!m.allows("nope", "SHARED"));
+}
+
+#[test]
+fn errors_name_line_and_column() {
+    let e = load("org: acme\nenv.test:\n  - 1BAD\n").unwrap_err();
+    match e {
+        Error::Manifest { line, .. } => assert_eq!(line, 3),
+        other => panic!("{other:?}"),
+    }
+    let e = load("org: acme\nkeys:\n  A: b\n").unwrap_err();
+    assert!(e.to_string().contains("old format"), "{e}");
+    assert!(e.to_string().contains(":2:"), "{e}");
+    let e = load("org: acme\nenv.test: [A\n").unwrap_err();
+    assert!(e.to_string().contains("invalid YAML"), "{e}");
+    let e = load("env.test: []\n").unwrap_err();
+    assert!(e.to_string().contains("org"), "{e}");
+    let e = load("org: acme\nenv.all: [A]\n").unwrap_err();
+    assert!(e.to_string().contains("env.all needs"), "{e}");
+    let e = load("- a\n- b\n").unwrap_err();
+    assert!(e.to_string().contains("mapping"), "{e}");
+}
+
+#[test]
+fn extends_reslugs_and_detects_cycles_not_diamonds() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "a.yml",
+        "org: other\nextends: [c.yml]\nenv.test: [A]\n",
+    );
+    write(
+        d.path(),
+        "b.yml",
+        "org: other2\nextends: [c.yml]\nenv.test: [B]\n",
+    );
+    write(
+        d.path(),
+        "c.yml",
+        "org: base\nenv.test: [C]\nenv.prod: [P]\n",
+    );
+    let root = write(
+        d.path(),
+        "keyrack.yml",
+        "org: acme\nextends: [a.yml, b.yml]\nenv.test: [R]\n",
+    );
+    let m = RepoManifest::load(&root).unwrap();
+    assert_eq!(m.org, "acme");
+    let mut test: Vec<_> = m.keys_for("test").iter().map(|k| k.key.clone()).collect();
+    test.sort();
+    assert_eq!(test, ["A", "B", "C", "R"]);
+    assert!(m.allows("prod", "P"));
+
+    write(
+        d.path(),
+        "c.yml",
+        "org: base\nextends: [keyrack.yml]\nenv.test: [C]\n",
+    );
+    let e = RepoManifest::load(&root).unwrap_err();
+    assert!(e.to_string().contains("cycle"), "{e}");
+}
+
+#[test]
+fn add_and_remove_keep_other_bytes() {
+    let text = "# top comment\norg: acme  # org\n\nenv.test:\n  # keys for tests\n  - A # first\n  - key: B\n    is-optional-if-has: C\n\n# between\nenv.prod: [X, Y] # flow\n";
+    let added = add_key(text, "test", "NEW").unwrap();
+    assert_eq!(
+        added,
+        "# top comment\norg: acme  # org\n\nenv.test:\n  # keys for tests\n  - A # first\n  - key: B\n    is-optional-if-has: C\n  - NEW\n\n# between\nenv.prod: [X, Y] # flow\n"
+    );
+    assert_eq!(remove_key(&added, "test", "NEW").unwrap(), text);
+    assert!(add_key(text, "test", "A").is_none());
+    assert!(add_key(text, "test", "B").is_none());
+
+    let flow = add_key(text, "prod", "Z").unwrap();
+    assert!(flow.contains("env.prod: [X, Y, Z] # flow\n"));
+    assert_eq!(remove_key(&flow, "prod", "Z").unwrap(), text);
+
+    let removed_b = remove_key(text, "test", "B").unwrap();
+    assert!(!removed_b.contains("is-optional-if-has"));
+    assert!(removed_b.contains("  - A # first\n\n# between"));
+
+    let new_section = add_key("org: acme", "dev", "K").unwrap();
+    assert_eq!(new_section, "org: acme\nenv.dev:\n  - K\n");
+    let empty = add_key("org: acme\nenv.test:\nenv.prod: []\n", "test", "K").unwrap();
+    assert_eq!(empty, "org: acme\nenv.test:\n  - K\nenv.prod: []\n");
+    assert_eq!(
+        remove_key("org: a\nenv.t: [K]\n", "t", "K").unwrap(),
+        "org: a\nenv.t: []\n"
+    );
+}
+
+#[test]
+fn edited_files_still_parse_to_the_expected_keys() {
+    let text = "org: acme\nenv.test:\n  - A\nenv.prod: []\n";
+    let t2 = add_key(&add_key(text, "test", "B").unwrap(), "prod", "C").unwrap();
+    let m = load(&t2).unwrap();
+    assert!(m.allows("test", "B"));
+    assert!(m.allows("prod", "C"));
+}

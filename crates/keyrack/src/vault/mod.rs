@@ -1,0 +1,306 @@
+//! Vaults: where a key is stored or referenced, behind one adapter interface.
+//!
+//! Every vault implements [`Vault`]; [`set_proven`] is the shared `set` that stores through the
+//! adapter and then proves the round trip (unlock → get → relock) before anything is recorded.
+//! The conformance suite in `tests/` runs each adapter through the same cases.
+
+pub mod os_daemon;
+pub mod os_direct;
+pub mod os_envvar;
+pub mod os_secure;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::RecipientKey;
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::host_manifest::{now_rfc3339, HostEntry};
+use crate::identity::Identity;
+use crate::mech::Mech;
+use crate::secret::Secret;
+use crate::slug::Slug;
+
+/// The kinds of vault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum VaultKind {
+    /// One age file per key, encrypted to every recipient.
+    #[serde(rename = "os.secure")]
+    OsSecure,
+    /// Plaintext JSON, mode 0600.
+    #[serde(rename = "os.direct")]
+    OsDirect,
+    /// The session daemon's memory only.
+    #[serde(rename = "os.daemon")]
+    OsDaemon,
+    /// The process environment (read-only; the CI path).
+    #[serde(rename = "os.envvar")]
+    OsEnvvar,
+}
+
+impl VaultKind {
+    /// Every vault this build supports.
+    pub const ALL: [VaultKind; 4] = [
+        VaultKind::OsSecure,
+        VaultKind::OsDirect,
+        VaultKind::OsDaemon,
+        VaultKind::OsEnvvar,
+    ];
+
+    /// The canonical name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VaultKind::OsSecure => "os.secure",
+            VaultKind::OsDirect => "os.direct",
+            VaultKind::OsDaemon => "os.daemon",
+            VaultKind::OsEnvvar => "os.envvar",
+        }
+    }
+
+    /// The mech used when `set` is not given one.
+    pub fn default_mech(self) -> Mech {
+        match self {
+            VaultKind::OsDaemon => Mech::Session,
+            _ => Mech::Replica,
+        }
+    }
+
+    /// Whether the vault owns the secret (`del` destroys it) or only references it.
+    pub fn custody(self) -> Custody {
+        Custody::Owns
+    }
+
+    /// The mechs this vault accepts.
+    pub fn mechs(self) -> &'static [Mech] {
+        match self {
+            VaultKind::OsSecure | VaultKind::OsDirect => &[Mech::Replica],
+            VaultKind::OsDaemon => &[Mech::Session, Mech::Replica],
+            VaultKind::OsEnvvar => &[],
+        }
+    }
+}
+
+impl fmt::Display for VaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for VaultKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        VaultKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let later = matches!(s, "aws.config" | "aws.iam.sso" | "aws.params" | "1password");
+                Error::InvalidInput {
+                    what: "vault",
+                    value: s.into(),
+                    reason: if later {
+                        "this vault is not available in this version of keyrack".into()
+                    } else {
+                        "unknown vault".into()
+                    },
+                    hint: Some(format!(
+                        "use one of: {}",
+                        VaultKind::ALL.map(VaultKind::as_str).join(", ")
+                    )),
+                }
+            })
+    }
+}
+
+/// Whether a vault owns its secrets or references them elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Custody {
+    /// `del` destroys the secret.
+    Owns,
+    /// `del` forgets the pointer only.
+    References,
+}
+
+/// An unlocked, usable secret.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    /// The true slug (never the fallback that found it).
+    pub slug: Slug,
+    /// The value.
+    pub secret: Secret,
+    /// Where it came from.
+    pub vault: VaultKind,
+    /// How it was acquired.
+    pub mech: Mech,
+    /// When it stops being usable (unix milliseconds), if it has a horizon of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+}
+
+/// What `unlock` found in the vault.
+#[derive(Debug)]
+pub enum Unlocked {
+    /// The secret is now available through [`Vault::get`].
+    Ready,
+    /// The host entry exists but the vault has no secret for it.
+    Lost(String),
+}
+
+/// What a vault needs from its surroundings.
+#[derive(Clone, Copy)]
+pub struct VaultContext<'a> {
+    /// The keyrack home (owner-scoped).
+    pub home: &'a Home,
+    /// The identity for decryption, when loaded.
+    pub identity: Option<&'a Identity>,
+    /// The recipients new files are encrypted to.
+    pub recipients: &'a [RecipientKey],
+}
+
+/// What [`Vault::store`] wrote, and how to take it back.
+pub struct Stored {
+    /// The external id to keep in the host entry.
+    pub exid: Option<String>,
+    /// Vault metadata to keep in the host entry.
+    pub meta: BTreeMap<String, String>,
+    undo: Box<dyn FnOnce() -> Result<()>>,
+}
+
+impl Stored {
+    /// A store result with an undo step that restores the previous state.
+    pub fn new(
+        exid: Option<String>,
+        meta: BTreeMap<String, String>,
+        undo: impl FnOnce() -> Result<()> + 'static,
+    ) -> Self {
+        Stored {
+            exid,
+            meta,
+            undo: Box::new(undo),
+        }
+    }
+
+    /// Restores what was there before the store.
+    pub fn undo(self) -> Result<()> {
+        (self.undo)()
+    }
+}
+
+/// The vault adapter interface.
+pub trait Vault {
+    /// Which vault this is.
+    fn kind(&self) -> VaultKind;
+    /// Stores (or points at) the secret for `slug`. The returned [`Stored`] can undo it.
+    fn store(&self, slug: &Slug, mech: Mech, secret: &Secret) -> Result<Stored>;
+    /// Whether the key is unlocked in this adapter's session.
+    fn is_unlocked(&self, entry: &HostEntry) -> bool;
+    /// Pulls the secret out of the vault into this adapter's session.
+    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked>;
+    /// The unlocked grant, if any.
+    fn get(&self, entry: &HostEntry) -> Option<Grant>;
+    /// Forgets the unlocked secret.
+    fn relock(&self, entry: &HostEntry) -> Result<()>;
+    /// Destroys (owned) or forgets (referenced) the secret.
+    fn del(&self, entry: &HostEntry) -> Result<()>;
+}
+
+/// Opens the adapter for `kind`.
+pub fn open<'a>(kind: VaultKind, ctx: VaultContext<'a>) -> Box<dyn Vault + 'a> {
+    match kind {
+        VaultKind::OsSecure => Box::new(os_secure::OsSecure::new(ctx)),
+        VaultKind::OsDirect => Box::new(os_direct::OsDirect::new(ctx)),
+        VaultKind::OsDaemon => Box::new(os_daemon::OsDaemon::new(ctx)),
+        VaultKind::OsEnvvar => Box::new(os_envvar::OsEnvvar),
+    }
+}
+
+/// A host entry as it would be recorded after a successful set.
+pub fn provisional_entry(
+    slug: &Slug,
+    kind: VaultKind,
+    mech: Mech,
+    exid: Option<String>,
+    meta: BTreeMap<String, String>,
+) -> HostEntry {
+    let now = now_rfc3339();
+    HostEntry {
+        slug: slug.clone(),
+        vault: kind,
+        mech,
+        exid,
+        env: slug.env().into(),
+        org: slug.org().into(),
+        meta,
+        max_duration: None,
+        created_at: now.clone(),
+        updated_at: now,
+    }
+}
+
+/// The shared `set`: store through the adapter, then prove store → unlock → get (byte-equal) →
+/// relock. On any failure the store is undone and [`Error::RoundTrip`] names the step.
+pub fn set_proven(
+    vault: &dyn Vault,
+    slug: &Slug,
+    mech: Mech,
+    secret: &Secret,
+) -> Result<HostEntry> {
+    if !vault.kind().mechs().contains(&mech) {
+        return Err(Error::InvalidInput {
+            what: "mech",
+            value: mech.to_string(),
+            reason: format!("vault {} does not support this mech", vault.kind()),
+            hint: Some(format!(
+                "use --mech {} or another --vault",
+                vault.kind().default_mech()
+            )),
+        });
+    }
+    let stored = vault.store(slug, mech, secret)?;
+    let entry = provisional_entry(
+        slug,
+        vault.kind(),
+        mech,
+        stored.exid.clone(),
+        stored.meta.clone(),
+    );
+    let fail = |step: &str, reason: String| Error::RoundTrip {
+        slug: slug.to_string(),
+        vault: vault.kind().to_string(),
+        reason: format!("{step}: {reason}"),
+    };
+    let proof = (|| {
+        match vault.unlock(&entry) {
+            Ok(Unlocked::Ready) => {}
+            Ok(Unlocked::Lost(why)) => return Err(fail("unlock", why)),
+            Err(e) => return Err(fail("unlock", e.to_string())),
+        }
+        let grant = vault
+            .get(&entry)
+            .ok_or_else(|| fail("get", "the vault returned nothing after unlock".into()))?;
+        if grant.secret != *secret {
+            return Err(fail(
+                "get",
+                "the value read back differs from the value stored".into(),
+            ));
+        }
+        vault
+            .relock(&entry)
+            .map_err(|e| fail("relock", e.to_string()))?;
+        if vault.is_unlocked(&entry) {
+            return Err(fail("relock", "the key is still unlocked".into()));
+        }
+        Ok(())
+    })();
+    match proof {
+        Ok(()) => Ok(entry),
+        Err(e) => {
+            let _ = vault.relock(&entry);
+            stored.undo()?;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! `os.daemon`: the secret lives only in the session daemon's memory. `set` sends it straight to
+//! the daemon; once the daemon exits, the key is `lost` and must be set again.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use super::{Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use crate::daemon::client::Client;
+use crate::daemon::protocol::{now_ms, RelockScope};
+use crate::error::Result;
+use crate::host_manifest::HostEntry;
+use crate::mech::Mech;
+use crate::secret::Secret;
+use crate::slug::Slug;
+
+/// How long an os.daemon secret lives in the daemon when set.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
+
+/// The os.daemon adapter.
+pub struct OsDaemon {
+    client: Client,
+    unlocked: RefCell<HashMap<Slug, Grant>>,
+}
+
+impl OsDaemon {
+    /// An adapter talking to the context owner's daemon.
+    pub fn new(ctx: VaultContext<'_>) -> Self {
+        OsDaemon {
+            client: Client::new(ctx.home),
+            unlocked: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn held(&self, slug: &Slug) -> Result<Option<Grant>> {
+        Ok(self
+            .client
+            .get(vec![slug.clone()])?
+            .and_then(|mut v| v.pop().flatten())
+            .filter(|g| &g.slug == slug))
+    }
+}
+
+impl Vault for OsDaemon {
+    fn kind(&self) -> VaultKind {
+        VaultKind::OsDaemon
+    }
+
+    fn store(&self, slug: &Slug, mech: Mech, secret: &Secret) -> Result<Stored> {
+        self.client.ensure_running()?;
+        let previous = self.held(slug)?;
+        self.client.unlock(vec![Grant {
+            slug: slug.clone(),
+            secret: secret.clone(),
+            vault: VaultKind::OsDaemon,
+            mech,
+            expires_at: Some(now_ms() + DEFAULT_TTL.as_millis() as u64),
+        }])?;
+        let client = self.client.clone();
+        let slug = slug.clone();
+        Ok(Stored::new(None, BTreeMap::new(), move || match previous {
+            Some(g) => client.unlock(vec![g]).map(|_| ()),
+            None => client
+                .relock(RelockScope::Slugs { slugs: vec![slug] })
+                .map(|_| ()),
+        }))
+    }
+
+    fn is_unlocked(&self, entry: &HostEntry) -> bool {
+        self.unlocked.borrow().contains_key(&entry.slug)
+    }
+
+    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
+        match self.held(&entry.slug)? {
+            Some(g) => {
+                self.unlocked.borrow_mut().insert(entry.slug.clone(), g);
+                Ok(Unlocked::Ready)
+            }
+            None => Ok(Unlocked::Lost(
+                "the session daemon no longer holds it (it exited or the grant expired)".into(),
+            )),
+        }
+    }
+
+    fn get(&self, entry: &HostEntry) -> Option<Grant> {
+        self.unlocked.borrow().get(&entry.slug).cloned()
+    }
+
+    fn relock(&self, entry: &HostEntry) -> Result<()> {
+        // Only this adapter's view: the daemon's copy is the vault itself.
+        self.unlocked.borrow_mut().remove(&entry.slug);
+        Ok(())
+    }
+
+    fn del(&self, entry: &HostEntry) -> Result<()> {
+        self.unlocked.borrow_mut().remove(&entry.slug);
+        self.client
+            .relock(RelockScope::Slugs {
+                slugs: vec![entry.slug.clone()],
+            })
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,120 @@
+//! `os.direct`: plaintext JSON map slug → value at `vault/os.direct/<owner>/direct.json`, 0600.
+//! For values that are not secret enough to encrypt, or machines without an identity.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use super::{Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::home::Home;
+use crate::host_manifest::HostEntry;
+use crate::mech::Mech;
+use crate::secret::Secret;
+use crate::slug::Slug;
+
+type Store = BTreeMap<String, Secret>;
+
+/// The os.direct adapter.
+pub struct OsDirect<'a> {
+    home: &'a Home,
+    unlocked: RefCell<HashMap<Slug, Secret>>,
+}
+
+fn file(home: &Home) -> PathBuf {
+    home.vault_dir("os.direct").join("direct.json")
+}
+
+fn read_store(home: &Home) -> Result<Store> {
+    let path = file(home);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::CorruptFile {
+            path: path.clone(),
+            reason: format!("not a JSON object of strings ({e})"),
+            hint: format!("fix or remove {} and set its keys again", path.display()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Store::new()),
+        Err(e) => Err(Error::io("read", &path, e)),
+    }
+}
+
+fn write_store(home: &Home, store: &Store) -> Result<()> {
+    let path = file(home);
+    fsio::ensure_private_dir(path.parent().expect("has parent"))?;
+    let json = zeroize::Zeroizing::new(serde_json::to_vec_pretty(store).expect("serialises"));
+    fsio::write_atomic(&path, &json, 0o600)
+}
+
+impl<'a> OsDirect<'a> {
+    /// An adapter over the context's home.
+    pub fn new(ctx: VaultContext<'a>) -> Self {
+        OsDirect {
+            home: ctx.home,
+            unlocked: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+impl Vault for OsDirect<'_> {
+    fn kind(&self) -> VaultKind {
+        VaultKind::OsDirect
+    }
+
+    fn store(&self, slug: &Slug, _mech: Mech, secret: &Secret) -> Result<Stored> {
+        let mut store = read_store(self.home)?;
+        let previous = store.insert(slug.to_string(), secret.clone());
+        write_store(self.home, &store)?;
+        let home = self.home.clone();
+        let key = slug.to_string();
+        Ok(Stored::new(None, BTreeMap::new(), move || {
+            let mut store = read_store(&home)?;
+            match previous {
+                Some(v) => store.insert(key, v),
+                None => store.remove(&key),
+            };
+            write_store(&home, &store)
+        }))
+    }
+
+    fn is_unlocked(&self, entry: &HostEntry) -> bool {
+        self.unlocked.borrow().contains_key(&entry.slug)
+    }
+
+    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
+        match read_store(self.home)?.remove(&entry.slug.to_string()) {
+            Some(v) => {
+                self.unlocked.borrow_mut().insert(entry.slug.clone(), v);
+                Ok(Unlocked::Ready)
+            }
+            None => Ok(Unlocked::Lost(format!(
+                "{} has no value for it",
+                file(self.home).display()
+            ))),
+        }
+    }
+
+    fn get(&self, entry: &HostEntry) -> Option<Grant> {
+        self.unlocked.borrow().get(&entry.slug).map(|s| Grant {
+            slug: entry.slug.clone(),
+            secret: s.clone(),
+            vault: VaultKind::OsDirect,
+            mech: entry.mech,
+            expires_at: None,
+        })
+    }
+
+    fn relock(&self, entry: &HostEntry) -> Result<()> {
+        self.unlocked.borrow_mut().remove(&entry.slug);
+        Ok(())
+    }
+
+    fn del(&self, entry: &HostEntry) -> Result<()> {
+        self.unlocked.borrow_mut().remove(&entry.slug);
+        let mut store = read_store(self.home)?;
+        if store.remove(&entry.slug.to_string()).is_some() {
+            write_store(self.home, &store)?;
+        }
+        Ok(())
+    }
+}

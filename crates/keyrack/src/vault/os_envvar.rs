@@ -1,0 +1,67 @@
+//! `os.envvar`: reads `KEY` from the process environment (the CI path). Nothing is stored, so
+//! `set` and `del` are refused.
+
+use super::{Grant, Stored, Unlocked, Vault, VaultKind};
+use crate::error::{Error, Result};
+use crate::host_manifest::HostEntry;
+use crate::mech::Mech;
+use crate::secret::Secret;
+use crate::slug::Slug;
+
+/// The os.envvar adapter.
+pub struct OsEnvvar;
+
+/// Reads `key` from the process environment, if set to valid UTF-8.
+pub fn read(key: &str) -> Option<Secret> {
+    std::env::var(key).ok().map(Secret::new)
+}
+
+fn refused(operation: &'static str, key: &str) -> Error {
+    Error::VaultRefused {
+        vault: "os.envvar".into(),
+        operation,
+        reason: "it only reads the process environment; there is nothing to store".into(),
+        hint: format!(
+            "export {key}=… in the environment that runs keyrack, or use --vault os.secure"
+        ),
+    }
+}
+
+impl Vault for OsEnvvar {
+    fn kind(&self) -> VaultKind {
+        VaultKind::OsEnvvar
+    }
+
+    fn store(&self, slug: &Slug, _mech: Mech, _secret: &Secret) -> Result<Stored> {
+        Err(refused("set", slug.key()))
+    }
+
+    fn is_unlocked(&self, entry: &HostEntry) -> bool {
+        read(entry.slug.key()).is_some()
+    }
+
+    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
+        Ok(match read(entry.slug.key()) {
+            Some(_) => Unlocked::Ready,
+            None => Unlocked::Lost(format!("{} is not in the environment", entry.slug.key())),
+        })
+    }
+
+    fn get(&self, entry: &HostEntry) -> Option<Grant> {
+        read(entry.slug.key()).map(|secret| Grant {
+            slug: entry.slug.clone(),
+            secret,
+            vault: VaultKind::OsEnvvar,
+            mech: entry.mech,
+            expires_at: None,
+        })
+    }
+
+    fn relock(&self, _entry: &HostEntry) -> Result<()> {
+        Ok(())
+    }
+
+    fn del(&self, entry: &HostEntry) -> Result<()> {
+        Err(refused("del", entry.slug.key()))
+    }
+}
