@@ -14,6 +14,13 @@ use crate::home::Home;
 use crate::slug::Slug;
 use crate::vault::Grant;
 
+/// One try at a request.
+enum Attempt {
+    Done(Result<Option<Response>>),
+    /// The connection closed without an answer (a daemon exiting as we connected).
+    Retry,
+}
+
 /// A client for one owner's daemon.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -48,6 +55,20 @@ impl Client {
 
     /// Sends a request. `Ok(None)` when no daemon is running.
     pub fn call(&self, req: &Request) -> Result<Option<Response>> {
+        match self.call_once(req) {
+            // We met a daemon in the middle of exiting: ask once more (a new one, or none).
+            Attempt::Retry => {
+                std::thread::sleep(Duration::from_millis(20));
+                match self.call_once(req) {
+                    Attempt::Done(r) => r,
+                    Attempt::Retry => Ok(None),
+                }
+            }
+            Attempt::Done(r) => r,
+        }
+    }
+
+    fn call_once(&self, req: &Request) -> Attempt {
         let mut stream = match UnixStream::connect(&self.path) {
             Ok(s) => s,
             Err(e)
@@ -56,27 +77,40 @@ impl Client {
                     std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
                 ) =>
             {
-                return Ok(None)
+                return Attempt::Done(Ok(None))
             }
             Err(e) => {
-                return Err(self.err(format!("cannot connect to {}: {e}", self.path.display())))
+                return Attempt::Done(Err(
+                    self.err(format!("cannot connect to {}: {e}", self.path.display()))
+                ))
             }
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
         let mut line = Zeroizing::new(serde_json::to_vec(req).expect("request serialises"));
         line.push(b'\n');
-        stream
-            .write_all(&line)
-            .map_err(|e| self.err(format!("sending the request failed: {e}")))?;
         let mut buf = Zeroizing::new(Vec::with_capacity(512));
-        stream
-            .read_to_end(&mut buf)
-            .map_err(|e| self.err(format!("reading the answer failed: {e}")))?;
-        match serde_json::from_slice::<Response>(&buf) {
+        if let Err(e) = stream
+            .write_all(&line)
+            .and_then(|_| stream.read_to_end(&mut buf))
+        {
+            let reset = matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            );
+            return if reset && buf.is_empty() {
+                Attempt::Retry
+            } else {
+                Attempt::Done(Err(self.err(format!("talking to the daemon failed: {e}"))))
+            };
+        }
+        if buf.is_empty() {
+            return Attempt::Retry;
+        }
+        Attempt::Done(match serde_json::from_slice::<Response>(&buf) {
             Ok(Response::Error { message }) => Err(self.err(message)),
             Ok(r) => Ok(Some(r)),
             Err(e) => Err(self.err(format!("unreadable answer ({e})"))),
-        }
+        })
     }
 
     fn err(&self, message: String) -> Error {

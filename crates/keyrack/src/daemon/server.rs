@@ -105,15 +105,19 @@ impl Server {
             started_at: now_ms(),
         }));
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let path = Arc::new(self.path.clone());
         {
             let state = Arc::clone(&state);
             let idle = self.idle;
             let stop_tx = stop_tx.clone();
+            let path = Arc::clone(&path);
             std::thread::spawn(move || loop {
                 std::thread::sleep(Duration::from_millis(500));
                 let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
                 st.store.sweep(now_ms());
                 if st.store.is_empty() && st.last_request.elapsed() >= idle {
+                    // Unlink first (under the state lock): no new client reaches a dying daemon.
+                    let _ = std::fs::remove_file(path.as_path());
                     let _ = stop_tx.send(());
                     return;
                 }
@@ -132,9 +136,10 @@ impl Server {
                 Ok((stream, _)) => {
                     let state = Arc::clone(&state);
                     let stop_tx = stop_tx.clone();
+                    let path = Arc::clone(&path);
                     std::thread::spawn(move || {
                         let _ = stream.set_nonblocking(false);
-                        if handle(stream, &state, me, my_session) {
+                        if handle(stream, &state, me, my_session, &path) {
                             let _ = stop_tx.send(());
                         }
                     });
@@ -167,7 +172,13 @@ fn harden_process() {
 }
 
 /// Serves one connection; returns true when the daemon was asked to shut down.
-fn handle(stream: UnixStream, state: &Mutex<State>, me: u32, my_session: Option<u32>) -> bool {
+fn handle(
+    stream: UnixStream,
+    state: &Mutex<State>,
+    me: u32,
+    my_session: Option<u32>,
+    socket_path: &Path,
+) -> bool {
     let mut stream = stream;
     if let Some(refusal) = check_peer(&stream, me, my_session) {
         reply(&mut stream, &Response::Error { message: refusal });
@@ -195,6 +206,9 @@ fn handle(stream: UnixStream, state: &Mutex<State>, me: u32, my_session: Option<
             },
             Ok(req) => {
                 let shutdown = matches!(req, Request::Shutdown);
+                if shutdown {
+                    let _ = std::fs::remove_file(socket_path);
+                }
                 let resp = dispatch(req, state);
                 if shutdown {
                     reply(&mut stream, &resp);

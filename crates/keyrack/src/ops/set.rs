@@ -129,12 +129,14 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         }
         _ => None,
     };
-    let relocked = Client::new(rack.home())
-        .relock(RelockScope::Slugs {
-            slugs: vec![slug.clone()],
-        })
-        .map(|v| !v.is_empty())
-        .unwrap_or(false);
+    // A grant of the old value must not outlive this set. os.daemon's grant *is* the new value.
+    let relocked = kind != VaultKind::OsDaemon
+        && Client::new(rack.home())
+            .relock(RelockScope::Slugs {
+                slugs: vec![slug.clone()],
+            })
+            .map(|v| !v.is_empty())
+            .unwrap_or(false);
     Ok(SetReport {
         slug,
         vault: kind,
