@@ -29,7 +29,10 @@ pub struct Sandbox {
 impl Sandbox {
     /// A new sandbox running `bin` (pass `env!("CARGO_BIN_EXE_keyrack")`).
     pub fn new(bin: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("kr").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("kr")
+            .tempdir()
+            .expect("tempdir");
         let root = dir.path().to_path_buf();
         let home = root.join("home");
         let runtime = root.join("run");
@@ -63,9 +66,15 @@ impl Sandbox {
     /// The environment commands run with (nothing inherited but PATH).
     pub fn vars(&self) -> Vec<(String, String)> {
         let mut v = vec![
-            ("PATH".to_string(), std::env::var("PATH").unwrap_or_default()),
+            (
+                "PATH".to_string(),
+                std::env::var("PATH").unwrap_or_default(),
+            ),
             ("HOME".into(), self.home.display().to_string()),
-            ("KEYRACK_HOME".into(), self.keyrack_home.display().to_string()),
+            (
+                "KEYRACK_HOME".into(),
+                self.keyrack_home.display().to_string(),
+            ),
             ("XDG_RUNTIME_DIR".into(), self.runtime.display().to_string()),
             ("NO_COLOR".into(), "1".into()),
             ("USER".into(), "tester".into()),

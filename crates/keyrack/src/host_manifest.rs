@@ -114,7 +114,18 @@ impl HostManifest {
             }
             Err(e) => return Err(Error::io("read", &path, e)),
         };
-        let plain = crypto::decrypt(&path, &data, identity)?;
+        let plain = crypto::decrypt(&path, &data, identity).map_err(|e| match e {
+            Error::CorruptFile { path, reason, .. } => Error::CorruptFile {
+                hint: format!(
+                    "restore {} from a backup; to start over instead: mv {0} {0}.damaged && keyrack init{} (then set its keys again)",
+                    path.display(),
+                    home.owner().flag()
+                ),
+                path,
+                reason,
+            },
+            other => other,
+        })?;
         let manifest: HostManifest =
             serde_json::from_slice(&plain).map_err(|e| Error::CorruptFile {
                 path: path.clone(),

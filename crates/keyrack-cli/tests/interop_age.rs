@@ -1,0 +1,133 @@
+//! Interop with the real `age` CLI: it decrypts our files, and we read files it made.
+
+use std::process::Command;
+
+use keyrack_testkit::{stderr, Sandbox};
+
+fn age(args: &[&str]) -> std::process::Output {
+    Command::new("age")
+        .args(args)
+        .output()
+        .expect("the age CLI is installed (apt-get install age)")
+}
+
+#[test]
+fn age_cli_decrypts_files_made_with_the_generated_identity() {
+    let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
+    s.manifest("org: acme\nenv.test: []\n");
+    s.init();
+    s.set("XAI_API_KEY", "test", "xai-generated\n");
+    let files = s.secure_files();
+    assert_eq!(files.len(), 1);
+    let o = age(&[
+        "-d",
+        "-i",
+        s.identity().to_str().unwrap(),
+        files[0].to_str().unwrap(),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "xai-generated",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // the host manifest too
+    let o = age(&[
+        "-d",
+        "-i",
+        s.identity().to_str().unwrap(),
+        s.keyrack_home.join("host.age").to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["hosts"]["acme.test.XAI_API_KEY"]["vault"], "os.secure");
+}
+
+#[test]
+fn age_cli_decrypts_files_made_with_an_ssh_ed25519_key() {
+    let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
+    s.manifest("org: acme\nenv.test: []\n");
+    let ssh = s.home.join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    let key = ssh.join("id_ed25519");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+    let (_, v) = s.json(&["init"]);
+    assert_eq!(
+        v["identity"],
+        key.to_str().unwrap(),
+        "~/.ssh/id_ed25519 is discovered"
+    );
+    assert!(v["recipient"].as_str().unwrap().starts_with("ssh-ed25519 "));
+    s.set("K", "test", "via-ssh");
+    let o = age(&[
+        "-d",
+        "-i",
+        key.to_str().unwrap(),
+        s.secure_files()[0].to_str().unwrap(),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "via-ssh",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn keyrack_reads_a_file_made_by_the_age_cli() {
+    let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
+    s.manifest("org: acme\nenv.test: []\n");
+    let key = s.root.join("id");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+    s.cmd()
+        .args(["--identity", key.to_str().unwrap(), "init"])
+        .assert()
+        .success();
+    s.cmd()
+        .args([
+            "--identity",
+            key.to_str().unwrap(),
+            "set",
+            "--key",
+            "K",
+            "--env",
+            "test",
+        ])
+        .write_stdin("first")
+        .assert()
+        .success();
+    let file = s.secure_files()[0].clone();
+    let plain = s.root.join("plain");
+    std::fs::write(&plain, "made-by-age-cli").unwrap();
+    let pubfile = format!("{}.pub", key.display());
+    let o = age(&[
+        "-e",
+        "-R",
+        &pubfile,
+        "-o",
+        file.to_str().unwrap(),
+        plain.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = s.run(
+        &[
+            "--identity",
+            key.to_str().unwrap(),
+            "unlock",
+            "--env",
+            "test",
+        ],
+        "",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(s.get_value("K", "test").1, "made-by-age-cli");
+}
