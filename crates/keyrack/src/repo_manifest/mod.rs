@@ -461,7 +461,10 @@ impl RawManifest {
                 self.err(
                     item,
                     e.to_string(),
-                    Some("key names are environment-variable names".into()),
+                    Some(format!(
+                        "rename it in {} to an environment-variable name, e.g. XAI_API_KEY",
+                        self.path.display()
+                    )),
                 )
             })
         };
