@@ -1,0 +1,103 @@
+//! Interactive prompts through a real pty (rexpect): the hidden secret prompt of `set`, and the
+//! passphrase of an encrypted SSH key. Without a TTY, the same commands fail with the flags that
+//! avoid the prompt.
+
+use std::process::Command;
+
+use keyrack_testkit::{stderr, Sandbox};
+use rexpect::session::spawn_command;
+
+fn pty_cmd(s: &Sandbox, args: &[&str]) -> Command {
+    let mut c = Command::new(s.bin());
+    c.env_clear()
+        .current_dir(&s.repo)
+        .envs(s.vars())
+        .env("TERM", "xterm")
+        .args(args);
+    c
+}
+
+#[test]
+fn set_prompts_for_a_hidden_secret_on_a_tty() {
+    let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
+    s.manifest("org: acme\nenv.test: []\n");
+    s.init();
+    let mut p = spawn_command(
+        pty_cmd(&s, &["set", "--key", "TYPED", "--env", "test"]),
+        Some(20_000),
+    )
+    .unwrap();
+    p.exp_string("TYPED:").unwrap();
+    p.send_line("typed-secret-value").unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(rest.contains("round trip"), "{rest}");
+    assert!(
+        !rest.contains("typed-secret-value"),
+        "the secret is never echoed: {rest}"
+    );
+    s.cmd().args(["unlock", "--env", "test"]).assert().success();
+    assert_eq!(s.get_value("TYPED", "test").1, "typed-secret-value");
+}
+
+#[test]
+fn passphrase_protected_ssh_key_asks_once_on_the_terminal() {
+    let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
+    s.manifest("org: acme\nenv.test: []\n");
+    let ssh = s.home.join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    let key = ssh.join("id_ed25519");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "correct horse", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+
+    let mut p = spawn_command(pty_cmd(&s, &["init"]), Some(20_000)).unwrap();
+    p.exp_string("passphrase for").unwrap();
+    p.send_line("correct horse").unwrap();
+    let out = p.exp_eof().unwrap();
+    assert!(out.contains("created"), "{out}");
+
+    // a wrong passphrase is a clear error
+    let mut p = spawn_command(pty_cmd(&s, &["list"]), Some(20_000)).unwrap();
+    p.exp_string("passphrase for").unwrap();
+    p.send_line("wrong").unwrap();
+    let out = p.exp_eof().unwrap();
+    assert!(out.contains("wrong passphrase"), "{out}");
+
+    // without a TTY: fail with the way around the prompt
+    let o = s.run(&["list"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("needs a terminal"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--identity"), "{}", stderr(&o));
+
+    // many keys, one passphrase: set asks once (not again under the lock), unlock asks once
+    for (key, value) in [("A", "value-a"), ("B", "value-b")] {
+        let mut p = spawn_command(
+            pty_cmd(&s, &["set", "--key", key, "--env", "test"]),
+            Some(20_000),
+        )
+        .unwrap();
+        p.exp_string("passphrase for").unwrap();
+        p.send_line("correct horse").unwrap();
+        p.exp_string(&format!("{key}:")).unwrap();
+        p.send_line(value).unwrap();
+        let out = p.exp_eof().unwrap();
+        assert!(!out.contains("passphrase for"), "asked twice: {out}");
+        assert!(out.contains("round trip"), "{out}");
+    }
+    let mut p = spawn_command(pty_cmd(&s, &["unlock", "--env", "test"]), Some(20_000)).unwrap();
+    p.exp_string("passphrase for").unwrap();
+    p.send_line("correct horse").unwrap();
+    let out = p.exp_eof().unwrap();
+    // (inquire redraws the answered prompt line before the tree; a second ask would follow it)
+    let after = &out[out.find("keyrack unlock").expect("tree printed")..];
+    assert!(
+        !after.contains("passphrase for"),
+        "unlock of 2 keys asked twice: {out}"
+    );
+    assert_eq!(out.matches("granted").count(), 2, "{out}");
+    // and the hot path never asks: no TTY needed
+    assert_eq!(s.get_value("B", "test").1, "value-b");
+}
