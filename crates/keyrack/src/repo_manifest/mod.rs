@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::slug::{self, ENV_ALL, ENV_SUDO};
+use serde_saphyr::Spanned;
 use yaml::{Node, Value};
 
 /// The manifest file names, in lookup order, relative to a directory.
@@ -249,6 +250,15 @@ impl RawManifest {
         )
     }
 
+    fn key_err(&self, key: &Spanned<String>, message: String, hint: Option<String>) -> Error {
+        self.error_at(
+            key.referenced.line(),
+            key.referenced.column(),
+            message,
+            hint,
+        )
+    }
+
     fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
         let text = String::from_utf8(bytes).map_err(|e| Error::Manifest {
@@ -310,7 +320,7 @@ impl RawManifest {
         let mut org = None;
         let mut all_node = None;
         for (name, node) in entries {
-            match name.as_str() {
+            match name.value.as_str() {
                 "org" => match &node.value {
                     Value::Str(s) => {
                         slug::validate_org(s).map_err(|e| {
@@ -364,8 +374,8 @@ impl RawManifest {
                     }
                 }
                 "keys" => {
-                    return Err(this.err(
-                        node,
+                    return Err(this.key_err(
+                        name,
                         "the top-level `keys:` map is the old format and is no longer read".into(),
                         Some(
                             "declare keys per env instead, e.g.\n  env.test:\n    - XAI_API_KEY"
@@ -376,8 +386,8 @@ impl RawManifest {
                 other => match other.strip_prefix("env.") {
                     Some(env) => {
                         slug::validate_env(env).map_err(|_| {
-                            this.err(
-                                node,
+                            this.key_err(
+                                name,
                                 format!("invalid env name '{env}' (use [a-z][a-z0-9_-]*)"),
                                 Some(format!(
                                     "rename the section, e.g. env.{}:",
@@ -397,8 +407,8 @@ impl RawManifest {
                         }
                     }
                     None => {
-                        return Err(this.err(
-                            node,
+                        return Err(this.key_err(
+                            name,
                             format!("unknown top-level field '{other}'"),
                             Some("allowed: org, extends, env.<name>".into()),
                         ))
@@ -477,7 +487,7 @@ impl RawManifest {
                     hint: None,
                 })
             }
-            Value::Map(fields) if fields.iter().any(|(k, _)| k == "key") => {
+            Value::Map(fields) if fields.iter().any(|(k, _)| k.value == "key") => {
                 let mut spec = KeySpec {
                     key: String::new(),
                     optional_if_has: None,
@@ -489,12 +499,12 @@ impl RawManifest {
                         other => {
                             return Err(self.err(
                                 value,
-                                format!("{field} must be a string, found {}", other.kind()),
+                                format!("{} must be a string, found {}", field.value, other.kind()),
                                 None,
                             ))
                         }
                     };
-                    match field.as_str() {
+                    match field.value.as_str() {
                         "key" => {
                             check(&text)?;
                             spec.key = text;
@@ -505,8 +515,8 @@ impl RawManifest {
                         }
                         "mech" | "hint" => spec.hint = Some(text),
                         other => {
-                            return Err(self.err(
-                                value,
+                            return Err(self.key_err(
+                                field,
                                 format!("unknown key field '{other}'"),
                                 Some("allowed: key, is-optional-if-has".into()),
                             ))
@@ -518,6 +528,7 @@ impl RawManifest {
             // legacy single-pair form: `- AWS_PROFILE: ephemeral`
             Value::Map(fields) if fields.len() == 1 => {
                 let (name, value) = &fields[0];
+                let name = &name.value;
                 check(name)?;
                 let hint = match &value.value {
                     Value::Str(s) => Some(s.clone()),

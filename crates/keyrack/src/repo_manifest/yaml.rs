@@ -21,8 +21,8 @@ pub enum Value {
     Str(String),
     /// A sequence.
     Seq(Vec<Node>),
-    /// A mapping, in document order (keys are scalars rendered as strings).
-    Map(Vec<(String, Node)>),
+    /// A mapping, in document order (keys are scalars rendered as strings, with positions).
+    Map(Vec<(Spanned<String>, Node)>),
 }
 
 impl Value {
@@ -83,9 +83,12 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<KeyText>()? {
+        while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
             let value = map.next_value::<Node>()?;
-            entries.push((key.0, value));
+            entries.push((
+                Spanned::new(key.value.0, key.referenced, key.defined),
+                value,
+            ));
         }
         Ok(Value::Map(entries))
     }

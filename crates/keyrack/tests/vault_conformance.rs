@@ -1,0 +1,285 @@
+//! One conformance suite for every vault adapter: set (with its proven round trip), unlock,
+//! get, relock, del, and the failure cases. A new vault joins by adding one test below.
+
+use std::cell::Cell;
+
+use keyrack::crypto::RecipientKey;
+use keyrack::daemon::client::Client;
+use keyrack::daemon::server::{Bound, Server};
+use keyrack::home::Home;
+use keyrack::host_manifest::HostEntry;
+use keyrack::identity::{self, Identity};
+use keyrack::mech::Mech;
+use keyrack::secret::Secret;
+use keyrack::slug::{Owner, Slug};
+use keyrack::vault::{self, Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use keyrack::Error;
+
+struct World {
+    _dir: tempfile::TempDir,
+    home: Home,
+    identity: Identity,
+    recipients: Vec<RecipientKey>,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("kr"), Owner::default());
+    let identity = identity::generate(&home.generated_identity()).unwrap();
+    let recipients = vec![identity.recipient().clone()];
+    World {
+        _dir: dir,
+        home,
+        identity,
+        recipients,
+    }
+}
+
+impl World {
+    fn ctx(&self) -> VaultContext<'_> {
+        VaultContext {
+            home: &self.home,
+            identity: Some(&self.identity),
+            recipients: &self.recipients,
+        }
+    }
+}
+
+fn secret(s: &str) -> Secret {
+    Secret::new(s.into())
+}
+
+fn slug(s: &str) -> Slug {
+    Slug::parse(s).unwrap()
+}
+
+fn value_after_unlock(v: &dyn Vault, e: &HostEntry) -> Option<String> {
+    match v.unlock(e).unwrap() {
+        Unlocked::Ready => {
+            let g = v.get(e).map(|g| g.secret.expose().to_string());
+            v.relock(e).unwrap();
+            g
+        }
+        Unlocked::Lost(_) => None,
+    }
+}
+
+/// Wraps a vault and returns a different value from `get`: the round trip must catch it.
+struct Sabotaged<'a> {
+    inner: &'a dyn Vault,
+    gets: Cell<u32>,
+}
+
+impl Vault for Sabotaged<'_> {
+    fn kind(&self) -> VaultKind {
+        self.inner.kind()
+    }
+    fn store(&self, s: &Slug, m: Mech, v: &Secret) -> keyrack::Result<Stored> {
+        self.inner.store(s, m, v)
+    }
+    fn is_unlocked(&self, e: &HostEntry) -> bool {
+        self.inner.is_unlocked(e)
+    }
+    fn unlock(&self, e: &HostEntry) -> keyrack::Result<Unlocked> {
+        self.inner.unlock(e)
+    }
+    fn get(&self, e: &HostEntry) -> Option<Grant> {
+        self.gets.set(self.gets.get() + 1);
+        self.inner.get(e).map(|mut g| {
+            g.secret = secret("tampered");
+            g
+        })
+    }
+    fn relock(&self, e: &HostEntry) -> keyrack::Result<()> {
+        self.inner.relock(e)
+    }
+    fn del(&self, e: &HostEntry) -> keyrack::Result<()> {
+        self.inner.del(e)
+    }
+}
+
+/// The cases every vault that stores secrets must pass.
+fn conformance(v: &dyn Vault) {
+    let kind = v.kind();
+    let mech = kind.default_mech();
+    let s = slug("acme.test.CONFORMANCE_KEY");
+
+    // set proves the round trip and leaves the key relocked
+    let entry = vault::set_proven(v, &s, mech, &secret("first")).unwrap();
+    assert_eq!(entry.vault, kind);
+    assert_eq!(entry.slug, s);
+    assert!(!v.is_unlocked(&entry), "{kind}: set ends relocked");
+    assert!(v.get(&entry).is_none(), "{kind}: nothing granted after set");
+
+    // unlock → get → relock
+    assert!(matches!(v.unlock(&entry).unwrap(), Unlocked::Ready));
+    assert!(v.is_unlocked(&entry));
+    let g = v.get(&entry).unwrap();
+    assert_eq!(g.secret.expose(), "first");
+    assert_eq!(g.slug, s);
+    assert_eq!(g.vault, kind);
+    v.relock(&entry).unwrap();
+    assert!(v.get(&entry).is_none(), "{kind}: relock forgets");
+
+    // set again replaces
+    vault::set_proven(v, &s, mech, &secret("second")).unwrap();
+    assert_eq!(value_after_unlock(v, &entry).as_deref(), Some("second"));
+
+    // values are kept byte for byte (quotes, newlines, unicode)
+    let odd = "line1\nline2 'q' \"dq\" ünïcødé \\ $HOME";
+    let odd_slug = slug("acme.test.ODD");
+    let odd_entry = vault::set_proven(v, &odd_slug, mech, &secret(odd)).unwrap();
+    assert_eq!(value_after_unlock(v, &odd_entry).as_deref(), Some(odd));
+
+    // a read-back that differs fails set, and the previous value survives
+    let sab = Sabotaged {
+        inner: v,
+        gets: Cell::new(0),
+    };
+    let err = vault::set_proven(&sab, &s, mech, &secret("third")).unwrap_err();
+    assert!(matches!(err, Error::RoundTrip { .. }), "{kind}: {err}");
+    assert!(err.to_string().contains("differs"), "{err}");
+    assert!(sab.gets.get() > 0);
+    assert_eq!(
+        value_after_unlock(v, &entry).as_deref(),
+        Some("second"),
+        "{kind}: undo restored the old value"
+    );
+
+    // a failed first set leaves nothing behind
+    let fresh = slug("acme.test.NEVER_KEPT");
+    let err = vault::set_proven(&sab, &fresh, mech, &secret("x")).unwrap_err();
+    assert!(matches!(err, Error::RoundTrip { .. }));
+    let fresh_entry = vault::provisional_entry(&fresh, kind, mech, None, Default::default());
+    assert!(
+        value_after_unlock(v, &fresh_entry).is_none(),
+        "{kind}: nothing kept after a failed set"
+    );
+
+    // an unsupported mech is refused before anything is stored
+    let err = vault::set_proven(v, &fresh, Mech::AwsSso, &secret("x")).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+
+    // del destroys (owned vaults): unlock now reports lost
+    v.del(&entry).unwrap();
+    assert!(
+        value_after_unlock(v, &entry).is_none(),
+        "{kind}: del destroys the secret"
+    );
+    assert!(matches!(v.unlock(&entry).unwrap(), Unlocked::Lost(_)));
+    v.del(&entry).unwrap(); // idempotent
+}
+
+#[test]
+fn os_secure_conforms() {
+    let w = world();
+    let v = vault::open(VaultKind::OsSecure, w.ctx());
+    conformance(v.as_ref());
+}
+
+#[test]
+fn os_direct_conforms() {
+    let w = world();
+    let v = vault::open(VaultKind::OsDirect, w.ctx());
+    conformance(v.as_ref());
+}
+
+#[test]
+fn os_daemon_conforms() {
+    let w = world();
+    let server = match Server::bind(&w.home).unwrap() {
+        Bound::Ready(s) => s,
+        Bound::AlreadyRunning => panic!("fresh home has no daemon"),
+    };
+    std::thread::spawn(move || server.serve());
+    let v = vault::open(VaultKind::OsDaemon, w.ctx());
+    conformance(v.as_ref());
+
+    // after the daemon exits, its keys are lost
+    let s = slug("acme.test.EPHEMERAL");
+    let e = vault::set_proven(v.as_ref(), &s, Mech::Session, &secret("mem")).unwrap();
+    assert!(Client::new(&w.home).shutdown().unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(matches!(v.unlock(&e).unwrap(), Unlocked::Lost(_)));
+}
+
+#[test]
+fn os_envvar_reads_the_environment_and_refuses_to_store() {
+    let w = world();
+    let v = vault::open(VaultKind::OsEnvvar, w.ctx());
+    let err = vault::set_proven(
+        v.as_ref(),
+        &slug("acme.test.PATH"),
+        Mech::Replica,
+        &secret("x"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput { .. } | Error::VaultRefused { .. }),
+        "{err}"
+    );
+    let e = vault::provisional_entry(
+        &slug("acme.test.PATH"),
+        VaultKind::OsEnvvar,
+        Mech::Replica,
+        None,
+        Default::default(),
+    );
+    assert!(matches!(v.unlock(&e).unwrap(), Unlocked::Ready));
+    assert_eq!(
+        v.get(&e).unwrap().secret.expose(),
+        std::env::var("PATH").unwrap()
+    );
+    assert!(matches!(v.del(&e).unwrap_err(), Error::VaultRefused { .. }));
+    let missing = vault::provisional_entry(
+        &slug("acme.test.KEYRACK_SURELY_UNSET_VAR"),
+        VaultKind::OsEnvvar,
+        Mech::Replica,
+        None,
+        Default::default(),
+    );
+    assert!(matches!(v.unlock(&missing).unwrap(), Unlocked::Lost(_)));
+}
+
+#[test]
+fn os_secure_with_recipients_that_exclude_you_fails_set_and_keeps_nothing() {
+    let w = world();
+    let other = age::x25519::Identity::generate().to_public();
+    let recipients = vec![RecipientKey::X25519(other)];
+    let ctx = VaultContext {
+        home: &w.home,
+        identity: Some(&w.identity),
+        recipients: &recipients,
+    };
+    let v = vault::open(VaultKind::OsSecure, ctx);
+    let s = slug("acme.test.UNREADABLE");
+    let err = vault::set_proven(v.as_ref(), &s, Mech::Replica, &secret("x")).unwrap_err();
+    assert!(matches!(err, Error::RoundTrip { .. }), "{err}");
+    assert!(
+        err.to_string().contains("unlock"),
+        "names the failing step: {err}"
+    );
+    assert!(
+        !keyrack::vault::os_secure::file_for(&w.home, &s).exists(),
+        "no file left behind"
+    );
+}
+
+#[test]
+fn os_secure_corrupt_file_is_an_error_not_a_panic() {
+    let w = world();
+    let v = vault::open(VaultKind::OsSecure, w.ctx());
+    let s = slug("acme.test.CORRUPT");
+    let e = vault::set_proven(v.as_ref(), &s, Mech::Replica, &secret("x")).unwrap();
+    let f = keyrack::vault::os_secure::file_for(&w.home, &s);
+    let full = std::fs::read(&f).unwrap();
+    for cut in [0, 10, full.len() / 2, full.len() - 5] {
+        std::fs::write(&f, &full[..cut]).unwrap();
+        let err = v.unlock(&e).unwrap_err();
+        assert!(
+            matches!(err, Error::CorruptFile { .. }),
+            "cut at {cut}: {err}"
+        );
+        assert!(err.fix().is_some());
+    }
+}
