@@ -50,11 +50,13 @@ pub fn add_key(text: &str, env: &str, key: &str) -> Option<String> {
         }
         None => (head + 1, "  ".to_string()),
     };
-    let mut new_line = format!("{indent}- {key}{eol}");
-    if insert_at > 0 && !lines[insert_at - 1].ends_with('\n') {
-        new_line = format!("{eol}{new_line}");
-        new_line.truncate(new_line.len() - eol.len());
-    }
+    // The line before the insertion point may be the file's last line, without a newline.
+    let needs_break = insert_at > 0 && !lines[insert_at - 1].ends_with('\n');
+    let new_line = if needs_break {
+        format!("{eol}{indent}- {key}")
+    } else {
+        format!("{indent}- {key}{eol}")
+    };
     Some(replace_lines(&lines, insert_at, insert_at, &[new_line]))
 }
 
@@ -172,8 +174,8 @@ fn section_end(lines: &[&str], head: usize) -> usize {
 fn block_items(lines: &[&str], head: usize, end: usize) -> Vec<(usize, usize, String)> {
     let mut items: Vec<(usize, usize, String)> = Vec::new();
     let mut item_indent = None;
-    for i in head + 1..end {
-        let line = lines[i].trim_end_matches(['\r', '\n']);
+    for (i, raw) in lines.iter().enumerate().take(end).skip(head + 1) {
+        let line = raw.trim_end_matches(['\r', '\n']);
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
         if trimmed.is_empty() || trimmed.starts_with('#') {

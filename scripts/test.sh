@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. Installs the tools the tests drive (the age CLI for interop,
+# ssh-keygen for SSH identities, fish for shell quoting, python3 + setpriv for the foreign-uid
+# daemon test) when they are missing and this machine can install them (Debian/Ubuntu, root).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+missing=()
+for tool in age age-keygen ssh-keygen fish python3 setpriv; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing test tools for: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq age openssh-client fish python3 util-linux >/dev/null
+  else
+    echo "missing test tools: ${missing[*]} (install: age openssh-client fish python3 util-linux)" >&2
+    exit 1
+  fi
+fi
+cd "$root"
+cargo test --workspace --locked "$@"
