@@ -65,6 +65,9 @@ pub enum Command {
     /// Inspect or stop the session daemon.
     #[command(subcommand)]
     Daemon(DaemonCommand),
+    /// AWS SSO helpers: credential_process, logout.
+    #[command(subcommand)]
+    Aws(AwsCommand),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -129,6 +132,68 @@ pub struct SetArgs {
     /// The longest a grant of this key may live (e.g. 1h).
     #[arg(long, value_name = "DURATION")]
     pub max_duration: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsProfileArgs,
+    #[command(flatten)]
+    pub login: LoginArgs,
+}
+
+/// A new AWS SSO profile, without the guided set-up (aws.config).
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "AWS SSO profile (aws.config)")]
+pub struct AwsProfileArgs {
+    /// AWS access portal start URL.
+    #[arg(long, value_name = "URL")]
+    pub sso_start_url: Option<String>,
+    /// IAM Identity Center region.
+    #[arg(long, value_name = "REGION")]
+    pub sso_region: Option<String>,
+    /// Account id.
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    /// Role (permission set) name.
+    #[arg(long, value_name = "ROLE")]
+    pub role_name: Option<String>,
+    /// Profile name to write in ~/.aws/config.
+    #[arg(long, value_name = "NAME")]
+    pub profile_name: Option<String>,
+    /// The profile's default region (default: the SSO region).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+/// How keyrack may sign in to AWS SSO.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "AWS sign-in")]
+pub struct LoginArgs {
+    /// Sign in with a device code (for SSH sessions or another device's browser).
+    #[arg(long)]
+    pub device_code: bool,
+    /// Give up waiting for the sign-in after this long (default 5m).
+    #[arg(long, value_name = "DURATION")]
+    pub login_timeout: Option<String>,
+    /// Never sign in; fail if the SSO session is not valid.
+    #[arg(long)]
+    pub no_prompt: bool,
+    /// `native` (keyrack's own client, default) or `aws-cli` (runs aws sso login --profile P).
+    #[arg(long, value_name = "DRIVER", value_parser = ["native", "aws-cli"])]
+    pub login_driver: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// Print role credentials for credential_process (JSON, Version 1); never opens a browser.
+    Credentials {
+        /// The profile.
+        #[arg(long)]
+        profile: String,
+    },
+    /// Sign the profile's SSO session out server-side and delete both copies of its token.
+    Logout {
+        /// The profile.
+        #[arg(long)]
+        profile: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -216,6 +281,8 @@ pub struct UnlockArgs {
     /// How long grants live (default 9h; sudo 30m), capped by each key's limits.
     #[arg(long)]
     pub duration: Option<String>,
+    #[command(flatten)]
+    pub login: LoginArgs,
 }
 
 #[derive(Debug, Args)]

@@ -156,6 +156,14 @@ pub enum Error {
         /// The command that sets it.
         hint: String,
     },
+    /// An AWS call or AWS file failed.
+    #[error("{message}")]
+    Aws {
+        /// What happened.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
     /// The session daemon could not be reached or answered with an error.
     #[error("session daemon: {message}")]
     Daemon {
@@ -188,7 +196,8 @@ impl Error {
             | Error::VaultRefused { hint, .. }
             | Error::Recipient { hint, .. }
             | Error::NotSet { hint, .. }
-            | Error::Daemon { hint, .. } => Some(hint.clone()),
+            | Error::Daemon { hint, .. }
+            | Error::Aws { hint, .. } => Some(hint.clone()),
             Error::Io { path, source, .. } => Some(match source.kind() {
                 std::io::ErrorKind::PermissionDenied => format!(
                     "make {} writable by you (ls -ld {0}; chmod u+rwx <dir>), or point KEYRACK_HOME at a writable directory",
@@ -233,6 +242,7 @@ impl Error {
             Error::Recipient { .. } => "recipient",
             Error::NotSet { .. } => "not_set",
             Error::Daemon { .. } => "daemon",
+            Error::Aws { .. } => "aws",
         }
     }
 

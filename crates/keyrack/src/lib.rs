@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod aws;
 pub mod crypto;
 pub mod daemon;
 pub mod error;

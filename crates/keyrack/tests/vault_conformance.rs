@@ -41,6 +41,7 @@ impl World {
             home: &self.home,
             identity: Some(&self.identity),
             recipients: &self.recipients,
+            login: Default::default(),
         }
     }
 }
@@ -250,6 +251,7 @@ fn os_secure_with_recipients_that_exclude_you_fails_set_and_keeps_nothing() {
         home: &w.home,
         identity: Some(&w.identity),
         recipients: &recipients,
+        login: Default::default(),
     };
     let v = vault::open(VaultKind::OsSecure, ctx);
     let s = slug("acme.test.UNREADABLE");

@@ -95,7 +95,7 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
                 &UnlockOptions {
                     env: Some(env),
                     keys,
-                    duration: None,
+                    ..Default::default()
                 },
             )?;
         }

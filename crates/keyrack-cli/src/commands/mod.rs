@@ -1,5 +1,6 @@
 //! One module per command group; each turns arguments into library calls and renders.
 
+mod aws;
 mod del;
 mod get;
 mod init;
@@ -21,6 +22,23 @@ pub struct Ctx {
     pub json: bool,
     pub owner: Owner,
     pub identity: Option<PathBuf>,
+}
+
+/// Sign-in options from flags.
+pub fn login_options(a: &crate::cli::LoginArgs) -> Result<keyrack::aws::login::LoginOptions> {
+    use keyrack::aws::login::{Driver, LoginOptions};
+    let mut o = LoginOptions {
+        device_code: a.device_code,
+        no_prompt: a.no_prompt,
+        ..Default::default()
+    };
+    if let Some(t) = &a.login_timeout {
+        o.timeout = keyrack::ops::set::parse_duration("--login-timeout", t)?;
+    }
+    if a.login_driver.as_deref() == Some("aws-cli") {
+        o.driver = Driver::AwsCli;
+    }
+    Ok(o)
 }
 
 impl Ctx {
@@ -48,6 +66,8 @@ pub fn title(c: &Command) -> &'static str {
         Command::Daemon(DaemonCommand::Status) => "daemon status",
         Command::Daemon(DaemonCommand::Prune) => "daemon prune",
         Command::Daemon(DaemonCommand::Run) => "daemon run",
+        Command::Aws(crate::cli::AwsCommand::Credentials { .. }) => "aws credentials",
+        Command::Aws(crate::cli::AwsCommand::Logout { .. }) => "aws logout",
         Command::Completions { .. } => "completions",
     }
 }
@@ -72,6 +92,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::List(a) => list::run(&ctx, a),
         Command::Del(a) => del::run(&ctx, a),
         Command::Daemon(c) => session::daemon(&ctx, c),
+        Command::Aws(c) => aws::run(&ctx, c),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

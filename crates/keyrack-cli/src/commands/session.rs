@@ -15,6 +15,7 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<i32> {
         env: a.env,
         keys: a.keys,
         duration: a.duration.as_deref().map(unlock::parse_ttl).transpose()?,
+        login: super::login_options(&a.login)?,
     };
     let rows = unlock::unlock(&rack, &opts)?;
     let ok = rows.iter().all(|r| r.status == RowStatus::Granted);

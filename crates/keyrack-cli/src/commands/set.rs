@@ -17,6 +17,15 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
         exid: a.exid,
         max_duration: a.max_duration,
         source: SecretSource::detect(),
+        login: super::login_options(&a.login)?,
+        aws: keyrack::ops::aws::ProfileFlags {
+            sso_start_url: a.aws.sso_start_url,
+            sso_region: a.aws.sso_region,
+            account_id: a.aws.account_id,
+            role_name: a.aws.role_name,
+            profile_name: a.aws.profile_name,
+            region: a.aws.region,
+        },
     };
     let r = set::run(&rack, &opts)?;
     if ctx.json {

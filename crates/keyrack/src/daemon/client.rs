@@ -226,6 +226,42 @@ impl Client {
         }
     }
 
+    /// The aws.config grant of `profile`. `None` when not unlocked (or no daemon).
+    pub fn aws_profile(&self, profile: &str) -> Result<Option<Grant>> {
+        match self.call(&Request::AwsProfile {
+            profile: profile.into(),
+        })? {
+            Some(Response::AwsGrant { grant }) => Ok(grant),
+            Some(r) => Err(self.unexpected(r)),
+            None => Ok(None),
+        }
+    }
+
+    /// Caches renewed role credentials with a grant.
+    pub fn aws_store_credentials(
+        &self,
+        slug: &Slug,
+        credentials: crate::aws::portal::RoleCredentials,
+    ) -> Result<()> {
+        match self.call(&Request::AwsStoreCredentials {
+            slug: slug.clone(),
+            credentials,
+        })? {
+            Some(_) | None => Ok(()),
+        }
+    }
+
+    /// Forgets every grant of an SSO session.
+    pub fn aws_forget_session(&self, session: &str) -> Result<Vec<Slug>> {
+        match self.call(&Request::AwsForgetSession {
+            session: session.into(),
+        })? {
+            Some(Response::Relocked { slugs }) => Ok(slugs),
+            Some(r) => Err(self.unexpected(r)),
+            None => Ok(vec![]),
+        }
+    }
+
     /// Stops the daemon; `false` when none was running.
     pub fn shutdown(&self) -> Result<bool> {
         match self.call(&Request::Shutdown)? {

@@ -28,6 +28,23 @@ pub enum Request {
         /// Which ones.
         scope: RelockScope,
     },
+    /// The aws.config grant of a profile (for `keyrack aws credentials`).
+    AwsProfile {
+        /// The profile name.
+        profile: String,
+    },
+    /// Cache renewed role credentials with an aws.config grant.
+    AwsStoreCredentials {
+        /// The grant's slug.
+        slug: Slug,
+        /// The credentials.
+        credentials: crate::aws::portal::RoleCredentials,
+    },
+    /// Forget every grant of an SSO session (after `keyrack aws logout`).
+    AwsForgetSession {
+        /// The token-cache name.
+        session: String,
+    },
     /// Stop the daemon now.
     Shutdown,
 }
@@ -62,6 +79,9 @@ pub struct HeldGrant {
     pub vault: crate::vault::VaultKind,
     /// Expiry, unix milliseconds.
     pub expires_at: u64,
+    /// The mirrored SSO token file of an aws.config grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso_cache_file: Option<std::path::PathBuf>,
 }
 
 /// The daemon's answer.
@@ -91,6 +111,11 @@ pub enum Response {
     Relocked {
         /// The slugs.
         slugs: Vec<Slug>,
+    },
+    /// The aws.config grant of a profile, if held.
+    AwsGrant {
+        /// The grant.
+        grant: Option<Grant>,
     },
     /// Shutdown acknowledged.
     Bye,

@@ -150,8 +150,12 @@ impl Server {
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         }
-        // Forget everything before leaving.
-        state.lock().unwrap_or_else(|p| p.into_inner()).store = Store::default();
+        // Forget everything before leaving (mirrored SSO tokens included).
+        state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .store
+            .relock(&super::protocol::RelockScope::All);
         let _ = std::fs::remove_file(&self.path);
         Ok(())
     }
@@ -262,8 +266,18 @@ fn dispatch(req: Request, state: &Mutex<State>) -> Response {
         Request::Relock { scope } => Response::Relocked {
             slugs: st.store.relock(&scope),
         },
+        Request::AwsProfile { profile } => Response::AwsGrant {
+            grant: st.store.aws_profile(&profile),
+        },
+        Request::AwsStoreCredentials { slug, credentials } => Response::Stored {
+            count: st.store.aws_store_credentials(&slug, credentials),
+        },
+        Request::AwsForgetSession { session } => Response::Relocked {
+            slugs: st.store.aws_forget_session(&session),
+        },
         Request::Shutdown => {
-            st.store = Store::default();
+            let all = st.store.relock(&super::protocol::RelockScope::All);
+            drop(all);
             Response::Bye
         }
     }

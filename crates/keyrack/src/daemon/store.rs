@@ -22,10 +22,66 @@ impl Store {
             .filter(|(_, g)| g.expires_at.is_none_or(|t| t <= now))
             .map(|(s, _)| s.clone())
             .collect();
-        for s in &expired {
-            self.grants.remove(s);
-        }
+        self.remove(&expired);
         expired
+    }
+
+    /// Removes grants; an SSO token mirrored into `~/.aws/sso/cache` is deleted when the last
+    /// grant of its session goes (so AWS tools stop working exactly when keyrack's grant ends).
+    fn remove(&mut self, slugs: &[Slug]) {
+        let mut files = Vec::new();
+        for s in slugs {
+            if let Some(g) = self.grants.remove(s) {
+                if let Some(aws) = g.aws {
+                    files.push(aws.cache_file);
+                }
+            }
+        }
+        for f in files {
+            let still_used = self
+                .grants
+                .values()
+                .any(|g| g.aws.as_ref().is_some_and(|a| a.cache_file == f));
+            if !still_used {
+                let _ = std::fs::remove_file(&f);
+            }
+        }
+    }
+
+    /// The live aws.config grant of `profile`.
+    pub fn aws_profile(&mut self, profile: &str) -> Option<Grant> {
+        self.sweep(now_ms());
+        self.grants
+            .values()
+            .find(|g| g.aws.as_ref().is_some_and(|a| a.profile == profile))
+            .cloned()
+    }
+
+    /// Caches role credentials with a grant.
+    pub fn aws_store_credentials(
+        &mut self,
+        slug: &Slug,
+        creds: crate::aws::portal::RoleCredentials,
+    ) -> usize {
+        match self.grants.get_mut(slug).and_then(|g| g.aws.as_mut()) {
+            Some(a) => {
+                a.role_credentials = Some(creds);
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// Forgets every grant of an SSO session.
+    pub fn aws_forget_session(&mut self, session: &str) -> Vec<Slug> {
+        let chosen: Vec<Slug> = self
+            .grants
+            .values()
+            .filter(|g| g.aws.as_ref().is_some_and(|a| a.session == session))
+            .map(|g| g.slug.clone())
+            .collect();
+        self.remove(&chosen);
+        chosen
     }
 
     /// Stores grants, replacing any with the same slug. Grants without an expiry are refused.
@@ -65,6 +121,7 @@ impl Store {
                 env: g.slug.env().into(),
                 vault: g.vault,
                 expires_at: g.expires_at.unwrap_or(0),
+                sso_cache_file: g.aws.as_ref().map(|a| a.cache_file.clone()),
             })
             .collect();
         out.sort_by(|a, b| a.slug.cmp(&b.slug));
@@ -83,9 +140,7 @@ impl Store {
             })
             .cloned()
             .collect();
-        for s in &chosen {
-            self.grants.remove(s);
-        }
+        self.remove(&chosen);
         let mut chosen = chosen;
         chosen.sort();
         chosen
@@ -116,6 +171,7 @@ mod tests {
             vault: VaultKind::OsSecure,
             mech: Mech::Replica,
             expires_at: Some(expires_at),
+            aws: None,
         }
     }
 

@@ -50,6 +50,10 @@ pub fn run(rack: &Rack, key: &str, env: Option<&str>, org: Option<&str>) -> Resu
             home: rack.home(),
             identity: Some(rack.identity()?),
             recipients: &recipients,
+            login: crate::aws::login::LoginOptions {
+                no_prompt: true,
+                ..Default::default()
+            },
         };
         vault::open(entry.vault, ctx).del(&entry)?;
         report.vault = Some(entry.vault);

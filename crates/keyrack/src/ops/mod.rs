@@ -5,6 +5,7 @@
 //! - [`unlock`]: pull keys out of vaults into the daemon; relock and status.
 //! - [`get`]: the hot path (`get`, `source`, `exec`): daemon round trip, never decrypts.
 
+pub mod aws;
 pub mod del;
 pub mod get;
 pub mod init;

@@ -33,6 +33,10 @@ pub struct SetOptions {
     pub max_duration: Option<String>,
     /// Where the secret comes from.
     pub source: SecretSource,
+    /// How aws.config may sign in.
+    pub login: crate::aws::login::LoginOptions,
+    /// A new AWS SSO profile described by flags.
+    pub aws: super::aws::ProfileFlags,
 }
 
 /// What `set` did.
@@ -56,8 +60,12 @@ pub struct SetReport {
 }
 
 /// The vault chosen when `set` is not told.
-pub fn default_vault(_key: &str) -> VaultKind {
-    VaultKind::OsSecure
+pub fn default_vault(key: &str) -> VaultKind {
+    if key == "AWS_PROFILE" {
+        VaultKind::AwsConfig
+    } else {
+        VaultKind::OsSecure
+    }
 }
 
 /// Runs `set`.
@@ -84,7 +92,7 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
             ),
         });
     }
-    if opts.exid.is_some() {
+    if opts.exid.is_some() && kind != VaultKind::AwsConfig {
         return Err(Error::InvalidInput {
             what: "--exid",
             value: opts.exid.clone().unwrap_or_default(),
@@ -96,20 +104,61 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         parse_duration("--max-duration", d)?;
     }
     // Fail fast (not initialised, wrong identity) before asking for the secret.
-    rack.host()?;
-    let secret = mech::acquire_secret(&opts.key, opts.source)?;
-
-    let _lock = rack.lock()?;
-    let mut host = rack.host()?;
-    let recipients = host.recipient_keys()?;
+    let recipients = rack.host()?.recipient_keys()?;
     let ctx = VaultContext {
         home: rack.home(),
         identity: Some(rack.identity()?),
         recipients: &recipients,
+        login: opts.login,
     };
+    let prepared = match kind {
+        VaultKind::AwsConfig => Some(super::aws::prepare_profile(
+            &ctx,
+            &scope,
+            opts.exid.as_deref(),
+            &opts.aws,
+            opts.source == SecretSource::Prompt,
+        )?),
+        _ => None,
+    };
+    let secret = match &prepared {
+        Some(p) => crate::secret::Secret::new(p.profile.clone()),
+        None => mech::acquire_secret(&opts.key, opts.source)?,
+    };
+
+    let _lock = rack.lock()?;
+    let mut host = rack.host()?;
     let adapter = vault::open(kind, ctx);
     let previous = host.entry(&slug).cloned();
-    let mut entry = vault::set_proven(adapter.as_ref(), &slug, mech, &secret)?;
+    let proven = vault::set_proven(adapter.as_ref(), &slug, mech, &secret).and_then(|entry| {
+        if kind == VaultKind::AwsConfig {
+            // The spec's last step: a second unlock comes from the encrypted token, no browser.
+            let quiet = VaultContext {
+                login: crate::aws::login::LoginOptions {
+                    no_prompt: true,
+                    ..opts.login
+                },
+                ..ctx
+            };
+            let again = vault::open(kind, quiet);
+            again.unlock(&entry).map_err(|e| Error::RoundTrip {
+                slug: slug.to_string(),
+                vault: kind.to_string(),
+                reason: format!("second unlock without a browser: {e}"),
+            })?;
+            again.relock(&entry)?;
+        }
+        Ok(entry)
+    });
+    let mut entry = match proven {
+        Ok(e) => e,
+        Err(e) => {
+            if let Some(p) = &prepared {
+                p.undo()?;
+            }
+            return Err(e);
+        }
+    };
     entry.max_duration = opts.max_duration.clone();
     if let Some(prev) = &previous {
         entry.created_at = prev.created_at.clone();

@@ -28,6 +28,8 @@ pub struct UnlockOptions {
     pub keys: Vec<String>,
     /// Grant lifetime (default 9h, sudo 30m), capped by each key's maxDuration and expiry.
     pub duration: Option<Duration>,
+    /// How vaults that sign in (aws.config) may do so.
+    pub login: crate::aws::login::LoginOptions,
 }
 
 /// The outcome of one key.
@@ -169,6 +171,7 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<Vec<UnlockRow>> {
         home: rack.home(),
         identity: Some(rack.identity()?),
         recipients: &recipients,
+        login: opts.login,
     };
     let repo = rack.repo()?;
     let owner = rack.home().owner();

@@ -115,8 +115,14 @@ fn add_and_remove_keep_other_bytes() {
     let new_section = add_key("org: acme", "dev", "K").unwrap();
     assert_eq!(new_section, "org: acme\nenv.dev:\n  - K\n");
     // files whose last line has no newline
-    assert_eq!(add_key("org: a\nenv.t:", "t", "K").unwrap(), "org: a\nenv.t:\n  - K");
-    assert_eq!(add_key("org: a\nenv.t:\n  - A", "t", "K").unwrap(), "org: a\nenv.t:\n  - A\n  - K");
+    assert_eq!(
+        add_key("org: a\nenv.t:", "t", "K").unwrap(),
+        "org: a\nenv.t:\n  - K"
+    );
+    assert_eq!(
+        add_key("org: a\nenv.t:\n  - A", "t", "K").unwrap(),
+        "org: a\nenv.t:\n  - A\n  - K"
+    );
     let empty = add_key("org: acme\nenv.test:\nenv.prod: []\n", "test", "K").unwrap();
     assert_eq!(empty, "org: acme\nenv.test:\n  - K\nenv.prod: []\n");
     assert_eq!(

@@ -4,6 +4,7 @@
 //! adapter and then proves the round trip (unlock → get → relock) before anything is recorded.
 //! The conformance suite in `tests/` runs each adapter through the same cases.
 
+pub mod aws_config;
 pub mod os_daemon;
 pub mod os_direct;
 pub mod os_envvar;
@@ -39,15 +40,19 @@ pub enum VaultKind {
     /// The process environment (read-only; the CI path).
     #[serde(rename = "os.envvar")]
     OsEnvvar,
+    /// An AWS SSO profile in `~/.aws/config`, its token kept encrypted (alias `aws.iam.sso`).
+    #[serde(rename = "aws.config", alias = "aws.iam.sso")]
+    AwsConfig,
 }
 
 impl VaultKind {
     /// Every vault this build supports.
-    pub const ALL: [VaultKind; 4] = [
+    pub const ALL: [VaultKind; 5] = [
         VaultKind::OsSecure,
         VaultKind::OsDirect,
         VaultKind::OsDaemon,
         VaultKind::OsEnvvar,
+        VaultKind::AwsConfig,
     ];
 
     /// The canonical name.
@@ -57,6 +62,7 @@ impl VaultKind {
             VaultKind::OsDirect => "os.direct",
             VaultKind::OsDaemon => "os.daemon",
             VaultKind::OsEnvvar => "os.envvar",
+            VaultKind::AwsConfig => "aws.config",
         }
     }
 
@@ -64,13 +70,17 @@ impl VaultKind {
     pub fn default_mech(self) -> Mech {
         match self {
             VaultKind::OsDaemon => Mech::Session,
+            VaultKind::AwsConfig => Mech::AwsSso,
             _ => Mech::Replica,
         }
     }
 
     /// Whether the vault owns the secret (`del` destroys it) or only references it.
     pub fn custody(self) -> Custody {
-        Custody::Owns
+        match self {
+            VaultKind::AwsConfig => Custody::References,
+            _ => Custody::Owns,
+        }
     }
 
     /// The mechs this vault accepts.
@@ -79,6 +89,7 @@ impl VaultKind {
             VaultKind::OsSecure | VaultKind::OsDirect => &[Mech::Replica],
             VaultKind::OsDaemon => &[Mech::Session, Mech::Replica],
             VaultKind::OsEnvvar => &[],
+            VaultKind::AwsConfig => &[Mech::AwsSso],
         }
     }
 }
@@ -92,11 +103,12 @@ impl fmt::Display for VaultKind {
 impl FromStr for VaultKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
+        let s = if s == "aws.iam.sso" { "aws.config" } else { s };
         VaultKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                let later = matches!(s, "aws.config" | "aws.iam.sso" | "aws.params" | "1password");
+                let later = matches!(s, "aws.params" | "1password");
                 Error::InvalidInput {
                     what: "vault",
                     value: s.into(),
@@ -138,6 +150,33 @@ pub struct Grant {
     /// When it stops being usable (unix milliseconds), if it has a horizon of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// AWS SSO details of an aws.config grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsGrant>,
+}
+
+/// What the daemon keeps with an aws.config grant: where the token was mirrored (removed when the
+/// last grant of that session goes) and what `keyrack aws credentials` needs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsGrant {
+    /// The profile name.
+    pub profile: String,
+    /// The token-cache name (sso-session, or the legacy start URL).
+    pub session: String,
+    /// The mirrored `~/.aws/sso/cache/<sha1>.json`.
+    pub cache_file: std::path::PathBuf,
+    /// The SSO region.
+    pub sso_region: String,
+    /// The account id.
+    pub account_id: String,
+    /// The role name.
+    pub role_name: String,
+    /// The SSO access token (to renew role credentials without decrypting).
+    pub access_token: Secret,
+    /// Role credentials, renewed 5 minutes before they expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_credentials: Option<crate::aws::portal::RoleCredentials>,
 }
 
 /// What `unlock` found in the vault.
@@ -158,6 +197,8 @@ pub struct VaultContext<'a> {
     pub identity: Option<&'a Identity>,
     /// The recipients new files are encrypted to.
     pub recipients: &'a [RecipientKey],
+    /// How vaults that sign in (aws.config) may do so.
+    pub login: crate::aws::login::LoginOptions,
 }
 
 /// What [`Vault::store`] wrote, and how to take it back.
@@ -214,6 +255,7 @@ pub fn open<'a>(kind: VaultKind, ctx: VaultContext<'a>) -> Box<dyn Vault + 'a> {
         VaultKind::OsDirect => Box::new(os_direct::OsDirect::new(ctx)),
         VaultKind::OsDaemon => Box::new(os_daemon::OsDaemon::new(ctx)),
         VaultKind::OsEnvvar => Box::new(os_envvar::OsEnvvar),
+        VaultKind::AwsConfig => Box::new(aws_config::AwsConfigVault::new(ctx)),
     }
 }
 

@@ -55,6 +55,7 @@ impl Vault for OsDaemon {
             vault: VaultKind::OsDaemon,
             mech,
             expires_at: Some(now_ms() + DEFAULT_TTL.as_millis() as u64),
+            aws: None,
         }])?;
         let client = self.client.clone();
         let slug = slug.clone();

@@ -101,6 +101,7 @@ impl Vault for OsDirect<'_> {
             vault: VaultKind::OsDirect,
             mech: entry.mech,
             expires_at: None,
+            aws: None,
         })
     }
 

@@ -54,6 +54,7 @@ impl Vault for OsEnvvar {
             vault: VaultKind::OsEnvvar,
             mech: entry.mech,
             expires_at: None,
+            aws: None,
         })
     }
 

@@ -104,6 +104,7 @@ impl Vault for OsSecure<'_> {
             vault: VaultKind::OsSecure,
             mech: entry.mech,
             expires_at: None,
+            aws: None,
         })
     }
 

@@ -1,0 +1,53 @@
+//! `keyrack aws credentials|logout`.
+
+use keyrack::ops::aws;
+use keyrack::vault::VaultContext;
+use keyrack::Result;
+
+use super::Ctx;
+use crate::cli::AwsCommand;
+use crate::render::{print_json, tree, Node};
+
+pub fn run(ctx: &Ctx, c: AwsCommand) -> Result<i32> {
+    let rack = ctx.rack()?;
+    match c {
+        AwsCommand::Credentials { profile } => {
+            let creds = aws::credentials(&rack, &profile)?;
+            // credential_process reads exactly this JSON, with or without --json.
+            print_json(&serde_json::to_value(&creds).expect("json"));
+            Ok(0)
+        }
+        AwsCommand::Logout { profile } => {
+            let host = rack.host()?;
+            let recipients = host.recipient_keys()?;
+            let vctx = VaultContext {
+                home: rack.home(),
+                identity: Some(rack.identity()?),
+                recipients: &recipients,
+                login: keyrack::aws::login::LoginOptions {
+                    no_prompt: true,
+                    ..Default::default()
+                },
+            };
+            let r = aws::logout(&rack, &vctx, &profile)?;
+            if ctx.json {
+                print_json(&serde_json::to_value(&r).expect("json"));
+            } else {
+                let mut n =
+                    Node::new(format!("sso session: {}", r.session)).leaf(if r.signed_out {
+                        "signed out server-side ✓"
+                    } else {
+                        "no token was kept (nothing to sign out)"
+                    });
+                n.push(Node::new(
+                    "token: removed from keyrack and from ~/.aws/sso/cache",
+                ));
+                for s in &r.relocked {
+                    n.push(Node::new(format!("relocked: {s}")));
+                }
+                print!("{}", tree("aws logout", &[n]));
+            }
+            Ok(0)
+        }
+    }
+}

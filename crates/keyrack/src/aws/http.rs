@@ -1,0 +1,212 @@
+//! The blocking HTTP transport for AWS calls, and decoding of AWS error responses
+//! (`x-amzn-ErrorType` header, `{error, error_description}` or `{message}` bodies).
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// What an AWS call can fail with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsError {
+    /// The endpoint could not be reached (DNS, refused, timeout, TLS).
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The service answered with an error.
+    Service {
+        /// HTTP status.
+        status: u16,
+        /// The error type (`UnauthorizedException`, `AuthorizationPendingException`, …).
+        code: String,
+        /// The service's message.
+        message: String,
+    },
+    /// The answer was not what the API documents.
+    Malformed {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl AwsError {
+    /// The error type, when the service gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AwsError::Service { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether the SSO session is dead (sign in again).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, AwsError::Service { status: 401, .. })
+            || self.code().is_some_and(|c| {
+                c.contains("Unauthorized")
+                    || c.contains("InvalidGrant")
+                    || c.contains("ExpiredToken")
+                    || c.contains("InvalidClient")
+            })
+    }
+
+    /// As a keyrack error, with the fix.
+    pub fn into_error(self, doing: &str) -> Error {
+        let (message, hint) = match &self {
+            AwsError::Unreachable { url, reason } => (
+                format!("{doing}: cannot reach {url} ({reason})"),
+                "check the network (and AWS_ENDPOINT_URL_* if set), then retry".to_string(),
+            ),
+            AwsError::Service {
+                status,
+                code,
+                message,
+            } if *status >= 500 => (
+                format!("{doing}: AWS answered {status} {code}: {message}"),
+                "AWS had a fault; retry in a moment".to_string(),
+            ),
+            AwsError::Service {
+                status,
+                code,
+                message,
+            } => (
+                format!("{doing}: AWS answered {status} {code}: {message}"),
+                if self.is_unauthorized() {
+                    "the SSO session is no longer valid: keyrack unlock signs in again".to_string()
+                } else {
+                    "check the SSO settings of the profile (start URL, region, account, role)"
+                        .to_string()
+                },
+            ),
+            AwsError::Malformed { url, reason } => (
+                format!("{doing}: unexpected answer from {url}: {reason}"),
+                "check AWS_ENDPOINT_URL_* points at AWS, then retry".to_string(),
+            ),
+        };
+        Error::Aws { message, hint }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .user_agent(concat!("keyrack/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// A successful answer.
+pub struct Reply {
+    /// The body.
+    pub body: String,
+}
+
+impl Reply {
+    /// Parses the body as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, AwsError> {
+        serde_json::from_str(&self.body).map_err(|e| AwsError::Malformed {
+            url: url.into(),
+            reason: format!("not the documented JSON ({e})"),
+        })
+    }
+}
+
+/// Sends a request; `body` is sent when given.
+pub fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<Reply, AwsError> {
+    let agent = agent();
+    let unreachable = |e: ureq::Error| AwsError::Unreachable {
+        url: url.into(),
+        reason: e.to_string(),
+    };
+    let mut resp = match (method, body) {
+        ("GET", _) => {
+            let mut r = agent.get(url);
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            r.call().map_err(unreachable)?
+        }
+        (_, b) => {
+            let mut r = agent.post(url);
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            match b {
+                Some(b) => r.send(b).map_err(unreachable)?,
+                None => r.send_empty().map_err(unreachable)?,
+            }
+        }
+    };
+    let status = resp.status().as_u16();
+    let error_type = resp
+        .headers()
+        .get("x-amzn-ErrorType")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(':').next().unwrap_or(v).to_string());
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| AwsError::Malformed {
+            url: url.into(),
+            reason: format!("unreadable body ({e})"),
+        })?;
+    if (200..300).contains(&status) {
+        return Ok(Reply { body: text });
+    }
+    let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    let code = error_type
+        .or_else(|| {
+            parsed
+                .get("error")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .or_else(|| {
+            parsed
+                .get("__type")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .or_else(|| xml_tag(&text, "Code"))
+        .unwrap_or_else(|| format!("HTTP{status}"));
+    let message = parsed
+        .get("error_description")
+        .or_else(|| parsed.get("message"))
+        .or_else(|| parsed.get("Message"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .or_else(|| xml_tag(&text, "Message"))
+        .unwrap_or_else(|| text.chars().take(200).collect());
+    Err(AwsError::Service {
+        status,
+        code,
+        message,
+    })
+}
+
+/// The text of the first `<tag>…</tag>` in an XML body.
+pub fn xml_tag(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(xml[start..end].trim().to_string())
+}
+
+/// Percent-encodes a query or form value.
+pub fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+        .to_string()
+        .replace("%2D", "-")
+        .replace("%2E", ".")
+        .replace("%5F", "_")
+        .replace("%7E", "~")
+}

@@ -1,0 +1,409 @@
+//! Signing in to IAM Identity Center.
+//!
+//! - PKCE (default): a loopback listener on 127.0.0.1 with a random port, the browser opened on
+//!   the authorize URL (via `webbrowser`, which honours `$BROWSER`), `state` and the verifier
+//!   checked, a small "you can close this tab" page.
+//! - Device code: `--device-code`, or automatically when no browser can be opened.
+//! - `aws-cli` (opt-in): runs `aws sso login --profile P` and imports the token it wrote.
+//!
+//! The URL (and user code) is always printed on stderr; a spinner shows while waiting; a deadline
+//! ends the wait with a clear error.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use super::endpoints::{endpoint, Service};
+use super::http::{enc, AwsError};
+use super::oidc::{self, Grant, Registration, TokenAnswer};
+use super::token_cache::SsoToken;
+use super::SCOPE;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// How sign-in happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Driver {
+    /// keyrack's own OIDC client (PKCE or device code).
+    #[default]
+    Native,
+    /// `aws sso login --profile P` (opt-in).
+    AwsCli,
+}
+
+/// Sign-in options.
+#[derive(Clone, Copy, Debug)]
+pub struct LoginOptions {
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Use the device-code flow even when a browser could be opened.
+    pub device_code: bool,
+    /// Never sign in: fail with the command that would.
+    pub no_prompt: bool,
+    /// Which driver.
+    pub driver: Driver,
+}
+
+impl Default for LoginOptions {
+    fn default() -> Self {
+        LoginOptions {
+            timeout: Duration::from_secs(300),
+            device_code: false,
+            no_prompt: false,
+            driver: Driver::Native,
+        }
+    }
+}
+
+/// Whether a browser can be opened here (`$BROWSER`, or a graphical session).
+pub fn browser_available() -> bool {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    set("BROWSER") || set("DISPLAY") || set("WAYLAND_DISPLAY") || cfg!(target_os = "macos")
+}
+
+fn open_browser(url: &str) {
+    let url = url.to_string();
+    // In a thread: a browser command that waits would otherwise block the callback listener.
+    std::thread::spawn(move || {
+        let _ = webbrowser::open(&url);
+    });
+}
+
+struct Waiting {
+    bar: indicatif::ProgressBar,
+}
+
+impl Waiting {
+    fn new(what: &str) -> Self {
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("   {spinner} {msg} ({elapsed})")
+                .expect("template"),
+        );
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Waiting { bar }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn token_from(answer: TokenAnswer, reg: &Registration, start_url: &str) -> SsoToken {
+    SsoToken {
+        start_url: start_url.into(),
+        region: reg.region.clone(),
+        access_token: answer.access_token,
+        expires_at: jiff::Timestamp::now()
+            + jiff::SignedDuration::from_secs(answer.expires_in.max(0)),
+        client_id: Some(reg.client_id.clone()),
+        client_secret: Some(reg.client_secret.clone()),
+        registration_expires_at: jiff::Timestamp::from_second(reg.expires_at).ok(),
+        refresh_token: answer.refresh_token,
+    }
+}
+
+/// Refreshes `token` with its refresh token.
+pub fn refresh(token: &SsoToken, reg: &Registration) -> std::result::Result<SsoToken, AwsError> {
+    let rt = token
+        .refresh_token
+        .as_ref()
+        .ok_or_else(|| AwsError::Service {
+            status: 400,
+            code: "InvalidGrantException".into(),
+            message: "no refresh token".into(),
+        })?;
+    let answer = oidc::create_token(reg, Grant::Refresh(rt))?;
+    let mut t = token_from(answer, reg, &token.start_url);
+    if t.refresh_token.is_none() {
+        t.refresh_token = token.refresh_token.clone();
+    }
+    Ok(t)
+}
+
+/// Signs in with keyrack's registered client. `profile` is only used by the aws-cli driver.
+pub fn sign_in(
+    reg: &Registration,
+    start_url: &str,
+    opts: &LoginOptions,
+    profile: Option<&str>,
+) -> Result<SsoToken> {
+    if opts.no_prompt {
+        return Err(Error::Aws {
+            message: format!("signing in to {start_url} is needed, and --no-prompt forbids it"),
+            hint: "run keyrack unlock without --no-prompt (a browser sign-in follows)".into(),
+        });
+    }
+    match opts.driver {
+        Driver::AwsCli => aws_cli(start_url, profile, opts),
+        Driver::Native if opts.device_code || !browser_available() => {
+            device_code(reg, start_url, opts)
+        }
+        Driver::Native => pkce(reg, start_url, opts),
+    }
+}
+
+fn random_string(len: usize, alphabet: &[u8]) -> String {
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    bytes
+        .iter()
+        .map(|b| alphabet[*b as usize % alphabet.len()] as char)
+        .collect()
+}
+
+/// A PKCE verifier: 64 characters of `[A-Za-z0-9-._~]`.
+pub fn pkce_verifier() -> String {
+    random_string(
+        64,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~",
+    )
+}
+
+/// base64url(sha256(verifier)) without padding.
+pub fn pkce_challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+fn timed_out(start_url: &str, opts: &LoginOptions, flow: &str) -> Error {
+    Error::Aws {
+        message: format!(
+            "sign-in to {start_url} did not complete within {} ({flow}); nothing was saved",
+            humantime::format_duration(opts.timeout)
+        ),
+        hint: "run the command again and finish the sign-in in the browser (or pass --login-timeout 10m; --device-code to sign in from another device)".into(),
+    }
+}
+
+fn pkce(reg: &Registration, start_url: &str, opts: &LoginOptions) -> Result<SsoToken> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("listen on", "127.0.0.1", e))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::io("listen on", "127.0.0.1", e))?
+        .port();
+    let redirect_uri = format!("http://127.0.0.1:{port}/oauth/callback");
+    let verifier = pkce_verifier();
+    let state = random_string(32, b"0123456789abcdef");
+    let url = format!(
+        "{}/authorize?response_type=code&client_id={}&redirect_uri={}&state={}&code_challenge_method=S256&scopes={}&code_challenge={}",
+        endpoint(Service::SsoOidc, &reg.region),
+        enc(&reg.client_id),
+        enc(&redirect_uri),
+        state,
+        enc(SCOPE),
+        pkce_challenge(&verifier)
+    );
+    eprintln!("🔐 keyrack sign-in: {start_url}");
+    eprintln!("   ├─ open: {url}");
+    eprintln!("   └─ (the browser opens it; if it does not, open the link yourself)");
+    open_browser(&url);
+    let _spin = Waiting::new("waiting for the browser sign-in…");
+    let deadline = Instant::now() + opts.timeout;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("listen on", "127.0.0.1", e))?;
+    loop {
+        if Instant::now() >= deadline {
+            return Err(timed_out(start_url, opts, "browser"));
+        }
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            Err(e) => return Err(Error::io("accept on", "127.0.0.1", e)),
+        };
+        match callback(stream, &state) {
+            Callback::Code(code) => {
+                let answer = oidc::create_token(
+                    reg,
+                    Grant::AuthorizationCode {
+                        code: &code,
+                        verifier: &verifier,
+                        redirect_uri: &redirect_uri,
+                    },
+                )
+                .map_err(|e| e.into_error("exchanging the sign-in code"))?;
+                return Ok(token_from(answer, reg, start_url));
+            }
+            Callback::Denied(why) => {
+                return Err(Error::Aws {
+                    message: format!("the sign-in was refused in the browser: {why}"),
+                    hint: "run the command again and choose Allow".into(),
+                })
+            }
+            Callback::Ignore => continue,
+        }
+    }
+}
+
+enum Callback {
+    Code(String),
+    Denied(String),
+    Ignore,
+}
+
+fn callback(stream: TcpStream, state: &str) -> Callback {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(&stream);
+    let mut first = String::new();
+    if reader.read_line(&mut first).is_err() {
+        return Callback::Ignore;
+    }
+    let target = first.split_whitespace().nth(1).unwrap_or("");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let respond = |status: &str, body: &str| {
+        let page = format!("<!doctype html><meta charset=utf-8><title>keyrack</title><body style=\"font-family:sans-serif\"><h2>{body}</h2></body>");
+        let _ = write!(&stream, "HTTP/1.1 {status}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}", page.len());
+    };
+    if path != "/oauth/callback" {
+        respond("404 Not Found", "Not found");
+        return Callback::Ignore;
+    }
+    let params: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                percent_encoding::percent_decode_str(&v.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            )
+        })
+        .collect();
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    if get("state").as_deref() != Some(state) {
+        respond(
+            "400 Bad Request",
+            "This sign-in link is not the one keyrack is waiting for.",
+        );
+        return Callback::Ignore;
+    }
+    if let Some(err) = get("error") {
+        respond("200 OK", "Sign-in refused. You can close this tab.");
+        return Callback::Denied(get("error_description").unwrap_or(err));
+    }
+    match get("code") {
+        Some(code) => {
+            respond("200 OK", "keyrack is signed in. You can close this tab.");
+            Callback::Code(code)
+        }
+        None => {
+            respond("400 Bad Request", "No authorization code.");
+            Callback::Ignore
+        }
+    }
+}
+
+fn device_code(reg: &Registration, start_url: &str, opts: &LoginOptions) -> Result<SsoToken> {
+    let auth = oidc::device_authorization(reg, start_url)
+        .map_err(|e| e.into_error("starting the device sign-in"))?;
+    eprintln!("🔐 keyrack sign-in: {start_url}");
+    eprintln!("   ├─ open: {}", auth.verification_uri_complete);
+    eprintln!("   └─ code: {}", auth.user_code);
+    if browser_available() {
+        open_browser(&auth.verification_uri_complete);
+    }
+    let _spin = Waiting::new("waiting for the device sign-in…");
+    let deadline = Instant::now()
+        + opts
+            .timeout
+            .min(Duration::from_secs(auth.expires_in.max(1)));
+    let mut interval = Duration::from_secs(auth.interval.max(1));
+    loop {
+        if Instant::now() + interval > deadline {
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            return Err(timed_out(start_url, opts, "device code"));
+        }
+        std::thread::sleep(interval);
+        match oidc::create_token(reg, Grant::DeviceCode(&auth.device_code)) {
+            Ok(answer) => return Ok(token_from(answer, reg, start_url)),
+            Err(e) => match e.code() {
+                Some(c) if c.contains("AuthorizationPending") => continue,
+                Some(c) if c.contains("SlowDown") => interval += Duration::from_secs(5),
+                Some(c) if c.contains("ExpiredToken") => {
+                    return Err(timed_out(start_url, opts, "the device code expired"))
+                }
+                Some(c) if c.contains("AccessDenied") => {
+                    return Err(Error::Aws {
+                        message: "the device sign-in was denied".into(),
+                        hint: "run the command again and approve the request".into(),
+                    })
+                }
+                _ => return Err(e.into_error("waiting for the device sign-in")),
+            },
+        }
+    }
+}
+
+fn aws_cli(start_url: &str, profile: Option<&str>, opts: &LoginOptions) -> Result<SsoToken> {
+    let profile = profile.ok_or_else(|| Error::Aws {
+        message: "the aws-cli driver signs in through a profile, and none is configured yet".into(),
+        hint:
+            "use the native driver for the first set (default), or pass --exid <existing profile>"
+                .into(),
+    })?;
+    eprintln!("🔐 keyrack sign-in: {start_url}");
+    eprintln!("   └─ running: aws sso login --profile {profile}");
+    let mut child = std::process::Command::new("aws")
+        .args(["sso", "login", "--profile", profile])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .map_err(|e| Error::Aws {
+            message: format!("cannot run the AWS CLI: {e}"),
+            hint: "install it, or use --login-driver native".into(),
+        })?;
+    let deadline = Instant::now() + opts.timeout;
+    let status = loop {
+        if let Some(st) = child
+            .try_wait()
+            .map_err(|e| Error::io("wait for", "aws", e))?
+        {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            return Err(timed_out(start_url, opts, "aws sso login"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if !status.success() {
+        return Err(Error::Aws {
+            message: format!("aws sso login --profile {profile} failed ({status})"),
+            hint: "read its output above, then retry".into(),
+        });
+    }
+    let cfg = super::config_file::AwsConfig::load_default()?;
+    let p = cfg.sso_profile(profile)?;
+    let file = super::token_cache::cache_file(p.cache_name())?;
+    super::token_cache::read(&file)?.ok_or_else(|| Error::Aws {
+        message: format!(
+            "aws sso login succeeded but wrote no token at {}",
+            file.display()
+        ),
+        hint: "check the profile's sso_session settings".into(),
+    })
+}
+
+/// The access token of a sign-in, for display-free checks.
+pub fn bearer(token: &SsoToken) -> &Secret {
+    &token.access_token
+}

@@ -1,0 +1,29 @@
+//! AWS IAM Identity Center (SSO): config file, token cache, the OIDC / portal / STS clients and
+//! native sign-in. Only `unlock`, `set`, `aws …` commands reach this module; `get` never does.
+//!
+//! - [`config_file`]: a line-based `~/.aws/config` reader/editor that keeps every byte it does not own.
+//! - [`token_cache`]: `~/.aws/sso/cache/<sha1>.json` in the exact shape botocore and aws-config read.
+//! - [`endpoints`]: endpoint resolution honouring `AWS_ENDPOINT_URL_*`.
+//! - [`http`]: the blocking HTTP transport and AWS error decoding.
+//! - [`oidc`], [`portal`], [`sts`]: the three services.
+//! - [`login`]: PKCE (loopback) and device-code sign-in, and the opt-in `aws sso login` driver.
+
+pub mod config_file;
+pub mod endpoints;
+pub mod http;
+pub mod login;
+pub mod oidc;
+pub mod portal;
+pub mod sts;
+pub mod token_cache;
+
+/// The OAuth scope that makes SSO tokens refreshable.
+pub const SCOPE: &str = "sso:account:access";
+
+/// The OIDC client name keyrack registers (shown in the one-time consent prompt).
+pub fn client_name() -> String {
+    std::env::var("KEYRACK_AWS_CLIENT_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "keyrack".into())
+}

@@ -1,0 +1,180 @@
+//! SSO OIDC: client registration, device authorization, tokens (device code, authorization code
+//! with PKCE, refresh). Unsigned REST-JSON at `https://oidc.{region}.amazonaws.com`.
+
+use serde::{Deserialize, Serialize};
+
+use super::endpoints::{endpoint, Service};
+use super::http::{self, AwsError};
+use super::SCOPE;
+use crate::secret::Secret;
+
+/// The redirect URI registered for PKCE (the port is added per sign-in).
+pub const REDIRECT_URI: &str = "http://127.0.0.1/oauth/callback";
+
+/// A registered OIDC client (cached, encrypted, until it expires: ~90 days).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    /// The SSO region it was registered in.
+    pub region: String,
+    /// The start URL (issuer) it was registered for.
+    pub start_url: String,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: Secret,
+    /// Unix seconds when the registration expires.
+    pub expires_at: i64,
+}
+
+impl Registration {
+    /// Whether it is still valid for at least an hour.
+    pub fn is_fresh(&self) -> bool {
+        self.expires_at > jiff::Timestamp::now().as_second() + 3600
+    }
+}
+
+/// Registers a public client named `name` for PKCE, device code and refresh.
+pub fn register(region: &str, start_url: &str, name: &str) -> Result<Registration, AwsError> {
+    let url = format!("{}/client/register", endpoint(Service::SsoOidc, region));
+    let body = serde_json::json!({
+        "clientName": name,
+        "clientType": "public",
+        "scopes": [SCOPE],
+        "grantTypes": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
+        "redirectUris": [REDIRECT_URI],
+        "issuerUrl": start_url,
+    });
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Out {
+        client_id: String,
+        client_secret: String,
+        client_secret_expires_at: i64,
+    }
+    let out: Out = http::send(
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        Some(&body.to_string()),
+    )?
+    .json(&url)?;
+    Ok(Registration {
+        region: region.into(),
+        start_url: start_url.into(),
+        client_id: out.client_id,
+        client_secret: Secret::new(out.client_secret),
+        expires_at: out.client_secret_expires_at,
+    })
+}
+
+/// A started device authorization.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceAuthorization {
+    /// Polled with.
+    pub device_code: String,
+    /// Shown to the user.
+    pub user_code: String,
+    /// Where the user confirms.
+    pub verification_uri_complete: String,
+    /// Seconds until the device code expires.
+    pub expires_in: u64,
+    /// Seconds between polls.
+    #[serde(default = "default_interval")]
+    pub interval: u64,
+}
+
+fn default_interval() -> u64 {
+    5
+}
+
+/// Starts a device authorization.
+pub fn device_authorization(
+    reg: &Registration,
+    start_url: &str,
+) -> Result<DeviceAuthorization, AwsError> {
+    let url = format!(
+        "{}/device_authorization",
+        endpoint(Service::SsoOidc, &reg.region)
+    );
+    let body = serde_json::json!({
+        "clientId": reg.client_id,
+        "clientSecret": reg.client_secret.expose(),
+        "startUrl": start_url,
+    });
+    http::send(
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        Some(&body.to_string()),
+    )?
+    .json(&url)
+}
+
+/// How a token is obtained.
+pub enum Grant<'a> {
+    /// Device code flow.
+    DeviceCode(&'a str),
+    /// Authorization code with PKCE.
+    AuthorizationCode {
+        /// The code from the redirect.
+        code: &'a str,
+        /// The PKCE verifier.
+        verifier: &'a str,
+        /// The exact redirect URI used.
+        redirect_uri: &'a str,
+    },
+    /// A refresh.
+    Refresh(&'a Secret),
+}
+
+/// A token answer.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenAnswer {
+    /// The access token.
+    pub access_token: Secret,
+    /// Seconds it lives.
+    pub expires_in: i64,
+    /// A (new) refresh token.
+    #[serde(default)]
+    pub refresh_token: Option<Secret>,
+}
+
+/// Exchanges a grant for a token.
+pub fn create_token(reg: &Registration, grant: Grant<'_>) -> Result<TokenAnswer, AwsError> {
+    let url = format!("{}/token", endpoint(Service::SsoOidc, &reg.region));
+    let mut body = serde_json::json!({
+        "clientId": reg.client_id,
+        "clientSecret": reg.client_secret.expose(),
+    });
+    match grant {
+        Grant::DeviceCode(code) => {
+            body["grantType"] = "urn:ietf:params:oauth:grant-type:device_code".into();
+            body["deviceCode"] = code.into();
+        }
+        Grant::AuthorizationCode {
+            code,
+            verifier,
+            redirect_uri,
+        } => {
+            body["grantType"] = "authorization_code".into();
+            body["code"] = code.into();
+            body["codeVerifier"] = verifier.into();
+            body["redirectUri"] = redirect_uri.into();
+        }
+        Grant::Refresh(token) => {
+            body["grantType"] = "refresh_token".into();
+            body["refreshToken"] = token.expose().into();
+        }
+    }
+    let body = zeroize::Zeroizing::new(body.to_string());
+    http::send(
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        Some(&body),
+    )?
+    .json(&url)
+}

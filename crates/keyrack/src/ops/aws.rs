@@ -1,0 +1,434 @@
+//! AWS SSO operations: preparing the profile behind `set --key AWS_PROFILE` (guided on a TTY or
+//! from flags), `keyrack aws credentials` (credential_process), `keyrack aws logout`.
+
+use serde::Serialize;
+
+use super::{Rack, Scope};
+use crate::aws::config_file::{AwsConfig, Section};
+use crate::aws::portal::{self, RoleCredentials};
+use crate::aws::token_cache::format_z;
+use crate::daemon::client::Client;
+use crate::daemon::protocol::now_ms;
+use crate::error::{Error, Result};
+use crate::slug::ORG_ALL;
+use crate::vault::aws_config::Sessions;
+use crate::vault::VaultContext;
+
+/// Flags that describe a profile to write without the wizard.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileFlags {
+    /// Portal start URL.
+    pub sso_start_url: Option<String>,
+    /// SSO region.
+    pub sso_region: Option<String>,
+    /// Account id.
+    pub account_id: Option<String>,
+    /// Role name.
+    pub role_name: Option<String>,
+    /// Profile name to write.
+    pub profile_name: Option<String>,
+    /// The profile's default region (default: the SSO region).
+    pub region: Option<String>,
+}
+
+impl ProfileFlags {
+    fn complete(&self) -> Option<(&str, &str, &str, &str, &str)> {
+        Some((
+            self.sso_start_url.as_deref()?,
+            self.sso_region.as_deref()?,
+            self.account_id.as_deref()?,
+            self.role_name.as_deref()?,
+            self.profile_name.as_deref()?,
+        ))
+    }
+
+    fn any(&self) -> bool {
+        self.sso_start_url.is_some()
+            || self.sso_region.is_some()
+            || self.account_id.is_some()
+            || self.role_name.is_some()
+            || self.profile_name.is_some()
+    }
+}
+
+const FLAGS_HINT: &str = "pass --exid <existing profile>, or all of --sso-start-url <url> --sso-region <region> --account-id <id> --role-name <role> --profile-name <name>";
+
+/// The profile a `set` of an aws.config key will record, and the config text to restore if the
+/// set fails (when it was changed).
+pub struct Prepared {
+    /// The profile name (the key's value).
+    pub profile: String,
+    /// The config file as it was, when keyrack changed it.
+    pub restore: Option<(std::path::PathBuf, String)>,
+}
+
+impl Prepared {
+    /// Puts the config file back as it was.
+    pub fn undo(&self) -> Result<()> {
+        if let Some((path, text)) = &self.restore {
+            crate::fsio::write_atomic(path, text.as_bytes(), 0o600)?;
+        }
+        Ok(())
+    }
+}
+
+fn session_name_for(cfg: &AwsConfig, scope: &Scope, start_url: &str) -> String {
+    if let Some(existing) = cfg.session_for_url(start_url) {
+        return existing;
+    }
+    let base = if scope.org != ORG_ALL {
+        scope.org.clone()
+    } else {
+        start_url
+            .split("://")
+            .nth(1)
+            .and_then(|h| h.split('.').next())
+            .unwrap_or("sso")
+            .to_string()
+    };
+    let taken: Vec<String> = cfg.sso_sessions().into_iter().map(|(n, _, _)| n).collect();
+    let mut name = base.clone();
+    let mut i = 2;
+    while taken.contains(&name) {
+        name = format!("{base}-{i}");
+        i += 1;
+    }
+    name
+}
+
+/// Writes `[profile]` + `[sso-session]` in the spec's exact shape; returns whether anything changed.
+fn write_profile(
+    cfg: &mut AwsConfig,
+    session: &str,
+    start_url: &str,
+    sso_region: &str,
+    account: &str,
+    role: &str,
+    profile: &str,
+    region: &str,
+) -> bool {
+    let a = cfg.set_section(
+        &Section::profile(profile),
+        &[
+            ("sso_session", session),
+            ("sso_account_id", account),
+            ("sso_role_name", role),
+            ("region", region),
+        ],
+    );
+    let b = cfg.set_section(
+        &Section::SsoSession(session.into()),
+        &[
+            ("sso_start_url", start_url),
+            ("sso_region", sso_region),
+            ("sso_registration_scopes", crate::aws::SCOPE),
+        ],
+    );
+    a || b
+}
+
+/// Decides (and writes, when needed) the profile for an aws.config `set`.
+pub fn prepare_profile(
+    ctx: &VaultContext<'_>,
+    scope: &Scope,
+    exid: Option<&str>,
+    flags: &ProfileFlags,
+    interactive: bool,
+) -> Result<Prepared> {
+    let mut cfg = AwsConfig::load_default()?;
+    let original = cfg.text();
+    if let Some(name) = exid {
+        if flags.any() {
+            return Err(Error::InvalidInput {
+                what: "--exid",
+                value: name.into(),
+                reason: "--exid names an existing profile; the --sso-*/--account-id/--role-name flags describe a new one".into(),
+                hint: Some("pass one or the other".into()),
+            });
+        }
+        cfg.sso_profile(name)?; // must exist and be an SSO profile
+        return Ok(Prepared {
+            profile: name.into(),
+            restore: None,
+        });
+    }
+    if let Some((url, sso_region, account, role, profile)) = flags.complete() {
+        let session = session_name_for(&cfg, scope, url);
+        let region = flags
+            .region
+            .clone()
+            .unwrap_or_else(|| sso_region.to_string());
+        let changed = write_profile(
+            &mut cfg, &session, url, sso_region, account, role, profile, &region,
+        );
+        if changed {
+            cfg.save()?;
+        }
+        return Ok(Prepared {
+            profile: profile.into(),
+            restore: changed.then(|| (cfg.path().to_path_buf(), original)),
+        });
+    }
+    if !interactive {
+        return Err(Error::NeedsTty {
+            what: "choosing the AWS SSO profile".into(),
+            hint: FLAGS_HINT.into(),
+        });
+    }
+    wizard(ctx, scope, &mut cfg, flags, original)
+}
+
+fn ask<T>(r: std::result::Result<T, inquire::InquireError>) -> Result<T> {
+    r.map_err(|e| Error::NeedsTty {
+        what: "the AWS SSO set-up".into(),
+        hint: format!("it was interrupted ({e}); run it again, or {FLAGS_HINT}"),
+    })
+}
+
+fn wizard(
+    ctx: &VaultContext<'_>,
+    scope: &Scope,
+    cfg: &mut AwsConfig,
+    flags: &ProfileFlags,
+    original: String,
+) -> Result<Prepared> {
+    let known = cfg.sso_sessions();
+    let (url, sso_region) = match (&flags.sso_start_url, &flags.sso_region) {
+        (Some(u), Some(r)) => (u.clone(), r.clone()),
+        _ => {
+            const NEW: &str = "another start URL…";
+            let mut choices: Vec<String> = known
+                .iter()
+                .map(|(n, u, r)| format!("{u}  ({n}, {r})"))
+                .collect();
+            choices.push(NEW.into());
+            let pick = if known.is_empty() {
+                NEW.to_string()
+            } else {
+                ask(inquire::Select::new("AWS access portal:", choices).prompt())?
+            };
+            match known
+                .iter()
+                .find(|(n, u, r)| pick == format!("{u}  ({n}, {r})"))
+            {
+                Some((_, u, r)) => (u.clone(), r.clone()),
+                None => {
+                    let url = ask(inquire::Text::new("start URL:")
+                        .with_placeholder("https://d-1234567890.awsapps.com/start")
+                        .prompt())?;
+                    let region = ask(inquire::Text::new("SSO region:")
+                        .with_default("us-east-1")
+                        .prompt())?;
+                    (url.trim().to_string(), region.trim().to_string())
+                }
+            }
+        }
+    };
+    let session = session_name_for(cfg, scope, &url);
+    let sessions = Sessions::new(ctx)?;
+    let region_for_check = sso_region.clone();
+    let live = sessions.live(&session, &url, &sso_region, None, &move |t| {
+        portal::list_accounts(&region_for_check, &t.access_token).map(|_| None)
+    })?;
+    let accounts = portal::list_accounts(&sso_region, &live.token.access_token)
+        .map_err(|e| e.into_error("listing your AWS accounts"))?;
+    if accounts.is_empty() {
+        return Err(Error::Aws {
+            message: format!("no AWS account is assigned to you at {url}"),
+            hint:
+                "ask your AWS administrator for an account assignment, then run keyrack set again"
+                    .into(),
+        });
+    }
+    let labels: Vec<String> = accounts
+        .iter()
+        .map(|a| format!("{} ({}) {}", a.account_name, a.account_id, a.email_address))
+        .collect();
+    let chosen = ask(inquire::Select::new("account:", labels.clone())
+        .with_page_size(12)
+        .prompt())?;
+    let account = &accounts[labels
+        .iter()
+        .position(|l| *l == chosen)
+        .expect("chosen from list")];
+    let roles = portal::list_roles(&sso_region, &live.token.access_token, &account.account_id)
+        .map_err(|e| e.into_error("listing your roles"))?;
+    let role = match roles.as_slice() {
+        [] => {
+            return Err(Error::Aws {
+                message: format!("no role is assigned to you in {}", account.account_name),
+                hint: "pick another account, or ask for a permission set".into(),
+            })
+        }
+        [one] => one.clone(),
+        _ => ask(inquire::Select::new("role:", roles.clone()).prompt())?,
+    };
+    let slugify = |s: &str| {
+        s.to_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect::<String>()
+    };
+    let suggested = format!(
+        "{}.{}",
+        if scope.org == ORG_ALL {
+            session.clone()
+        } else {
+            scope.org.clone()
+        },
+        slugify(&account.account_name)
+    );
+    let profile = ask(inquire::Text::new("profile name:")
+        .with_default(&suggested)
+        .prompt())?;
+    let region = flags.region.clone().unwrap_or_else(|| sso_region.clone());
+    let before = cfg.section_text(&Section::profile(&profile));
+    let mut next = AwsConfig::load(cfg.path())?;
+    write_profile(
+        &mut next,
+        &session,
+        &url,
+        &sso_region,
+        &account.account_id,
+        &role,
+        &profile,
+        &region,
+    );
+    let after = next.section_text(&Section::profile(&profile));
+    if let Some(before) = &before {
+        if Some(before) != after.as_ref() {
+            eprintln!(
+                "profile {profile} exists in {} and would change:",
+                cfg.path().display()
+            );
+            for l in before.lines() {
+                eprintln!("  - {l}");
+            }
+            for l in after.as_deref().unwrap_or("").lines() {
+                eprintln!("  + {l}");
+            }
+            if !ask(inquire::Confirm::new("change it?")
+                .with_default(false)
+                .prompt())?
+            {
+                return Err(Error::Aws {
+                    message: format!("profile {profile} was left as it is"),
+                    hint: format!("choose another profile name, or reuse it unchanged: keyrack set --key AWS_PROFILE --exid {profile}"),
+                });
+            }
+        }
+    }
+    let changed = next.text() != original;
+    if changed {
+        next.save()?;
+    }
+    Ok(Prepared {
+        profile,
+        restore: changed.then(|| (next.path().to_path_buf(), original)),
+    })
+}
+
+/// The `credential_process` answer (Version 1).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProcessCredentials {
+    /// Always 1.
+    pub version: u32,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Session token.
+    pub session_token: String,
+    /// RFC 3339 expiry.
+    pub expiration: String,
+}
+
+/// Role credentials for an unlocked profile, from the daemon (renewed 5 minutes before they
+/// expire, with the SSO token the daemon holds). Never opens a browser.
+pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
+    let client = Client::new(rack.home());
+    let locked = || {
+        Error::NotSet {
+        slug: format!("AWS profile {profile}"),
+        hint: "unlock it (this never opens a browser here): keyrack unlock --key AWS_PROFILE --env <env>, in the repository that uses it".into(),
+    }
+    };
+    let grant = client.aws_profile(profile)?.ok_or_else(locked)?;
+    let aws = grant.aws.clone().ok_or_else(locked)?;
+    let fresh = |c: &RoleCredentials| c.expiration > now_ms() + 5 * 60 * 1000;
+    let creds = match aws.role_credentials.filter(fresh) {
+        Some(c) => c,
+        None => {
+            let c = portal::role_credentials(
+                &aws.sso_region,
+                &aws.access_token,
+                &aws.account_id,
+                &aws.role_name,
+            )
+            .map_err(|e| {
+                if e.is_unauthorized() {
+                    Error::NotSet {
+                        slug: format!("AWS profile {profile}"),
+                        hint: "the SSO session ended: keyrack unlock --key AWS_PROFILE --env <env>"
+                            .into(),
+                    }
+                } else {
+                    e.into_error("renewing role credentials")
+                }
+            })?;
+            client.aws_store_credentials(&grant.slug, c.clone())?;
+            c
+        }
+    };
+    let expiration = jiff::Timestamp::from_millisecond(creds.expiration as i64)
+        .map(format_z)
+        .unwrap_or_default();
+    Ok(ProcessCredentials {
+        version: 1,
+        access_key_id: creds.access_key_id,
+        secret_access_key: creds.secret_access_key.expose().to_string(),
+        session_token: creds.session_token.expose().to_string(),
+        expiration,
+    })
+}
+
+/// What `aws logout` did.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutReport {
+    /// The token-cache name of the session.
+    pub session: String,
+    /// Whether the server-side sign-out was done (false: there was no token).
+    pub signed_out: bool,
+    /// Grants dropped from the daemon.
+    pub relocked: Vec<String>,
+}
+
+/// Signs the profile's SSO session out server-side and deletes both copies of its token.
+pub fn logout(rack: &Rack, ctx: &VaultContext<'_>, profile: &str) -> Result<LogoutReport> {
+    let p = AwsConfig::load_default()?.sso_profile(profile)?;
+    let sessions = Sessions::new(ctx)?;
+    let token = sessions.token(p.cache_name())?;
+    let signed_out = match &token {
+        Some(t) => match portal::logout(&p.sso_region, &t.access_token) {
+            Ok(()) => true,
+            Err(e) if e.is_unauthorized() => true,
+            Err(e) => return Err(e.into_error("signing out")),
+        },
+        None => false,
+    };
+    sessions.forget(p.cache_name())?;
+    let relocked = Client::new(rack.home()).aws_forget_session(p.cache_name())?;
+    Ok(LogoutReport {
+        session: p.cache_name().to_string(),
+        signed_out,
+        relocked: relocked.into_iter().map(|s| s.to_string()).collect(),
+    })
+}

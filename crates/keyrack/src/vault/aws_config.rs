@@ -1,0 +1,416 @@
+//! `aws.config` (alias `aws.iam.sso`): the value is an AWS SSO **profile name**; the profile
+//! lives in `~/.aws/config`, and its SSO token bundle is kept encrypted like an os.secure file.
+//!
+//! `unlock` decrypts the bundle, decides validity **server-side** (GetRoleCredentials for the
+//! profile's account/role; refresh when near expiry; sign in when dead), enforces the SSO user
+//! recorded at set, and mirrors the token into `~/.aws/sso/cache` so every AWS tool works. The
+//! grant expires with the token. `relock` removes the mirror unless another unlocked key shares
+//! the session; the encrypted copy stays, so the next unlock needs no browser while it lives.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use sha1::{Digest, Sha1};
+
+use super::{AwsGrant, Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use crate::aws::config_file::{AwsConfig, SsoProfile};
+use crate::aws::http::AwsError;
+use crate::aws::login::{self, LoginOptions};
+use crate::aws::oidc::{self, Registration};
+use crate::aws::portal::{self, RoleCredentials};
+use crate::aws::sts;
+use crate::aws::token_cache::{self, SsoToken};
+use crate::crypto;
+use crate::daemon::client::Client;
+use crate::error::{Error, Result};
+use crate::fsio::{self, WriteLock};
+use crate::home::Home;
+use crate::host_manifest::HostEntry;
+use crate::identity::Identity;
+use crate::mech::Mech;
+use crate::secret::Secret;
+use crate::slug::Slug;
+
+/// Meta keys recorded in the host entry.
+pub mod meta {
+    /// sso-session name (or the legacy start URL).
+    pub const SESSION: &str = "ssoSession";
+    /// Portal start URL.
+    pub const START_URL: &str = "ssoStartUrl";
+    /// SSO region.
+    pub const SSO_REGION: &str = "ssoRegion";
+    /// Account id.
+    pub const ACCOUNT_ID: &str = "accountId";
+    /// Role name.
+    pub const ROLE_NAME: &str = "roleName";
+    /// The SSO user seen at set.
+    pub const SSO_USER: &str = "ssoUser";
+}
+
+fn digest(s: &str) -> String {
+    hex::encode(&Sha1::digest(s.as_bytes())[..10])
+}
+
+/// Where the encrypted token bundle of a session lives.
+pub fn token_path(home: &Home, cache_name: &str) -> PathBuf {
+    home.vault_dir("aws.config")
+        .join(format!("session-{}.age", digest(cache_name)))
+}
+
+fn registration_path(home: &Home, region: &str, start_url: &str) -> PathBuf {
+    home.vault_dir("aws.config").join(format!(
+        "client-{}.age",
+        digest(&format!("{region}\n{start_url}"))
+    ))
+}
+
+fn session_lock_path(home: &Home, cache_name: &str) -> PathBuf {
+    home.vault_dir("aws.config")
+        .join(format!("session-{}.lock", digest(cache_name)))
+}
+
+/// A token the server accepted, with the role credentials that proved it.
+pub struct LiveSession {
+    /// The token.
+    pub token: SsoToken,
+    /// Role credentials for the profile's account/role (None when only the session was checked).
+    pub role_credentials: Option<RoleCredentials>,
+    /// Whether a browser/device sign-in happened now.
+    pub signed_in: bool,
+}
+
+/// SSO sessions of one owner: encrypted token bundles and client registrations.
+pub struct Sessions<'a> {
+    home: &'a Home,
+    identity: &'a Identity,
+    recipients: &'a [crypto::RecipientKey],
+    login: LoginOptions,
+}
+
+impl<'a> Sessions<'a> {
+    /// Sessions over a vault context.
+    pub fn new(ctx: &VaultContext<'a>) -> Result<Self> {
+        Ok(Sessions {
+            home: ctx.home,
+            identity: ctx.identity.ok_or_else(|| Error::Identity {
+                path: ctx.home.generated_identity(),
+                reason: "aws.config keeps its SSO token encrypted and needs an identity".into(),
+                hint: "pass --identity <path>".into(),
+            })?,
+            recipients: ctx.recipients,
+            login: ctx.login,
+        })
+    }
+
+    fn read_sealed<T: serde::de::DeserializeOwned>(&self, path: &PathBuf) -> Result<Option<T>> {
+        match std::fs::read(path) {
+            Ok(data) => {
+                let plain = crypto::decrypt(path, &data, self.identity)?;
+                serde_json::from_slice(&plain)
+                    .map(Some)
+                    .map_err(|e| Error::CorruptFile {
+                        path: path.clone(),
+                        reason: format!("not a keyrack SSO file ({e})"),
+                        hint: format!(
+                            "remove it (rm {}) and sign in again with keyrack unlock",
+                            path.display()
+                        ),
+                    })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+
+    fn write_sealed<T: serde::Serialize>(&self, path: &PathBuf, value: &T) -> Result<()> {
+        fsio::ensure_private_dir(path.parent().expect("has parent"))?;
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(value).expect("serialises"));
+        fsio::write_atomic(path, &crypto::encrypt(self.recipients, &json)?, 0o600)
+    }
+
+    /// The stored token of a session.
+    pub fn token(&self, cache_name: &str) -> Result<Option<SsoToken>> {
+        self.read_sealed(&token_path(self.home, cache_name))
+    }
+
+    /// Stores a session's token (encrypted).
+    pub fn save_token(&self, cache_name: &str, token: &SsoToken) -> Result<()> {
+        self.write_sealed(&token_path(self.home, cache_name), token)
+    }
+
+    /// Forgets a session's token (encrypted copy and mirror).
+    pub fn forget(&self, cache_name: &str) -> Result<()> {
+        fsio::remove_if_exists(&token_path(self.home, cache_name))?;
+        fsio::remove_if_exists(&token_cache::cache_file(cache_name)?)
+    }
+
+    /// keyrack's OIDC client for this start URL: cached until it expires, else registered now.
+    pub fn registration(&self, region: &str, start_url: &str) -> Result<Registration> {
+        let path = registration_path(self.home, region, start_url);
+        if let Some(reg) = self.read_sealed::<Registration>(&path)? {
+            if reg.is_fresh() {
+                return Ok(reg);
+            }
+        }
+        let reg = oidc::register(region, start_url, &crate::aws::client_name())
+            .map_err(|e| e.into_error("registering keyrack's sign-in client"))?;
+        self.write_sealed(&path, &reg)?;
+        Ok(reg)
+    }
+
+    /// A token the server accepts, for `cache_name` at `start_url`/`region`. `check` is the
+    /// server-side validation (GetRoleCredentials for a profile, ListAccounts for a bare session).
+    /// Refreshes near expiry, signs in when dead (unless `login.no_prompt`). Serialised per
+    /// session by a file lock: a concurrent unlock waits and then reuses the fresh token.
+    pub fn live(
+        &self,
+        cache_name: &str,
+        start_url: &str,
+        region: &str,
+        profile: Option<&str>,
+        check: &dyn Fn(&SsoToken) -> std::result::Result<Option<RoleCredentials>, AwsError>,
+    ) -> Result<LiveSession> {
+        let lock_path = session_lock_path(self.home, cache_name);
+        let _lock = if self.login.no_prompt {
+            fsio::ensure_private_dir(lock_path.parent().expect("parent"))?;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| Error::io("open", &lock_path, e))?;
+            match f.try_lock() {
+                Ok(()) => LockGuard::File(f),
+                Err(_) => {
+                    return Err(Error::Aws {
+                        message: format!("another keyrack is signing in to {start_url} right now"),
+                        hint: "wait for it to finish, or run without --no-prompt to wait".into(),
+                    })
+                }
+            }
+        } else {
+            LockGuard::Lock(WriteLock::acquire(&lock_path)?)
+        };
+        if let Some(token) = self.token(cache_name)? {
+            if token.seconds_left() >= 300 {
+                match check(&token) {
+                    Ok(creds) => {
+                        return Ok(LiveSession {
+                            token,
+                            role_credentials: creds,
+                            signed_in: false,
+                        })
+                    }
+                    Err(e) if e.is_unauthorized() => {}
+                    Err(e) => return Err(e.into_error("checking the SSO session")),
+                }
+            }
+            if token.refreshable() {
+                let reg = self.registration(region, start_url)?;
+                if let Ok(fresh) = login::refresh(&token, &reg) {
+                    match check(&fresh) {
+                        Ok(creds) => {
+                            self.save_token(cache_name, &fresh)?;
+                            return Ok(LiveSession {
+                                token: fresh,
+                                role_credentials: creds,
+                                signed_in: false,
+                            });
+                        }
+                        Err(e) if e.is_unauthorized() => {}
+                        Err(e) => return Err(e.into_error("checking the refreshed SSO session")),
+                    }
+                }
+            }
+        }
+        let reg = self.registration(region, start_url)?;
+        let token = login::sign_in(&reg, start_url, &self.login, profile)?;
+        let creds = check(&token).map_err(|e| e.into_error("checking the new SSO session"))?;
+        self.save_token(cache_name, &token)?;
+        Ok(LiveSession {
+            token,
+            role_credentials: creds,
+            signed_in: true,
+        })
+    }
+
+    /// A live session for a profile, validated with GetRoleCredentials for its account/role.
+    pub fn live_for_profile(&self, p: &SsoProfile) -> Result<LiveSession> {
+        let (account, role, region) = (
+            p.account_id.clone(),
+            p.role_name.clone(),
+            p.sso_region.clone(),
+        );
+        self.live(
+            p.cache_name(),
+            &p.start_url,
+            &p.sso_region,
+            Some(&p.name),
+            &move |t| portal::role_credentials(&region, &t.access_token, &account, &role).map(Some),
+        )
+    }
+}
+
+/// Holds the per-session lock until dropped.
+#[allow(dead_code)] // the fields are held for their Drop
+enum LockGuard {
+    Lock(WriteLock),
+    File(std::fs::File),
+}
+
+/// The aws.config adapter.
+pub struct AwsConfigVault<'a> {
+    ctx: VaultContext<'a>,
+    unlocked: RefCell<HashMap<Slug, Grant>>,
+}
+
+impl<'a> AwsConfigVault<'a> {
+    /// An adapter over the context.
+    pub fn new(ctx: VaultContext<'a>) -> Self {
+        AwsConfigVault {
+            ctx,
+            unlocked: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn profile(&self, name: &str) -> Result<SsoProfile> {
+        AwsConfig::load_default()?.sso_profile(name)
+    }
+
+    fn remove_mirror_unless_shared(&self, slug: &Slug, file: &PathBuf) -> Result<()> {
+        let shared = Client::new(self.ctx.home)
+            .status()
+            .ok()
+            .flatten()
+            .is_some_and(|s| {
+                s.grants
+                    .iter()
+                    .any(|g| &g.slug != slug && g.sso_cache_file.as_ref() == Some(file))
+            });
+        if !shared {
+            fsio::remove_if_exists(file)?;
+        }
+        Ok(())
+    }
+}
+
+/// Unlocks one aws.config entry: live session, SSO user check, mirror, grant.
+pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant> {
+    let profile_name = entry.exid.clone().ok_or_else(|| Error::Aws {
+        message: format!("{} has no profile name recorded", entry.slug),
+        hint: format!(
+            "set it again: keyrack set --key {} --env {}",
+            entry.slug.key(),
+            entry.env
+        ),
+    })?;
+    let p = AwsConfig::load_default()?.sso_profile(&profile_name)?;
+    let expected_user = entry.meta.get(meta::SSO_USER).cloned();
+    let mut attempts = 0;
+    let (live, creds) = loop {
+        attempts += 1;
+        let live = sessions.live_for_profile(&p)?;
+        let creds = live
+            .role_credentials
+            .clone()
+            .expect("profile check returns credentials");
+        let Some(expected) = &expected_user else {
+            break (live, creds);
+        };
+        let region = p.region.clone().unwrap_or_else(|| p.sso_region.clone());
+        let seen = sts::caller_identity(&region, &creds)
+            .map_err(|e| e.into_error("asking STS who signed in"))?;
+        if &seen.user == expected {
+            break (live, creds);
+        }
+        // A different user signed in: sign that session out, forget it, ask once more.
+        let _ = portal::logout(&p.sso_region, &live.token.access_token);
+        sessions.forget(p.cache_name())?;
+        if attempts >= 2 || sessions.login.no_prompt {
+            return Err(Error::Aws {
+                message: format!("signed in as {} but {} was set up for {expected}", seen.user, entry.slug),
+                hint: format!("sign in as {expected} (keyrack unlock --key {} --env {}), or set the key again to change user", entry.slug.key(), entry.env),
+            });
+        }
+        eprintln!("keyrack: signed in as {}, expected {expected}; that session was signed out — sign in as {expected}", seen.user);
+    };
+    let cache_file = token_cache::cache_file(p.cache_name())?;
+    token_cache::write(&cache_file, &live.token)?;
+    Ok(Grant {
+        slug: entry.slug.clone(),
+        secret: Secret::new(profile_name.clone()),
+        vault: VaultKind::AwsConfig,
+        mech: entry.mech,
+        expires_at: Some(live.token.expires_at_ms()),
+        aws: Some(AwsGrant {
+            profile: profile_name,
+            session: p.cache_name().to_string(),
+            cache_file,
+            sso_region: p.sso_region.clone(),
+            account_id: p.account_id.clone(),
+            role_name: p.role_name.clone(),
+            access_token: live.token.access_token.clone(),
+            role_credentials: Some(creds),
+        }),
+    })
+}
+
+impl Vault for AwsConfigVault<'_> {
+    fn kind(&self) -> VaultKind {
+        VaultKind::AwsConfig
+    }
+
+    /// `secret` is the profile name. Records session, account, role and the SSO user seen now.
+    fn store(&self, _slug: &Slug, _mech: Mech, secret: &Secret) -> Result<Stored> {
+        let p = self.profile(secret.expose())?;
+        let sessions = Sessions::new(&self.ctx)?;
+        let live = sessions.live_for_profile(&p)?;
+        let creds = live
+            .role_credentials
+            .expect("profile check returns credentials");
+        let region = p.region.clone().unwrap_or_else(|| p.sso_region.clone());
+        let who = sts::caller_identity(&region, &creds)
+            .map_err(|e| e.into_error("asking STS who signed in"))?;
+        let mut m = BTreeMap::new();
+        m.insert(meta::SESSION.into(), p.cache_name().to_string());
+        m.insert(meta::START_URL.into(), p.start_url.clone());
+        m.insert(meta::SSO_REGION.into(), p.sso_region.clone());
+        m.insert(meta::ACCOUNT_ID.into(), p.account_id.clone());
+        m.insert(meta::ROLE_NAME.into(), p.role_name.clone());
+        m.insert(meta::SSO_USER.into(), who.user);
+        // The profile and token are shared with other tools: nothing to undo on a failed proof
+        // but the mirror, which relock already removes.
+        Ok(Stored::new(Some(p.name.clone()), m, || Ok(())))
+    }
+
+    fn is_unlocked(&self, entry: &HostEntry) -> bool {
+        self.unlocked.borrow().contains_key(&entry.slug)
+    }
+
+    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
+        let sessions = Sessions::new(&self.ctx)?;
+        let grant = unlock_entry(&sessions, entry)?;
+        self.unlocked.borrow_mut().insert(entry.slug.clone(), grant);
+        Ok(Unlocked::Ready)
+    }
+
+    fn get(&self, entry: &HostEntry) -> Option<Grant> {
+        self.unlocked.borrow().get(&entry.slug).cloned()
+    }
+
+    fn relock(&self, entry: &HostEntry) -> Result<()> {
+        if let Some(g) = self.unlocked.borrow_mut().remove(&entry.slug) {
+            if let Some(aws) = g.aws {
+                self.remove_mirror_unless_shared(&entry.slug, &aws.cache_file)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn del(&self, entry: &HostEntry) -> Result<()> {
+        // A reference: forget the pointer (and our mirror); the profile and the encrypted token
+        // stay for other keys of the same session. `keyrack aws logout` removes those.
+        self.relock(entry)
+    }
+}
