@@ -232,7 +232,6 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<Vec<UnlockRow>> {
                     row.status = RowStatus::Granted;
                     row.expires_at = Some(expires);
                     grants.push(grant);
-                    let _ = adapter.relock(entry);
                 }
                 None => {
                     row.reason = Some("the vault unlocked but returned no value".into());

@@ -1,0 +1,643 @@
+//! A loopback fake of AWS IAM Identity Center and STS for keyrack's tests: real HTTP on
+//! 127.0.0.1, reached through `AWS_ENDPOINT_URL_SSO_OIDC`, `AWS_ENDPOINT_URL_SSO` and
+//! `AWS_ENDPOINT_URL_STS` exactly as keyrack and botocore reach AWS.
+//!
+//! - SSO OIDC: `POST /client/register`, `GET /authorize` (redirects to the loopback callback like
+//!   a signed-in user approving; records a consent on a client's first authorization),
+//!   `POST /device_authorization`, `GET /device?user_code=` (the user approving), `POST /token`
+//!   (device code, authorization code with PKCE verification, refresh token).
+//! - Portal: `GET /assignment/accounts`, `GET /assignment/roles` (paginated),
+//!   `GET /federation/credentials`, `POST /logout` (invalidates the session).
+//! - STS: `POST /` GetCallerIdentity, answering for the role credentials it issued.
+//!
+//! Knobs: token lifetime, pending polls, slow-down answers, revoking every session, which user
+//! signs in next, 5xx faults.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use tiny_http::{Header, Method, Request, Response, Server};
+
+struct Client {
+    name: String,
+    secret: String,
+    consented: bool,
+}
+
+struct Code {
+    client_id: String,
+    challenge: String,
+    redirect_uri: String,
+    user: String,
+}
+
+struct Device {
+    client_id: String,
+    user_code: String,
+    approved: bool,
+    user: String,
+}
+
+struct Token {
+    user: String,
+    expires_at: u64,
+    revoked: bool,
+}
+
+struct Refresh {
+    client_id: String,
+    user: String,
+    revoked: bool,
+}
+
+#[derive(Default)]
+struct State {
+    clients: HashMap<String, Client>,
+    consents: Vec<String>,
+    codes: HashMap<String, Code>,
+    devices: HashMap<String, Device>,
+    tokens: HashMap<String, Token>,
+    refresh: HashMap<String, Refresh>,
+    keys: HashMap<String, (String, String, String)>,
+    user: String,
+    token_lifetime: u64,
+    pending_polls: u32,
+    slow_downs: u32,
+    faults: u32,
+    garbage: u32,
+    accounts: Vec<(String, String, String)>,
+    roles: Vec<String>,
+    counter: u64,
+    authorizations: u32,
+    device_approvals: u32,
+    registrations: u32,
+    refreshes: u32,
+    role_credential_calls: u32,
+    logouts: u32,
+}
+
+impl State {
+    fn next(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        format!("{prefix}{:06}{nanos:09}", self.counter)
+    }
+
+    fn issue(&mut self, client_id: &str, user: &str) -> serde_json::Value {
+        let access = self.next("aoa");
+        let refresh = self.next("aor");
+        self.tokens.insert(
+            access.clone(),
+            Token {
+                user: user.into(),
+                expires_at: now() + self.token_lifetime,
+                revoked: false,
+            },
+        );
+        self.refresh.insert(
+            refresh.clone(),
+            Refresh {
+                client_id: client_id.into(),
+                user: user.into(),
+                revoked: false,
+            },
+        );
+        serde_json::json!({ "accessToken": access, "tokenType": "Bearer", "expiresIn": self.token_lifetime, "refreshToken": refresh })
+    }
+
+    fn bearer_user(&self, req: &Request) -> Option<String> {
+        let token = header(req, "x-amz-sso_bearer_token")?;
+        let t = self.tokens.get(&token)?;
+        (!t.revoked && t.expires_at > now()).then(|| t.user.clone())
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str().to_string())
+}
+
+fn query(url: &str) -> HashMap<String, String> {
+    url.split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), decode(v)))
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+type Reply = Response<std::io::Cursor<Vec<u8>>>;
+
+fn json(status: u16, v: serde_json::Value) -> Reply {
+    Response::from_string(v.to_string())
+        .with_status_code(status)
+        .with_header(Header::from_bytes("content-type", "application/json").unwrap())
+}
+
+fn aws_error(status: u16, code: &str, description: &str) -> Reply {
+    json(status, serde_json::json!({ "error": code.trim_end_matches("Exception").to_lowercase(), "error_description": description, "message": description }))
+        .with_header(Header::from_bytes("x-amzn-ErrorType", format!("{code}:http://internal.amazon.com/coral/com.amazonaws/")).unwrap())
+}
+
+fn unauthorized() -> Reply {
+    aws_error(
+        401,
+        "UnauthorizedException",
+        "Session token not found or invalid",
+    )
+}
+
+/// A running fake. Dropping it stops answering.
+pub struct FakeAws {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+    server: Arc<Server>,
+}
+
+impl Drop for FakeAws {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+impl FakeAws {
+    /// Starts the fake on a random loopback port with 3 accounts (paginated 2 per page by
+    /// `max_result`) and 2 roles each; the user `alice@example.com` signs in.
+    pub fn start() -> Self {
+        let server = Arc::new(Server::http("127.0.0.1:0").expect("bind 127.0.0.1"));
+        let url = format!("http://{}", server.server_addr().to_ip().expect("ip"));
+        let state = Arc::new(Mutex::new(State {
+            user: "alice@example.com".into(),
+            token_lifetime: 8 * 3600,
+            accounts: vec![
+                (
+                    "222222222222".into(),
+                    "Production".into(),
+                    "prod@example.com".into(),
+                ),
+                (
+                    "111111111111".into(),
+                    "Sandbox".into(),
+                    "sandbox@example.com".into(),
+                ),
+                (
+                    "123456789012".into(),
+                    "Acme Test".into(),
+                    "test@example.com".into(),
+                ),
+            ],
+            roles: vec!["ReadOnly".into(), "AdministratorAccess".into()],
+            ..Default::default()
+        }));
+        let (s, st, base) = (Arc::clone(&server), Arc::clone(&state), url.clone());
+        std::thread::spawn(move || {
+            for req in s.incoming_requests() {
+                let st = Arc::clone(&st);
+                let base = base.clone();
+                std::thread::spawn(move || handle(req, &st, &base));
+            }
+        });
+        FakeAws { url, state, server }
+    }
+
+    /// The environment that points AWS clients here.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            "AWS_ENDPOINT_URL_SSO_OIDC",
+            "AWS_ENDPOINT_URL_SSO",
+            "AWS_ENDPOINT_URL_STS",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), self.url.clone()))
+        .collect()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    /// How many consent prompts a browser would have shown (first authorization per client).
+    pub fn consents(&self) -> usize {
+        self.with(|s| s.consents.len())
+    }
+    /// The client names that were consented to.
+    pub fn consented_clients(&self) -> Vec<String> {
+        self.with(|s| s.consents.clone())
+    }
+    /// Browser authorizations (PKCE) seen.
+    pub fn authorizations(&self) -> u32 {
+        self.with(|s| s.authorizations)
+    }
+    /// Device approvals seen.
+    pub fn device_approvals(&self) -> u32 {
+        self.with(|s| s.device_approvals)
+    }
+    /// Client registrations seen.
+    pub fn registrations(&self) -> u32 {
+        self.with(|s| s.registrations)
+    }
+    /// Token refreshes seen.
+    pub fn refreshes(&self) -> u32 {
+        self.with(|s| s.refreshes)
+    }
+    /// GetRoleCredentials calls seen.
+    pub fn role_credential_calls(&self) -> u32 {
+        self.with(|s| s.role_credential_calls)
+    }
+    /// Logouts seen.
+    pub fn logouts(&self) -> u32 {
+        self.with(|s| s.logouts)
+    }
+    /// Lifetime of new access tokens.
+    pub fn set_token_lifetime(&self, d: Duration) {
+        self.with(|s| s.token_lifetime = d.as_secs());
+    }
+    /// The next device-code polls answer `AuthorizationPendingException` this many times.
+    pub fn set_pending_polls(&self, n: u32) {
+        self.with(|s| s.pending_polls = n);
+    }
+    /// The next device-code polls answer `SlowDownException` this many times.
+    pub fn set_slow_downs(&self, n: u32) {
+        self.with(|s| s.slow_downs = n);
+    }
+    /// Revokes every access and refresh token (the sessions are dead server-side).
+    pub fn revoke_all(&self) {
+        self.with(|s| {
+            s.tokens.values_mut().for_each(|t| t.revoked = true);
+            s.refresh.values_mut().for_each(|r| r.revoked = true);
+        });
+    }
+    /// Who signs in from now on.
+    pub fn set_user(&self, user: &str) {
+        self.with(|s| s.user = user.into());
+    }
+    /// The next `n` requests answer 500.
+    pub fn fail_next(&self, n: u32) {
+        self.with(|s| s.faults = n);
+    }
+    /// The next `n` requests answer 200 with a body that is not JSON.
+    pub fn garbage_next(&self, n: u32) {
+        self.with(|s| s.garbage = n);
+    }
+    /// Approves a device sign-in (as the user would in a browser); `false` if unknown.
+    pub fn approve_device(&self, user_code: &str) -> bool {
+        self.with(|s| approve(s, user_code))
+    }
+}
+
+fn approve(s: &mut State, user_code: &str) -> bool {
+    let user = s.user.clone();
+    let Some(d) = s.devices.values_mut().find(|d| d.user_code == user_code) else {
+        return false;
+    };
+    d.approved = true;
+    d.user = user;
+    let client_id = d.client_id.clone();
+    s.device_approvals += 1;
+    consent(s, &client_id);
+    true
+}
+
+fn consent(s: &mut State, client_id: &str) {
+    if let Some(c) = s.clients.get_mut(client_id) {
+        if !c.consented {
+            c.consented = true;
+            let name = c.name.clone();
+            s.consents.push(name);
+        }
+    }
+}
+
+fn handle(mut req: Request, state: &Mutex<State>, base: &str) {
+    let mut body = String::new();
+    let _ = req.as_reader().read_to_string(&mut body);
+    let reply = {
+        let mut s = state.lock().unwrap();
+        if s.faults > 0 {
+            s.faults -= 1;
+            aws_error(500, "InternalServerException", "injected fault")
+        } else if s.garbage > 0 {
+            s.garbage -= 1;
+            Response::from_string("{this is not json")
+                .with_header(Header::from_bytes("content-type", "application/json").unwrap())
+        } else {
+            route(&mut s, &req, &body, base)
+        }
+    };
+    let _ = req.respond(reply);
+}
+
+fn route(s: &mut State, req: &Request, body: &str, base: &str) -> Reply {
+    let url = req.url().to_string();
+    let path = url.split('?').next().unwrap_or("");
+    let q = query(&url);
+    let b: serde_json::Value = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+    let field = |k: &str| b.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    match (req.method(), path) {
+        (Method::Post, "/client/register") => {
+            let id = s.next("client-");
+            let secret = s.next("secret-");
+            s.registrations += 1;
+            s.clients.insert(
+                id.clone(),
+                Client {
+                    name: field("clientName"),
+                    secret: secret.clone(),
+                    consented: false,
+                },
+            );
+            json(
+                200,
+                serde_json::json!({ "clientId": id, "clientSecret": secret, "clientIdIssuedAt": now(), "clientSecretExpiresAt": now() + 90 * 86400 }),
+            )
+        }
+        (Method::Get, "/authorize") => {
+            let client_id = q.get("client_id").cloned().unwrap_or_default();
+            if !s.clients.contains_key(&client_id) {
+                return aws_error(400, "InvalidClientException", "unknown client");
+            }
+            let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
+            if !(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/oauth/callback"))
+            {
+                return aws_error(
+                    400,
+                    "InvalidRequestException",
+                    "redirect_uri not registered",
+                );
+            }
+            if q.get("code_challenge_method").map(String::as_str) != Some("S256") {
+                return aws_error(400, "InvalidRequestException", "S256 required");
+            }
+            s.authorizations += 1;
+            consent(s, &client_id);
+            let code = s.next("code-");
+            let user = s.user.clone();
+            s.codes.insert(
+                code.clone(),
+                Code {
+                    client_id,
+                    challenge: q.get("code_challenge").cloned().unwrap_or_default(),
+                    redirect_uri: redirect.clone(),
+                    user,
+                },
+            );
+            let location = format!(
+                "{redirect}?code={}&state={}",
+                encode(&code),
+                encode(q.get("state").map(String::as_str).unwrap_or(""))
+            );
+            Response::from_string("")
+                .with_status_code(302)
+                .with_header(Header::from_bytes("location", location).unwrap())
+        }
+        (Method::Post, "/device_authorization") => {
+            let client_id = field("clientId");
+            match s.clients.get(&client_id) {
+                Some(c) if c.secret == field("clientSecret") => {}
+                _ => return aws_error(400, "InvalidClientException", "bad client"),
+            }
+            let device = s.next("dev-");
+            let n = s.counter;
+            let user_code = format!("ABCD-{n:04}");
+            let user = s.user.clone();
+            s.devices.insert(
+                device.clone(),
+                Device {
+                    client_id,
+                    user_code: user_code.clone(),
+                    approved: false,
+                    user,
+                },
+            );
+            json(
+                200,
+                serde_json::json!({
+                    "deviceCode": device, "userCode": user_code,
+                    "verificationUri": format!("{base}/device"),
+                    "verificationUriComplete": format!("{base}/device?user_code={user_code}"),
+                    "expiresIn": 600, "interval": 1
+                }),
+            )
+        }
+        (Method::Get, "/device") => {
+            let code = q.get("user_code").cloned().unwrap_or_default();
+            if approve(s, &code) {
+                Response::from_string("<h1>Request approved</h1>").with_status_code(200)
+            } else {
+                Response::from_string("unknown code").with_status_code(404)
+            }
+        }
+        (Method::Post, "/token") => token(s, &field),
+        (Method::Get, "/assignment/accounts") => {
+            if s.bearer_user(req).is_none() {
+                return unauthorized();
+            }
+            let items: Vec<serde_json::Value> = s.accounts.iter().map(|(id, name, email)| serde_json::json!({ "accountId": id, "accountName": name, "emailAddress": email })).collect();
+            page(items, "accountList", &q)
+        }
+        (Method::Get, "/assignment/roles") => {
+            if s.bearer_user(req).is_none() {
+                return unauthorized();
+            }
+            let account = q.get("account_id").cloned().unwrap_or_default();
+            let items: Vec<serde_json::Value> = s
+                .roles
+                .iter()
+                .map(|r| serde_json::json!({ "roleName": r, "accountId": account }))
+                .collect();
+            page(items, "roleList", &q)
+        }
+        (Method::Get, "/federation/credentials") => {
+            let Some(user) = s.bearer_user(req) else {
+                return unauthorized();
+            };
+            s.role_credential_calls += 1;
+            let account = q.get("account_id").cloned().unwrap_or_default();
+            let role = q.get("role_name").cloned().unwrap_or_default();
+            if !s.accounts.iter().any(|(id, _, _)| *id == account) || !s.roles.contains(&role) {
+                return aws_error(403, "ForbiddenException", "No access");
+            }
+            let n = s.counter + 1;
+            s.counter = n;
+            let akid = format!("ASIAFAKE{n:012}");
+            s.keys.insert(akid.clone(), (user, account, role));
+            json(
+                200,
+                serde_json::json!({ "roleCredentials": {
+                    "accessKeyId": akid, "secretAccessKey": format!("secret{n}"), "sessionToken": format!("session{n}"),
+                    "expiration": (now() + 3600) * 1000
+                }}),
+            )
+        }
+        (Method::Post, "/logout") => {
+            let token = header(req, "x-amz-sso_bearer_token").unwrap_or_default();
+            s.logouts += 1;
+            if let Some(user) = s.tokens.get(&token).map(|t| t.user.clone()) {
+                s.tokens
+                    .values_mut()
+                    .filter(|t| t.user == user)
+                    .for_each(|t| t.revoked = true);
+                s.refresh
+                    .values_mut()
+                    .filter(|r| r.user == user)
+                    .for_each(|r| r.revoked = true);
+            }
+            Response::from_string("").with_status_code(200)
+        }
+        (Method::Post, "/") if body.contains("Action=GetCallerIdentity") => {
+            let auth = header(req, "authorization").unwrap_or_default();
+            let akid = auth
+                .split("Credential=")
+                .nth(1)
+                .and_then(|c| c.split('/').next())
+                .unwrap_or("")
+                .to_string();
+            match s.keys.get(&akid) {
+                Some((user, account, role)) => Response::from_string(format!(
+                    "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>arn:aws:sts::{account}:assumed-role/{role}/{user}</Arn><UserId>AROAFAKE:{user}</UserId><Account>{account}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+                ))
+                .with_header(Header::from_bytes("content-type", "text/xml").unwrap()),
+                None => Response::from_string("<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></ErrorResponse>")
+                    .with_status_code(403)
+                    .with_header(Header::from_bytes("content-type", "text/xml").unwrap()),
+            }
+        }
+        _ => Response::from_string(format!("fake-aws: no route for {} {path}", req.method()))
+            .with_status_code(404),
+    }
+}
+
+fn page(items: Vec<serde_json::Value>, field: &str, q: &HashMap<String, String>) -> Reply {
+    let max = q
+        .get("max_result")
+        .and_then(|m| m.parse::<usize>().ok())
+        .unwrap_or(100)
+        .clamp(1, 2);
+    let start = q
+        .get("next_token")
+        .and_then(|t| t.strip_prefix("page-"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let end = (start + max).min(items.len());
+    let mut v = serde_json::json!({ field: items[start.min(items.len())..end] });
+    if end < items.len() {
+        v["nextToken"] = format!("page-{end}").into();
+    }
+    json(200, v)
+}
+
+fn token(s: &mut State, field: &dyn Fn(&str) -> String) -> Reply {
+    let client_id = field("clientId");
+    match s.clients.get(&client_id) {
+        Some(c) if c.secret == field("clientSecret") => {}
+        _ => return aws_error(400, "InvalidClientException", "bad client"),
+    }
+    match field("grantType").as_str() {
+        "urn:ietf:params:oauth:grant-type:device_code" => {
+            let code = field("deviceCode");
+            let Some(d) = s.devices.get(&code) else {
+                return aws_error(400, "InvalidGrantException", "unknown device code");
+            };
+            if d.client_id != client_id {
+                return aws_error(400, "InvalidGrantException", "wrong client");
+            }
+            if s.slow_downs > 0 {
+                s.slow_downs -= 1;
+                return aws_error(400, "SlowDownException", "slow down");
+            }
+            if !d.approved || s.pending_polls > 0 {
+                s.pending_polls = s.pending_polls.saturating_sub(1);
+                return aws_error(
+                    400,
+                    "AuthorizationPendingException",
+                    "authorization pending",
+                );
+            }
+            let user = d.user.clone();
+            s.devices.remove(&code);
+            json(200, s.issue(&client_id, &user))
+        }
+        "authorization_code" => {
+            let Some(c) = s.codes.remove(&field("code")) else {
+                return aws_error(400, "InvalidGrantException", "unknown code");
+            };
+            let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(Sha256::digest(field("codeVerifier").as_bytes()));
+            if c.client_id != client_id
+                || c.redirect_uri != field("redirectUri")
+                || c.challenge != challenge
+            {
+                return aws_error(400, "InvalidGrantException", "PKCE verification failed");
+            }
+            json(200, s.issue(&client_id, &c.user))
+        }
+        "refresh_token" => {
+            let rt = field("refreshToken");
+            match s.refresh.get(&rt) {
+                Some(r) if !r.revoked && r.client_id == client_id => {
+                    let user = r.user.clone();
+                    s.refreshes += 1;
+                    json(200, s.issue(&client_id, &user))
+                }
+                _ => aws_error(400, "InvalidGrantException", "refresh token invalid"),
+            }
+        }
+        other => aws_error(
+            400,
+            "UnsupportedGrantTypeException",
+            &format!("grant type {other}"),
+        ),
+    }
+}
