@@ -45,7 +45,7 @@ pub enum Command {
     #[command(subcommand)]
     Recipient(RecipientCommand),
     /// Store a key in a vault, prove it reads back, and declare it in keyrack.yml.
-    Set(SetArgs),
+    Set(Box<SetArgs>),
     /// Read granted keys (from the session daemon, then the process environment).
     Get(GetArgs),
     /// Print `export KEY='…'` lines for the granted keys of an env.

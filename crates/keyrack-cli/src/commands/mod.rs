@@ -82,7 +82,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Init(a) => init::run(&ctx, a),
         Command::Recipient(c) => recipient::run(&ctx, c),
-        Command::Set(a) => set::run(&ctx, a),
+        Command::Set(a) => set::run(&ctx, *a),
         Command::Get(a) => get::get(&ctx, a),
         Command::Source(a) => get::source(&ctx, a),
         Command::Exec(a) => get::exec(&ctx, a),

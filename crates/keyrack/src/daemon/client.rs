@@ -231,7 +231,7 @@ impl Client {
         match self.call(&Request::AwsProfile {
             profile: profile.into(),
         })? {
-            Some(Response::AwsGrant { grant }) => Ok(grant),
+            Some(Response::AwsGrant { grant }) => Ok(grant.map(|g| *g)),
             Some(r) => Err(self.unexpected(r)),
             None => Ok(None),
         }

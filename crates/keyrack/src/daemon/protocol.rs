@@ -115,7 +115,7 @@ pub enum Response {
     /// The aws.config grant of a profile, if held.
     AwsGrant {
         /// The grant.
-        grant: Option<Grant>,
+        grant: Option<Box<Grant>>,
     },
     /// Shutdown acknowledged.
     Bye,

@@ -267,7 +267,7 @@ fn dispatch(req: Request, state: &Mutex<State>) -> Response {
             slugs: st.store.relock(&scope),
         },
         Request::AwsProfile { profile } => Response::AwsGrant {
-            grant: st.store.aws_profile(&profile),
+            grant: st.store.aws_profile(&profile).map(Box::new),
         },
         Request::AwsStoreCredentials { slug, credentials } => Response::Stored {
             count: st.store.aws_store_credentials(&slug, credentials),

@@ -96,31 +96,33 @@ fn session_name_for(cfg: &AwsConfig, scope: &Scope, start_url: &str) -> String {
     name
 }
 
+/// The settings of one SSO profile, as keyrack writes them.
+struct ProfileSpec<'a> {
+    session: &'a str,
+    start_url: &'a str,
+    sso_region: &'a str,
+    account: &'a str,
+    role: &'a str,
+    profile: &'a str,
+    region: &'a str,
+}
+
 /// Writes `[profile]` + `[sso-session]` in the spec's exact shape; returns whether anything changed.
-fn write_profile(
-    cfg: &mut AwsConfig,
-    session: &str,
-    start_url: &str,
-    sso_region: &str,
-    account: &str,
-    role: &str,
-    profile: &str,
-    region: &str,
-) -> bool {
+fn write_profile(cfg: &mut AwsConfig, p: &ProfileSpec<'_>) -> bool {
     let a = cfg.set_section(
-        &Section::profile(profile),
+        &Section::profile(p.profile),
         &[
-            ("sso_session", session),
-            ("sso_account_id", account),
-            ("sso_role_name", role),
-            ("region", region),
+            ("sso_session", p.session),
+            ("sso_account_id", p.account),
+            ("sso_role_name", p.role),
+            ("region", p.region),
         ],
     );
     let b = cfg.set_section(
-        &Section::SsoSession(session.into()),
+        &Section::SsoSession(p.session.into()),
         &[
-            ("sso_start_url", start_url),
-            ("sso_region", sso_region),
+            ("sso_start_url", p.start_url),
+            ("sso_region", p.sso_region),
             ("sso_registration_scopes", crate::aws::SCOPE),
         ],
     );
@@ -158,9 +160,16 @@ pub fn prepare_profile(
             .region
             .clone()
             .unwrap_or_else(|| sso_region.to_string());
-        let changed = write_profile(
-            &mut cfg, &session, url, sso_region, account, role, profile, &region,
-        );
+        let spec = ProfileSpec {
+            session: &session,
+            start_url: url,
+            sso_region,
+            account,
+            role,
+            profile,
+            region: &region,
+        };
+        let changed = write_profile(&mut cfg, &spec);
         if changed {
             cfg.save()?;
         }
@@ -290,16 +299,16 @@ fn wizard(
     let region = flags.region.clone().unwrap_or_else(|| sso_region.clone());
     let before = cfg.section_text(&Section::profile(&profile));
     let mut next = AwsConfig::load(cfg.path())?;
-    write_profile(
-        &mut next,
-        &session,
-        &url,
-        &sso_region,
-        &account.account_id,
-        &role,
-        &profile,
-        &region,
-    );
+    let spec = ProfileSpec {
+        session: &session,
+        start_url: &url,
+        sso_region: &sso_region,
+        account: &account.account_id,
+        role: &role,
+        profile: &profile,
+        region: &region,
+    };
+    write_profile(&mut next, &spec);
     let after = next.section_text(&Section::profile(&profile));
     if let Some(before) = &before {
         if Some(before) != after.as_ref() {

@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha1::{Digest, Sha1};
 
@@ -103,14 +103,14 @@ impl<'a> Sessions<'a> {
         })
     }
 
-    fn read_sealed<T: serde::de::DeserializeOwned>(&self, path: &PathBuf) -> Result<Option<T>> {
+    fn read_sealed<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<Option<T>> {
         match std::fs::read(path) {
             Ok(data) => {
                 let plain = crypto::decrypt(path, &data, self.identity)?;
                 serde_json::from_slice(&plain)
                     .map(Some)
                     .map_err(|e| Error::CorruptFile {
-                        path: path.clone(),
+                        path: path.to_path_buf(),
                         reason: format!("not a keyrack SSO file ({e})"),
                         hint: format!(
                             "remove it (rm {}) and sign in again with keyrack unlock",
@@ -123,7 +123,7 @@ impl<'a> Sessions<'a> {
         }
     }
 
-    fn write_sealed<T: serde::Serialize>(&self, path: &PathBuf, value: &T) -> Result<()> {
+    fn write_sealed<T: serde::Serialize>(&self, path: &Path, value: &T) -> Result<()> {
         fsio::ensure_private_dir(path.parent().expect("has parent"))?;
         let json = zeroize::Zeroizing::new(serde_json::to_vec(value).expect("serialises"));
         fsio::write_atomic(path, &crypto::encrypt(self.recipients, &json)?, 0o600)
