@@ -650,3 +650,27 @@ fn bad_aws_input_gets_clear_errors() {
         "i am a file"
     );
 }
+
+#[test]
+fn the_daemon_removes_the_mirrored_token_when_the_grant_expires() {
+    let w = World::new();
+    assert!(w.set_flags(&[]).status.success());
+    w.s.cmd().args(["unlock", "--env", "test", "--duration", "2s"]).assert().success();
+    assert!(w.cache_file("acme").exists());
+    std::thread::sleep(std::time::Duration::from_millis(3200));
+    assert!(!w.cache_file("acme").exists(), "expired grant: the AWS tools lose the token too");
+    assert_eq!(w.s.get_value("AWS_PROFILE", "test").0, 2);
+}
+
+#[test]
+fn the_mirror_stays_while_another_key_of_the_session_is_unlocked() {
+    let w = World::new();
+    assert!(w.set_flags(&[]).status.success());
+    let o = w.s.run(&["set", "--key", "AWS_PROFILE", "--env", "prod", "--sso-start-url", URL, "--sso-region", "us-east-1", "--account-id", "222222222222", "--role-name", "ReadOnly", "--profile-name", "acme.prod"], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    w.s.cmd().arg("unlock").assert().success();
+    w.s.cmd().args(["relock", "--env", "test"]).assert().success();
+    assert!(w.cache_file("acme").exists(), "acme.prod still uses the session");
+    w.s.cmd().args(["relock", "--env", "prod"]).assert().success();
+    assert!(!w.cache_file("acme").exists());
+}
