@@ -14,7 +14,7 @@ out="$root/target/bench"
 mkdir -p "$out"
 command -v hyperfine >/dev/null || { echo "bench needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p keyrack-cli
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p keyrack-cli -p keyrack-fake-aws
 rustc -O -C target-feature=+crt-static "$root/bench/floor.rs" -o "$out/bench-floor"
 kr="$root/target/release/keyrack"
 floor="$out/bench-floor"
@@ -24,6 +24,7 @@ export HOME="$world/home" KEYRACK_HOME="$world/home/.keyrack" XDG_RUNTIME_DIR="$
 mkdir -p "$HOME" "$XDG_RUNTIME_DIR" "$world/repo/.git"
 cleanup() {
   for o in default l500 d1000; do "$kr" --owner "$o" daemon prune >/dev/null 2>&1 || true; done
+  [ -n "${fake_pid:-}" ] && kill "$fake_pid" 2>/dev/null || true
   rm -rf "$world"
 }
 trap cleanup EXIT
@@ -62,6 +63,26 @@ hf sh_pipe_floor "$runs" "printf v | /bin/true"
 hf set_stdin 30 "printf bench-value | $kr set --key SET_BENCH --env test"
 hf unlock100 30 -N "$kr unlock --env big"
 
+# AWS: credential_process from the daemon vs the AWS CLI, against a loopback fake of AWS
+aws_rows=0
+if command -v aws >/dev/null 2>&1; then
+  mkfifo "$world/fake.in"
+  "$root/target/release/keyrack-fake-aws" < "$world/fake.in" > "$world/fake.url" &
+  fake_pid=$!
+  exec 9> "$world/fake.in"
+  for _ in $(seq 50); do [ -s "$world/fake.url" ] && break; sleep 0.1; done
+  fake=$(cat "$world/fake.url")
+  export AWS_ENDPOINT_URL_SSO_OIDC=$fake AWS_ENDPOINT_URL_SSO=$fake AWS_ENDPOINT_URL_STS=$fake AWS_EC2_METADATA_DISABLED=true
+  printf '#!/bin/sh\nexec curl -s -L --max-time 20 -o /dev/null "$1"\n' > "$world/browser.sh"; chmod +x "$world/browser.sh"
+  BROWSER="$world/browser.sh" "$kr" set --key AWS_PROFILE --env test --sso-start-url https://d-1234567890.awsapps.com/start \
+    --sso-region us-east-1 --account-id 123456789012 --role-name AdministratorAccess --profile-name bench.test >/dev/null 2>&1
+  "$kr" unlock --env test >/dev/null
+  "$kr" aws credentials --profile bench.test >/dev/null
+  hf aws_credentials "$runs" -N "$kr aws credentials --profile bench.test"
+  hf aws_cli 10 -N "aws sts get-caller-identity --profile bench.test"
+  aws_rows=1
+fi
+
 # peak RSS (KiB) of one get, and of the daemon holding 1000 keys
 client_rss=$( { /usr/bin/time -f '%M' "$kr" get --key KEY_0 --env test --value >/dev/null; } 2>&1 | tail -1)
 floor_rss=$( { /usr/bin/time -f '%M' "$floor" "$sock" bench.test.KEY_0 >/dev/null; } 2>&1 | tail -1)
@@ -71,9 +92,9 @@ grants=$("$kr" --owner d1000 --json daemon status | python3 -c 'import json,sys;
 daemon_rss=$(awk '/VmRSS/{print $2}' "/proc/$dpid/status")
 daemon_hwm=$(awk '/VmHWM/{print $2}' "/proc/$dpid/status")
 
-python3 - "$out" "$client_rss" "$floor_rss" "$grants" "$daemon_rss" "$daemon_hwm" <<'PY'
+python3 - "$out" "$client_rss" "$floor_rss" "$grants" "$daemon_rss" "$daemon_hwm" "$aws_rows" <<'PY'
 import json, sys, os
-out, client_rss, floor_rss, grants, daemon_rss, daemon_hwm = sys.argv[1:]
+out, client_rss, floor_rss, grants, daemon_rss, daemon_hwm, aws_rows = sys.argv[1:]
 def med(n):
     r = json.load(open(os.path.join(out, n + ".json")))["results"][0]
     return r["median"] * 1000, r["mean"] * 1000, r["stddev"] * 1000
@@ -90,6 +111,11 @@ rows = [
     ("set via stdin (round trip proven)", "set_stdin", ""),
     ("unlock, 100 os.secure keys", "unlock100", "≤ 300 ms"),
 ]
+if aws_rows == "1":
+    rows += [
+        ("aws credentials (credential_process, daemon)", "aws_credentials", "≤ 5 ms"),
+        ("aws sts get-caller-identity (AWS CLI v1)", "aws_cli", None),
+    ]
 lines = ["| command | median ms | mean ± sd ms | × socket floor | target |", "|---|---:|---:|---:|---|"]
 for label, name, target in rows:
     m, mean, sd = med(name)

@@ -655,10 +655,16 @@ fn bad_aws_input_gets_clear_errors() {
 fn the_daemon_removes_the_mirrored_token_when_the_grant_expires() {
     let w = World::new();
     assert!(w.set_flags(&[]).status.success());
-    w.s.cmd().args(["unlock", "--env", "test", "--duration", "2s"]).assert().success();
+    w.s.cmd()
+        .args(["unlock", "--env", "test", "--duration", "2s"])
+        .assert()
+        .success();
     assert!(w.cache_file("acme").exists());
     std::thread::sleep(std::time::Duration::from_millis(3200));
-    assert!(!w.cache_file("acme").exists(), "expired grant: the AWS tools lose the token too");
+    assert!(
+        !w.cache_file("acme").exists(),
+        "expired grant: the AWS tools lose the token too"
+    );
     assert_eq!(w.s.get_value("AWS_PROFILE", "test").0, 2);
 }
 
@@ -666,11 +672,150 @@ fn the_daemon_removes_the_mirrored_token_when_the_grant_expires() {
 fn the_mirror_stays_while_another_key_of_the_session_is_unlocked() {
     let w = World::new();
     assert!(w.set_flags(&[]).status.success());
-    let o = w.s.run(&["set", "--key", "AWS_PROFILE", "--env", "prod", "--sso-start-url", URL, "--sso-region", "us-east-1", "--account-id", "222222222222", "--role-name", "ReadOnly", "--profile-name", "acme.prod"], "");
+    let o = w.s.run(
+        &[
+            "set",
+            "--key",
+            "AWS_PROFILE",
+            "--env",
+            "prod",
+            "--sso-start-url",
+            URL,
+            "--sso-region",
+            "us-east-1",
+            "--account-id",
+            "222222222222",
+            "--role-name",
+            "ReadOnly",
+            "--profile-name",
+            "acme.prod",
+        ],
+        "",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     w.s.cmd().arg("unlock").assert().success();
-    w.s.cmd().args(["relock", "--env", "test"]).assert().success();
-    assert!(w.cache_file("acme").exists(), "acme.prod still uses the session");
-    w.s.cmd().args(["relock", "--env", "prod"]).assert().success();
+    w.s.cmd()
+        .args(["relock", "--env", "test"])
+        .assert()
+        .success();
+    assert!(
+        w.cache_file("acme").exists(),
+        "acme.prod still uses the session"
+    );
+    w.s.cmd()
+        .args(["relock", "--env", "prod"])
+        .assert()
+        .success();
     assert!(!w.cache_file("acme").exists());
+}
+
+#[test]
+fn the_wizard_shows_a_diff_and_asks_before_changing_an_existing_profile() {
+    let w = World::new();
+    std::fs::create_dir_all(w.config().parent().unwrap()).unwrap();
+    let original = format!("[profile acme.acme-test]\nsso_session = acme\nsso_account_id = 123456789012\nsso_role_name = ReadOnly\nregion = us-east-1\n\n[sso-session acme]\nsso_start_url = {URL}\nsso_region = us-east-1\nsso_registration_scopes = sso:account:access\n");
+    std::fs::write(w.config(), &original).unwrap();
+    let mut c = Command::new(w.s.bin());
+    c.env_clear()
+        .current_dir(&w.s.repo)
+        .envs(w.s.vars())
+        .env("TERM", "xterm")
+        .args(["set", "--key", "AWS_PROFILE", "--env", "test"]);
+    let mut p = rexpect::session::spawn_command(c, Some(30_000)).unwrap();
+    p.exp_string("AWS access portal:").unwrap();
+    p.send_line("").unwrap(); // the known portal, first in the list
+    p.exp_string("account:").unwrap();
+    p.send("Acme").unwrap();
+    p.exp_string("Acme Test").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("role:").unwrap();
+    p.send("Admin").unwrap();
+    p.exp_string("AdministratorAccess").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("profile name:").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("- sso_role_name = ReadOnly").unwrap();
+    p.exp_string("+ sso_role_name = AdministratorAccess")
+        .unwrap();
+    p.exp_string("change it?").unwrap();
+    p.send_line("n").unwrap();
+    let out = p.exp_eof().unwrap();
+    assert!(out.contains("left as it is"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(w.config()).unwrap(),
+        original,
+        "declined: the file is untouched"
+    );
+    let (_, v) = w.s.json(&["list"]);
+    assert_eq!(v["keys"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn the_aws_cli_driver_runs_sso_login_with_the_profile_and_imports_its_token() {
+    let mut w = World::new();
+    assert!(w.set_flags(&[]).status.success());
+    w.s.cmd()
+        .args(["unlock", "--env", "test"])
+        .assert()
+        .success();
+    let stash = w.s.root.join("token.json");
+    std::fs::copy(w.cache_file("acme"), &stash).unwrap();
+    w.s.cmd().arg("relock").assert().success();
+    // forget keyrack's own copy so the next unlock must sign in
+    for e in std::fs::read_dir(w.s.keyrack_home.join("vault/aws.config/default")).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("session-")
+            && p.extension().is_some_and(|x| x == "age")
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    // a stand-in `aws` (the AWS CLI v1 here has no `sso login`): records its arguments, prints
+    // like the real one, and writes the token cache file as `aws sso login` would
+    let bin = w.s.root.join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let args_log = w.s.root.join("aws-args.log");
+    std::fs::write(
+        bin.join("aws"),
+        format!(
+            "#!/bin/sh\necho \"$@\" > {}\necho 'Attempting to automatically open the SSO authorization page'\nmkdir -p \"$HOME/.aws/sso/cache\"\ncp {} {}\n",
+            args_log.display(),
+            stash.display(),
+            w.cache_file("acme").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("aws"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    w.s.env("PATH", &path);
+    let o = w.s.run(
+        &["unlock", "--env", "test", "--login-driver", "aws-cli"],
+        "",
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&args_log).unwrap().trim(),
+        "sso login --profile acme.test",
+        "never --sso-session"
+    );
+    assert!(
+        stderr(&o).contains("running: aws sso login --profile acme.test"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("Attempting to automatically open"),
+        "its output is streamed: {}",
+        stderr(&o)
+    );
+    assert!(
+        !stdout(&o).contains("Attempting"),
+        "…to stderr, never into stdout"
+    );
+    assert_eq!(w.s.get_value("AWS_PROFILE", "test").1, "acme.test");
+    assert_eq!(w.fake.consents(), 1);
 }

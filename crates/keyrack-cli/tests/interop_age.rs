@@ -131,3 +131,37 @@ fn keyrack_reads_a_file_made_by_the_age_cli() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(s.get_value("K", "test").1, "made-by-age-cli");
 }
+
+#[test]
+fn ssh_rsa_identities_work_both_ways() {
+    let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
+    s.manifest("org: acme\nenv.test: []\n");
+    let key = s.root.join("id_rsa");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+    let id = key.to_str().unwrap();
+    let (_, v) = s.json(&["--identity", id, "init"]);
+    assert!(
+        v["recipient"].as_str().unwrap().starts_with("ssh-rsa "),
+        "{v}"
+    );
+    s.cmd()
+        .args(["--identity", id, "set", "--key", "K", "--env", "test"])
+        .write_stdin("via-rsa")
+        .assert()
+        .success();
+    let o = age(&["-d", "-i", id, s.secure_files()[0].to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "via-rsa",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = s.run(&["--identity", id, "unlock", "--env", "test"], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(s.get_value("K", "test").1, "via-rsa");
+}

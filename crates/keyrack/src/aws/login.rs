@@ -361,10 +361,16 @@ fn aws_cli(start_url: &str, profile: Option<&str>, opts: &LoginOptions) -> Resul
     })?;
     eprintln!("🔐 keyrack sign-in: {start_url}");
     eprintln!("   └─ running: aws sso login --profile {profile}");
+    // Its output (with the sign-in URL) is streamed to our stderr: stdout stays for --json.
+    use std::os::fd::AsFd;
+    let to_stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::io("duplicate", "stderr", e))?;
     let mut child = std::process::Command::new("aws")
         .args(["sso", "login", "--profile", profile])
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::inherit())
+        .stdout(std::process::Stdio::from(to_stderr))
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .map_err(|e| Error::Aws {
