@@ -91,6 +91,28 @@ impl World {
         self.s.run(&args, "")
     }
 
+    /// A second profile (prod account, read-only role) of the same portal.
+    fn set_prod(&self) -> std::process::Output {
+        let args = [
+            "set",
+            "--key",
+            "AWS_PROFILE",
+            "--env",
+            "prod",
+            "--sso-start-url",
+            URL,
+            "--sso-region",
+            "us-east-1",
+            "--account-id",
+            "222222222222",
+            "--role-name",
+            "ReadOnly",
+            "--profile-name",
+            "acme.prod",
+        ];
+        self.s.run(&args, "")
+    }
+
     fn aws(&self, args: &[&str]) -> std::process::Output {
         let mut c = Command::new("aws");
         c.env_clear()
@@ -487,26 +509,7 @@ fn config_bytes_we_do_not_own_survive_set_and_del() {
     let after_del = std::fs::read_to_string(w.config()).unwrap();
     assert!(after_del.starts_with(original));
     // a second profile of the same portal reuses the sso-session
-    let o = w.s.run(
-        &[
-            "set",
-            "--key",
-            "AWS_PROFILE",
-            "--env",
-            "prod",
-            "--sso-start-url",
-            URL,
-            "--sso-region",
-            "us-east-1",
-            "--account-id",
-            "222222222222",
-            "--role-name",
-            "ReadOnly",
-            "--profile-name",
-            "acme.prod",
-        ],
-        "",
-    );
+    let o = w.set_prod();
     assert!(o.status.success(), "{}", stderr(&o));
     let cfg = std::fs::read_to_string(w.config()).unwrap();
     assert_eq!(cfg.matches("[sso-session").count(), 1, "{cfg}");
@@ -672,26 +675,7 @@ fn the_daemon_removes_the_mirrored_token_when_the_grant_expires() {
 fn the_mirror_stays_while_another_key_of_the_session_is_unlocked() {
     let w = World::new();
     assert!(w.set_flags(&[]).status.success());
-    let o = w.s.run(
-        &[
-            "set",
-            "--key",
-            "AWS_PROFILE",
-            "--env",
-            "prod",
-            "--sso-start-url",
-            URL,
-            "--sso-region",
-            "us-east-1",
-            "--account-id",
-            "222222222222",
-            "--role-name",
-            "ReadOnly",
-            "--profile-name",
-            "acme.prod",
-        ],
-        "",
-    );
+    let o = w.set_prod();
     assert!(o.status.success(), "{}", stderr(&o));
     w.s.cmd().arg("unlock").assert().success();
     w.s.cmd()

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use keyrack_testkit::{stderr, stdout, Sandbox};
+use keyrack_testkit::{ssh_keygen, stderr, stdout, Sandbox};
 
 fn sandbox() -> Sandbox {
     let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
@@ -263,15 +263,6 @@ fn os_direct_round_trip_and_mode() {
     assert!(!std::fs::read_to_string(&f).unwrap().contains("direct-v"));
 }
 
-fn ssh_keygen(path: &std::path::Path, passphrase: &str) {
-    let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", passphrase, "-C", "test", "-f"])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
 fn age_decrypts(identity: &std::path::Path, file: &std::path::Path) -> Option<String> {
     let o = Command::new("age")
         .arg("-d")
@@ -291,7 +282,7 @@ fn recipient_changes_reencrypt_every_secret_file() {
     s.set("A", "test", "a-value");
     s.set("B", "prod", "b-value");
     let laptop = s.root.join("laptop");
-    ssh_keygen(&laptop, "");
+    ssh_keygen(&laptop, "ed25519", "");
     let pubkey = std::fs::read_to_string(laptop.with_extension("pub")).unwrap();
     let (code, v) = s.json(&[
         "recipient",

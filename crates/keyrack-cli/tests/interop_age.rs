@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use keyrack_testkit::{stderr, Sandbox};
+use keyrack_testkit::{ssh_keygen, stderr, Sandbox};
 
 fn age(args: &[&str]) -> std::process::Output {
     Command::new("age")
@@ -49,12 +49,7 @@ fn age_cli_decrypts_files_made_with_an_ssh_ed25519_key() {
     let ssh = s.home.join(".ssh");
     std::fs::create_dir_all(&ssh).unwrap();
     let key = ssh.join("id_ed25519");
-    assert!(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap()
-        .success());
+    ssh_keygen(&key, "ed25519", "");
     let (_, v) = s.json(&["init"]);
     assert_eq!(
         v["identity"],
@@ -82,12 +77,7 @@ fn keyrack_reads_a_file_made_by_the_age_cli() {
     let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
     s.manifest("org: acme\nenv.test: []\n");
     let key = s.root.join("id");
-    assert!(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap()
-        .success());
+    ssh_keygen(&key, "ed25519", "");
     s.cmd()
         .args(["--identity", key.to_str().unwrap(), "init"])
         .assert()
@@ -137,12 +127,7 @@ fn ssh_rsa_identities_work_both_ways() {
     let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
     s.manifest("org: acme\nenv.test: []\n");
     let key = s.root.join("id_rsa");
-    assert!(Command::new("ssh-keygen")
-        .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap()
-        .success());
+    ssh_keygen(&key, "rsa", "");
     let id = key.to_str().unwrap();
     let (_, v) = s.json(&["--identity", id, "init"]);
     assert!(

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use keyrack_testkit::{stderr, Sandbox};
+use keyrack_testkit::{ssh_keygen, stderr, Sandbox};
 use rexpect::session::spawn_command;
 
 fn pty_cmd(s: &Sandbox, args: &[&str]) -> Command {
@@ -46,12 +46,7 @@ fn passphrase_protected_ssh_key_asks_once_on_the_terminal() {
     let ssh = s.home.join(".ssh");
     std::fs::create_dir_all(&ssh).unwrap();
     let key = ssh.join("id_ed25519");
-    assert!(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "correct horse", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap()
-        .success());
+    ssh_keygen(&key, "ed25519", "correct horse");
 
     let mut p = spawn_command(pty_cmd(&s, &["init"]), Some(20_000)).unwrap();
     p.exp_string("passphrase for").unwrap();

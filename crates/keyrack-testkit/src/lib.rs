@@ -190,6 +190,21 @@ impl Drop for Sandbox {
     }
 }
 
+/// Generates an OpenSSH key pair at `path` (`kind`: ed25519 or rsa; empty passphrase for none).
+pub fn ssh_keygen(path: &Path, kind: &str, passphrase: &str) {
+    let mut c = std::process::Command::new("ssh-keygen");
+    c.args(["-q", "-t", kind, "-N", passphrase, "-C", "keyrack-test"]);
+    if kind == "rsa" {
+        c.args(["-b", "2048"]);
+    }
+    let st = c
+        .arg("-f")
+        .arg(path)
+        .status()
+        .expect("ssh-keygen is installed");
+    assert!(st.success(), "ssh-keygen failed for {}", path.display());
+}
+
 /// stdout as a string.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
