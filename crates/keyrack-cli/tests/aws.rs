@@ -803,3 +803,52 @@ fn the_aws_cli_driver_runs_sso_login_with_the_profile_and_imports_its_token() {
     assert_eq!(w.s.get_value("AWS_PROFILE", "test").1, "acme.test");
     assert_eq!(w.fake.consents(), 1);
 }
+
+#[test]
+fn no_prompt_fails_fast_while_another_keyrack_signs_in() {
+    let w = World::new();
+    assert!(w.set_flags(&[]).status.success());
+    // another keyrack holds the session's sign-in lock (flock, as keyrack takes it)
+    let digest = {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg("printf %s acme | sha1sum")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)[..20].to_string()
+    };
+    let lock =
+        w.s.keyrack_home
+            .join(format!("vault/aws.config/default/session-{digest}.lock"));
+    assert!(
+        lock.exists(),
+        "set used the per-session lock at {}",
+        lock.display()
+    );
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "2"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let start = std::time::Instant::now();
+    let (code, v) = w.s.json(&["unlock", "--env", "test", "--no-prompt"]);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(3),
+        "fails fast instead of waiting"
+    );
+    assert_eq!(code, 2);
+    assert!(
+        v["rows"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("signing in"),
+        "{v}"
+    );
+    holder.wait().unwrap(); // (its child holds the lock until it exits)
+    let (code, _) = w.s.json(&["unlock", "--env", "test", "--no-prompt"]);
+    assert_eq!(
+        code, 0,
+        "with the lock free, a valid session needs no prompt"
+    );
+}
