@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs the tools the tests drive (the age CLI for interop,
 # ssh-keygen for SSH identities, fish for shell quoting, python3 + setpriv for the foreign-uid
-# daemon test, curl as the test browser, the AWS CLI v1 for botocore interop) when they are
+# daemon test, flock for the sign-in lock test, curl as the test browser, the AWS CLI v1 for botocore interop) when they are
 # missing and this machine can install them (Debian/Ubuntu as root; pip for the AWS CLI).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 missing=()
-for tool in age age-keygen ssh-keygen fish python3 setpriv curl; do
+for tool in age age-keygen ssh-keygen fish python3 setpriv flock curl; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
