@@ -26,4 +26,10 @@ if ! command -v aws >/dev/null 2>&1; then
   hash -r
 fi
 cd "$root"
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set -o pipefail
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+# one closing line for the whole workspace
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
