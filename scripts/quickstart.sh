@@ -14,7 +14,8 @@ cleanup() { "$kr" daemon prune >/dev/null 2>&1 || true; rm -rf "$world"; }
 trap cleanup EXIT
 cd "$world/demo"
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' off=$'\033[0m'; else bold='' off=''; fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$off"; }
 run() { step "$*"; "$@"; }
 
 run "$kr" init --org demo
