@@ -10,6 +10,25 @@ use keyrack_testkit::{stderr, stdout, Sandbox};
 
 const URL: &str = "https://d-1234567890.awsapps.com/start";
 
+/// `set` of AWS_PROFILE for env test without the wizard: the Acme Test account, admin role.
+const SET_TEST: [&str; 15] = [
+    "set",
+    "--key",
+    "AWS_PROFILE",
+    "--env",
+    "test",
+    "--sso-start-url",
+    URL,
+    "--sso-region",
+    "us-east-1",
+    "--account-id",
+    "123456789012",
+    "--role-name",
+    "AdministratorAccess",
+    "--profile-name",
+    "acme.test",
+];
+
 struct World {
     s: Sandbox,
     fake: FakeAws,
@@ -70,23 +89,7 @@ impl World {
     }
 
     fn set_flags(&self, extra: &[&str]) -> std::process::Output {
-        let mut args = vec![
-            "set",
-            "--key",
-            "AWS_PROFILE",
-            "--env",
-            "test",
-            "--sso-start-url",
-            URL,
-            "--sso-region",
-            "us-east-1",
-            "--account-id",
-            "123456789012",
-            "--role-name",
-            "AdministratorAccess",
-            "--profile-name",
-            "acme.test",
-        ];
+        let mut args = SET_TEST.to_vec();
         args.extend_from_slice(extra);
         self.s.run(&args, "")
     }
@@ -318,26 +321,7 @@ fn device_code_with_pending_polls_and_slow_down() {
     w.fake.set_slow_downs(1);
     w.fake.set_pending_polls(1);
     let start = std::time::Instant::now();
-    let o = spawn_and_approve(
-        &w,
-        &[
-            "set",
-            "--key",
-            "AWS_PROFILE",
-            "--env",
-            "test",
-            "--sso-start-url",
-            URL,
-            "--sso-region",
-            "us-east-1",
-            "--account-id",
-            "123456789012",
-            "--role-name",
-            "AdministratorAccess",
-            "--profile-name",
-            "acme.test",
-        ],
-    );
+    let o = spawn_and_approve(&w, &SET_TEST);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(stderr(&o).contains("/device?user_code="), "{}", stderr(&o));
     assert!(

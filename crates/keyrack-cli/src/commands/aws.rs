@@ -1,7 +1,6 @@
 //! `keyrack aws credentials|logout`.
 
 use keyrack::ops::aws;
-use keyrack::vault::VaultContext;
 use keyrack::Result;
 
 use super::Ctx;
@@ -18,18 +17,7 @@ pub fn run(ctx: &Ctx, c: AwsCommand) -> Result<i32> {
             Ok(0)
         }
         AwsCommand::Logout { profile } => {
-            let host = rack.host()?;
-            let recipients = host.recipient_keys()?;
-            let vctx = VaultContext {
-                home: rack.home(),
-                identity: Some(rack.identity()?),
-                recipients: &recipients,
-                login: keyrack::aws::login::LoginOptions {
-                    no_prompt: true,
-                    ..Default::default()
-                },
-            };
-            let r = aws::logout(&rack, &vctx, &profile)?;
+            let r = aws::logout(&rack, &profile)?;
             if ctx.json {
                 print_json(&serde_json::to_value(&r).expect("json"));
             } else {

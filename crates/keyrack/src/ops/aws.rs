@@ -421,9 +421,19 @@ pub struct LogoutReport {
 }
 
 /// Signs the profile's SSO session out server-side and deletes both copies of its token.
-pub fn logout(rack: &Rack, ctx: &VaultContext<'_>, profile: &str) -> Result<LogoutReport> {
+pub fn logout(rack: &Rack, profile: &str) -> Result<LogoutReport> {
     let p = AwsConfig::load_default()?.sso_profile(profile)?;
-    let sessions = Sessions::new(ctx)?;
+    let recipients = rack.host()?.recipient_keys()?;
+    let ctx = VaultContext {
+        home: rack.home(),
+        identity: Some(rack.identity()?),
+        recipients: &recipients,
+        login: crate::aws::login::LoginOptions {
+            no_prompt: true,
+            ..Default::default()
+        },
+    };
+    let sessions = Sessions::new(&ctx)?;
     let token = sessions.token(p.cache_name())?;
     let signed_out = match &token {
         Some(t) => match portal::logout(&p.sso_region, &t.access_token) {
