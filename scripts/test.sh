@@ -23,7 +23,9 @@ fi
 if ! command -v aws >/dev/null 2>&1; then
   echo "installing the AWS CLI v1 (botocore interop tests)" >&2
   python3 -m pip install --quiet awscli 2>/dev/null || python3 -m pip install --quiet --break-system-packages awscli
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
   hash -r
+  command -v aws >/dev/null 2>&1 || { echo "the AWS CLI did not land on PATH" >&2; exit 1; }
 fi
 cd "$root"
 log=$(mktemp)
