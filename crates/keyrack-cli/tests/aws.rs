@@ -836,3 +836,26 @@ fn no_prompt_fails_fast_while_another_keyrack_signs_in() {
         "with the lock free, a valid session needs no prompt"
     );
 }
+
+#[test]
+fn aws_config_file_is_honoured() {
+    let mut w = World::new();
+    let custom = w.s.root.join("custom-aws-config");
+    w.s.env("AWS_CONFIG_FILE", custom.to_str().unwrap());
+    let o = w.set_flags(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&custom)
+        .unwrap()
+        .contains("[profile acme.test]"));
+    assert!(!w.config().exists(), "~/.aws/config untouched");
+    w.s.cmd()
+        .args(["unlock", "--env", "test"])
+        .assert()
+        .success();
+    let o = w.aws(&["sts", "get-caller-identity", "--profile", "acme.test"]);
+    assert!(
+        o.status.success(),
+        "botocore reads the same file: {}",
+        stderr(&o)
+    );
+}

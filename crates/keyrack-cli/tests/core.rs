@@ -440,3 +440,42 @@ fn json_mode_prints_only_json_even_for_errors() {
     assert_eq!(v["error"]["fix"], "keyrack init");
     assert_eq!(stderr(&o), "");
 }
+
+#[test]
+fn an_age_x25519_recipient_can_be_added() {
+    let s = sandbox();
+    s.set("A", "test", "a-value");
+    let other = s.root.join("other.txt");
+    assert!(Command::new("age-keygen")
+        .arg("-o")
+        .arg(&other)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let text = std::fs::read_to_string(&other).unwrap();
+    let pubkey = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap();
+    let (code, v) = s.json(&["recipient", "add", "--pubkey", pubkey, "--label", "ci-bot"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["recipient"]["kind"], "x25519");
+    assert_eq!(
+        age_decrypts(&other, &s.secure_files()[0]).as_deref(),
+        Some("a-value")
+    );
+    let o = s.run(
+        &[
+            "recipient",
+            "add",
+            "--pubkey",
+            "age1notakey",
+            "--label",
+            "x",
+        ],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("fix:"), "{}", stderr(&o));
+}

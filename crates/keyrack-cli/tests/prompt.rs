@@ -96,3 +96,42 @@ fn passphrase_protected_ssh_key_asks_once_on_the_terminal() {
     // and the hot path never asks: no TTY needed
     assert_eq!(s.get_value("B", "test").1, "value-b");
 }
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
+    s.manifest("org: acme\nenv.test: [K]\n");
+    s.init();
+    s.set("K", "test", "v");
+    let mut c = Command::new(s.bin());
+    c.env_clear()
+        .current_dir(&s.repo)
+        .envs(s.vars())
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm")
+        .args(["get", "--key", "K", "--env", "test"]);
+    let mut p = spawn_command(c, Some(10_000)).unwrap();
+    let out = p.exp_eof().unwrap();
+    assert!(out.contains("\u{1b}[33m"), "coloured on a TTY: {out:?}");
+    let mut c = Command::new(s.bin());
+    c.env_clear()
+        .current_dir(&s.repo)
+        .envs(s.vars())
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .args(["get", "--key", "K", "--env", "test"]);
+    let mut p = spawn_command(c, Some(10_000)).unwrap();
+    let out = p.exp_eof().unwrap();
+    assert!(
+        out.contains("locked") && !out.contains("\u{1b}["),
+        "NO_COLOR: {out:?}"
+    );
+    // piped: never coloured
+    let o = s
+        .cmd()
+        .env_remove("NO_COLOR")
+        .args(["get", "--key", "K", "--env", "test"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&o.stdout).contains('\u{1b}'));
+}
