@@ -218,7 +218,7 @@ pub fn parse_duration(what: &'static str, s: &str) -> Result<std::time::Duration
         Err(e) => Err(Error::InvalidInput {
             what,
             value: s.into(),
-            reason: e.to_string(),
+            reason: format!("not a duration ({e})"),
             hint: Some("use e.g. 9h, 30m or 1h30m".into()),
         }),
     }
