@@ -213,3 +213,45 @@ fn daemon_status_and_prune() {
     let o = s.run(&["status"], "");
     assert!(stdout(&o).contains("fix: keyrack unlock"), "{}", stdout(&o));
 }
+
+#[test]
+fn random_requests_never_crash_the_daemon() {
+    let s = unlocked();
+    let sock = s.socket();
+    let pid = s.daemon_pid().unwrap();
+    let mut seed: u64 = 0x5eed;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as u32
+    };
+    let shapes: [&[u8]; 6] = [
+        b"{\"op\":\"get\",\"slugs\":",
+        b"{\"op\":\"unlock\",\"grants\":[{",
+        b"{\"op\":\"relock\",\"scope\":{\"kind\":",
+        b"[1,2,3]",
+        b"{\"op\":",
+        b"\"\\u0000\"",
+    ];
+    for _ in 0..300 {
+        let mut req: Vec<u8> = shapes[(next() as usize) % shapes.len()].to_vec();
+        for _ in 0..(next() % 64) {
+            req.push((next() % 256) as u8);
+        }
+        if next() % 2 == 0 {
+            req.push(b'\n');
+        }
+        let answer = raw(&sock, &req, true);
+        assert!(
+            answer.contains("\"status\""),
+            "every request gets an answer: {answer:?}"
+        );
+        assert!(
+            !answer.contains("daemon-value"),
+            "never a secret in an error: {answer}"
+        );
+    }
+    assert_eq!(s.daemon_pid(), Some(pid), "same daemon still running");
+    assert_eq!(s.get_value("K", "test").1, "daemon-value");
+}

@@ -509,3 +509,99 @@ mod tests {
         assert_eq!(c.text(), "[profile p]\nregion = x\noutput = json\n# trailing comment of the next section\n[profile q]\n");
     }
 }
+
+#[cfg(test)]
+mod generated {
+    use super::*;
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+    }
+
+    const PIECES: &[&str] = &[
+        "# a comment\n",
+        "; another comment\n",
+        "\n",
+        "[default]\nregion = eu-west-1\noutput = json\n",
+        "[default]\ns3 =\n  max_concurrent_requests = 20\n",
+        "[services dev]\ndynamodb =\n  endpoint_url = http://localhost:8000\n",
+        "[profile foreign]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = default\n",
+        "[profile legacy]\nsso_start_url = https://d-9.awsapps.com/start\nsso_region = eu-west-1\nsso_account_id = 1\nsso_role_name = R\n",
+        "[sso-session other]\nsso_start_url = https://d-8.awsapps.com/start\nsso_region = us-west-2\n",
+    ];
+
+    #[test]
+    fn writing_and_removing_our_sections_keeps_every_foreign_byte() {
+        let mut r = Lcg(7);
+        for case in 0..400 {
+            let mut text: String = (0..r.next() % 7)
+                .map(|_| PIECES[(r.next() as usize) % PIECES.len()])
+                .collect();
+            if r.next() % 4 == 0 {
+                text = text.trim_end_matches('\n').to_string(); // no final newline
+            }
+            let mut c = AwsConfig {
+                path: PathBuf::from("/nonexistent"),
+                lines: text.split_inclusive('\n').map(str::to_string).collect(),
+                mode: None,
+            };
+            c.set_section(
+                &Section::Profile("acme.test".into()),
+                &[
+                    ("sso_session", "acme"),
+                    ("sso_account_id", "123456789012"),
+                    ("sso_role_name", "Admin"),
+                    ("region", "us-east-1"),
+                ],
+            );
+            c.set_section(
+                &Section::SsoSession("acme".into()),
+                &[
+                    ("sso_start_url", "https://d-1.awsapps.com/start"),
+                    ("sso_region", "us-east-1"),
+                ],
+            );
+            let written = c.text();
+            let base = text.trim_end_matches('\n');
+            assert!(
+                written.starts_with(base),
+                "case {case}: foreign bytes changed\n--- before\n{text}\n--- after\n{written}"
+            );
+            let p = c
+                .sso_profile("acme.test")
+                .unwrap_or_else(|e| panic!("case {case}: {e}\n{written}"));
+            assert_eq!(
+                (p.account_id.as_str(), p.start_url.as_str()),
+                ("123456789012", "https://d-1.awsapps.com/start")
+            );
+            // every section that was there is still readable with the same values
+            let before = AwsConfig {
+                path: PathBuf::from("/nonexistent"),
+                lines: text.split_inclusive('\n').map(str::to_string).collect(),
+                mode: None,
+            };
+            for name in before.profile_names() {
+                assert_eq!(
+                    before.get(&Section::profile(&name)),
+                    c.get(&Section::profile(&name)),
+                    "case {case}: {name}"
+                );
+            }
+            c.remove_section(&Section::SsoSession("acme".into()));
+            c.remove_section(&Section::Profile("acme.test".into()));
+            assert!(
+                c.text().starts_with(base),
+                "case {case}: removal touched foreign bytes\n{}",
+                c.text()
+            );
+            assert!(c.get(&Section::Profile("acme.test".into())).is_none());
+        }
+    }
+}

@@ -139,3 +139,106 @@ fn edited_files_still_parse_to_the_expected_keys() {
     assert!(m.allows("test", "B"));
     assert!(m.allows("prod", "C"));
 }
+
+/// A tiny deterministic generator (no test dependency needed).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[(self.next() as usize) % xs.len()]
+    }
+}
+
+fn generated_manifest(r: &mut Lcg) -> (String, Vec<String>) {
+    let mut t = String::new();
+    if r.next() % 2 == 0 {
+        t.push_str("# generated\n");
+    }
+    t.push_str("org: acme\n");
+    let mut envs = Vec::new();
+    for e in ["test", "prod", "dev"]
+        .iter()
+        .take(1 + (r.next() % 3) as usize)
+    {
+        envs.push(e.to_string());
+        if r.next() % 3 == 0 {
+            t.push('\n');
+        }
+        let keys: Vec<String> = (0..r.next() % 4)
+            .map(|i| format!("{}_{i}", r.pick(&["A", "B", "KEY", "TOKEN"])))
+            .collect();
+        let mut keys = keys;
+        keys.dedup();
+        keys.sort();
+        keys.dedup();
+        match r.next() % 3 {
+            0 => t.push_str(&format!(
+                "env.{e}: [{}]{}\n",
+                keys.join(", "),
+                if r.next() % 2 == 0 { " # flow" } else { "" }
+            )),
+            _ => {
+                t.push_str(&format!("env.{e}:\n"));
+                for k in &keys {
+                    match r.next() % 4 {
+                        0 => t.push_str(&format!("  - key: {k}\n    is-optional-if-has: OTHER\n")),
+                        1 => t.push_str(&format!("  - {k} # note\n")),
+                        2 => t.push_str(&format!("  # about {k}\n  - {k}\n")),
+                        _ => t.push_str(&format!("  - {k}\n")),
+                    }
+                }
+            }
+        }
+    }
+    (t, envs)
+}
+
+#[test]
+fn edits_of_generated_manifests_keep_every_other_byte() {
+    let mut r = Lcg(42);
+    for case in 0..400 {
+        let (text, envs) = generated_manifest(&mut r);
+        let before = load(&text)
+            .unwrap_or_else(|e| panic!("case {case}: generated manifest must parse: {e}\n{text}"));
+        let env = &envs[(r.next() as usize) % envs.len()];
+        let key = "NEW_KEY";
+        let added = add_key(&text, env, key).expect("new key is added");
+        let after = load(&added)
+            .unwrap_or_else(|e| panic!("case {case}: edited manifest must parse: {e}\n{added}"));
+        assert!(after.allows(env, key), "case {case}:\n{added}");
+        for (e, keys) in &before.envs {
+            for k in keys {
+                assert!(
+                    after.allows(e, &k.key),
+                    "case {case}: {e}.{} lost\n{added}",
+                    k.key
+                );
+            }
+        }
+        assert_eq!(
+            remove_key(&added, env, key).as_deref(),
+            Some(text.as_str()),
+            "case {case}: remove undoes add"
+        );
+        // removing an existing key leaves a manifest that parses and lacks only that key
+        if let Some(k) = before.envs.get(env).and_then(|v| v.first()) {
+            let removed = remove_key(&text, env, &k.key).expect("listed key is removed");
+            let m = load(&removed).unwrap_or_else(|e| panic!("case {case}: {e}\n{removed}"));
+            assert!(
+                !m.envs[env].iter().any(|s| s.key == k.key),
+                "case {case}:\n{removed}"
+            );
+            assert_eq!(
+                m.envs[env].len(),
+                before.envs[env].len() - 1,
+                "case {case}:\n{removed}"
+            );
+        }
+    }
+}
