@@ -239,7 +239,7 @@ fn random_requests_never_crash_the_daemon() {
         for _ in 0..(next() % 64) {
             req.push((next() % 256) as u8);
         }
-        if next() % 2 == 0 {
+        if next().is_multiple_of(2) {
             req.push(b'\n');
         }
         let answer = raw(&sock, &req, true);

@@ -544,7 +544,7 @@ mod generated {
             let mut text: String = (0..r.next() % 7)
                 .map(|_| PIECES[(r.next() as usize) % PIECES.len()])
                 .collect();
-            if r.next() % 4 == 0 {
+            if r.next().is_multiple_of(4) {
                 text = text.trim_end_matches('\n').to_string(); // no final newline
             }
             let mut c = AwsConfig {

@@ -157,7 +157,7 @@ impl Lcg {
 
 fn generated_manifest(r: &mut Lcg) -> (String, Vec<String>) {
     let mut t = String::new();
-    if r.next() % 2 == 0 {
+    if r.next().is_multiple_of(2) {
         t.push_str("# generated\n");
     }
     t.push_str("org: acme\n");
@@ -167,7 +167,7 @@ fn generated_manifest(r: &mut Lcg) -> (String, Vec<String>) {
         .take(1 + (r.next() % 3) as usize)
     {
         envs.push(e.to_string());
-        if r.next() % 3 == 0 {
+        if r.next().is_multiple_of(3) {
             t.push('\n');
         }
         let keys: Vec<String> = (0..r.next() % 4)
@@ -181,7 +181,11 @@ fn generated_manifest(r: &mut Lcg) -> (String, Vec<String>) {
             0 => t.push_str(&format!(
                 "env.{e}: [{}]{}\n",
                 keys.join(", "),
-                if r.next() % 2 == 0 { " # flow" } else { "" }
+                if r.next().is_multiple_of(2) {
+                    " # flow"
+                } else {
+                    ""
+                }
             )),
             _ => {
                 t.push_str(&format!("env.{e}:\n"));
