@@ -276,8 +276,8 @@ fn dispatch(req: Request, state: &Mutex<State>) -> Response {
             slugs: st.store.aws_forget_session(&session),
         },
         Request::Shutdown => {
-            let all = st.store.relock(&super::protocol::RelockScope::All);
-            drop(all);
+            // forget everything now (mirrored SSO tokens included), then say goodbye
+            st.store.relock(&super::protocol::RelockScope::All);
             Response::Bye
         }
     }
