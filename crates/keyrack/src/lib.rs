@@ -36,6 +36,8 @@ pub mod ops;
 pub mod repo_manifest;
 pub mod secret;
 pub mod slug;
+#[cfg(test)]
+mod testgen;
 pub mod vault;
 
 pub use error::{Error, Result};

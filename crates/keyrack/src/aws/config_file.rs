@@ -514,16 +514,7 @@ mod tests {
 mod generated {
     use super::*;
 
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 33
-        }
-    }
+    use crate::testgen::Lcg;
 
     const PIECES: &[&str] = &[
         "# a comment\n",

@@ -47,6 +47,16 @@ pub struct LoginOptions {
     pub driver: Driver,
 }
 
+impl LoginOptions {
+    /// Options that never sign in (for operations that must not open a browser).
+    pub fn never_prompt() -> Self {
+        LoginOptions {
+            no_prompt: true,
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for LoginOptions {
     fn default() -> Self {
         LoginOptions {

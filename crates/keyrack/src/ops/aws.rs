@@ -424,15 +424,7 @@ pub struct LogoutReport {
 pub fn logout(rack: &Rack, profile: &str) -> Result<LogoutReport> {
     let p = AwsConfig::load_default()?.sso_profile(profile)?;
     let recipients = rack.host()?.recipient_keys()?;
-    let ctx = VaultContext {
-        home: rack.home(),
-        identity: Some(rack.identity()?),
-        recipients: &recipients,
-        login: crate::aws::login::LoginOptions {
-            no_prompt: true,
-            ..Default::default()
-        },
-    };
+    let ctx = rack.vault_context(&recipients, crate::aws::login::LoginOptions::never_prompt())?;
     let sessions = Sessions::new(&ctx)?;
     let token = sessions.token(p.cache_name())?;
     let signed_out = match &token {

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::repo_manifest::edit;
 use crate::slug::Slug;
-use crate::vault::{self, Custody, VaultContext, VaultKind};
+use crate::vault::{self, Custody, VaultKind};
 
 /// What `del` removed.
 #[derive(Debug, Serialize)]
@@ -46,15 +46,8 @@ pub fn run(rack: &Rack, key: &str, env: Option<&str>, org: Option<&str>) -> Resu
     };
     if let Some(entry) = host.entry(&slug).cloned() {
         let recipients = host.recipient_keys()?;
-        let ctx = VaultContext {
-            home: rack.home(),
-            identity: Some(rack.identity()?),
-            recipients: &recipients,
-            login: crate::aws::login::LoginOptions {
-                no_prompt: true,
-                ..Default::default()
-            },
-        };
+        let ctx =
+            rack.vault_context(&recipients, crate::aws::login::LoginOptions::never_prompt())?;
         vault::open(entry.vault, ctx).del(&entry)?;
         report.vault = Some(entry.vault);
         report.secret_destroyed = entry.vault.custody() == Custody::Owns;

@@ -96,6 +96,20 @@ impl Rack {
         HostManifest::load(&self.home, self.identity()?)
     }
 
+    /// The context vaults run in: this rack's home and identity, `recipients` for new files.
+    pub fn vault_context<'a>(
+        &'a self,
+        recipients: &'a [crate::crypto::RecipientKey],
+        login: crate::aws::login::LoginOptions,
+    ) -> Result<crate::vault::VaultContext<'a>> {
+        Ok(crate::vault::VaultContext {
+            home: &self.home,
+            identity: Some(self.identity()?),
+            recipients,
+            login,
+        })
+    }
+
     /// Takes the owner's writer lock.
     pub fn lock(&self) -> Result<WriteLock> {
         crate::fsio::ensure_private_dir(self.home.root())?;

@@ -105,12 +105,7 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     }
     // Fail fast (not initialised, wrong identity) before asking for the secret.
     let recipients = rack.host()?.recipient_keys()?;
-    let ctx = VaultContext {
-        home: rack.home(),
-        identity: Some(rack.identity()?),
-        recipients: &recipients,
-        login: opts.login,
-    };
+    let ctx = rack.vault_context(&recipients, opts.login)?;
     let prepared = match kind {
         VaultKind::AwsConfig => Some(super::aws::prepare_profile(
             &ctx,

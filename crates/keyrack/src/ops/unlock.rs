@@ -12,7 +12,7 @@ use crate::daemon::protocol::{now_ms, HeldGrant, RelockScope};
 use crate::error::{Error, Result};
 use crate::host_manifest::HostEntry;
 use crate::slug::{self, Slug, ENV_ALL, ENV_SUDO, ORG_ALL};
-use crate::vault::{self, Unlocked, Vault, VaultContext, VaultKind};
+use crate::vault::{self, Unlocked, Vault, VaultKind};
 
 /// Default grant lifetime.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
@@ -167,12 +167,7 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<Vec<UnlockRow>> {
     let host = rack.host()?;
     let slugs = targets(rack, opts, &host)?;
     let recipients = host.recipient_keys()?;
-    let ctx = VaultContext {
-        home: rack.home(),
-        identity: Some(rack.identity()?),
-        recipients: &recipients,
-        login: opts.login,
-    };
+    let ctx = rack.vault_context(&recipients, opts.login)?;
     let repo = rack.repo()?;
     let owner = rack.home().owner();
     let mut adapters: HashMap<VaultKind, Box<dyn Vault + '_>> = HashMap::new();

@@ -140,20 +140,7 @@ fn edited_files_still_parse_to_the_expected_keys() {
     assert!(m.allows("prod", "C"));
 }
 
-/// A tiny deterministic generator (no test dependency needed).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[(self.next() as usize) % xs.len()]
-    }
-}
+use crate::testgen::Lcg;
 
 fn generated_manifest(r: &mut Lcg) -> (String, Vec<String>) {
     let mut t = String::new();
