@@ -110,24 +110,29 @@ impl Identity {
             reason,
             hint,
         };
-        let data = std::fs::read(path).map_err(|e| {
-            bad(
+        let data = read_private(path).map_err(|e| match e {
+            ReadError::Io(e) => bad(
                 e.to_string(),
                 "pass an existing key with --identity <path>, or run keyrack init to generate one"
                     .into(),
-            )
+            ),
+            ReadError::Unprotected(mode) => bad(
+                format!(
+                    "UNPROTECTED PRIVATE KEY FILE: permissions {mode:04o} are too open; a private key must not be accessible by others, so it is refused"
+                ),
+                format!("chmod 600 {}", path.display()),
+            ),
         })?;
-        let text = String::from_utf8(data).map_err(|_| {
+        let text = std::str::from_utf8(&data).map_err(|_| {
             bad(
                 "not a text key file".into(),
                 "pass an age identity file or an OpenSSH private key".into(),
             )
         })?;
-        let text = zeroize::Zeroizing::new(text);
         if text.contains("-----BEGIN") {
-            Self::load_ssh(path, &text)
+            Self::load_ssh(path, text)
         } else {
-            Self::load_age(path, &text)
+            Self::load_age(path, text)
         }
     }
 
@@ -217,6 +222,31 @@ impl Identity {
             Inner::Ssh(i) => i,
         }
     }
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    /// The file's mode gives group or others some access.
+    Unprotected(u32),
+}
+
+/// Reads a private key file, refusing it (as ssh does) when group or others may access it. The
+/// mode is checked on the opened file, so the file read is the file checked.
+fn read_private(path: &Path) -> std::result::Result<zeroize::Zeroizing<Vec<u8>>, ReadError> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let mut file = std::fs::File::open(path).map_err(ReadError::Io)?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    if !meta.is_file() {
+        return Err(ReadError::Io(std::io::Error::other("not a regular file")));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(ReadError::Unprotected(mode));
+    }
+    let mut data = zeroize::Zeroizing::new(Vec::new());
+    file.read_to_end(&mut data).map_err(ReadError::Io)?;
+    Ok(data)
 }
 
 fn ask_passphrase(path: &Path) -> Result<age::secrecy::SecretString> {
