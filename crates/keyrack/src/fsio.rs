@@ -1,4 +1,9 @@
 //! Durable file operations: atomic writes (temp + fsync + rename), private modes, a writer lock.
+//!
+//! Temp files are `.keyrack-tmp-<pid>-<random>` next to their target, created exclusively (no
+//! symlink followed) with mode 0600. A writer killed mid-write leaves one behind (for os.direct a
+//! plaintext copy); the next write in that directory removes those whose writer is gone, and
+//! taking an owner's lock removes every one in the directories only that lock's holders write.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

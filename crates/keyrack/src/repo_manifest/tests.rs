@@ -238,11 +238,7 @@ fn edits_of_generated_manifests_keep_every_other_byte() {
 fn extends_never_leaves_the_repository() {
     let outer = tempfile::tempdir().unwrap();
     let repo = outer.path().join("repo");
-    write(
-        &outer.path().to_path_buf(),
-        "x.yml",
-        "org: evil\nenv.test: [X]\n",
-    );
+    write(outer.path(), "x.yml", "org: evil\nenv.test: [X]\n");
     write(&repo, "shared/ok.yml", "org: base\nenv.test: [OK]\n");
     std::os::unix::fs::symlink(outer.path().join("x.yml"), repo.join("link.yml")).unwrap();
     std::os::unix::fs::symlink(outer.path(), repo.join("up")).unwrap();
