@@ -407,7 +407,7 @@ impl AwsConfig {
                 fsio::ensure_private_dir(dir)?;
             }
         }
-        fsio::write_atomic(
+        fsio::write_atomic_through_links(
             &self.path,
             self.text().as_bytes(),
             self.mode.unwrap_or(0o600),

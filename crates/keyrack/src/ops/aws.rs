@@ -66,7 +66,7 @@ impl Prepared {
     /// Puts the config file back as it was.
     pub fn undo(&self) -> Result<()> {
         if let Some((path, text)) = &self.restore {
-            crate::fsio::write_atomic(path, text.as_bytes(), 0o600)?;
+            crate::fsio::write_atomic_through_links(path, text.as_bytes(), 0o600)?;
         }
         Ok(())
     }

@@ -32,10 +32,15 @@ pub struct DelReport {
 
 /// Runs `del`.
 pub fn run(rack: &Rack, key: &str, env: Option<&str>, org: Option<&str>) -> Result<DelReport> {
+    // keyrack.yml and the host manifest are read, edited and written under the lock, so a
+    // parallel set/del cannot slip a change between our read and our write.
+    let _lock = rack.lock()?;
     let repo = rack.repo()?;
     let scope = resolve_scope(repo.as_ref(), key, env, org, false)?;
     let slug = Slug::new(&scope.org, &scope.env, key)?;
-    let _lock = rack.lock()?;
+    if let (Some(r), false) = (&repo, is_host_only(&scope)) {
+        fsio::resolve_link_target(&r.path)?; // a refused link fails before anything is removed
+    }
     let mut host = rack.host()?;
     let mut report = DelReport {
         slug: slug.clone(),

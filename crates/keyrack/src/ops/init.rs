@@ -103,7 +103,7 @@ pub fn run(rack: &Rack, opts: &InitOptions) -> Result<InitReport> {
                         text.push_str(&format!("env.{e}: []\n"));
                     }
                     let path = rack.cwd().join(repo_manifest::FILE_NAMES[0]);
-                    fsio::write_atomic(&path, text.as_bytes(), 0o644)?;
+                    fsio::write_atomic_through_links(&path, text.as_bytes(), 0o644)?;
                     (Some(path), true)
                 }
             }

@@ -110,10 +110,15 @@ impl Rack {
         })
     }
 
-    /// Takes the owner's writer lock.
+    /// Takes the owner's writer lock, then removes the temp files killed writers left where only
+    /// lock holders write (os.direct's are plaintext copies of `direct.json`).
     pub fn lock(&self) -> Result<WriteLock> {
         crate::fsio::ensure_private_dir(self.home.root())?;
-        WriteLock::acquire(&self.home.lock_file())
+        let lock = WriteLock::acquire(&self.home.lock_file())?;
+        for dir in self.home.lock_only_dirs() {
+            crate::fsio::remove_all_temps(&dir)?;
+        }
+        Ok(lock)
     }
 
     /// The repo manifest above the working directory, if there is one.

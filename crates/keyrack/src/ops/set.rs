@@ -79,6 +79,9 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         true,
     )?;
     let slug = Slug::new(&scope.org, &scope.env, &opts.key)?;
+    if let (Some(r), false) = (&repo, is_host_only(&scope)) {
+        fsio::resolve_link_target(&r.path)?; // a refused link fails before the secret is asked for
+    }
     let kind = opts.vault.unwrap_or_else(|| default_vault(&opts.key));
     let mech = opts.mech.unwrap_or(kind.default_mech());
     if kind == VaultKind::OsEnvvar {
@@ -122,7 +125,12 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     };
 
     let _lock = rack.lock()?;
+    // What was read before the lock may be stale (a parallel set/del, recipient add): keyrack.yml
+    // and the host manifest are read again, and edited, under the lock.
+    let repo = rack.repo()?;
     let mut host = rack.host()?;
+    let recipients = host.recipient_keys()?;
+    let ctx = rack.vault_context(&recipients, opts.login)?;
     let adapter = vault::open(kind, ctx);
     let previous = host.entry(&slug).cloned();
     let proven = vault::set_proven(adapter.as_ref(), &slug, mech, &secret).and_then(|entry| {

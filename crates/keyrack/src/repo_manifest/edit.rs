@@ -93,7 +93,9 @@ pub fn remove_key(text: &str, env: &str, key: &str) -> Option<String> {
     Some(replace_lines(&lines, *start, *stop, &[]))
 }
 
-/// Reads, edits and atomically rewrites the manifest file (keeping its mode).
+/// Reads, edits and atomically rewrites the manifest file (keeping its mode). When the file is a
+/// symbolic link (a dotfile manager's), the link's target is rewritten and the link kept.
+/// Callers hold the owner's writer lock, so the read and the write see no other keyrack writer.
 pub fn edit_file(path: &Path, edit: impl FnOnce(&str) -> Option<String>) -> Result<bool> {
     let bytes = fsio::read(path)?;
     let text = String::from_utf8(bytes).map_err(|_| Error::Manifest {
@@ -109,7 +111,7 @@ pub fn edit_file(path: &Path, edit: impl FnOnce(&str) -> Option<String>) -> Resu
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
-    fsio::write_atomic(path, new_text.as_bytes(), mode)?;
+    fsio::write_atomic_through_links(path, new_text.as_bytes(), mode)?;
     Ok(true)
 }
 

@@ -16,7 +16,7 @@ pub mod edit;
 mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::slug::{self, ENV_ALL, ENV_SUDO};
@@ -163,7 +163,7 @@ fn merge(
     done: &mut BTreeSet<PathBuf>,
 ) -> Result<()> {
     for ext in &raw.extends {
-        let target = root.join(&ext.value);
+        let target = extends_target(raw, ext, root)?;
         let canon = canonical(&target);
         if stack.contains(&canon) {
             let chain: Vec<String> = stack
@@ -213,6 +213,53 @@ fn merge(
         }
     }
     Ok(())
+}
+
+/// The file an `extends` entry names, refused unless it stays inside the repository root: no
+/// absolute path, no `..` above the root, no symbolic link (anywhere on the way) that leads out.
+fn extends_target(raw: &RawManifest, ext: &Located<String>, root: &Path) -> Result<PathBuf> {
+    let outside = |reason: String| {
+        raw.error_at(
+            ext.line,
+            ext.column,
+            format!(
+                "extends '{}' points outside the repository ({}): {reason}",
+                ext.value,
+                root.display()
+            ),
+            Some(
+                "extends paths are relative to the repository root and stay inside it; copy the file into the repository"
+                    .into(),
+            ),
+        )
+    };
+    let rel = Path::new(&ext.value);
+    let mut depth = 0usize;
+    for part in rel.components() {
+        match part {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| outside("'..' climbs above the repository root".into()))?;
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(outside("it is an absolute path".into()))
+            }
+        }
+    }
+    let target = root.join(rel);
+    if let Ok(real) = std::fs::canonicalize(&target) {
+        let real_root = canonical(root);
+        if !real.starts_with(&real_root) {
+            return Err(outside(format!(
+                "a symbolic link leads to {}",
+                real.display()
+            )));
+        }
+    }
+    Ok(target)
 }
 
 struct Located<T> {

@@ -233,3 +233,43 @@ fn edits_of_generated_manifests_keep_every_other_byte() {
         }
     }
 }
+
+#[test]
+fn extends_never_leaves_the_repository() {
+    let outer = tempfile::tempdir().unwrap();
+    let repo = outer.path().join("repo");
+    write(outer.path(), "x.yml", "org: evil\nenv.test: [X]\n");
+    write(&repo, "shared/ok.yml", "org: base\nenv.test: [OK]\n");
+    std::os::unix::fs::symlink(outer.path().join("x.yml"), repo.join("link.yml")).unwrap();
+    std::os::unix::fs::symlink(outer.path(), repo.join("up")).unwrap();
+    for (entry, reason) in [
+        ("/etc/passwd", "absolute path"),
+        ("../x.yml", "'..' climbs above"),
+        ("shared/../../x.yml", "'..' climbs above"),
+        ("link.yml", "symbolic link leads to"),
+        ("up/x.yml", "symbolic link leads to"),
+    ] {
+        let p = write(
+            &repo,
+            "keyrack.yml",
+            &format!("org: acme\nenv.test: []\nextends:\n  - {entry}\n"),
+        );
+        let e = RepoManifest::load(&p).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "{}:4:5: extends '{entry}' points outside the repository",
+                p.display()
+            )),
+            "{entry}: {msg}"
+        );
+        assert!(msg.contains(reason), "{entry}: {msg}");
+    }
+    // inside the root, `..` that does not climb out is fine
+    let p = write(
+        &repo,
+        "keyrack.yml",
+        "org: acme\nenv.test: []\nextends: [shared/../shared/ok.yml]\n",
+    );
+    assert!(RepoManifest::load(&p).unwrap().allows("test", "OK"));
+}
