@@ -129,9 +129,13 @@ pub struct SetArgs {
     /// External id, for vaults that reference a secret kept elsewhere.
     #[arg(long)]
     pub exid: Option<String>,
-    /// The longest a grant of this key may live (e.g. 1h).
+    /// The longest a grant of this key may live (e.g. 1h); kept by a later set that omits it.
     #[arg(long, value_name = "DURATION")]
     pub max_duration: Option<String>,
+    /// Store a value that looks like a long-lived token (get/source/exec still block it without
+    /// --allow-dangerous).
+    #[arg(long)]
+    pub allow_dangerous: bool,
     #[command(flatten)]
     pub aws: AwsProfileArgs,
     #[command(flatten)]

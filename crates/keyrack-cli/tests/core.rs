@@ -75,12 +75,37 @@ fn allowlist_answers_the_same_whether_or_not_the_host_has_the_key() {
 #[test]
 fn firewall_blocks_long_lived_tokens_unless_allowed() {
     let s = sandbox();
-    s.set(
-        "GH_TOKEN",
-        "test",
+    // set refuses it without the flag, names the pattern and the flag
+    let o = s.run(
+        &["set", "--key", "GH_TOKEN", "--env", "test"],
         "ghp_0123456789abcdefghijklmnopqrstuvwxyz",
     );
-    s.cmd().args(["unlock", "--env", "test"]).assert().success();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("ghp_") && stderr(&o).contains("--allow-dangerous"),
+        "{}",
+        stderr(&o)
+    );
+    s.cmd()
+        .args([
+            "set",
+            "--key",
+            "GH_TOKEN",
+            "--env",
+            "test",
+            "--allow-dangerous",
+        ])
+        .write_stdin("ghp_0123456789abcdefghijklmnopqrstuvwxyz")
+        .assert()
+        .success();
+    // unlock says what every read path will do: blocked
+    let o = s.run(&["unlock", "--env", "test"], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stdout(&o).contains("blocked") && stdout(&o).contains("ghp_"),
+        "{}",
+        stdout(&o)
+    );
     let o = s.run(
         &["get", "--key", "GH_TOKEN", "--env", "test", "--value"],
         "",
@@ -463,7 +488,7 @@ fn an_age_x25519_recipient_can_be_added() {
     assert_eq!(v["recipient"]["kind"], "x25519");
     assert_eq!(
         age_decrypts(&other, &s.secure_files()[0]).as_deref(),
-        Some("a-value")
+        Some("{\"keyrack\":\"os.secure\",\"v\":1,\"slug\":\"acme.test.A\"}\na-value")
     );
     let o = s.run(
         &[

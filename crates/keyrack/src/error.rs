@@ -128,6 +128,30 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A value keyrack will not store or hand out: too large, a NUL byte, or (without
+    /// `--allow-dangerous`) a long-lived token the firewall blocks.
+    #[error("the value of {slug} is refused: {reason}")]
+    ValueRefused {
+        /// The slug the value is for.
+        slug: String,
+        /// Why (never quotes the value).
+        reason: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// A vault file is not bound to the key it was read for: it holds another key's value (files
+    /// swapped or copied), or carries no binding at all (written by hand or by an older keyrack).
+    #[error("{} does not hold {slug}: {reason}", path.display())]
+    Unbound {
+        /// The vault file.
+        path: PathBuf,
+        /// The slug it was read for.
+        slug: String,
+        /// What it holds instead.
+        reason: String,
+        /// The command that rewrites it.
+        hint: String,
+    },
     /// A vault refused an operation it does not support.
     #[error("vault {vault} cannot {operation}: {reason}")]
     VaultRefused {
@@ -194,6 +218,8 @@ impl Error {
             | Error::SecretInput { hint, .. }
             | Error::NeedsTty { hint, .. }
             | Error::VaultRefused { hint, .. }
+            | Error::ValueRefused { hint, .. }
+            | Error::Unbound { hint, .. }
             | Error::Recipient { hint, .. }
             | Error::NotSet { hint, .. }
             | Error::Daemon { hint, .. }
@@ -218,7 +244,10 @@ impl Error {
     /// The process exit code: `2` for refusals the caller can fix, `1` for errors.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::VaultRefused { .. } | Error::Recipient { .. } | Error::NotSet { .. } => 2,
+            Error::VaultRefused { .. }
+            | Error::ValueRefused { .. }
+            | Error::Recipient { .. }
+            | Error::NotSet { .. } => 2,
             _ => 1,
         }
     }
@@ -239,6 +268,8 @@ impl Error {
             Error::NeedsTty { .. } => "needs_tty",
             Error::RoundTrip { .. } => "round_trip",
             Error::VaultRefused { .. } => "vault_refused",
+            Error::ValueRefused { .. } => "value_refused",
+            Error::Unbound { .. } => "unbound",
             Error::Recipient { .. } => "recipient",
             Error::NotSet { .. } => "not_set",
             Error::Daemon { .. } => "daemon",

@@ -31,20 +31,35 @@ pub fn validate_env(env: &str) -> Result<()> {
     }
 }
 
-/// Checks a key name: an environment-variable name `[A-Za-z_][A-Za-z0-9_.]*`.
+/// Checks a key name: a shell identifier `[A-Za-z_][A-Za-z0-9_]*`, so every key can be exported
+/// by `source` and handed to `exec` (a name like `A.B`, `A-B` or `1A` cannot).
 pub fn validate_key(key: &str) -> Result<()> {
-    let mut chars = key.chars();
-    let ok = matches!(chars.next(), Some('A'..='Z' | 'a'..='z' | '_'))
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-    if ok {
+    if is_shell_identifier(key) {
         Ok(())
     } else {
         Err(Error::InvalidInput {
             what: "key",
             value: key.into(),
-            reason: "a key is an environment-variable name: letters, digits, '_' (and '.'), not starting with a digit".into(),
+            reason: "a key is an environment-variable name: letters, digits and '_', not starting with a digit (source and exec cannot export any other name)".into(),
             hint: Some("use e.g. --key XAI_API_KEY".into()),
         })
+    }
+}
+
+fn is_shell_identifier(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some('A'..='Z' | 'a'..='z' | '_'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The key part of a slug read back from a file keyrack wrote: a shell identifier, or a dotted
+/// name older keyrack versions accepted (kept readable so such a host manifest still loads; new
+/// keys are checked by [`validate_key`]).
+fn validate_stored_key(key: &str) -> Result<()> {
+    if key.split('.').all(is_shell_identifier) {
+        Ok(())
+    } else {
+        validate_key(key)
     }
 }
 
@@ -137,11 +152,21 @@ impl Slug {
         })
     }
 
-    /// Parses `org.env.KEY`, splitting on the first two dots (the key may contain dots).
+    /// Parses `org.env.KEY`, splitting on the first two dots. Keys set by older keyrack versions
+    /// may contain dots (`org.env.A.B`); they still parse, so files that hold them stay readable.
     pub fn parse(s: &str) -> Result<Self> {
         let mut parts = s.splitn(3, '.');
         match (parts.next(), parts.next(), parts.next()) {
-            (Some(org), Some(env), Some(key)) => Slug::new(org, env, key),
+            (Some(org), Some(env), Some(key)) => {
+                validate_org(org)?;
+                validate_env(env)?;
+                validate_stored_key(key)?;
+                Ok(Slug {
+                    org: org.into(),
+                    env: env.into(),
+                    key: key.into(),
+                })
+            }
             _ => Err(Error::InvalidInput {
                 what: "slug",
                 value: s.into(),
@@ -211,6 +236,21 @@ mod tests {
         assert_eq!(s.env(), "test");
         assert_eq!(s.key(), "SOME.DOTTED_KEY");
         assert_eq!(s.to_string(), "acme.test.SOME.DOTTED_KEY");
+    }
+
+    #[test]
+    fn keys_are_shell_identifiers() {
+        for ok in ["XAI_API_KEY", "_x", "a1", "A"] {
+            assert!(validate_key(ok).is_ok(), "{ok}");
+        }
+        for bad in ["A.B", "1A", "A-B", "A B", "", "ü", "A=B", "A\nB"] {
+            assert!(validate_key(bad).is_err(), "{bad:?}");
+            assert!(Slug::new("acme", "test", bad).is_err(), "{bad:?}");
+        }
+        // legacy dotted keys in stored files still parse; new ones cannot be made
+        assert!(Slug::parse("acme.test.A.B").is_ok());
+        assert!(Slug::parse("acme.test.A..B").is_err());
+        assert!(Slug::parse("acme.test.A-B").is_err());
     }
 
     #[test]

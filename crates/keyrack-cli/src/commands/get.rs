@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use keyrack::ops::get::{self as hot, Attempt, GetOptions, Status};
+use keyrack::ops::get::{self as hot, Attempt, GetOptions, Source, Status};
 use keyrack::ops::unlock::{self, UnlockOptions};
 use keyrack::{Error, Result};
 
@@ -12,8 +12,12 @@ use crate::render::{print_json, time_left, tree, Node, Style};
 
 fn attempt_node(a: &Attempt, style: Style) -> Node {
     let mut n = Node::new(a.slug.clone());
-    if let Some(v) = a.vault {
-        n.push(Node::new(format!("vault: {v}")));
+    match (a.vault, a.source) {
+        (Some(v), Some(Source::Env)) => n.push(Node::new(format!(
+            "vault: {v} (from the process environment)"
+        ))),
+        (Some(v), _) => n.push(Node::new(format!("vault: {v}"))),
+        _ => {}
     }
     if let Some(by) = &a.granted_by {
         n.push(Node::new(format!("via: {by}")));
@@ -217,9 +221,12 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
     let mut cmd = std::process::Command::new(&a.command[0]);
     cmd.args(&a.command[1..]);
     for x in &attempts {
-        if let Some(s) = &x.secret {
-            cmd.env(&x.key, s.expose());
-        }
+        match &x.secret {
+            Some(s) => cmd.env(&x.key, s.expose()),
+            // Not granted (e.g. locked, with a stale value exported in this shell): the command
+            // does not inherit it either.
+            None => cmd.env_remove(&x.key),
+        };
     }
     drop(attempts);
     use std::os::unix::process::CommandExt;

@@ -36,6 +36,7 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<i32> {
                 RowStatus::Absent => style.paint("33", "absent"),
                 RowStatus::Lost => style.paint("31", "lost"),
                 RowStatus::Errored => style.paint("31", "errored"),
+                RowStatus::Blocked => style.paint("31", "blocked ⛔"),
             };
             let mut s = Node::new(format!("status: {status}"));
             if let Some(t) = r.expires_at {

@@ -26,6 +26,7 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             profile_name: a.aws.profile_name,
             region: a.aws.region,
         },
+        allow_dangerous: a.allow_dangerous,
     };
     let r = set::run(&rack, &opts)?;
     if ctx.json {
@@ -36,6 +37,14 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
         .leaf(format!("vault: {}", r.vault))
         .leaf(format!("mech: {}", r.mech))
         .leaf("round trip: store → unlock → get → relock ✓");
+    if let Some(d) = &r.max_duration {
+        n.push(Node::new(format!("max duration: {d}")));
+    }
+    if let Some(b) = &r.blocked {
+        n.push(Node::new(format!(
+            "warning: {b}; stored because of --allow-dangerous, and get/source/exec still block it without that flag"
+        )));
+    }
     if let Some(p) = &r.manifest_updated {
         n.push(Node::new(format!("declared in: {}", p.display())));
     }

@@ -1,5 +1,10 @@
 //! The hot path behind `get`, `source` and `exec`: one daemon round trip, then the process
 //! environment. Never decrypts, never reads the host manifest, never touches a vault.
+//!
+//! The process environment serves only keys this host does not hold (the CI path): a key with
+//! an inventory marker is `locked` until it is unlocked, whatever the environment says (it may
+//! hold a value exported from another env, e.g. after `eval "$(keyrack source --env prod)"`).
+//! Every grant from the environment says so ([`Source::Env`]).
 
 use serde::Serialize;
 
@@ -27,6 +32,16 @@ pub enum Status {
     Blocked,
 }
 
+/// Where a granted (or blocked) value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The session daemon: unlocked from this host's vault.
+    Daemon,
+    /// The process environment that runs keyrack (only for keys this host does not hold).
+    Env,
+}
+
 /// One key's attempt.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,6 +60,9 @@ pub struct Attempt {
     /// Where the grant came from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vault: Option<VaultKind>,
+    /// Whether the value came from the daemon or the process environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
     /// The slug that actually granted it, if different (the `org.all` fallback).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub granted_by: Option<String>,
@@ -71,6 +89,7 @@ impl Attempt {
             status,
             secret: None,
             vault: None,
+            source: None,
             granted_by: None,
             expires_at: None,
             reason: None,
@@ -229,19 +248,50 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
     for ((idx, slug), grant) in lookups.into_iter().zip(answers) {
         let a = &mut attempts[idx];
         let flags = super::key_flags(slug.key(), slug.env(), slug.org(), owner);
-        let (secret, vault, expires_at, granted_by) = match grant {
+        let held = || {
+            home.inventory_marker(&slug).exists()
+                || home.inventory_marker(&slug.with_env_all()).exists()
+        };
+        let (secret, vault, source, expires_at, granted_by) = match grant {
             Some(g) => {
                 let by = (g.slug != slug).then(|| g.slug.to_string());
-                (Some(g.secret), Some(g.vault), g.expires_at, by)
+                (
+                    Some(g.secret),
+                    Some(g.vault),
+                    Some(Source::Daemon),
+                    g.expires_at,
+                    by,
+                )
+            }
+            // A key this host holds never falls back to the environment.
+            None if held() => {
+                a.status = Status::Locked;
+                a.reason = Some(if os_envvar::read(slug.key()).is_some() {
+                    format!(
+                        "set on this host, not unlocked (the {} in the process environment is not used for a key this host holds)",
+                        slug.key()
+                    )
+                } else {
+                    "set on this host, not unlocked".into()
+                });
+                a.fix = Some(format!("keyrack unlock {flags}"));
+                continue;
             }
             None => match os_envvar::read(slug.key()) {
-                Some(v) => (Some(v), Some(VaultKind::OsEnvvar), None, None),
-                None => (None, None, None, None),
+                Some(v) => (
+                    Some(v),
+                    Some(VaultKind::OsEnvvar),
+                    Some(Source::Env),
+                    None,
+                    None,
+                ),
+                None => (None, None, None, None, None),
             },
         };
         match secret {
             Some(value) => {
                 a.vault = vault;
+                a.source = source;
                 a.expires_at = expires_at;
                 a.granted_by = granted_by;
                 match firewall::inspect(value.expose()).filter(|_| !opts.allow_dangerous) {
@@ -258,17 +308,9 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
                 }
             }
             None => {
-                let marked = home.inventory_marker(&slug).exists()
-                    || home.inventory_marker(&slug.with_env_all()).exists();
-                if marked {
-                    a.status = Status::Locked;
-                    a.reason = Some("set on this host, not unlocked".into());
-                    a.fix = Some(format!("keyrack unlock {flags}"));
-                } else {
-                    a.status = Status::Absent;
-                    a.reason = Some("not set on this host".into());
-                    a.fix = Some(format!("keyrack set {flags}"));
-                }
+                a.status = Status::Absent;
+                a.reason = Some("not set on this host".into());
+                a.fix = Some(format!("keyrack set {flags}"));
             }
         }
     }

@@ -37,6 +37,8 @@ pub struct SetOptions {
     pub login: crate::aws::login::LoginOptions,
     /// A new AWS SSO profile described by flags.
     pub aws: super::aws::ProfileFlags,
+    /// Store a value the firewall blocks (it stays blocked on every read path without the flag).
+    pub allow_dangerous: bool,
 }
 
 /// What `set` did.
@@ -57,6 +59,12 @@ pub struct SetReport {
     pub round_trip: bool,
     /// Whether a stale grant of this key was dropped from the daemon.
     pub relocked_stale_grant: bool,
+    /// The firewall's reason, when a value it blocks was stored with `--allow-dangerous`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
+    /// The maxDuration the key now has (kept from the previous set unless given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<String>,
 }
 
 /// The vault chosen when `set` is not told.
@@ -123,6 +131,15 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         Some(p) => crate::secret::Secret::new(p.profile.clone()),
         None => mech::acquire_secret(&opts.key, opts.source)?,
     };
+    let blocked = match admit_value(&slug, &secret, opts.allow_dangerous, rack.home().owner()) {
+        Ok(b) => b,
+        Err(e) => {
+            if let Some(p) = &prepared {
+                p.undo()?;
+            }
+            return Err(e);
+        }
+    };
 
     let _lock = rack.lock()?;
     // What was read before the lock may be stale (a parallel set/del, recipient add): keyrack.yml
@@ -133,26 +150,30 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     let ctx = rack.vault_context(&recipients, opts.login)?;
     let adapter = vault::open(kind, ctx);
     let previous = host.entry(&slug).cloned();
-    let proven = vault::set_proven(adapter.as_ref(), &slug, mech, &secret).and_then(|entry| {
-        if kind == VaultKind::AwsConfig {
-            // The spec's last step: a second unlock comes from the encrypted token, no browser.
-            let quiet = VaultContext {
-                login: crate::aws::login::LoginOptions {
-                    no_prompt: true,
-                    ..opts.login
-                },
-                ..ctx
-            };
-            let again = vault::open(kind, quiet);
-            again.unlock(&entry).map_err(|e| Error::RoundTrip {
-                slug: slug.to_string(),
-                vault: kind.to_string(),
-                reason: format!("second unlock without a browser: {e}"),
-            })?;
-            again.relock(&entry)?;
-        }
-        Ok(entry)
-    });
+    let rules = vault::SetRules {
+        allow_dangerous: opts.allow_dangerous,
+    };
+    let proven =
+        vault::set_proven_with(adapter.as_ref(), &slug, mech, &secret, rules).and_then(|entry| {
+            if kind == VaultKind::AwsConfig {
+                // The spec's last step: a second unlock comes from the encrypted token, no browser.
+                let quiet = VaultContext {
+                    login: crate::aws::login::LoginOptions {
+                        no_prompt: true,
+                        ..opts.login
+                    },
+                    ..ctx
+                };
+                let again = vault::open(kind, quiet);
+                again.unlock(&entry).map_err(|e| Error::RoundTrip {
+                    slug: slug.to_string(),
+                    vault: kind.to_string(),
+                    reason: format!("second unlock without a browser: {e}"),
+                })?;
+                again.relock(&entry)?;
+            }
+            Ok(entry)
+        });
     let mut entry = match proven {
         Ok(e) => e,
         Err(e) => {
@@ -162,7 +183,7 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
             return Err(e);
         }
     };
-    entry.max_duration = opts.max_duration.clone();
+    entry.max_duration = kept_max_duration(opts, previous.as_ref());
     if let Some(prev) = &previous {
         entry.created_at = prev.created_at.clone();
         if prev.vault != kind {
@@ -171,6 +192,7 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         }
     }
     entry.updated_at = now_rfc3339();
+    let max_duration = entry.max_duration.clone();
     host.hosts.insert(slug.to_string(), entry);
     save_and_mark(rack, &host, &slug)?;
 
@@ -197,7 +219,35 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         manifest_updated,
         round_trip: true,
         relocked_stale_grant: relocked,
+        blocked,
+        max_duration,
     })
+}
+
+/// The admission rules `unlock` applies ([`vault::admit`]), checked before anything is stored:
+/// a value that is too large or holds a NUL byte is refused, and so is one the firewall blocks
+/// unless `allow_dangerous`. Returns the firewall's reason when such a value is let through.
+fn admit_value(
+    slug: &Slug,
+    secret: &crate::secret::Secret,
+    allow_dangerous: bool,
+    owner: &crate::slug::Owner,
+) -> Result<Option<String>> {
+    match vault::admit(slug, secret)? {
+        vault::Admission::Admitted => Ok(None),
+        vault::Admission::Blocked(b) if allow_dangerous => Ok(Some(b.reason())),
+        vault::Admission::Blocked(b) => Err(vault::dangerous(slug, &b, owner)),
+    }
+}
+
+/// A re-`set` keeps the key's maxDuration unless this `set` gives one.
+fn kept_max_duration(
+    opts: &SetOptions,
+    previous: Option<&crate::host_manifest::HostEntry>,
+) -> Option<String> {
+    opts.max_duration
+        .clone()
+        .or_else(|| previous.and_then(|p| p.max_duration.clone()))
 }
 
 /// Saves the host manifest, then writes the inventory marker.

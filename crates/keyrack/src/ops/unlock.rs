@@ -12,7 +12,7 @@ use crate::daemon::protocol::{now_ms, HeldGrant, RelockScope};
 use crate::error::{Error, Result};
 use crate::host_manifest::HostEntry;
 use crate::slug::{self, Slug, ENV_ALL, ENV_SUDO, ORG_ALL};
-use crate::vault::{self, Unlocked, Vault, VaultKind};
+use crate::vault::{self, Grant, Read, Vault, VaultKind};
 
 /// Default grant lifetime.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
@@ -42,8 +42,11 @@ pub enum RowStatus {
     Absent,
     /// Set, but the vault has no secret for it.
     Lost,
-    /// The vault failed.
+    /// The vault failed, or its value was refused (too large, a NUL byte, not bound to the key).
     Errored,
+    /// In the daemon, but the value looks like a long-lived token: get/source/exec block it
+    /// unless `--allow-dangerous`.
+    Blocked,
 }
 
 /// One key's row in the unlock report.
@@ -215,34 +218,50 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<Vec<UnlockRow>> {
             fix: None,
         };
         let entry_flags = key_flags(entry.slug.key(), &entry.env, &entry.org, owner);
-        match adapter.unlock(entry) {
-            Ok(Unlocked::Ready) => match adapter.get(entry) {
-                Some(mut grant) => {
-                    let ttl = ttl_for(entry, opts.duration)?;
-                    let mut expires = now + ttl.as_millis() as u64;
-                    if let Some(own) = grant.expires_at {
-                        expires = expires.min(own);
-                    }
-                    grant.expires_at = Some(expires);
-                    row.status = RowStatus::Granted;
-                    row.expires_at = Some(expires);
-                    grants.push(grant);
-                }
-                None => {
-                    row.reason = Some("the vault unlocked but returned no value".into());
-                    row.fix = Some(format!("keyrack set {entry_flags}"));
-                }
-            },
-            Ok(Unlocked::Lost(why)) => {
+        let (grant, blocked) = match vault::read_grant(adapter.as_ref(), entry) {
+            Ok(Read::Granted(grant)) => (grant, None),
+            Ok(Read::Blocked(grant, blocked)) => (grant, Some(blocked)),
+            Ok(Read::Lost(why)) => {
                 row.status = RowStatus::Lost;
                 row.reason = Some(why);
                 row.fix = Some(format!("keyrack set {entry_flags}"));
+                rows.push(row);
+                continue;
             }
             Err(e) => {
                 row.reason = Some(e.to_string());
                 row.fix = e.fix();
+                rows.push(row);
+                continue;
             }
+        };
+        let expires = match capped_expiry(&grant, entry, opts.duration, now) {
+            Ok(t) => t,
+            Err(e) => {
+                row.reason = Some(e.to_string());
+                row.fix = e.fix();
+                rows.push(row);
+                continue;
+            }
+        };
+        row.expires_at = Some(expires);
+        row.status = RowStatus::Granted;
+        if let Some(b) = blocked {
+            // Held like any grant (so `--allow-dangerous` can still read it), and shown for what
+            // every read path will do with it.
+            row.status = RowStatus::Blocked;
+            row.reason = Some(format!(
+                "{}; get, source and exec hand it out only with --allow-dangerous",
+                b.reason()
+            ));
+            row.fix = Some(format!(
+                "replace it with a short-lived credential: keyrack set {entry_flags}"
+            ));
         }
+        grants.push(Grant {
+            expires_at: Some(expires),
+            ..grant
+        });
         rows.push(row);
     }
     if !grants.is_empty() {
@@ -251,6 +270,19 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<Vec<UnlockRow>> {
         client.unlock(grants)?;
     }
     Ok(rows)
+}
+
+/// When `grant` expires: the requested TTL (default 9h, sudo 30m), capped by the key's
+/// maxDuration and by the grant's own expiry.
+fn capped_expiry(
+    grant: &Grant,
+    entry: &HostEntry,
+    requested: Option<Duration>,
+    now: u64,
+) -> Result<u64> {
+    let ttl = ttl_for(entry, requested)?;
+    let expires = now + ttl.as_millis() as u64;
+    Ok(grant.expires_at.map_or(expires, |own| expires.min(own)))
 }
 
 fn ttl_for(entry: &HostEntry, requested: Option<Duration>) -> Result<Duration> {

@@ -2,7 +2,9 @@
 //!
 //! Every vault implements [`Vault`]; [`set_proven`] is the shared `set` that stores through the
 //! adapter and then proves the round trip (unlock → get → relock) before anything is recorded.
-//! The conformance suite in `tests/` runs each adapter through the same cases.
+//! [`read_grant`] is the one per-key step "read out of the vault → admit → grant" that both
+//! `unlock` and the proof at `set` go through, so whatever `unlock` would refuse, `set` refuses
+//! first. The conformance suite in `tests/` runs each adapter through the same cases.
 
 pub mod aws_config;
 pub mod os_daemon;
@@ -18,12 +20,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::RecipientKey;
 use crate::error::{Error, Result};
+use crate::firewall;
 use crate::home::Home;
 use crate::host_manifest::{now_rfc3339, HostEntry};
 use crate::identity::Identity;
 use crate::mech::Mech;
 use crate::secret::Secret;
-use crate::slug::Slug;
+use crate::slug::{Owner, Slug};
 
 /// The kinds of vault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -282,13 +285,119 @@ pub fn provisional_entry(
     }
 }
 
-/// The shared `set`: store through the adapter, then prove store → unlock → get (byte-equal) →
-/// relock. On any failure the store is undone and [`Error::RoundTrip`] names the step.
+/// Whether a value may be handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Fit to store and hand out.
+    Admitted,
+    /// Fit, but it looks like a long-lived token: every read path blocks it unless
+    /// `--allow-dangerous`.
+    Blocked(firewall::Blocked),
+}
+
+/// The admission rules every value passes before it is stored (`set`) or granted (`unlock`):
+/// at most [`crate::secret::MAX_SECRET_BYTES`], no NUL byte ([`Error::ValueRefused`] otherwise),
+/// and the firewall ([`Admission::Blocked`]).
+pub fn admit(slug: &Slug, secret: &Secret) -> Result<Admission> {
+    if let Some(reason) = crate::secret::unfit(secret.expose()) {
+        return Err(Error::ValueRefused {
+            slug: slug.to_string(),
+            reason,
+            hint: "store a smaller, text-only value (e.g. a path or a reference to the data, or base64 of binary data under 256 KiB)".into(),
+        });
+    }
+    Ok(match firewall::inspect(secret.expose()) {
+        Some(b) => Admission::Blocked(b),
+        None => Admission::Admitted,
+    })
+}
+
+/// What reading one key out of its vault gave.
+#[derive(Debug)]
+pub enum Read {
+    /// Admitted: the grant may go to the daemon.
+    Granted(Grant),
+    /// The grant may go to the daemon, but every read path blocks it without
+    /// `--allow-dangerous`.
+    Blocked(Grant, firewall::Blocked),
+    /// The host entry exists but the vault has no value for it.
+    Lost(String),
+}
+
+/// The one per-key step of `unlock` and of the proof at `set`: unlock in the adapter, take the
+/// grant, check it against the admission rules ([`admit`]). Vault failures and refused values
+/// are errors (that key's `errored` row).
+pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Read> {
+    match vault.unlock(entry)? {
+        Unlocked::Lost(why) => return Ok(Read::Lost(why)),
+        Unlocked::Ready => {}
+    }
+    let Some(grant) = vault.get(entry) else {
+        return Ok(Read::Lost(
+            "the vault unlocked but returned no value".into(),
+        ));
+    };
+    if grant.slug != entry.slug {
+        let _ = vault.relock(entry);
+        return Err(Error::VaultRefused {
+            vault: vault.kind().to_string(),
+            operation: "unlock",
+            reason: format!("it returned {} when asked for {}", grant.slug, entry.slug),
+            hint: format!(
+                "set it again: keyrack set --key {} --env {}",
+                entry.slug.key(),
+                entry.env
+            ),
+        });
+    }
+    match admit(&entry.slug, &grant.secret) {
+        Ok(Admission::Admitted) => Ok(Read::Granted(grant)),
+        Ok(Admission::Blocked(b)) => Ok(Read::Blocked(grant, b)),
+        Err(e) => {
+            let _ = vault.relock(entry);
+            Err(e)
+        }
+    }
+}
+
+/// How [`set_proven_with`] treats values the firewall blocks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SetRules {
+    /// Store a value that looks like a long-lived token (`--allow-dangerous`).
+    pub allow_dangerous: bool,
+}
+
+/// The shared `set` with the default rules: a value the firewall blocks is refused.
 pub fn set_proven(
     vault: &dyn Vault,
     slug: &Slug,
     mech: Mech,
     secret: &Secret,
+) -> Result<HostEntry> {
+    set_proven_with(vault, slug, mech, secret, SetRules::default())
+}
+
+/// The refusal of a value the firewall blocks, at `set` (`owner` is repeated in the fix).
+pub fn dangerous(slug: &Slug, blocked: &firewall::Blocked, owner: &Owner) -> Error {
+    Error::ValueRefused {
+        slug: slug.to_string(),
+        reason: format!("{}; get, source and exec would block it", blocked.reason()),
+        hint: format!(
+            "store a short-lived credential instead, or if this one really must be kept: keyrack set {} --allow-dangerous",
+            crate::ops::key_flags(slug.key(), slug.env(), slug.org(), owner)
+        ),
+    }
+}
+
+/// The shared `set`: admit the value ([`admit`]), store through the adapter, then prove store →
+/// [`read_grant`] (the step `unlock` runs; byte-equal) → relock. On any failure the store is
+/// undone and [`Error::RoundTrip`] names the step.
+pub fn set_proven_with(
+    vault: &dyn Vault,
+    slug: &Slug,
+    mech: Mech,
+    secret: &Secret,
+    rules: SetRules,
 ) -> Result<HostEntry> {
     if !vault.kind().mechs().contains(&mech) {
         return Err(Error::InvalidInput {
@@ -300,6 +409,11 @@ pub fn set_proven(
                 vault.kind().default_mech()
             )),
         });
+    }
+    if let Admission::Blocked(b) = admit(slug, secret)? {
+        if !rules.allow_dangerous {
+            return Err(dangerous(slug, &b, &Owner::default()));
+        }
     }
     let stored = vault.store(slug, mech, secret)?;
     let entry = provisional_entry(
@@ -315,14 +429,14 @@ pub fn set_proven(
         reason: format!("{step}: {reason}"),
     };
     let proof = (|| {
-        match vault.unlock(&entry) {
-            Ok(Unlocked::Ready) => {}
-            Ok(Unlocked::Lost(why)) => return Err(fail("unlock", why)),
+        let grant = match read_grant(vault, &entry) {
+            Ok(Read::Granted(g)) => g,
+            Ok(Read::Blocked(g, _)) if rules.allow_dangerous => g,
+            Ok(Read::Blocked(_, b)) => return Err(fail("admit", b.reason())),
+            Ok(Read::Lost(why)) => return Err(fail("unlock", why)),
+            Err(e @ Error::ValueRefused { .. }) => return Err(fail("admit", e.to_string())),
             Err(e) => return Err(fail("unlock", e.to_string())),
-        }
-        let grant = vault
-            .get(&entry)
-            .ok_or_else(|| fail("get", "the vault returned nothing after unlock".into()))?;
+        };
         if grant.secret != *secret {
             return Err(fail(
                 "get",
