@@ -2,11 +2,15 @@
 
 mod cli;
 mod commands;
+mod process;
 mod render;
+mod ui;
 
 use clap::Parser;
 
 fn main() {
+    // Before anything can touch a secret: no core file of this process, ever.
+    process::harden();
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -20,12 +24,18 @@ fn main() {
     let title = commands::title(&cli.command);
     let code = match commands::run(cli) {
         Ok(code) => code,
-        Err(e) => {
+        Err(failure) => {
+            let e = match failure {
+                ui::Failure::Keyrack(e) => e,
+                ui::Failure::Output(source) => {
+                    keyrack::Error::io("write", "standard output", source)
+                }
+            };
             if json {
-                render::print_json(&render::error_json(&e));
+                let _ = ui::json(&render::error_json(&e));
             } else {
                 let style = render::Style::for_stderr();
-                eprint!("{}", render::tree(title, &[render::error_node(&e, style)]));
+                ui::err(render::tree(title, &[render::error_node(&e, style)]));
             }
             e.exit_code()
         }

@@ -1,6 +1,6 @@
 //! Rendering: compact trees for humans, JSON for machines, errors with a `fix:` line.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use keyrack::Error;
 
@@ -111,13 +111,6 @@ pub fn error_json(e: &Error) -> serde_json::Value {
     serde_json::json!({
         "error": { "code": e.code(), "message": e.to_string(), "fix": e.fix() }
     })
-}
-
-/// Prints JSON on stdout.
-pub fn print_json(v: &serde_json::Value) {
-    let mut s = serde_json::to_string_pretty(v).expect("json");
-    s.push('\n');
-    let _ = std::io::stdout().write_all(s.as_bytes());
 }
 
 /// "in 8h59m", "expired".

@@ -1,11 +1,11 @@
 //! `keyrack aws credentials|logout`.
 
+use crate::ui::{self, Result};
 use keyrack::ops::aws;
-use keyrack::Result;
 
 use super::Ctx;
 use crate::cli::AwsCommand;
-use crate::render::{print_json, tree, Node};
+use crate::render::{tree, Node};
 
 pub fn run(ctx: &Ctx, c: AwsCommand) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -13,13 +13,13 @@ pub fn run(ctx: &Ctx, c: AwsCommand) -> Result<i32> {
         AwsCommand::Credentials { profile } => {
             let creds = aws::credentials(&rack, &profile)?;
             // credential_process reads exactly this JSON, with or without --json.
-            print_json(&serde_json::to_value(&creds).expect("json"));
+            ui::json(&creds)?;
             Ok(0)
         }
         AwsCommand::Logout { profile } => {
             let r = aws::logout(&rack, &profile)?;
             if ctx.json {
-                print_json(&serde_json::to_value(&r).expect("json"));
+                ui::json(&r)?;
             } else {
                 let mut n =
                     Node::new(format!("sso session: {}", r.session)).leaf(if r.signed_out {
@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, c: AwsCommand) -> Result<i32> {
                 for s in &r.relocked {
                     n.push(Node::new(format!("relocked: {s}")));
                 }
-                print!("{}", tree("aws logout", &[n]));
+                ui::out(tree("aws logout", &[n]))?;
             }
             Ok(0)
         }

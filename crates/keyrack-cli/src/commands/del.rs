@@ -1,15 +1,15 @@
+use crate::ui::{self, Result};
 use keyrack::ops::del;
-use keyrack::Result;
 
 use super::Ctx;
 use crate::cli::DelArgs;
-use crate::render::{print_json, tree, Node};
+use crate::render::{tree, Node};
 
 pub fn run(ctx: &Ctx, a: DelArgs) -> Result<i32> {
     let rack = ctx.rack()?;
     let r = del::run(&rack, &a.key, a.env.as_deref(), a.org.as_deref())?;
     if ctx.json {
-        print_json(&serde_json::to_value(&r).expect("json"));
+        ui::json(&r)?;
         return Ok(0);
     }
     let mut n = Node::new(r.slug.to_string());
@@ -26,6 +26,6 @@ pub fn run(ctx: &Ctx, a: DelArgs) -> Result<i32> {
     if let Some(p) = &r.manifest_updated {
         n.push(Node::new(format!("removed from: {}", p.display())));
     }
-    print!("{}", tree("del", &[n]));
+    ui::out(tree("del", &[n]))?;
     Ok(0)
 }

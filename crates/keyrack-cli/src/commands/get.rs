@@ -1,6 +1,7 @@
 //! `get`, `source`, `exec`: the hot path. One daemon round trip; no decryption.
 
-use std::io::Write;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 
 use keyrack::ops::get::{self as hot, Attempt, GetOptions, Source, Status};
 use keyrack::ops::unlock::{self, UnlockOptions};
@@ -8,7 +9,8 @@ use keyrack::{Error, Result};
 
 use super::Ctx;
 use crate::cli::{ExecArgs, GetArgs, Shell, SourceArgs};
-use crate::render::{print_json, time_left, tree, Node, Style};
+use crate::render::{time_left, tree, Node, Style};
+use crate::ui;
 
 fn attempt_node(a: &Attempt, style: Style) -> Node {
     let mut n = Node::new(a.slug.clone());
@@ -46,12 +48,13 @@ fn attempt_node(a: &Attempt, style: Style) -> Node {
     n
 }
 
-fn attempts_json(attempts: &[Attempt]) -> serde_json::Value {
+/// The attempts as JSON; values only when `with_values` (never for a refusal).
+fn attempts_json(attempts: &[Attempt], with_values: bool) -> serde_json::Value {
     let rows: Vec<serde_json::Value> = attempts
         .iter()
         .map(|a| {
-            let mut v = serde_json::to_value(a).expect("json");
-            if let Some(s) = &a.secret {
+            let mut v = serde_json::to_value(a).unwrap_or_default();
+            if let Some(s) = a.secret.as_ref().filter(|_| with_values) {
                 v["value"] = serde_json::Value::String(s.expose().to_string());
             }
             v
@@ -68,7 +71,7 @@ fn problems_to_stderr(title: &str, attempts: &[Attempt]) {
         .map(|a| attempt_node(a, style))
         .collect();
     if !nodes.is_empty() {
-        eprint!("{}", tree(title, &nodes));
+        ui::err(tree(title, &nodes));
     }
 }
 
@@ -78,7 +81,7 @@ fn fetch(ctx: &Ctx, opts: &GetOptions) -> Result<Vec<Attempt>> {
     hot::get(rack.home(), repo.as_ref(), opts)
 }
 
-pub fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
+pub fn get(ctx: &Ctx, a: GetArgs) -> ui::Result<i32> {
     let opts = GetOptions {
         keys: a.keys,
         for_repo: a.for_.is_some(),
@@ -113,13 +116,12 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
                 value: format!("{} keys", attempts.len()),
                 reason: "--value prints exactly one key".into(),
                 hint: Some("pass a single --key, or use --json / keyrack source".into()),
-            });
+            }
+            .into());
         }
         match &attempts[0].secret {
             Some(s) if ok => {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(s.expose().as_bytes());
-                let _ = out.flush();
+                ui::out(s.expose())?;
                 return Ok(0);
             }
             _ => {
@@ -129,11 +131,11 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
         }
     }
     if ctx.json {
-        print_json(&attempts_json(&attempts));
+        ui::json(&attempts_json(&attempts, true))?;
     } else {
         let style = Style::for_stdout();
         let nodes: Vec<Node> = attempts.iter().map(|x| attempt_node(x, style)).collect();
-        print!("{}", tree("get", &nodes));
+        ui::out(tree("get", &nodes))?;
     }
     Ok(if ok { 0 } else { 2 })
 }
@@ -167,20 +169,21 @@ fn with_env_of_keys(ctx: &Ctx, mut opts: GetOptions) -> Result<GetOptions> {
     Ok(opts)
 }
 
-pub fn source(ctx: &Ctx, a: SourceArgs) -> Result<i32> {
+pub fn source(ctx: &Ctx, a: SourceArgs) -> ui::Result<i32> {
     let opts = with_env_of_keys(ctx, env_opts(a.env, a.keys, a.allow_dangerous))?;
     let attempts = fetch(ctx, &opts)?;
     let satisfied = hot::all_satisfied(&attempts);
     if !satisfied && !a.lenient {
+        // Strict: not one value leaves, only what is missing and how to fix it.
         if ctx.json {
-            print_json(&attempts_json(&attempts));
+            ui::json(&attempts_json(&attempts, false))?;
         } else {
             problems_to_stderr("source", &attempts);
         }
         return Ok(2);
     }
     if ctx.json {
-        print_json(&attempts_json(&attempts));
+        ui::json(&attempts_json(&attempts, true))?;
         return Ok(0);
     }
     let mut out = String::new();
@@ -200,7 +203,7 @@ pub fn source(ctx: &Ctx, a: SourceArgs) -> Result<i32> {
             }
         }
     }
-    let _ = std::io::stdout().write_all(out.as_bytes());
+    ui::out(&out)?;
     out.clear();
     if !satisfied {
         problems_to_stderr("source", &attempts);
@@ -208,7 +211,14 @@ pub fn source(ctx: &Ctx, a: SourceArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
+/// A granted key handed to `exec`'s command: its name, env and value size (never the value).
+struct Passed {
+    key: String,
+    env: String,
+    bytes: usize,
+}
+
+pub fn exec(ctx: &Ctx, a: ExecArgs) -> ui::Result<i32> {
     let opts = with_env_of_keys(ctx, env_opts(a.env, a.keys, a.allow_dangerous))?;
     let attempts = fetch(ctx, &opts)?;
     if !hot::all_satisfied(&attempts) {
@@ -218,30 +228,157 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
         }
         problems_to_stderr("exec", &attempts);
     }
+    // The values go in the new program's environment (envp), never on a command line: the
+    // arguments are exactly the user's.
     let mut cmd = std::process::Command::new(&a.command[0]);
     cmd.args(&a.command[1..]);
+    let mut passed = Vec::new();
     for x in &attempts {
         match &x.secret {
-            Some(s) => cmd.env(&x.key, s.expose()),
+            Some(s) => {
+                cmd.env(&x.key, s.expose());
+                passed.push(Passed {
+                    key: x.key.clone(),
+                    env: x.env.clone(),
+                    bytes: s.expose().len(),
+                });
+            }
             // Not granted (e.g. locked, with a stale value exported in this shell): the command
             // does not inherit it either.
-            None => cmd.env_remove(&x.key),
-        };
+            None => {
+                cmd.env_remove(&x.key);
+            }
+        }
     }
     drop(attempts);
+    crate::process::give_back_core_limit(&mut cmd);
     use std::os::unix::process::CommandExt;
+    // execve in this process (no fork): the command gets keyrack's pid, stdio and signals.
     let err = cmd.exec();
-    let style = Style::for_stderr();
-    let e = Error::InvalidInput {
+    drop(cmd);
+    crate::process::after_failed_exec();
+    let (e, code) = exec_failure(&a.command, &err, &passed);
+    ui::err(tree(
+        "exec",
+        &[crate::render::error_node(&e, Style::for_stderr())],
+    ));
+    Ok(code)
+}
+
+/// Why `execve` failed, in words that say what to do, and the shell's exit code for it
+/// (127 not found, 126 found but cannot run).
+fn exec_failure(command: &[OsString], err: &std::io::Error, passed: &[Passed]) -> (Error, i32) {
+    let program = &command[0];
+    let invalid = |reason: String, hint: String| Error::InvalidInput {
         what: "command",
-        value: a.command[0].to_string_lossy().into_owned(),
-        reason: format!("cannot run it: {err}"),
-        hint: Some("check the command name and your PATH".into()),
+        value: program.to_string_lossy().into_owned(),
+        reason,
+        hint: Some(hint),
     };
-    eprint!("{}", tree("exec", &[crate::render::error_node(&e, style)]));
-    Ok(if err.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    })
+    let in_path = !program.as_bytes().contains(&b'/');
+    let shown = program.to_string_lossy();
+    match err.raw_os_error() {
+        Some(nix::libc::E2BIG) => (too_big(command, passed, &invalid), 126),
+        Some(nix::libc::ENOENT) if in_path => (
+            invalid(
+                "not found in any directory of PATH".into(),
+                format!("check the command name and your PATH (command -v {shown})"),
+            ),
+            127,
+        ),
+        Some(nix::libc::ENOENT) => (
+            invalid(
+                "no such file (or its #! interpreter does not exist)".into(),
+                "check the path, and the interpreter on the first line if it is a script".into(),
+            ),
+            127,
+        ),
+        Some(nix::libc::EACCES) => (
+            invalid(
+                "not executable: permission denied".into(),
+                if in_path {
+                    format!("make it executable (chmod +x \"$(command -v {shown})\"), or check the permissions of its directory")
+                } else {
+                    format!("make it executable (chmod +x {shown}), or check the permissions of its directories")
+                },
+            ),
+            126,
+        ),
+        _ => (
+            invalid(
+                format!("cannot run it: {err}"),
+                "check that it is a program this system can run".into(),
+            ),
+            126,
+        ),
+    }
+}
+
+/// `E2BIG`: one environment entry over `MAX_ARG_STRLEN`, or everything over `ARG_MAX`.
+fn too_big(
+    command: &[OsString],
+    passed: &[Passed],
+    invalid: &dyn Fn(String, String) -> Error,
+) -> Error {
+    let per_entry = crate::process::max_arg_strlen();
+    // `KEY=value` and its NUL
+    let entry = |p: &Passed| p.key.len() + 1 + p.bytes + 1;
+    let mut largest: Vec<&Passed> = passed.iter().collect();
+    largest.sort_by_key(|p| std::cmp::Reverse(p.bytes));
+    let list = |ps: &[&Passed]| {
+        ps.iter()
+            .map(|p| format!("{} ({} bytes)", p.key, p.bytes))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let too_long: Vec<&Passed> = largest
+        .iter()
+        .copied()
+        .filter(|p| entry(p) > per_entry)
+        .collect();
+    if let Some(first) = too_long.first() {
+        let also = match &too_long[1..] {
+            [] => String::new(),
+            more => format!(" (so are {})", list(more)),
+        };
+        return Error::InvalidInput {
+            what: "key",
+            value: first.key.clone(),
+            reason: format!(
+                "its value is {} bytes, too large to put in a program's environment: Linux takes at most {per_entry} bytes per KEY=value entry (MAX_ARG_STRLEN), so {} cannot be started with it{also}",
+                first.bytes,
+                command[0].to_string_lossy()
+            ),
+            hint: Some(format!(
+                "pass it another way, e.g. keyrack get --key {} --env {} --value > a file the command reads, and leave it out of exec (--key for each key the command needs)",
+                first.key, first.env
+            )),
+        };
+    }
+    // Everything together: arguments and environment (strings with their NUL, and pointers).
+    let strings: usize = command.iter().map(|a| a.len() + 1).sum::<usize>()
+        + environment_bytes(passed)
+        + passed.iter().map(entry).sum::<usize>();
+    let pointers = (command.len() + std::env::vars_os().count() + passed.len() + 2)
+        * std::mem::size_of::<usize>();
+    let limit = crate::process::arg_max()
+        .map(|m| format!("{m} bytes"))
+        .unwrap_or_else(|| "getconf ARG_MAX".into());
+    let added: usize = passed.iter().map(entry).sum();
+    invalid(
+        format!(
+            "its arguments and environment come to about {} bytes, more than the kernel takes (ARG_MAX: {limit}); keyrack adds {added} bytes, the largest: {}",
+            strings + pointers,
+            list(&largest[..largest.len().min(3)])
+        ),
+        "exec only the keys the command needs (--key K …), or raise the limit with ulimit -s (ARG_MAX is a quarter of the stack limit)".into(),
+    )
+}
+
+/// Bytes of the inherited environment the command keeps (the keys keyrack sets replace theirs).
+fn environment_bytes(passed: &[Passed]) -> usize {
+    std::env::vars_os()
+        .filter(|(k, _)| !passed.iter().any(|p| OsStr::new(&p.key) == k))
+        .map(|(k, v)| k.len() + 1 + v.len() + 1)
+        .sum()
 }

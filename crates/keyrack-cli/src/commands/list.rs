@@ -1,15 +1,15 @@
+use crate::ui::{self, Result};
 use keyrack::ops::list;
-use keyrack::Result;
 
 use super::Ctx;
 use crate::cli::ListArgs;
-use crate::render::{print_json, tree, Node};
+use crate::render::{tree, Node};
 
 pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
     let rack = ctx.rack()?;
     let entries = list::run(&rack, a.env.as_deref())?;
     if ctx.json {
-        print_json(&serde_json::json!({ "keys": entries }));
+        ui::json(&serde_json::json!({ "keys": entries }))?;
         return Ok(0);
     }
     let nodes: Vec<Node> = entries
@@ -25,16 +25,13 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
         })
         .collect();
     if nodes.is_empty() {
-        print!(
-            "{}",
-            tree(
-                "list",
-                &[Node::new("no keys set on this host")
-                    .leaf("fix: keyrack set --key <KEY> --env <env>")]
-            )
-        );
+        ui::out(tree(
+            "list",
+            &[Node::new("no keys set on this host")
+                .leaf("fix: keyrack set --key <KEY> --env <env>")],
+        ))?;
     } else {
-        print!("{}", tree("list", &nodes));
+        ui::out(tree("list", &nodes))?;
     }
     Ok(0)
 }

@@ -16,6 +16,7 @@ use keyrack::slug::Owner;
 use keyrack::Result;
 
 use crate::cli::{Cli, Command, DaemonCommand, RecipientCommand};
+use crate::ui;
 
 /// What every command needs.
 pub struct Ctx {
@@ -73,7 +74,7 @@ pub fn title(c: &Command) -> &'static str {
 }
 
 /// Runs the command; returns the exit code.
-pub fn run(cli: Cli) -> Result<i32> {
+pub fn run(cli: Cli) -> ui::Result<i32> {
     let ctx = Ctx {
         json: cli.global.json,
         owner: Owner::new(cli.global.owner.as_deref())?,
@@ -95,12 +96,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Aws(c) => aws::run(&ctx, c),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "keyrack",
-                &mut std::io::stdout(),
-            );
+            // Rendered in memory: clap_complete panics on a failed write.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "keyrack", &mut script);
+            ui::out(script)?;
             Ok(0)
         }
     }

@@ -1,9 +1,9 @@
+use crate::ui::{self, Result};
 use keyrack::ops::recipient;
-use keyrack::Result;
 
 use super::Ctx;
 use crate::cli::RecipientCommand;
-use crate::render::{print_json, tree, Node};
+use crate::render::{tree, Node};
 
 pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -11,7 +11,7 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
         RecipientCommand::List => {
             let list = recipient::list(&rack)?;
             if ctx.json {
-                print_json(&serde_json::json!({ "recipients": list }));
+                ui::json(&serde_json::json!({ "recipients": list }))?;
             } else {
                 let nodes: Vec<Node> = list
                     .iter()
@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
                             .leaf(format!("added: {}", r.added_at))
                     })
                     .collect();
-                print!("{}", tree("recipient list", &nodes));
+                ui::out(tree("recipient list", &nodes))?;
             }
             return Ok(0);
         }
@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
         }
     };
     if ctx.json {
-        print_json(&serde_json::to_value(&change).expect("json"));
+        ui::json(&change)?;
     } else {
         let n = Node::new(change.recipient.label.clone())
             .leaf(format!("kind: {}", change.recipient.kind))
@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
                 "re-encrypted: host manifest + {} os.secure file(s) ✓",
                 change.reencrypted_files
             ));
-        print!("{}", tree(title, &[n]));
+        ui::out(tree(title, &[n]))?;
     }
     Ok(0)
 }

@@ -1,13 +1,13 @@
 //! `unlock`, `relock`, `status`, `daemon`.
 
+use crate::ui::{self, Result};
 use keyrack::daemon::client::Client;
 use keyrack::daemon::server::{Bound, Server};
 use keyrack::ops::unlock::{self, RowStatus, UnlockOptions};
-use keyrack::Result;
 
 use super::Ctx;
 use crate::cli::{DaemonCommand, RelockArgs, StatusArgs, UnlockArgs};
-use crate::render::{print_json, time_left, tree, Node, Style};
+use crate::render::{time_left, tree, Node, Style};
 
 pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -20,7 +20,7 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<i32> {
     let rows = unlock::unlock(&rack, &opts)?;
     let ok = rows.iter().all(|r| r.status == RowStatus::Granted);
     if ctx.json {
-        print_json(&serde_json::json!({ "rows": rows }));
+        ui::json(&serde_json::json!({ "rows": rows }))?;
         return Ok(if ok { 0 } else { 2 });
     }
     let style = Style::for_stdout();
@@ -52,13 +52,10 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<i32> {
         })
         .collect();
     if nodes.is_empty() {
-        print!(
-            "{}",
-            tree("unlock", &[Node::new("nothing in scope").leaf("fix: declare keys in keyrack.yml and set them: keyrack set --key <KEY> --env <env>")])
-        );
+        ui::out(tree("unlock", &[Node::new("nothing in scope").leaf("fix: declare keys in keyrack.yml and set them: keyrack set --key <KEY> --env <env>")]))?;
         return Ok(0);
     }
-    print!("{}", tree("unlock", &nodes));
+    ui::out(tree("unlock", &nodes))?;
     Ok(if ok { 0 } else { 2 })
 }
 
@@ -66,7 +63,7 @@ pub fn relock(ctx: &Ctx, a: RelockArgs) -> Result<i32> {
     let rack = ctx.rack()?;
     let slugs = unlock::relock(&rack, a.env.as_deref(), &a.keys)?;
     if ctx.json {
-        print_json(&serde_json::json!({ "relocked": slugs }));
+        ui::json(&serde_json::json!({ "relocked": slugs }))?;
         return Ok(0);
     }
     let nodes: Vec<Node> = if slugs.is_empty() {
@@ -77,7 +74,7 @@ pub fn relock(ctx: &Ctx, a: RelockArgs) -> Result<i32> {
             .map(|s| Node::new(format!("{s}")).leaf("status: locked 🔒"))
             .collect()
     };
-    print!("{}", tree("relock", &nodes));
+    ui::out(tree("relock", &nodes))?;
     Ok(0)
 }
 
@@ -85,10 +82,10 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     let rack = ctx.rack()?;
     let (daemon, held) = unlock::status(&rack, a.env.as_deref())?;
     if ctx.json {
-        print_json(&serde_json::json!({
+        ui::json(&serde_json::json!({
             "daemon": daemon.as_ref().map(|d| serde_json::json!({"pid": d.pid, "startedAt": d.started_at})),
             "grants": held,
-        }));
+        }))?;
         return Ok(0);
     }
     let mut nodes = Vec::new();
@@ -107,7 +104,7 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
                 .leaf(format!("expires: {}", time_left(g.expires_at))),
         );
     }
-    print!("{}", tree("status", &nodes));
+    ui::out(tree("status", &nodes))?;
     Ok(0)
 }
 
@@ -117,17 +114,20 @@ pub fn daemon(ctx: &Ctx, c: DaemonCommand) -> Result<i32> {
     match c {
         DaemonCommand::Run => match Server::bind(rack.home())? {
             Bound::AlreadyRunning => Ok(0),
-            Bound::Ready(server) => server.serve().map(|_| 0),
+            Bound::Ready(server) => {
+                server.serve()?;
+                Ok(0)
+            }
         },
         DaemonCommand::Status => {
             let st = client.status()?;
             if ctx.json {
-                print_json(&serde_json::json!({
+                ui::json(&serde_json::json!({
                     "running": st.is_some(),
                     "socket": client.socket_path(),
                     "pid": st.as_ref().map(|s| s.pid),
                     "grants": st.as_ref().map(|s| s.grants.len()).unwrap_or(0),
-                }));
+                }))?;
                 return Ok(0);
             }
             let n = match &st {
@@ -138,20 +138,20 @@ pub fn daemon(ctx: &Ctx, c: DaemonCommand) -> Result<i32> {
                     .leaf(format!("socket: {}", client.socket_path().display()))
                     .leaf("note: keyrack unlock starts it"),
             };
-            print!("{}", tree("daemon status", &[n]));
+            ui::out(tree("daemon status", &[n]))?;
             Ok(0)
         }
         DaemonCommand::Prune => {
             let stopped = client.shutdown()?;
             if ctx.json {
-                print_json(&serde_json::json!({ "stopped": stopped }));
+                ui::json(&serde_json::json!({ "stopped": stopped }))?;
             } else {
                 let n = Node::new(if stopped {
                     "stopped: every grant forgotten"
                 } else {
                     "not running"
                 });
-                print!("{}", tree("daemon prune", &[n]));
+                ui::out(tree("daemon prune", &[n]))?;
             }
             Ok(0)
         }

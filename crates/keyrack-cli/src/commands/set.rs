@@ -1,10 +1,10 @@
+use crate::ui::{self, Result};
 use keyrack::mech::SecretSource;
 use keyrack::ops::set::{self, SetOptions};
-use keyrack::Result;
 
 use super::Ctx;
 use crate::cli::SetArgs;
-use crate::render::{print_json, tree, Node};
+use crate::render::{tree, Node};
 
 pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
     };
     let r = set::run(&rack, &opts)?;
     if ctx.json {
-        print_json(&serde_json::to_value(&r).expect("json"));
+        ui::json(&r)?;
         return Ok(0);
     }
     let mut n = Node::new(r.slug.to_string())
@@ -55,6 +55,6 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             r.slug.key()
         )));
     }
-    print!("{}", tree("set", &[n]));
+    ui::out(tree("set", &[n]))?;
     Ok(0)
 }
