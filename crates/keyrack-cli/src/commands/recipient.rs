@@ -1,4 +1,5 @@
 use crate::ui::{self, Result};
+use keyrack::aws::names::shown;
 use keyrack::ops::recipient;
 
 use super::Ctx;
@@ -16,7 +17,7 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
                 let nodes: Vec<Node> = list
                     .iter()
                     .map(|r| {
-                        Node::new(r.label.clone())
+                        Node::new(shown(&r.label))
                             .leaf(format!("kind: {}", r.kind))
                             .leaf(format!("pubkey: {}", r.pubkey))
                             .leaf(format!("added: {}", r.added_at))
@@ -36,12 +37,16 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
     if ctx.json {
         ui::json(&change)?;
     } else {
-        let n = Node::new(change.recipient.label.clone())
-            .leaf(format!("kind: {}", change.recipient.kind))
-            .leaf(format!(
-                "re-encrypted: host manifest + {} os.secure file(s) ✓",
-                change.reencrypted_files
-            ));
+        let mut n = Node::new(shown(&change.recipient.label))
+            .leaf(format!("kind: {}", change.recipient.kind));
+        let mut re = Node::new(format!(
+            "re-encrypted: host manifest + {} vault file(s) ✓",
+            change.reencrypted_files
+        ));
+        for (vault, count) in change.reencrypted.iter().filter(|(_, c)| **c > 0) {
+            re.push(Node::new(format!("{vault}: {count} file(s)")));
+        }
+        n.push(re);
         ui::out(tree(title, &[n]))?;
     }
     Ok(0)

@@ -57,6 +57,9 @@ pub fn default_label() -> String {
 
 /// Runs `init`.
 pub fn run(rack: &Rack, opts: &InitOptions) -> Result<InitReport> {
+    if let Some(label) = &opts.label {
+        super::recipient::validate_label(label)?;
+    }
     let home = rack.home();
     fsio::ensure_private_dir(home.root())?;
     let _lock = rack.lock()?;
