@@ -290,6 +290,8 @@ impl<'a> AwsConfigVault<'a> {
             });
         if !shared {
             fsio::remove_if_exists(file)?;
+            let _ = crate::daemon::ledger::Ledger::for_home(self.ctx.home)
+                .release(std::slice::from_ref(file));
         }
         Ok(())
     }
@@ -336,6 +338,8 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
         eprintln!("keyrack: signed in as {}, expected {expected}; that session was signed out — sign in as {expected}", seen.user);
     };
     let cache_file = token_cache::cache_file(p.cache_name())?;
+    // recorded first: if nobody releases the mirror (a daemon killed), the next client removes it
+    crate::daemon::ledger::Ledger::for_home(sessions.home).record(&cache_file)?;
     token_cache::write(&cache_file, &live.token)?;
     Ok(Grant {
         slug: entry.slug.clone(),
