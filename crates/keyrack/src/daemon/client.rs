@@ -290,9 +290,13 @@ impl Client {
 
     /// Starts the daemon (a detached `keyrack daemon run` of the same binary) unless one runs.
     ///
-    /// The daemon starts with a clean environment (only what decides its home and socket),
-    /// `/` as its working directory, and nothing inherited but `/dev/null`. Until it is ready it
-    /// reports on its stdout, a pipe read here: a daemon that cannot start says why.
+    /// The daemon starts with a clean environment: `KEYRACK_HOME` (absolute), the variables that
+    /// place its socket (`XDG_RUNTIME_DIR`, `TMPDIR`) and the idle window, nothing else — the
+    /// starter's environment may hold exported secrets, and the daemon runs no program (no
+    /// `PATH`) and derives no path from `HOME` (the files it releases are recorded absolute). It
+    /// runs in `/`, in a session of its own, with every descriptor above 2 closed on exec. Until
+    /// it is ready it reports on its stdout, a pipe read here, so a daemon that cannot start says
+    /// why; once bound it points stdio at `/dev/null`, which ends the pipe.
     pub fn ensure_running(&self) -> Result<()> {
         if self.call(&Request::Status)?.is_some() {
             return Ok(());
