@@ -196,6 +196,15 @@ pub enum Error {
         /// How to fix it.
         hint: String,
     },
+    /// The daemon's socket, or the directory it lives in, cannot be trusted (another user's,
+    /// a symlink, open to others): nothing was sent.
+    #[error("session daemon refused: {message}; nothing was sent")]
+    DaemonUntrusted {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
 }
 
 impl Error {
@@ -223,6 +232,7 @@ impl Error {
             | Error::Recipient { hint, .. }
             | Error::NotSet { hint, .. }
             | Error::Daemon { hint, .. }
+            | Error::DaemonUntrusted { hint, .. }
             | Error::Aws { hint, .. } => Some(hint.clone()),
             Error::Io { path, source, .. } => Some(match source.kind() {
                 std::io::ErrorKind::PermissionDenied => format!(
@@ -273,6 +283,7 @@ impl Error {
             Error::Recipient { .. } => "recipient",
             Error::NotSet { .. } => "not_set",
             Error::Daemon { .. } => "daemon",
+            Error::DaemonUntrusted { .. } => "daemon_untrusted",
             Error::Aws { .. } => "aws",
         }
     }

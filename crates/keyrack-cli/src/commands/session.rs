@@ -80,15 +80,32 @@ pub fn relock(ctx: &Ctx, a: RelockArgs) -> Result<i32> {
 
 pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     let rack = ctx.rack()?;
-    let (daemon, held) = unlock::status(&rack, a.env.as_deref())?;
+    let unlock::SessionStatus {
+        daemon,
+        held,
+        released,
+    } = unlock::status(&rack, a.env.as_deref())?;
     if ctx.json {
         ui::json(&serde_json::json!({
             "daemon": daemon.as_ref().map(|d| serde_json::json!({"pid": d.pid, "startedAt": d.started_at})),
             "grants": held,
+            "released": released,
         }))?;
         return Ok(0);
     }
     let mut nodes = Vec::new();
+    if !released.is_empty() {
+        let n = released.len();
+        let mut node = Node::new(format!(
+            "removed {n} file{} left by a daemon that stopped without releasing {}",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "it" } else { "them" }
+        ));
+        for f in &released {
+            node.push(Node::new(tilde(f)));
+        }
+        nodes.push(node);
+    }
     if daemon.is_none() {
         nodes.push(
             Node::new("daemon: not running (nothing unlocked)")
@@ -108,13 +125,32 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `~/…` for paths under `$HOME`.
+fn tilde(p: &std::path::Path) -> String {
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => match p.strip_prefix(&h) {
+            Ok(rest) => format!("~/{}", rest.display()),
+            Err(_) => p.display().to_string(),
+        },
+        None => p.display().to_string(),
+    }
+}
+
 pub fn daemon(ctx: &Ctx, c: DaemonCommand) -> Result<i32> {
+    if matches!(c, DaemonCommand::Run) {
+        // nothing the starter had open stays open in the daemon
+        keyrack::daemon::platform::close_inherited_fds();
+    }
     let rack = ctx.rack()?;
     let client = Client::new(rack.home());
     match c {
         DaemonCommand::Run => match Server::bind(rack.home())? {
             Bound::AlreadyRunning => Ok(0),
             Bound::Ready(server) => {
+                // Ready: the starter reads our stdout until it closes; errors are reported
+                // through it until now, and nothing is printed from here on.
+                keyrack::daemon::platform::detach_stdio()
+                    .map_err(|e| keyrack::Error::io("redirect", "/dev/null", e))?;
                 server.serve()?;
                 Ok(0)
             }

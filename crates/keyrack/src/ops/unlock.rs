@@ -71,9 +71,25 @@ pub struct UnlockRow {
     pub fix: Option<String>,
 }
 
-/// Parses `--duration`.
+/// Parses `--duration` (at most [`crate::daemon::MAX_GRANT_TTL`]: the daemon refuses longer).
 pub fn parse_ttl(s: &str) -> Result<Duration> {
-    parse_duration("--duration", s)
+    let d = parse_duration("--duration", s)?;
+    let max = crate::daemon::MAX_GRANT_TTL;
+    if d > max {
+        return Err(Error::InvalidInput {
+            what: "--duration",
+            value: s.into(),
+            reason: format!(
+                "grants live at most {}h; the session daemon refuses longer ones",
+                max.as_secs() / 3600
+            ),
+            hint: Some(format!(
+                "use --duration {}h or less, and unlock again when it ends",
+                max.as_secs() / 3600
+            )),
+        });
+    }
+    Ok(d)
 }
 
 /// The slugs in scope of an unlock.
@@ -264,6 +280,19 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<Vec<UnlockRow>> {
         });
         rows.push(row);
     }
+    // A value too large to reach the daemon is that key's error; the others still unlock.
+    grants.retain(|g| match crate::daemon::client::check_grant_size(g) {
+        Ok(()) => true,
+        Err(e) => {
+            if let Some(row) = rows.iter_mut().find(|r| r.slug == g.slug.to_string()) {
+                row.status = RowStatus::Errored;
+                row.expires_at = None;
+                row.reason = Some(e.to_string());
+                row.fix = e.fix();
+            }
+            false
+        }
+    });
     if !grants.is_empty() {
         let client = Client::new(rack.home());
         client.ensure_running()?;
@@ -323,9 +352,24 @@ pub fn relock(rack: &Rack, env: Option<&str>, keys: &[String]) -> Result<Vec<Slu
     client.relock(scope)
 }
 
-/// Runs `status`: what the daemon holds (no secrets), optionally for one env.
-pub fn status(rack: &Rack, env: Option<&str>) -> Result<(Option<DaemonStatus>, Vec<HeldGrant>)> {
-    let st = Client::new(rack.home()).status()?;
+/// What `status` reports.
+#[derive(Debug, Clone)]
+pub struct SessionStatus {
+    /// The daemon, when one runs.
+    pub daemon: Option<DaemonStatus>,
+    /// The grants it holds (of the env asked for).
+    pub held: Vec<HeldGrant>,
+    /// Files a daemon that stopped without releasing them had left (mirrored tokens), removed
+    /// now.
+    pub released: Vec<std::path::PathBuf>,
+}
+
+/// Runs `status`: what the daemon holds (no secrets), optionally for one env; removes what a
+/// daemon that died left behind.
+pub fn status(rack: &Rack, env: Option<&str>) -> Result<SessionStatus> {
+    let client = Client::new(rack.home());
+    let st = client.status()?;
+    let released = client.release_leftovers();
     let held = st
         .as_ref()
         .map(|s| {
@@ -336,5 +380,9 @@ pub fn status(rack: &Rack, env: Option<&str>) -> Result<(Option<DaemonStatus>, V
                 .collect()
         })
         .unwrap_or_default();
-    Ok((st, held))
+    Ok(SessionStatus {
+        daemon: st,
+        held,
+        released,
+    })
 }
