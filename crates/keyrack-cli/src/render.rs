@@ -114,12 +114,12 @@ pub fn error_json(e: &Error) -> serde_json::Value {
 }
 
 /// "in 8h59m", "expired".
-pub fn time_left(expires_at_ms: u64) -> String {
-    let now = keyrack::daemon::protocol::now_ms();
-    if expires_at_ms <= now {
+pub fn time_left(expires_at: keyrack::grant::Timestamp) -> String {
+    let now = keyrack::grant::time::now();
+    if expires_at <= now {
         return "expired".into();
     }
-    let secs = (expires_at_ms - now) / 1000;
+    let secs = expires_at.duration_since(now).as_secs().max(0) as u64;
     let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
     if h > 0 {
         format!("{h}h{m:02}m left")

@@ -195,7 +195,8 @@ fn set_consents_once_unlock_never_and_a_dead_session_signs_in_again() {
     assert!(v["expiresAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(w.s.get_value("AWS_PROFILE", "test").1, "acme.test");
     let (_, st) = w.s.json(&["status"]);
-    let left = st["grants"][0]["expiresAt"].as_u64().unwrap() - keyrack::daemon::protocol::now_ms();
+    let left = st["grants"][0]["expiresAt"].as_u64().unwrap()
+        - (keyrack::grant::time::now().as_millisecond() as u64);
     assert!(
         left <= 8 * 3600 * 1000 && left > 7 * 3600 * 1000,
         "the grant lives as long as the SSO token: {left}"

@@ -276,7 +276,8 @@ fn machine_wide_and_sudo_keys() {
 
     let (code, v) = s.json(&["unlock", "--env", "sudo", "--key", "ROOT_PW"]);
     assert_eq!(code, 0, "{v}");
-    let left = v["rows"][0]["expiresAt"].as_u64().unwrap() - keyrack::daemon::protocol::now_ms();
+    let left = v["rows"][0]["expiresAt"].as_u64().unwrap()
+        - (keyrack::grant::time::now().as_millisecond() as u64);
     assert!(
         left <= 30 * 60 * 1000 && left > 29 * 60 * 1000,
         "sudo default TTL is 30m: {left}"

@@ -106,7 +106,7 @@ impl Vault for Sabotaged<'_> {
 /// The cases every vault that stores secrets must pass.
 fn conformance(v: &dyn Vault) {
     let kind = v.kind();
-    let mech = kind.default_mech();
+    let mech = vault::info(kind).default_mech;
     let s = slug("acme.test.CONFORMANCE_KEY");
 
     // set proves the round trip and leaves the key relocked
@@ -227,7 +227,7 @@ fn os_daemon_conforms() {
         Bound::Ready(s) => s,
         Bound::AlreadyRunning => panic!("fresh home has no daemon"),
     };
-    std::thread::spawn(move || server.serve());
+    std::thread::spawn(move || server.serve(keyrack::grant::NoRenewer));
     let v = vault::open(VaultKind::OsDaemon, w.ctx());
     conformance(v.as_ref());
 

@@ -83,12 +83,14 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     let unlock::SessionStatus {
         daemon,
         held,
+        ended,
         released,
     } = unlock::status(&rack, a.env.as_deref())?;
     if ctx.json {
         ui::json(&serde_json::json!({
-            "daemon": daemon.as_ref().map(|d| serde_json::json!({"pid": d.pid, "startedAt": d.started_at})),
+            "daemon": daemon.as_ref().map(|d| serde_json::json!({"pid": d.pid, "startedAt": d.started_at.as_millisecond()})),
             "grants": held,
+            "ended": ended,
             "released": released,
         }))?;
         return Ok(0);
@@ -151,7 +153,7 @@ pub fn daemon(ctx: &Ctx, c: DaemonCommand) -> Result<i32> {
                 // through it until now, and nothing is printed from here on.
                 keyrack::daemon::platform::detach_stdio()
                     .map_err(|e| keyrack::Error::io("redirect", "/dev/null", e))?;
-                server.serve()?;
+                server.serve(keyrack::vault::VaultRenewer::new(rack.home().clone()))?;
                 Ok(0)
             }
         },

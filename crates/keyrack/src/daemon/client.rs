@@ -17,9 +17,10 @@ use super::ledger;
 use super::protocol::{HeldGrant, RelockScope, Request, Response};
 use super::{platform, socket, CLIENT_TIMEOUT, MAX_REQUEST_BYTES};
 use crate::error::{Error, Result};
+use crate::grant::{Ended, Grant};
 use crate::home::Home;
+use crate::secret::Secret;
 use crate::slug::Slug;
-use crate::vault::Grant;
 
 /// How long a starter waits for a new daemon to bind (it may first wait for an exiting one).
 const START_TIMEOUT: Duration = Duration::from_secs(8);
@@ -49,10 +50,21 @@ pub struct Client {
 pub struct DaemonStatus {
     /// The daemon's pid.
     pub pid: u32,
-    /// When it started (unix ms).
-    pub started_at: u64,
+    /// When it started.
+    pub started_at: jiff::Timestamp,
     /// The grants it holds.
     pub grants: Vec<HeldGrant>,
+    /// The grants that ended lately, and why.
+    pub ended: Vec<Ended>,
+}
+
+/// What GET answers.
+#[derive(Debug, Clone, Default)]
+pub struct Lookup {
+    /// One per slug asked for, in order: the grant, or `None`.
+    pub grants: Vec<Option<Grant>>,
+    /// For the slugs not granted: their grants that ended lately, and why.
+    pub ended: Vec<Ended>,
 }
 
 /// Serialises `req` as one request line, refusing one the daemon would not read.
@@ -437,10 +449,47 @@ impl Client {
 
     /// Looks slugs up (with the `org.all` fallback). `None` when no daemon runs.
     pub fn get(&self, slugs: Vec<Slug>) -> Result<Option<Vec<Option<Grant>>>> {
+        Ok(self.lookup(slugs)?.map(|l| l.grants))
+    }
+
+    /// Looks slugs up (with the `org.all` fallback), with why those not granted ended. `None`
+    /// when no daemon runs.
+    pub fn lookup(&self, slugs: Vec<Slug>) -> Result<Option<Lookup>> {
         match self.call(&Request::Get { slugs })? {
-            Some(Response::Grants { grants }) => Ok(Some(grants)),
+            Some(Response::Grants { grants, ended }) => Ok(Some(Lookup { grants, ended })),
             Some(r) => Err(self.unexpected(r)),
             None => Ok(None),
+        }
+    }
+
+    /// The grants carrying label `name` = `value` (none when no daemon runs).
+    pub fn by_label(&self, name: &str, value: &str) -> Result<Vec<Grant>> {
+        match self.call(&Request::GetByLabel {
+            name: name.into(),
+            value: value.into(),
+        })? {
+            Some(Response::Labelled { grants }) => Ok(grants),
+            Some(r) => Err(self.unexpected(r)),
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Replaces the vault payload (and renewal deadline) of a held grant; `false` when it is not
+    /// held (or no daemon runs).
+    pub fn update(
+        &self,
+        slug: &Slug,
+        payload: Secret,
+        renew_at: Option<jiff::Timestamp>,
+    ) -> Result<bool> {
+        match self.call(&Request::Update {
+            slug: slug.clone(),
+            payload,
+            renew_at,
+        })? {
+            Some(Response::Stored { count }) => Ok(count > 0),
+            Some(r) => Err(self.unexpected(r)),
+            None => Ok(false),
         }
     }
 
@@ -451,10 +500,12 @@ impl Client {
                 pid,
                 started_at,
                 grants,
+                ended,
             }) => Ok(Some(DaemonStatus {
                 pid,
                 started_at,
                 grants,
+                ended,
             })),
             Some(r) => Err(self.unexpected(r)),
             None => Ok(None),
@@ -464,42 +515,6 @@ impl Client {
     /// Forgets grants; returns the slugs forgotten (empty when no daemon runs).
     pub fn relock(&self, scope: RelockScope) -> Result<Vec<Slug>> {
         match self.call(&Request::Relock { scope })? {
-            Some(Response::Relocked { slugs }) => Ok(slugs),
-            Some(r) => Err(self.unexpected(r)),
-            None => Ok(vec![]),
-        }
-    }
-
-    /// The aws.config grant of `profile`. `None` when not unlocked (or no daemon).
-    pub fn aws_profile(&self, profile: &str) -> Result<Option<Grant>> {
-        match self.call(&Request::AwsProfile {
-            profile: profile.into(),
-        })? {
-            Some(Response::AwsGrant { grant }) => Ok(grant.map(|g| *g)),
-            Some(r) => Err(self.unexpected(r)),
-            None => Ok(None),
-        }
-    }
-
-    /// Caches renewed role credentials with a grant.
-    pub fn aws_store_credentials(
-        &self,
-        slug: &Slug,
-        credentials: crate::aws::portal::RoleCredentials,
-    ) -> Result<()> {
-        match self.call(&Request::AwsStoreCredentials {
-            slug: slug.clone(),
-            credentials,
-        })? {
-            Some(_) | None => Ok(()),
-        }
-    }
-
-    /// Forgets every grant of an SSO session.
-    pub fn aws_forget_session(&self, session: &str) -> Result<Vec<Slug>> {
-        match self.call(&Request::AwsForgetSession {
-            session: session.into(),
-        })? {
             Some(Response::Relocked { slugs }) => Ok(slugs),
             Some(r) => Err(self.unexpected(r)),
             None => Ok(vec![]),
@@ -603,19 +618,17 @@ fn read_report(rx: std::os::fd::OwnedFd, deadline: Instant) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mech::Mech;
-    use crate::secret::Secret;
-    use crate::vault::VaultKind;
+    use crate::grant::{Mech, VaultKind};
 
     fn grant(key: &str, bytes: usize) -> Grant {
-        Grant {
-            slug: Slug::parse(&format!("a.test.{key}")).unwrap(),
-            secret: Secret::new("x".repeat(bytes)),
-            vault: VaultKind::OsSecure,
-            mech: Mech::Replica,
-            expires_at: Some(1),
-            aws: None,
-        }
+        let mut g = Grant::new(
+            Slug::parse(&format!("a.test.{key}")).unwrap(),
+            Secret::new("x".repeat(bytes)),
+            VaultKind::OsSecure,
+            Mech::Replica,
+        );
+        g.expires_at = Some(jiff::Timestamp::from_millisecond(1).unwrap());
+        g
     }
 
     #[test]

@@ -10,9 +10,10 @@ use crate::daemon::client::Client;
 use crate::daemon::protocol::RelockScope;
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::grant::{Custody, VaultKind};
 use crate::repo_manifest::edit;
 use crate::slug::Slug;
-use crate::vault::{self, Custody, VaultKind};
+use crate::vault;
 
 /// What `del` removed.
 #[derive(Debug, Serialize)]
@@ -55,7 +56,7 @@ pub fn run(rack: &Rack, key: &str, env: Option<&str>, org: Option<&str>) -> Resu
             rack.vault_context(&recipients, crate::aws::login::LoginOptions::never_prompt())?;
         vault::open(entry.vault, ctx).del(&entry)?;
         report.vault = Some(entry.vault);
-        report.secret_destroyed = entry.vault.custody() == Custody::Owns;
+        report.secret_destroyed = vault::info(entry.vault).custody == Custody::Owns;
         host.hosts.remove(&slug.to_string());
         host.save(rack.home())?;
         fsio::remove_if_exists(&rack.home().inventory_marker(&slug))?;

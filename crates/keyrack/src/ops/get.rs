@@ -66,9 +66,12 @@ pub struct Attempt {
     /// The slug that actually granted it, if different (the `org.all` fallback).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub granted_by: Option<String>,
-    /// Expiry of the grant (unix ms).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<u64>,
+    /// Expiry of the grant (unix ms in JSON).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "crate::grant::time::millis_opt"
+    )]
+    pub expires_at: Option<jiff::Timestamp>,
     /// Why it is not granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

@@ -8,11 +8,12 @@ use super::{is_host_only, resolve_scope, Rack, Scope};
 use crate::daemon::{client::Client, protocol::RelockScope};
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::grant::{Mech, VaultKind};
 use crate::host_manifest::{now_rfc3339, HostManifest};
-use crate::mech::{self, Mech, SecretSource};
+use crate::mech::{self, SecretSource};
 use crate::repo_manifest::edit;
 use crate::slug::Slug;
-use crate::vault::{self, VaultContext, VaultKind};
+use crate::vault::{self, VaultContext};
 
 /// Options of `set`.
 #[derive(Debug, Clone)]
@@ -69,11 +70,7 @@ pub struct SetReport {
 
 /// The vault chosen when `set` is not told.
 pub fn default_vault(key: &str) -> VaultKind {
-    if key == "AWS_PROFILE" {
-        VaultKind::AwsConfig
-    } else {
-        VaultKind::OsSecure
-    }
+    vault::default_for(key)
 }
 
 /// Runs `set`.
@@ -91,8 +88,9 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         fsio::resolve_link_target(&r.path)?; // a refused link fails before the secret is asked for
     }
     let kind = opts.vault.unwrap_or_else(|| default_vault(&opts.key));
-    let mech = opts.mech.unwrap_or(kind.default_mech());
-    if kind == VaultKind::OsEnvvar {
+    let caps = vault::info(kind);
+    let mech = opts.mech.unwrap_or(caps.default_mech);
+    if !caps.writable {
         return Err(Error::VaultRefused {
             vault: kind.to_string(),
             operation: "set",
@@ -103,7 +101,7 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
             ),
         });
     }
-    if opts.exid.is_some() && kind != VaultKind::AwsConfig {
+    if opts.exid.is_some() && !caps.takes_exid {
         return Err(Error::InvalidInput {
             what: "--exid",
             value: opts.exid.clone().unwrap_or_default(),
@@ -117,8 +115,9 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     // Fail fast (not initialised, wrong identity) before asking for the secret.
     let recipients = rack.host()?.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, opts.login)?;
-    let prepared = match kind {
-        VaultKind::AwsConfig => Some(super::aws::prepare_profile(
+    // What `set` asks for is the mech's business: an AWS SSO profile, or the secret itself.
+    let prepared = match mech {
+        Mech::AwsSso => Some(super::aws::prepare_profile(
             &ctx,
             &scope,
             opts.exid.as_deref(),
@@ -155,7 +154,7 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     };
     let proven =
         vault::set_proven_with(adapter.as_ref(), &slug, mech, &secret, rules).and_then(|entry| {
-            if kind == VaultKind::AwsConfig {
+            if mech == Mech::AwsSso {
                 // The spec's last step: a second unlock comes from the encrypted token, no browser.
                 let quiet = VaultContext {
                     login: crate::aws::login::LoginOptions {
@@ -204,7 +203,7 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         _ => None,
     };
     // A grant of the old value must not outlive this set. os.daemon's grant *is* the new value.
-    let relocked = kind != VaultKind::OsDaemon
+    let relocked = !caps.lives_in_daemon
         && Client::new(rack.home())
             .relock(RelockScope::Slugs {
                 slugs: vec![slug.clone()],

@@ -8,8 +8,9 @@ use serde::Serialize;
 use super::set::parse_duration;
 use super::{key_flags, unknown_env, Rack};
 use crate::daemon::client::{Client, DaemonStatus};
-use crate::daemon::protocol::{now_ms, HeldGrant, RelockScope};
+use crate::daemon::protocol::{HeldGrant, RelockScope};
 use crate::error::{Error, Result};
+use crate::grant::time;
 use crate::host_manifest::HostEntry;
 use crate::slug::{self, Slug, ENV_ALL, ENV_SUDO, ORG_ALL};
 use crate::vault::{self, Grant, Read, Vault, VaultKind};
@@ -60,9 +61,9 @@ pub struct UnlockRow {
     pub vault: Option<VaultKind>,
     /// Outcome.
     pub status: RowStatus,
-    /// Grant expiry (unix ms).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<u64>,
+    /// Grant expiry (unix ms in JSON).
+    #[serde(skip_serializing_if = "Option::is_none", with = "time::millis_opt")]
+    pub expires_at: Option<jiff::Timestamp>,
     /// Why not granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -193,7 +194,7 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<Vec<UnlockRow>> {
     let mut rows = Vec::new();
     let mut grants = Vec::new();
     let mut done = BTreeSet::new();
-    let now = now_ms();
+    let now = time::now();
     for slug in slugs {
         let entry: Option<&HostEntry> = host
             .entry(&slug)
@@ -307,10 +308,10 @@ fn capped_expiry(
     grant: &Grant,
     entry: &HostEntry,
     requested: Option<Duration>,
-    now: u64,
-) -> Result<u64> {
+    now: jiff::Timestamp,
+) -> Result<jiff::Timestamp> {
     let ttl = ttl_for(entry, requested)?;
-    let expires = now + ttl.as_millis() as u64;
+    let expires = now.checked_add(ttl).unwrap_or(jiff::Timestamp::MAX);
     Ok(grant.expires_at.map_or(expires, |own| expires.min(own)))
 }
 
@@ -359,6 +360,8 @@ pub struct SessionStatus {
     pub daemon: Option<DaemonStatus>,
     /// The grants it holds (of the env asked for).
     pub held: Vec<HeldGrant>,
+    /// The grants that ended lately (of the env asked for), and why.
+    pub ended: Vec<crate::grant::Ended>,
     /// Files a daemon that stopped without releasing them had left (mirrored tokens), removed
     /// now.
     pub released: Vec<std::path::PathBuf>,
@@ -380,9 +383,20 @@ pub fn status(rack: &Rack, env: Option<&str>) -> Result<SessionStatus> {
                 .collect()
         })
         .unwrap_or_default();
+    let ended = st
+        .as_ref()
+        .map(|s| {
+            s.ended
+                .iter()
+                .filter(|e| env.is_none_or(|want| e.slug.env() == want))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(SessionStatus {
         daemon: st,
         held,
+        ended,
         released,
     })
 }

@@ -7,6 +7,12 @@
 //! grant expires with the token. `relock` removes the mirror unless another unlocked key shares
 //! the session; the encrypted copy stays, so the next unlock needs no browser while it lives.
 //!
+//! The grant carries what renewing its role credentials needs (its payload: the portal, the
+//! account and role, the access token and the last role credentials), labels to find it by
+//! profile and by session, and the mirror as a file to release. The session daemon renews the
+//! role credentials ahead of their expiry through [`renew`]; `keyrack aws credentials` reads them
+//! back by label.
+//!
 //! Each encrypted file is bound to its name: the payload carries what it is (a session token or
 //! a client registration) and whose (the session, or the start URL and region), and a read
 //! checks both, so a file copied or swapped to another name is refused rather than used.
@@ -14,11 +20,15 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use super::{AwsGrant, Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use super::{Custody, Grant, Stored, Unlocked, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::aws::config_file::{AwsConfig, SsoProfile};
+use crate::aws::endpoints::{endpoint, Service};
 use crate::aws::http::AwsError;
 use crate::aws::login::{self, LoginOptions};
 use crate::aws::names::{shown, ProfileName};
@@ -30,12 +40,119 @@ use crate::crypto;
 use crate::daemon::client::Client;
 use crate::error::{Error, Result};
 use crate::fsio::{self, WriteLock};
+use crate::grant::{time, Mech, Renewal};
 use crate::home::Home;
 use crate::host_manifest::HostEntry;
 use crate::identity::Identity;
-use crate::mech::Mech;
 use crate::secret::Secret;
 use crate::slug::Slug;
+
+/// What aws.config can do.
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::AwsConfig,
+    takes_exid: true,
+    writable: true,
+    lives_in_daemon: false,
+    custody: Custody::References,
+    mechs: &[Mech::AwsSso],
+    default_mech: Mech::AwsSso,
+    default_for_keys: &["AWS_PROFILE"],
+    open: |ctx| Box::new(AwsConfigVault::new(ctx)),
+};
+
+/// The labels an aws.config grant carries.
+pub mod label {
+    /// The profile name (`keyrack aws credentials --profile` finds the grant by it).
+    pub const PROFILE: &str = "aws.profile";
+    /// The token-cache name of the SSO session (`keyrack aws logout` relocks by it).
+    pub const SESSION: &str = "aws.session";
+}
+
+/// Role credentials are renewed this long before they expire (at the latest halfway through
+/// what is left of them).
+pub const RENEW_AHEAD: Duration = Duration::from_secs(10 * 60);
+/// Role credentials handed out have at least this long left; closer to expiry they are renewed
+/// first.
+pub const FRESH_FOR: Duration = Duration::from_secs(5 * 60);
+
+/// What an aws.config grant carries for its vault (the grant's payload, secret): enough to renew
+/// role credentials without decrypting anything.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payload {
+    /// The SSO portal's base URL, resolved when the grant was made.
+    pub portal: String,
+    /// The account id.
+    pub account_id: String,
+    /// The role name.
+    pub role_name: String,
+    /// The SSO access token.
+    pub access_token: Secret,
+    /// The last role credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_credentials: Option<RoleCredentials>,
+}
+
+impl Payload {
+    /// The payload of an aws.config grant (`None` when it carries none, or not this one).
+    pub fn of(grant: &Grant) -> Option<Payload> {
+        let p = grant.payload.as_ref()?;
+        serde_json::from_str(p.expose()).ok()
+    }
+
+    /// As the opaque payload of a grant.
+    pub fn seal(&self) -> Secret {
+        Secret::new(serde_json::to_string(self).expect("payload serialises"))
+    }
+
+    /// Role credentials fetched now from the portal.
+    pub fn fetch_role_credentials(&self) -> std::result::Result<RoleCredentials, AwsError> {
+        portal::role_credentials_at(
+            &self.portal,
+            &self.access_token,
+            &self.account_id,
+            &self.role_name,
+        )
+    }
+
+    /// The role credentials it carries, if they have at least [`FRESH_FOR`] left at `now`.
+    pub fn fresh_role_credentials(&self, now: Timestamp) -> Option<&RoleCredentials> {
+        let until = now.checked_add(FRESH_FOR).unwrap_or(Timestamp::MAX);
+        self.role_credentials
+            .as_ref()
+            .filter(|c| c.expiration > until)
+    }
+
+    /// When the role credentials it carries should be renewed (none: it carries none).
+    pub fn renew_at(&self, now: Timestamp) -> Option<Timestamp> {
+        let exp = self.role_credentials.as_ref()?.expiration;
+        let ahead = exp.checked_sub(RENEW_AHEAD).unwrap_or(exp);
+        let halfway = now + exp.duration_since(now) / 2;
+        Some(ahead.max(halfway))
+    }
+}
+
+/// Renews the role credentials an aws.config grant carries (run by the session daemon). A portal
+/// that refuses the access token ends the grant: the SSO session is over.
+pub fn renew(grant: &Grant) -> Renewal {
+    let Some(mut payload) = Payload::of(grant) else {
+        return Renewal::Keep;
+    };
+    match payload.fetch_role_credentials() {
+        Ok(creds) => {
+            payload.role_credentials = Some(creds);
+            let mut g = grant.clone();
+            g.renew_at = payload.renew_at(time::now());
+            g.payload = Some(payload.seal());
+            Renewal::Renewed(g)
+        }
+        Err(e) if e.is_unauthorized() => Renewal::End(format!(
+            "the SSO session ended: the portal refused its token when renewing the role credentials ({})",
+            e.code().unwrap_or("401")
+        )),
+        Err(_) => Renewal::Keep,
+    }
+}
 
 /// Meta keys recorded in the host entry.
 pub mod meta {
@@ -367,7 +484,7 @@ impl<'a> AwsConfigVault<'a> {
             .is_some_and(|s| {
                 s.grants
                     .iter()
-                    .any(|g| &g.slug != slug && g.sso_cache_file.as_ref() == Some(file))
+                    .any(|g| &g.slug != slug && g.release.contains(file))
             });
         if !shared {
             fsio::remove_if_exists(file)?;
@@ -432,23 +549,30 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
     // recorded first: if nobody releases the mirror (a daemon killed), the next client removes it
     crate::daemon::ledger::Ledger::for_home(sessions.home).record(&cache_file)?;
     token_cache::write(&cache_file, &live.token)?;
-    Ok(Grant {
-        slug: entry.slug.clone(),
-        secret: Secret::new(profile_name.clone()),
-        vault: VaultKind::AwsConfig,
-        mech: entry.mech,
-        expires_at: Some(live.token.expires_at_ms()),
-        aws: Some(AwsGrant {
-            profile: profile_name,
-            session: p.cache_name().to_string(),
-            cache_file,
-            sso_region: p.sso_region.to_string(),
-            account_id: p.account_id.to_string(),
-            role_name: p.role_name.to_string(),
-            access_token: live.token.access_token.clone(),
-            role_credentials: Some(creds),
-        }),
-    })
+    let payload = Payload {
+        portal: endpoint(Service::Sso, &p.sso_region)
+            .map_err(|e| e.into_error("resolving the SSO portal"))?,
+        account_id: p.account_id.to_string(),
+        role_name: p.role_name.to_string(),
+        access_token: live.token.access_token.clone(),
+        role_credentials: Some(creds),
+    };
+    let mut grant = Grant::new(
+        entry.slug.clone(),
+        Secret::new(profile_name.clone()),
+        VaultKind::AwsConfig,
+        entry.mech,
+    );
+    grant.expires_at = Some(live.token.expires_at);
+    grant.renew_at = payload.renew_at(time::now());
+    grant.payload = Some(payload.seal());
+    grant.release = vec![cache_file];
+    grant.labels = [
+        (label::PROFILE.to_string(), profile_name),
+        (label::SESSION.to_string(), p.cache_name().to_string()),
+    ]
+    .into();
+    Ok(grant)
 }
 
 impl Vault for AwsConfigVault<'_> {
@@ -495,11 +619,15 @@ impl Vault for AwsConfigVault<'_> {
 
     fn relock(&self, entry: &HostEntry) -> Result<()> {
         if let Some(g) = self.unlocked.borrow_mut().remove(&entry.slug) {
-            if let Some(aws) = g.aws {
-                self.remove_mirror_unless_shared(&entry.slug, &aws.cache_file)?;
+            for file in &g.release {
+                self.remove_mirror_unless_shared(&entry.slug, file)?;
             }
         }
         Ok(())
+    }
+
+    fn renew(&self, grant: &Grant) -> Renewal {
+        renew(grant)
     }
 
     fn del(&self, entry: &HostEntry) -> Result<()> {

@@ -13,173 +13,74 @@ pub mod os_envvar;
 pub mod os_secure;
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
 
 use crate::crypto::RecipientKey;
 use crate::error::{Error, Result};
 use crate::firewall;
+use crate::grant::{Renewal, Renewer};
 use crate::home::Home;
 use crate::host_manifest::{now_rfc3339, HostEntry};
 use crate::identity::Identity;
-use crate::mech::Mech;
 use crate::secret::Secret;
 use crate::slug::{Owner, Slug};
 
-/// The kinds of vault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-pub enum VaultKind {
-    /// One age file per key, encrypted to every recipient.
-    #[serde(rename = "os.secure")]
-    OsSecure,
-    /// Plaintext JSON, mode 0600.
-    #[serde(rename = "os.direct")]
-    OsDirect,
-    /// The session daemon's memory only.
-    #[serde(rename = "os.daemon")]
-    OsDaemon,
-    /// The process environment (read-only; the CI path).
-    #[serde(rename = "os.envvar")]
-    OsEnvvar,
-    /// An AWS SSO profile in `~/.aws/config`, its token kept encrypted (alias `aws.iam.sso`).
-    #[serde(rename = "aws.config", alias = "aws.iam.sso")]
-    AwsConfig,
-}
+pub use crate::grant::{Custody, Grant, Mech, VaultKind};
 
-impl VaultKind {
-    /// Every vault this build supports.
-    pub const ALL: [VaultKind; 5] = [
-        VaultKind::OsSecure,
-        VaultKind::OsDirect,
-        VaultKind::OsDaemon,
-        VaultKind::OsEnvvar,
-        VaultKind::AwsConfig,
-    ];
-
-    /// The canonical name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VaultKind::OsSecure => "os.secure",
-            VaultKind::OsDirect => "os.direct",
-            VaultKind::OsDaemon => "os.daemon",
-            VaultKind::OsEnvvar => "os.envvar",
-            VaultKind::AwsConfig => "aws.config",
-        }
-    }
-
+/// What a vault can do, as data: callers ask "does this vault take an external id?" instead of
+/// matching on its name. Each vault declares one (`INFO` in its module); [`info`] is the registry.
+#[derive(Clone, Copy)]
+pub struct VaultInfo {
+    /// Which vault.
+    pub kind: VaultKind,
+    /// `set` records an external id for it (`--exid`: a profile name, a URI).
+    pub takes_exid: bool,
+    /// `set` can store into it and `del` remove from it.
+    pub writable: bool,
+    /// Its secrets live in the session daemon itself (a set value is already unlocked).
+    pub lives_in_daemon: bool,
+    /// Whether `del` destroys the secret or forgets a pointer.
+    pub custody: Custody,
+    /// The mechs `set` accepts for it.
+    pub mechs: &'static [Mech],
     /// The mech used when `set` is not given one.
-    pub fn default_mech(self) -> Mech {
-        match self {
-            VaultKind::OsDaemon => Mech::Session,
-            VaultKind::AwsConfig => Mech::AwsSso,
-            _ => Mech::Replica,
-        }
-    }
+    pub default_mech: Mech,
+    /// Keys that go to this vault when `set` is not told which (`AWS_PROFILE` → aws.config).
+    pub default_for_keys: &'static [&'static str],
+    /// Opens the adapter.
+    pub open: for<'a> fn(VaultContext<'a>) -> Box<dyn Vault + 'a>,
+}
 
-    /// Whether the vault owns the secret (`del` destroys it) or only references it.
-    pub fn custody(self) -> Custody {
-        match self {
-            VaultKind::AwsConfig => Custody::References,
-            _ => Custody::Owns,
-        }
-    }
-
-    /// The mechs this vault accepts.
-    pub fn mechs(self) -> &'static [Mech] {
-        match self {
-            VaultKind::OsSecure | VaultKind::OsDirect => &[Mech::Replica],
-            VaultKind::OsDaemon => &[Mech::Session, Mech::Replica],
-            VaultKind::OsEnvvar => &[],
-            VaultKind::AwsConfig => &[Mech::AwsSso],
-        }
+impl std::fmt::Debug for VaultInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultInfo")
+            .field("kind", &self.kind)
+            .field("takes_exid", &self.takes_exid)
+            .field("writable", &self.writable)
+            .field("lives_in_daemon", &self.lives_in_daemon)
+            .field("custody", &self.custody)
+            .field("mechs", &self.mechs)
+            .field("default_mech", &self.default_mech)
+            .finish_non_exhaustive()
     }
 }
 
-impl fmt::Display for VaultKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// The registry: what each vault can do (one line per vault).
+pub fn info(kind: VaultKind) -> &'static VaultInfo {
+    match kind {
+        VaultKind::OsSecure => &os_secure::INFO,
+        VaultKind::OsDirect => &os_direct::INFO,
+        VaultKind::OsDaemon => &os_daemon::INFO,
+        VaultKind::OsEnvvar => &os_envvar::INFO,
+        VaultKind::AwsConfig => &aws_config::INFO,
     }
 }
 
-impl FromStr for VaultKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let s = if s == "aws.iam.sso" { "aws.config" } else { s };
-        VaultKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let later = matches!(s, "aws.params" | "1password");
-                Error::InvalidInput {
-                    what: "vault",
-                    value: s.into(),
-                    reason: if later {
-                        "this vault is not available in this version of keyrack".into()
-                    } else {
-                        "unknown vault".into()
-                    },
-                    hint: Some(format!(
-                        "use one of: {}",
-                        VaultKind::ALL.map(VaultKind::as_str).join(", ")
-                    )),
-                }
-            })
-    }
-}
-
-/// Whether a vault owns its secrets or references them elsewhere.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Custody {
-    /// `del` destroys the secret.
-    Owns,
-    /// `del` forgets the pointer only.
-    References,
-}
-
-/// An unlocked, usable secret.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Grant {
-    /// The true slug (never the fallback that found it).
-    pub slug: Slug,
-    /// The value.
-    pub secret: Secret,
-    /// Where it came from.
-    pub vault: VaultKind,
-    /// How it was acquired.
-    pub mech: Mech,
-    /// When it stops being usable (unix milliseconds), if it has a horizon of its own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<u64>,
-    /// AWS SSO details of an aws.config grant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aws: Option<AwsGrant>,
-}
-
-/// What the daemon keeps with an aws.config grant: where the token was mirrored (removed when the
-/// last grant of that session goes) and what `keyrack aws credentials` needs.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AwsGrant {
-    /// The profile name.
-    pub profile: String,
-    /// The token-cache name (sso-session, or the legacy start URL).
-    pub session: String,
-    /// The mirrored `~/.aws/sso/cache/<sha1>.json`.
-    pub cache_file: std::path::PathBuf,
-    /// The SSO region.
-    pub sso_region: String,
-    /// The account id.
-    pub account_id: String,
-    /// The role name.
-    pub role_name: String,
-    /// The SSO access token (to renew role credentials without decrypting).
-    pub access_token: Secret,
-    /// Role credentials, renewed 5 minutes before they expire.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_credentials: Option<crate::aws::portal::RoleCredentials>,
+/// The vault `set` uses for `key` when not told: the one that claims the key, else os.secure.
+pub fn default_for(key: &str) -> VaultKind {
+    VaultKind::ALL
+        .into_iter()
+        .find(|k| info(*k).default_for_keys.contains(&key))
+        .unwrap_or(VaultKind::OsSecure)
 }
 
 /// What `unlock` found in the vault.
@@ -249,16 +150,41 @@ pub trait Vault {
     fn relock(&self, entry: &HostEntry) -> Result<()>;
     /// Destroys (owned) or forgets (referenced) the secret.
     fn del(&self, entry: &HostEntry) -> Result<()>;
+    /// Renews a grant of this vault whose renewal deadline passed (called by the session
+    /// daemon, through [`VaultRenewer`]). Vaults that renew nothing keep it.
+    fn renew(&self, _grant: &Grant) -> Renewal {
+        Renewal::Keep
+    }
 }
 
 /// Opens the adapter for `kind`.
 pub fn open<'a>(kind: VaultKind, ctx: VaultContext<'a>) -> Box<dyn Vault + 'a> {
-    match kind {
-        VaultKind::OsSecure => Box::new(os_secure::OsSecure::new(ctx)),
-        VaultKind::OsDirect => Box::new(os_direct::OsDirect::new(ctx)),
-        VaultKind::OsDaemon => Box::new(os_daemon::OsDaemon::new(ctx)),
-        VaultKind::OsEnvvar => Box::new(os_envvar::OsEnvvar),
-        VaultKind::AwsConfig => Box::new(aws_config::AwsConfigVault::new(ctx)),
+    (info(kind).open)(ctx)
+}
+
+/// The [`Renewer`] the session daemon is started with: each grant is renewed by its vault.
+/// It runs in the daemon, which has no identity: a vault renews from what the grant carries.
+#[derive(Debug, Clone)]
+pub struct VaultRenewer {
+    home: Home,
+}
+
+impl VaultRenewer {
+    /// A renewer for the vaults of `home`'s owner.
+    pub fn new(home: Home) -> Self {
+        VaultRenewer { home }
+    }
+}
+
+impl Renewer for VaultRenewer {
+    fn renew(&self, grant: &Grant) -> Renewal {
+        let ctx = VaultContext {
+            home: &self.home,
+            identity: None,
+            recipients: &[],
+            login: crate::aws::login::LoginOptions::never_prompt(),
+        };
+        open(grant.vault, ctx).renew(grant)
     }
 }
 
@@ -399,14 +325,15 @@ pub fn set_proven_with(
     secret: &Secret,
     rules: SetRules,
 ) -> Result<HostEntry> {
-    if !vault.kind().mechs().contains(&mech) {
+    let caps = info(vault.kind());
+    if !caps.mechs.contains(&mech) {
         return Err(Error::InvalidInput {
             what: "mech",
             value: mech.to_string(),
             reason: format!("vault {} does not support this mech", vault.kind()),
             hint: Some(format!(
                 "use --mech {} or another --vault",
-                vault.kind().default_mech()
+                caps.default_mech
             )),
         });
     }

@@ -5,17 +5,30 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::{Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use super::{Custody, Grant, Stored, Unlocked, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::daemon::client::Client;
-use crate::daemon::protocol::{now_ms, RelockScope};
+use crate::daemon::protocol::RelockScope;
 use crate::error::Result;
+use crate::grant::{time, Mech};
 use crate::host_manifest::HostEntry;
-use crate::mech::Mech;
 use crate::secret::Secret;
 use crate::slug::Slug;
 
 /// How long an os.daemon secret lives in the daemon when set.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
+
+/// What os.daemon can do.
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::OsDaemon,
+    takes_exid: false,
+    writable: true,
+    lives_in_daemon: true,
+    custody: Custody::Owns,
+    mechs: &[Mech::Session, Mech::Replica],
+    default_mech: Mech::Session,
+    default_for_keys: &[],
+    open: |ctx| Box::new(OsDaemon::new(ctx)),
+};
 
 /// The os.daemon adapter.
 pub struct OsDaemon {
@@ -49,14 +62,9 @@ impl Vault for OsDaemon {
     fn store(&self, slug: &Slug, mech: Mech, secret: &Secret) -> Result<Stored> {
         self.client.ensure_running()?;
         let previous = self.held(slug)?;
-        self.client.unlock(vec![Grant {
-            slug: slug.clone(),
-            secret: secret.clone(),
-            vault: VaultKind::OsDaemon,
-            mech,
-            expires_at: Some(now_ms() + DEFAULT_TTL.as_millis() as u64),
-            aws: None,
-        }])?;
+        let mut grant = Grant::new(slug.clone(), secret.clone(), VaultKind::OsDaemon, mech);
+        grant.expires_at = time::now().checked_add(DEFAULT_TTL).ok();
+        self.client.unlock(vec![grant])?;
         let client = self.client.clone();
         let slug = slug.clone();
         Ok(Stored::new(None, BTreeMap::new(), move || match previous {

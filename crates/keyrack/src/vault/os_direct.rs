@@ -5,16 +5,29 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use super::{Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use super::{Custody, Grant, Stored, Unlocked, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::grant::Mech;
 use crate::home::Home;
 use crate::host_manifest::HostEntry;
-use crate::mech::Mech;
 use crate::secret::Secret;
 use crate::slug::Slug;
 
 type Store = BTreeMap<String, Secret>;
+
+/// What os.direct can do.
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::OsDirect,
+    takes_exid: false,
+    writable: true,
+    lives_in_daemon: false,
+    custody: Custody::Owns,
+    mechs: &[Mech::Replica],
+    default_mech: Mech::Replica,
+    default_for_keys: &[],
+    open: |ctx| Box::new(OsDirect::new(ctx)),
+};
 
 /// The os.direct adapter.
 pub struct OsDirect<'a> {
@@ -95,13 +108,13 @@ impl Vault for OsDirect<'_> {
     }
 
     fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).map(|s| Grant {
-            slug: entry.slug.clone(),
-            secret: s.clone(),
-            vault: VaultKind::OsDirect,
-            mech: entry.mech,
-            expires_at: None,
-            aws: None,
+        self.unlocked.borrow().get(&entry.slug).map(|s| {
+            Grant::new(
+                entry.slug.clone(),
+                s.clone(),
+                VaultKind::OsDirect,
+                entry.mech,
+            )
         })
     }
 

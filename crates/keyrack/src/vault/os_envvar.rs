@@ -1,12 +1,25 @@
 //! `os.envvar`: reads `KEY` from the process environment (the CI path). Nothing is stored, so
 //! `set` and `del` are refused.
 
-use super::{Grant, Stored, Unlocked, Vault, VaultKind};
+use super::{Custody, Grant, Stored, Unlocked, Vault, VaultInfo, VaultKind};
 use crate::error::{Error, Result};
+use crate::grant::Mech;
 use crate::host_manifest::HostEntry;
-use crate::mech::Mech;
 use crate::secret::Secret;
 use crate::slug::Slug;
+
+/// What os.envvar can do: read only.
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::OsEnvvar,
+    takes_exid: false,
+    writable: false,
+    lives_in_daemon: false,
+    custody: Custody::References,
+    mechs: &[],
+    default_mech: Mech::Replica,
+    default_for_keys: &[],
+    open: |_| Box::new(OsEnvvar),
+};
 
 /// The os.envvar adapter.
 pub struct OsEnvvar;
@@ -48,14 +61,8 @@ impl Vault for OsEnvvar {
     }
 
     fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        read(entry.slug.key()).map(|secret| Grant {
-            slug: entry.slug.clone(),
-            secret,
-            vault: VaultKind::OsEnvvar,
-            mech: entry.mech,
-            expires_at: None,
-            aws: None,
-        })
+        read(entry.slug.key())
+            .map(|secret| Grant::new(entry.slug.clone(), secret, VaultKind::OsEnvvar, entry.mech))
     }
 
     fn relock(&self, _entry: &HostEntry) -> Result<()> {

@@ -18,16 +18,29 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use super::{Custody, Grant, Stored, Unlocked, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::grant::Mech;
 use crate::home::Home;
 use crate::host_manifest::HostEntry;
 use crate::identity::Identity;
-use crate::mech::Mech;
 use crate::secret::Secret;
 use crate::slug::Slug;
+
+/// What os.secure can do.
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::OsSecure,
+    takes_exid: false,
+    writable: true,
+    lives_in_daemon: false,
+    custody: Custody::Owns,
+    mechs: &[Mech::Replica],
+    default_mech: Mech::Replica,
+    default_for_keys: &[],
+    open: |ctx| Box::new(OsSecure::new(ctx)),
+};
 
 /// The os.secure adapter.
 pub struct OsSecure<'a> {
@@ -188,13 +201,13 @@ impl Vault for OsSecure<'_> {
     }
 
     fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).map(|s| Grant {
-            slug: entry.slug.clone(),
-            secret: s.clone(),
-            vault: VaultKind::OsSecure,
-            mech: entry.mech,
-            expires_at: None,
-            aws: None,
+        self.unlocked.borrow().get(&entry.slug).map(|s| {
+            Grant::new(
+                entry.slug.clone(),
+                s.clone(),
+                VaultKind::OsSecure,
+                entry.mech,
+            )
         })
     }
 
