@@ -3,7 +3,7 @@ use keyrack::ops::recipient;
 
 use super::Ctx;
 use crate::cli::RecipientCommand;
-use crate::render::{tree, Node};
+use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
                             .leaf(format!("added: {}", r.added_at))
                     })
                     .collect();
-                ui::out(tree("recipient list", &nodes))?;
+                render::out("recipient list", &nodes)?;
             }
             return Ok(0);
         }
@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
                 "re-encrypted: host manifest + {} os.secure file(s) ✓",
                 change.reencrypted_files
             ));
-        ui::out(tree(title, &[n]))?;
+        render::out(title, &[n])?;
     }
     Ok(0)
 }
