@@ -64,6 +64,16 @@ fn usage(e: &clap::Error) -> i32 {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             serde_json::json!({ "help": text })
         }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => serde_json::json!({
+            "error": {
+                "code": "usage",
+                "message": "a command is required",
+                "fix": "see: keyrack --help",
+                "usage": null,
+                "exitCode": code,
+            },
+            "help": text,
+        }),
         _ => {
             let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
             let message = lines
@@ -75,15 +85,23 @@ fn usage(e: &clap::Error) -> i32 {
                 .iter()
                 .find_map(|l| l.strip_prefix("tip: "))
                 .map(str::to_string);
+            let choices = rest
+                .iter()
+                .find_map(|l| l.strip_prefix("[possible values: "))
+                .map(|l| format!("use one of: {}", l.trim_end_matches(']')));
             let usage = rest
                 .iter()
                 .find_map(|l| l.strip_prefix("Usage: "))
                 .map(str::to_string);
+            let fix = tip
+                .or(choices)
+                .or_else(|| usage.as_ref().map(|u| format!("usage: {u}")))
+                .unwrap_or_else(|| "see: keyrack --help".into());
             serde_json::json!({
                 "error": {
                     "code": "usage",
                     "message": message,
-                    "fix": tip.or_else(|| usage.as_ref().map(|u| format!("usage: {u}"))),
+                    "fix": fix,
                     "usage": usage,
                     "exitCode": code,
                 }

@@ -667,7 +667,15 @@ fn the_mirror_stays_while_another_key_of_the_session_is_unlocked() {
     assert!(w.set_flags(&[]).status.success());
     let o = w.set_prod();
     assert!(o.status.success(), "{}", stderr(&o));
-    w.s.cmd().arg("unlock").assert().success();
+    // a bare unlock leaves prod locked: name both envs
+    w.s.cmd()
+        .args(["unlock", "--env", "test"])
+        .assert()
+        .success();
+    w.s.cmd()
+        .args(["unlock", "--env", "prod"])
+        .assert()
+        .success();
     w.s.cmd()
         .args(["relock", "--env", "test"])
         .assert()

@@ -54,7 +54,8 @@ impl Tty {
         &mut self,
         prompt: &str,
     ) -> std::result::Result<Zeroizing<String>, Interrupted> {
-        self.say(prompt);
+        // Echo goes off before the prompt shows, so nothing typed after it is ever echoed (and
+        // nothing typed ahead of it is taken as the answer).
         let saved = termios::tcgetattr(self.file.as_fd()).ok();
         if let Some(t) = &saved {
             let mut raw: Termios = t.clone();
@@ -64,9 +65,10 @@ impl Tty {
             raw.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
             let _ = termios::tcsetattr(self.file.as_fd(), SetArg::TCSAFLUSH, &raw);
         }
+        self.say(prompt);
         let answer = self.read_line();
         if let Some(t) = &saved {
-            let _ = termios::tcsetattr(self.file.as_fd(), SetArg::TCSAFLUSH, t);
+            let _ = termios::tcsetattr(self.file.as_fd(), SetArg::TCSADRAIN, t);
         }
         self.say("\n");
         answer

@@ -48,7 +48,7 @@ pub fn resolve_repo_env(repo: &RepoManifest, env: Option<&str>) -> Result<String
         None => match repo.env_names().as_slice() {
             [one] => Ok(one.clone()),
             names => Err(Error::EnvAmbiguous {
-                key: "the repository's keys".into(),
+                key: "the request".into(),
                 reason: format!(
                     "{} declares envs: {}",
                     repo.path.display(),

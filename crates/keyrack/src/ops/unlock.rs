@@ -411,7 +411,7 @@ pub fn status(rack: &Rack, env: Option<&str>) -> Result<(Option<DaemonStatus>, V
             s.grants
                 .iter()
                 .filter(|g| env.is_none_or(|e| g.env == e))
-                .map(|g| held_row(g))
+                .map(held_row)
                 .collect()
         })
         .unwrap_or_default();
