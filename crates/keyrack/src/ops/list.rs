@@ -7,11 +7,15 @@ use crate::daemon::client::Client;
 use crate::error::Result;
 
 /// The host's entries, sorted by slug, optionally for one env: `granted` (with its expiry) when
-/// the daemon holds it, else `locked`. Never starts the daemon.
+/// the daemon holds it, else `locked`. Never starts the daemon; a daemon that cannot be asked
+/// (none, or a runtime dir the client refuses) leaves every key `locked`, and the list is still
+/// shown.
 pub fn run(rack: &Rack, env: Option<&str>) -> Result<Vec<KeyRow>> {
     let host = rack.host()?;
     let held = Client::new(rack.home())
-        .status()?
+        .status()
+        .ok()
+        .flatten()
         .map(|s| s.grants)
         .unwrap_or_default();
     Ok(host

@@ -4,6 +4,7 @@
 //!   (decrypt the host manifest).
 //! - [`unlock`]: pull keys out of vaults into the daemon; relock and status.
 //! - [`get`]: the hot path (`get`, `source`, `exec`): daemon round trip, never decrypts.
+//! - [`row`]: the one row type ([`row::KeyRow`]) every command that reports keys returns.
 
 pub mod aws;
 pub mod del;
