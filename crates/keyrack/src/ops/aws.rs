@@ -238,9 +238,12 @@ pub fn prepare_profile(
 }
 
 fn ask<T>(r: std::result::Result<T, inquire::InquireError>) -> Result<T> {
-    r.map_err(|e| Error::NeedsTty {
-        what: "the AWS SSO set-up".into(),
-        hint: format!("it was interrupted ({e}); run it again, or {FLAGS_HINT}"),
+    r.map_err(|e| {
+        let shown = e.to_string();
+        crate::mech::prompt_error(e, "the AWS SSO set-up", || Error::NeedsTty {
+            what: "the AWS SSO set-up".into(),
+            hint: format!("it was interrupted ({shown}); run it again, or {FLAGS_HINT}"),
+        })
     })
 }
 
@@ -468,11 +471,14 @@ pub struct ProcessCredentials {
 pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
     let profile = profile_arg("--profile", profile)?;
     let client = Client::new(rack.home());
-    let locked = || {
-        Error::NotSet {
-        slug: format!("AWS profile {profile}"),
-        hint: "unlock it (this never opens a browser here): keyrack unlock --key AWS_PROFILE --env <env>, in the repository that uses it".into(),
-    }
+    let locked = || Error::Locked {
+        what: format!("AWS profile {profile}"),
+        reason:
+            "no unlocked keyrack key uses it in this session (credential_process never signs in)"
+                .into(),
+        hint:
+            "unlock it in the repository that uses it: keyrack unlock --key AWS_PROFILE --env <env>"
+                .into(),
     };
     let grant = client.aws_profile(&profile)?.ok_or_else(locked)?;
     let aws = grant.aws.clone().ok_or_else(locked)?;
@@ -488,10 +494,10 @@ pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
             )
             .map_err(|e| {
                 if e.is_unauthorized() {
-                    Error::NotSet {
-                        slug: format!("AWS profile {profile}"),
-                        hint: "the SSO session ended: keyrack unlock --key AWS_PROFILE --env <env>"
-                            .into(),
+                    Error::Locked {
+                        what: format!("AWS profile {profile}"),
+                        reason: "its SSO session ended".into(),
+                        hint: "sign in again: keyrack unlock --key AWS_PROFILE --env <env>".into(),
                     }
                 } else {
                     e.into_error("renewing role credentials")
