@@ -6,7 +6,7 @@
 //! grants every second, and exits when it holds nothing and has been idle for the idle window.
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use zeroize::Zeroizing;
 
-use super::protocol::{now_ms, Request, Response};
+use super::protocol::{now_ms, read_request, Request, Response};
 use super::store::Store;
-use super::{socket, DEFAULT_IDLE_SECS, IDLE_ENV, MAX_REQUEST_BYTES};
+use super::{socket, DEFAULT_IDLE_SECS, IDLE_ENV};
 use crate::error::{Error, Result};
 use crate::home::Home;
 
@@ -191,36 +191,22 @@ fn handle(
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
     let mut buf = Zeroizing::new(Vec::with_capacity(1024));
-    let read = BufReader::new(&stream)
-        .take(MAX_REQUEST_BYTES as u64 + 1)
-        .read_until(b'\n', &mut buf);
-    let response = match read {
+    let response = match read_request(&stream, &mut buf) {
         Err(e) => Response::Error {
-            message: format!("could not read the request: {e}"),
+            message: e.to_string(),
         },
-        Ok(_) if buf.len() > MAX_REQUEST_BYTES => Response::Error {
-            message: format!("request larger than {MAX_REQUEST_BYTES} bytes"),
-        },
-        Ok(_) if buf.last() != Some(&b'\n') => Response::Error {
-            message: "incomplete request: the stream ended before the end of the line".into(),
-        },
-        Ok(_) => match serde_json::from_slice::<Request>(&buf) {
-            Err(e) => Response::Error {
-                message: format!("malformed request: {e}"),
-            },
-            Ok(req) => {
-                let shutdown = matches!(req, Request::Shutdown);
-                if shutdown {
-                    let _ = std::fs::remove_file(socket_path);
-                }
-                let resp = dispatch(req, state);
-                if shutdown {
-                    reply(&mut stream, &resp);
-                    return true;
-                }
-                resp
+        Ok(req) => {
+            let shutdown = matches!(req, Request::Shutdown);
+            if shutdown {
+                let _ = std::fs::remove_file(socket_path);
             }
-        },
+            let resp = dispatch(req, state);
+            if shutdown {
+                reply(&mut stream, &resp);
+                return true;
+            }
+            resp
+        }
     };
     reply(&mut stream, &response);
     false
