@@ -114,7 +114,7 @@ fn an_aws_grant_is_found_by_label_and_carries_its_mirror_as_a_file_to_release() 
     assert_eq!(none["grants"], serde_json::json!([]));
 
     // STATUS shows labels and files, never the payload or the value
-    let (_, st) = w.s.json(&["status"]);
+    let st = ask(&w.s.socket(), r#"{"op":"status"}"#);
     let held = &st["grants"][0];
     assert_eq!(held["labels"]["aws.profile"], "acme.test");
     assert!(held.get("payload").is_none() && held.get("secret").is_none());
@@ -155,7 +155,7 @@ fn the_daemon_renews_role_credentials_and_ends_the_grant_when_the_session_is_ove
         !w.mirror().exists()
     });
     let (_, st) = w.s.json(&["status"]);
-    assert_eq!(st["grants"], serde_json::json!([]), "{st}");
+    assert_eq!(st["keys"], serde_json::json!([]), "{st}");
     let ended = &st["ended"][0];
     assert_eq!(ended["slug"], "acme.test.AWS_PROFILE");
     assert_eq!(ended["why"]["kind"], "ended");
@@ -173,7 +173,12 @@ fn the_daemon_renews_role_credentials_and_ends_the_grant_when_the_session_is_ove
     );
     assert_eq!(v["grants"][0], serde_json::Value::Null);
     assert_eq!(v["ended"][0]["why"]["kind"], "ended");
-    assert_eq!(w.s.get_value("AWS_PROFILE", "test").0, 2, "locked now");
+    // and `get` shows it on the locked row
+    let (code, v) = w.s.json(&["get", "--key", "AWS_PROFILE", "--env", "test"]);
+    assert_eq!(code, 2, "locked now: {v}");
+    assert_eq!(v["keys"][0]["status"], "locked");
+    assert_eq!(v["keys"][0]["ended"]["why"]["kind"], "ended", "{v}");
+    assert!(v["keys"][0]["ended"]["at"].as_str().unwrap().ends_with('Z'));
 }
 
 #[test]

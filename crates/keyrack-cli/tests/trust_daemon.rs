@@ -442,7 +442,7 @@ fn thirty_values_of_200_kib_unlock_together_and_read_back() {
     let o = s.run(&["--json", "unlock", "--env", "test"], "");
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let rows = v["rows"].as_array().unwrap();
+    let rows = v["keys"].as_array().unwrap();
     assert_eq!(rows.len(), 30);
     assert!(rows.iter().all(|r| r["status"] == "granted"), "{v}");
     for i in [0, 7, 15, 29] {
@@ -451,7 +451,7 @@ fn thirty_values_of_200_kib_unlock_together_and_read_back() {
         assert!(got == value(i), "K{i:02} reads back whole");
     }
     let (_, st) = s.json(&["status"]);
-    assert_eq!(st["grants"].as_array().unwrap().len(), 30);
+    assert_eq!(st["keys"].as_array().unwrap().len(), 30);
 }
 
 // ---------------------------------------------------------------- item 6: bounds
@@ -874,7 +874,7 @@ fn a_grant_expiring_beyond_the_ttl_cap_is_refused_by_the_daemon() {
     c.read_to_string(&mut answer).unwrap();
     assert!(answer.contains("beyond the 24 h limit"), "{answer}");
     let (_, st) = s.json(&["status"]);
-    let held: Vec<&str> = st["grants"]
+    let held: Vec<&str> = st["keys"]
         .as_array()
         .unwrap()
         .iter()

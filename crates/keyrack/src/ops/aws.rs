@@ -239,9 +239,12 @@ pub fn prepare_profile(
 }
 
 fn ask<T>(r: std::result::Result<T, inquire::InquireError>) -> Result<T> {
-    r.map_err(|e| Error::NeedsTty {
-        what: "the AWS SSO set-up".into(),
-        hint: format!("it was interrupted ({e}); run it again, or {FLAGS_HINT}"),
+    r.map_err(|e| {
+        let shown = e.to_string();
+        crate::mech::prompt_error(e, "the AWS SSO set-up", || Error::NeedsTty {
+            what: "the AWS SSO set-up".into(),
+            hint: format!("it was interrupted ({shown}); run it again, or {FLAGS_HINT}"),
+        })
     })
 }
 
@@ -471,11 +474,14 @@ pub struct ProcessCredentials {
 pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
     let profile = profile_arg("--profile", profile)?;
     let client = Client::new(rack.home());
-    let locked = || {
-        Error::NotSet {
-        slug: format!("AWS profile {profile}"),
-        hint: "unlock it (this never opens a browser here): keyrack unlock --key AWS_PROFILE --env <env>, in the repository that uses it".into(),
-    }
+    let locked = || Error::Locked {
+        what: format!("AWS profile {profile}"),
+        reason:
+            "no unlocked keyrack key uses it in this session (credential_process never signs in)"
+                .into(),
+        hint:
+            "unlock it in the repository that uses it: keyrack unlock --key AWS_PROFILE --env <env>"
+                .into(),
     };
     let grant = client
         .by_label(label::PROFILE, profile.as_str())?
@@ -489,10 +495,10 @@ pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
         None => {
             let c = payload.fetch_role_credentials().map_err(|e| {
                 if e.is_unauthorized() {
-                    Error::NotSet {
-                        slug: format!("AWS profile {profile}"),
-                        hint: "the SSO session ended: keyrack unlock --key AWS_PROFILE --env <env>"
-                            .into(),
+                    Error::Locked {
+                        what: format!("AWS profile {profile}"),
+                        reason: "its SSO session ended".into(),
+                        hint: "sign in again: keyrack unlock --key AWS_PROFILE --env <env>".into(),
                     }
                 } else {
                     e.into_error("renewing role credentials")
