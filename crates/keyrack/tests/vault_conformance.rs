@@ -13,7 +13,7 @@ use keyrack::mech::Mech;
 use keyrack::secret::Secret;
 use keyrack::slug::{Owner, Slug};
 use keyrack::vault::{
-    self, Grant, Read, SetRules, Stored, Unlocked, Vault, VaultContext, VaultKind,
+    self, Checked, Custody, Read, SetRules, Stored, Vault, VaultContext, VaultKind,
 };
 use keyrack::Error;
 
@@ -58,45 +58,56 @@ fn slug(s: &str) -> Slug {
     Slug::parse(s).unwrap()
 }
 
-fn value_after_unlock(v: &dyn Vault, e: &HostEntry) -> Option<String> {
-    match v.unlock(e).unwrap() {
-        Unlocked::Ready => {
-            let g = v.get(e).map(|g| g.secret.expose().to_string());
-            v.relock(e).unwrap();
-            g
+fn value_read(v: &dyn Vault, e: &HostEntry) -> Option<String> {
+    match v.read(e).unwrap() {
+        Read::Granted(g) => {
+            v.release(e).unwrap();
+            Some(g.secret.expose().to_string())
         }
-        Unlocked::Lost(_) => None,
+        Read::Lost(_) => None,
     }
 }
 
-/// Wraps a vault and returns a different value from `get`: the round trip must catch it.
-struct Sabotaged<'a> {
+/// Wraps a vault, counting reads and releases; with `tamper`, every read returns another value
+/// (the round trip must catch it).
+struct Watched<'a> {
     inner: &'a dyn Vault,
-    gets: Cell<u32>,
+    tamper: bool,
+    reads: Cell<u32>,
+    releases: Cell<u32>,
 }
 
-impl Vault for Sabotaged<'_> {
+impl<'a> Watched<'a> {
+    fn new(inner: &'a dyn Vault, tamper: bool) -> Self {
+        Watched {
+            inner,
+            tamper,
+            reads: Cell::new(0),
+            releases: Cell::new(0),
+        }
+    }
+}
+
+impl Vault for Watched<'_> {
     fn kind(&self) -> VaultKind {
         self.inner.kind()
     }
     fn store(&self, s: &Slug, m: Mech, v: &Secret) -> keyrack::Result<Stored> {
         self.inner.store(s, m, v)
     }
-    fn is_unlocked(&self, e: &HostEntry) -> bool {
-        self.inner.is_unlocked(e)
-    }
-    fn unlock(&self, e: &HostEntry) -> keyrack::Result<Unlocked> {
-        self.inner.unlock(e)
-    }
-    fn get(&self, e: &HostEntry) -> Option<Grant> {
-        self.gets.set(self.gets.get() + 1);
-        self.inner.get(e).map(|mut g| {
-            g.secret = secret("tampered");
-            g
+    fn read(&self, e: &HostEntry) -> keyrack::Result<Read> {
+        self.reads.set(self.reads.get() + 1);
+        Ok(match self.inner.read(e)? {
+            Read::Granted(mut g) if self.tamper => {
+                g.secret = secret("tampered");
+                Read::Granted(g)
+            }
+            other => other,
         })
     }
-    fn relock(&self, e: &HostEntry) -> keyrack::Result<()> {
-        self.inner.relock(e)
+    fn release(&self, e: &HostEntry) -> keyrack::Result<()> {
+        self.releases.set(self.releases.get() + 1);
+        self.inner.release(e)
     }
     fn del(&self, e: &HostEntry) -> keyrack::Result<()> {
         self.inner.del(e)
@@ -106,47 +117,59 @@ impl Vault for Sabotaged<'_> {
 /// The cases every vault that stores secrets must pass.
 fn conformance(v: &dyn Vault) {
     let kind = v.kind();
-    let mech = vault::info(kind).default_mech;
+    let caps = vault::info(kind);
+    assert_eq!(caps.kind, kind, "the registry line is this vault's");
+    assert!(caps.writable);
+    let mech = caps.default_mech;
     let s = slug("acme.test.CONFORMANCE_KEY");
 
-    // set proves the round trip and leaves the key relocked
-    let entry = vault::set_proven(v, &s, mech, &secret("first")).unwrap();
+    // set proves store → read (equal) → release → read again → release
+    let watched = Watched::new(v, false);
+    let entry = vault::set_proven(&watched, &s, mech, &secret("first")).unwrap();
     assert_eq!(entry.vault, kind);
     assert_eq!(entry.slug, s);
-    assert!(!v.is_unlocked(&entry), "{kind}: set ends relocked");
-    assert!(v.get(&entry).is_none(), "{kind}: nothing granted after set");
+    assert_eq!(watched.reads.get(), 2, "{kind}: set reads back twice");
+    assert_eq!(
+        watched.releases.get(),
+        2,
+        "{kind}: and releases after each read"
+    );
 
-    // unlock → get → relock
-    assert!(matches!(v.unlock(&entry).unwrap(), Unlocked::Ready));
-    assert!(v.is_unlocked(&entry));
-    let g = v.get(&entry).unwrap();
-    assert_eq!(g.secret.expose(), "first");
-    assert_eq!(g.slug, s);
-    assert_eq!(g.vault, kind);
-    v.relock(&entry).unwrap();
-    assert!(v.get(&entry).is_none(), "{kind}: relock forgets");
+    // read → granted (the key's own grant) → release
+    match v.read(&entry).unwrap() {
+        Read::Granted(g) => {
+            assert_eq!(g.secret.expose(), "first");
+            assert_eq!(g.slug, s);
+            assert_eq!(g.vault, kind);
+        }
+        Read::Lost(why) => panic!("{kind}: lost after set: {why}"),
+    }
+    v.release(&entry).unwrap();
+    // the adapter keeps no state: a fresh one reads the same
+    assert_eq!(value_read(v, &entry).as_deref(), Some("first"));
 
     // set again replaces
     vault::set_proven(v, &s, mech, &secret("second")).unwrap();
-    assert_eq!(value_after_unlock(v, &entry).as_deref(), Some("second"));
+    assert_eq!(value_read(v, &entry).as_deref(), Some("second"));
 
     // values are kept byte for byte (quotes, newlines, unicode)
     let odd = "line1\nline2 'q' \"dq\" ünïcødé \\ $HOME";
     let odd_slug = slug("acme.test.ODD");
     let odd_entry = vault::set_proven(v, &odd_slug, mech, &secret(odd)).unwrap();
-    assert_eq!(value_after_unlock(v, &odd_entry).as_deref(), Some(odd));
+    assert_eq!(value_read(v, &odd_entry).as_deref(), Some(odd));
 
     // a read-back that differs fails set, and the previous value survives
-    let sab = Sabotaged {
-        inner: v,
-        gets: Cell::new(0),
-    };
+    let sab = Watched::new(v, true);
     let err = vault::set_proven(&sab, &s, mech, &secret("third")).unwrap_err();
     assert!(matches!(err, Error::RoundTrip { .. }), "{kind}: {err}");
     assert!(err.to_string().contains("differs"), "{err}");
-    assert!(sab.gets.get() > 0);
+    assert!(sab.reads.get() > 0);
+    assert!(
+        sab.releases.get() > 0,
+        "{kind}: a failed proof releases what it read"
+    );
     assert_eq!(
-        value_after_unlock(v, &entry).as_deref(),
+        value_read(v, &entry).as_deref(),
         Some("second"),
         "{kind}: undo restored the old value"
     );
@@ -157,7 +180,7 @@ fn conformance(v: &dyn Vault) {
     assert!(matches!(err, Error::RoundTrip { .. }));
     let fresh_entry = vault::provisional_entry(&fresh, kind, mech, None, Default::default());
     assert!(
-        value_after_unlock(v, &fresh_entry).is_none(),
+        value_read(v, &fresh_entry).is_none(),
         "{kind}: nothing kept after a failed set"
     );
 
@@ -172,7 +195,7 @@ fn conformance(v: &dyn Vault) {
         assert!(matches!(err, Error::ValueRefused { .. }), "{kind}: {err}");
         assert!(!err.to_string().contains("xxxx"), "never quotes the value");
         assert!(
-            value_after_unlock(v, &fresh_entry).is_none(),
+            value_read(v, &fresh_entry).is_none(),
             "{kind}: nothing kept after a refused value"
         );
     }
@@ -180,30 +203,48 @@ fn conformance(v: &dyn Vault) {
     let rules = SetRules {
         allow_dangerous: true,
     };
-    let e = vault::set_proven_with(v, &fresh, mech, &secret(GHP), rules).unwrap();
+    let e = vault::set_proven_with(v, v, &fresh, mech, &secret(GHP), rules).unwrap();
     match vault::read_grant(v, &e).unwrap() {
-        Read::Blocked(g, b) => {
+        Checked::Blocked(g, b) => {
             assert_eq!(g.secret.expose(), GHP);
             assert_eq!(b.pattern, "ghp_");
         }
         other => panic!("{kind}: expected blocked, got {other:?}"),
     }
-    v.relock(&e).unwrap();
+    v.release(&e).unwrap();
     v.del(&e).unwrap();
     assert!(matches!(
         vault::read_grant(v, &entry).unwrap(),
-        Read::Granted(g) if g.secret.expose() == "second"
+        Checked::Granted(g) if g.secret.expose() == "second"
     ));
-    v.relock(&entry).unwrap();
+    v.release(&entry).unwrap();
 
-    // del destroys (owned vaults): unlock now reports lost
+    // del destroys (owned vaults): a read now reports lost
+    assert_eq!(caps.custody, Custody::Owns);
     v.del(&entry).unwrap();
     assert!(
-        value_after_unlock(v, &entry).is_none(),
+        value_read(v, &entry).is_none(),
         "{kind}: del destroys the secret"
     );
-    assert!(matches!(v.unlock(&entry).unwrap(), Unlocked::Lost(_)));
+    assert!(matches!(v.read(&entry).unwrap(), Read::Lost(_)));
     v.del(&entry).unwrap(); // idempotent
+}
+
+#[test]
+fn the_registry_has_one_line_per_vault() {
+    let w = world();
+    for kind in VaultKind::ALL {
+        let caps = vault::info(kind);
+        assert_eq!(caps.kind, kind);
+        assert_eq!(vault::open(kind, w.ctx()).kind(), kind);
+        assert!(
+            caps.mechs.is_empty() || caps.mechs.contains(&caps.default_mech),
+            "{kind}: its default mech is one it accepts"
+        );
+        assert_eq!(caps.writable, !caps.mechs.is_empty(), "{kind}");
+    }
+    assert_eq!(vault::default_for("AWS_PROFILE"), VaultKind::AwsConfig);
+    assert_eq!(vault::default_for("XAI_API_KEY"), VaultKind::OsSecure);
 }
 
 #[test]
@@ -236,7 +277,7 @@ fn os_daemon_conforms() {
     let e = vault::set_proven(v.as_ref(), &s, Mech::Session, &secret("mem")).unwrap();
     assert!(Client::new(&w.home).shutdown().unwrap());
     std::thread::sleep(std::time::Duration::from_millis(50));
-    assert!(matches!(v.unlock(&e).unwrap(), Unlocked::Lost(_)));
+    assert!(matches!(v.read(&e).unwrap(), Read::Lost(_)));
 }
 
 #[test]
@@ -261,11 +302,11 @@ fn os_envvar_reads_the_environment_and_refuses_to_store() {
         None,
         Default::default(),
     );
-    assert!(matches!(v.unlock(&e).unwrap(), Unlocked::Ready));
-    assert_eq!(
-        v.get(&e).unwrap().secret.expose(),
-        std::env::var("PATH").unwrap()
-    );
+    match v.read(&e).unwrap() {
+        Read::Granted(g) => assert_eq!(g.secret.expose(), std::env::var("PATH").unwrap()),
+        Read::Lost(why) => panic!("{why}"),
+    }
+    assert!(!vault::info(VaultKind::OsEnvvar).writable);
     assert!(matches!(v.del(&e).unwrap_err(), Error::VaultRefused { .. }));
     let missing = vault::provisional_entry(
         &slug("acme.test.KEYRACK_SURELY_UNSET_VAR"),
@@ -274,7 +315,7 @@ fn os_envvar_reads_the_environment_and_refuses_to_store() {
         None,
         Default::default(),
     );
-    assert!(matches!(v.unlock(&missing).unwrap(), Unlocked::Lost(_)));
+    assert!(matches!(v.read(&missing).unwrap(), Read::Lost(_)));
 }
 
 #[test]
@@ -312,7 +353,7 @@ fn os_secure_corrupt_file_is_an_error_not_a_panic() {
     let full = std::fs::read(&f).unwrap();
     for cut in [0, 10, full.len() / 2, full.len() - 5] {
         std::fs::write(&f, &full[..cut]).unwrap();
-        let err = v.unlock(&e).unwrap_err();
+        let err = v.read(&e).unwrap_err();
         assert!(
             matches!(err, Error::CorruptFile { .. }),
             "cut at {cut}: {err}"
@@ -333,19 +374,18 @@ fn os_secure_files_are_bound_to_their_slug() {
         keyrack::vault::os_secure::file_for(&w.home, &b),
     );
     std::fs::copy(&fb, &fa).unwrap();
-    let err = v.unlock(&ea).unwrap_err();
+    let err = vault::read_grant(v.as_ref(), &ea).unwrap_err();
     assert!(matches!(err, Error::Unbound { .. }), "{err}");
     assert!(err.to_string().contains("acme.test.BETA"), "{err}");
     assert!(err
         .fix()
         .unwrap()
         .contains("keyrack set --key ALPHA --env test"));
-    assert!(v.get(&ea).is_none(), "never the other key's value");
 
     // a valid age file of the right recipients but without the binding
     let raw = keyrack::crypto::encrypt(&w.recipients, b"planted").unwrap();
     std::fs::write(&fa, raw).unwrap();
-    let err = v.unlock(&ea).unwrap_err();
+    let err = v.read(&ea).unwrap_err();
     assert!(matches!(err, Error::Unbound { .. }), "{err}");
     assert!(err.to_string().contains("not bound to any key"), "{err}");
 

@@ -152,27 +152,24 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     let rules = vault::SetRules {
         allow_dangerous: opts.allow_dangerous,
     };
-    let proven =
-        vault::set_proven_with(adapter.as_ref(), &slug, mech, &secret, rules).and_then(|entry| {
-            if mech == Mech::AwsSso {
-                // The spec's last step: a second unlock comes from the encrypted token, no browser.
-                let quiet = VaultContext {
-                    login: crate::aws::login::LoginOptions {
-                        no_prompt: true,
-                        ..opts.login
-                    },
-                    ..ctx
-                };
-                let again = vault::open(kind, quiet);
-                again.unlock(&entry).map_err(|e| Error::RoundTrip {
-                    slug: slug.to_string(),
-                    vault: kind.to_string(),
-                    reason: format!("second unlock without a browser: {e}"),
-                })?;
-                again.relock(&entry)?;
-            }
-            Ok(entry)
-        });
+    // The second read of the proof may not sign in: a vault that signs in proves that what the
+    // first read kept (aws.config: the encrypted token) serves the next unlock without a browser.
+    let quiet = VaultContext {
+        login: crate::aws::login::LoginOptions {
+            no_prompt: true,
+            ..opts.login
+        },
+        ..ctx
+    };
+    let again = vault::open(kind, quiet);
+    let proven = vault::set_proven_with(
+        adapter.as_ref(),
+        again.as_ref(),
+        &slug,
+        mech,
+        &secret,
+        rules,
+    );
     let mut entry = match proven {
         Ok(e) => e,
         Err(e) => {

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::grant::{time, Ended, Timestamp};
 use crate::host_manifest::HostEntry;
 use crate::slug::{self, Slug, ENV_ALL, ENV_PROD, ENV_SUDO, ORG_ALL};
-use crate::vault::{self, Grant, Read, Vault, VaultKind};
+use crate::vault::{self, Checked, Grant, Vault, VaultKind};
 
 /// Default grant lifetime.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
@@ -300,9 +300,9 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<UnlockReport> {
         row.vault = Some(entry.vault);
         let entry_flags = key_flags(entry.slug.key(), &entry.env, &entry.org, owner);
         let (grant, blocked) = match vault::read_grant(adapter.as_ref(), entry) {
-            Ok(Read::Granted(grant)) => (grant, None),
-            Ok(Read::Blocked(grant, blocked)) => (grant, Some(blocked)),
-            Ok(Read::Lost(why)) => {
+            Ok(Checked::Granted(grant)) => (grant, None),
+            Ok(Checked::Blocked(grant, blocked)) => (grant, Some(blocked)),
+            Ok(Checked::Lost(why)) => {
                 row.status = Status::Lost;
                 row.reason = Some(why);
                 row.fix = Some(format!("keyrack set {entry_flags}"));

@@ -4,8 +4,8 @@
 //! `unlock` decrypts the bundle, decides validity **server-side** (GetRoleCredentials for the
 //! profile's account/role; refresh when near expiry; sign in when dead), enforces the SSO user
 //! recorded at set, and mirrors the token into `~/.aws/sso/cache` so every AWS tool works. The
-//! grant expires with the token. `relock` removes the mirror unless another unlocked key shares
-//! the session; the encrypted copy stays, so the next unlock needs no browser while it lives.
+//! grant expires with the token. Releasing it (relock) removes the mirror unless another unlocked
+//! key shares the session; the encrypted copy stays, so the next unlock needs no browser while it lives.
 //!
 //! The grant carries what renewing its role credentials needs (its payload: the portal, the
 //! account and role, the access token and the last role credentials), labels to find it by
@@ -17,8 +17,7 @@
 //! a client registration) and whose (the session, or the start URL and region), and a read
 //! checks both, so a file copied or swapped to another name is refused rather than used.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use super::{Custody, Grant, Stored, Unlocked, Vault, VaultContext, VaultInfo, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::aws::config_file::{AwsConfig, SsoProfile};
 use crate::aws::endpoints::{endpoint, Service};
 use crate::aws::http::AwsError;
@@ -460,16 +459,12 @@ enum LockGuard {
 /// The aws.config adapter.
 pub struct AwsConfigVault<'a> {
     ctx: VaultContext<'a>,
-    unlocked: RefCell<HashMap<Slug, Grant>>,
 }
 
 impl<'a> AwsConfigVault<'a> {
     /// An adapter over the context.
     pub fn new(ctx: VaultContext<'a>) -> Self {
-        AwsConfigVault {
-            ctx,
-            unlocked: RefCell::new(HashMap::new()),
-        }
+        AwsConfigVault { ctx }
     }
 
     fn profile(&self, name: &str) -> Result<SsoProfile> {
@@ -602,38 +597,45 @@ impl Vault for AwsConfigVault<'_> {
         Ok(Stored::new(Some(p.name.to_string()), m, || Ok(())))
     }
 
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        self.unlocked.borrow().contains_key(&entry.slug)
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
         let sessions = Sessions::new(&self.ctx)?;
-        let grant = unlock_entry(&sessions, entry)?;
-        self.unlocked.borrow_mut().insert(entry.slug.clone(), grant);
-        Ok(Unlocked::Ready)
+        unlock_entry(&sessions, entry).map(Read::Granted)
     }
 
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).cloned()
-    }
-
-    fn relock(&self, entry: &HostEntry) -> Result<()> {
-        if let Some(g) = self.unlocked.borrow_mut().remove(&entry.slug) {
-            for file in &g.release {
-                self.remove_mirror_unless_shared(&entry.slug, file)?;
-            }
+    /// Removes the token mirrored by a read, unless a grant the daemon holds for another key
+    /// of the same session still carries it.
+    fn release(&self, entry: &HostEntry) -> Result<()> {
+        match mirror_of(entry)? {
+            Some(file) => self.remove_mirror_unless_shared(&entry.slug, &file),
+            None => Ok(()),
         }
-        Ok(())
-    }
-
-    fn renew(&self, grant: &Grant) -> Renewal {
-        renew(grant)
     }
 
     fn del(&self, entry: &HostEntry) -> Result<()> {
         // A reference: forget the pointer (and our mirror); the profile and the encrypted token
         // stay for other keys of the same session. `keyrack aws logout` removes those.
-        self.relock(entry)
+        self.release(entry)
+    }
+
+    fn renew(&self, grant: &Grant) -> Renewal {
+        renew(grant)
+    }
+}
+
+/// Where a read of `entry` mirrors the SSO token: the cache file of the profile's session as the
+/// AWS config names it now (as the read does), else as recorded at set.
+fn mirror_of(entry: &HostEntry) -> Result<Option<PathBuf>> {
+    let from_config = entry.exid.as_deref().and_then(|name| {
+        let p = checked_profile(name).ok()?;
+        AwsConfig::load_default()
+            .ok()?
+            .sso_profile(&p)
+            .ok()
+            .map(|p| p.cache_name().to_string())
+    });
+    match from_config.or_else(|| entry.meta.get(meta::SESSION).cloned()) {
+        Some(session) => token_cache::cache_file(&session).map(Some),
+        None => Ok(None),
     }
 }
 

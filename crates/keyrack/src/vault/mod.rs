@@ -1,7 +1,12 @@
 //! Vaults: where a key is stored or referenced, behind one adapter interface.
 //!
-//! Every vault implements [`Vault`]; [`set_proven`] is the shared `set` that stores through the
-//! adapter and then proves the round trip (unlock → get → relock) before anything is recorded.
+//! Every vault implements [`Vault`] — `store`, `read → granted | lost`, `release`, `del`, and an
+//! optional `renew` — and keeps no state between calls. What each vault can do is data
+//! ([`VaultInfo`], one `INFO` per vault module, registered in [`info`]): callers ask the
+//! registry, never match on a vault's name, so a new vault is its module plus one line there.
+//!
+//! [`set_proven`] is the shared `set` that stores through the adapter and then proves the round
+//! trip (store → read (equal) → release → read again) before anything is recorded.
 //! [`read_grant`] is the one per-key step "read out of the vault → admit → grant" that both
 //! `unlock` and the proof at `set` go through, so whatever `unlock` would refuse, `set` refuses
 //! first. The conformance suite in `tests/` runs each adapter through the same cases.
@@ -83,15 +88,6 @@ pub fn default_for(key: &str) -> VaultKind {
         .unwrap_or(VaultKind::OsSecure)
 }
 
-/// What `unlock` found in the vault.
-#[derive(Debug)]
-pub enum Unlocked {
-    /// The secret is now available through [`Vault::get`].
-    Ready,
-    /// The host entry exists but the vault has no secret for it.
-    Lost(String),
-}
-
 /// What a vault needs from its surroundings.
 #[derive(Clone, Copy)]
 pub struct VaultContext<'a> {
@@ -134,23 +130,34 @@ impl Stored {
     }
 }
 
-/// The vault adapter interface.
+/// What reading one key out of its vault gave.
+#[derive(Debug)]
+pub enum Read {
+    /// The key's value, as a grant (with whatever the vault attaches to it).
+    Granted(Grant),
+    /// The host entry exists but the vault has no value for it (why, for people).
+    Lost(String),
+}
+
+/// The vault adapter interface. An adapter keeps no state between calls: what a read gives is
+/// the grant, and what must end with the grant is released by [`Vault::release`] (or by the
+/// session daemon, through [`Grant::release`]).
 pub trait Vault {
-    /// Which vault this is.
+    /// Which vault this is (what it can do: [`info`]).
     fn kind(&self) -> VaultKind;
-    /// Stores (or points at) the secret for `slug`. The returned [`Stored`] can undo it.
+    /// Stores (or points at) the secret for `slug`, acquired through `mech`. The returned
+    /// [`Stored`] can undo it.
     fn store(&self, slug: &Slug, mech: Mech, secret: &Secret) -> Result<Stored>;
-    /// Whether the key is unlocked in this adapter's session.
-    fn is_unlocked(&self, entry: &HostEntry) -> bool;
-    /// Pulls the secret out of the vault into this adapter's session.
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked>;
-    /// The unlocked grant, if any.
-    fn get(&self, entry: &HostEntry) -> Option<Grant>;
-    /// Forgets the unlocked secret.
-    fn relock(&self, entry: &HostEntry) -> Result<()>;
+    /// Reads the key out of the vault (may sign in, for vaults that do).
+    fn read(&self, entry: &HostEntry) -> Result<Read>;
+    /// Releases what a read left behind for the grant (e.g. a mirrored token file), unless a
+    /// grant the session daemon holds still needs it. Nothing, for most vaults.
+    fn release(&self, _entry: &HostEntry) -> Result<()> {
+        Ok(())
+    }
     /// Destroys (owned) or forgets (referenced) the secret.
     fn del(&self, entry: &HostEntry) -> Result<()>;
-    /// Renews a grant of this vault whose renewal deadline passed (called by the session
+    /// Renews a grant of this vault whose renewal deadline passed (called in the session
     /// daemon, through [`VaultRenewer`]). Vaults that renew nothing keep it.
     fn renew(&self, _grant: &Grant) -> Renewal {
         Renewal::Keep
@@ -238,9 +245,9 @@ pub fn admit(slug: &Slug, secret: &Secret) -> Result<Admission> {
     })
 }
 
-/// What reading one key out of its vault gave.
+/// What [`read_grant`] gave: a read, checked against the admission rules.
 #[derive(Debug)]
-pub enum Read {
+pub enum Checked {
     /// Admitted: the grant may go to the daemon.
     Granted(Grant),
     /// The grant may go to the daemon, but every read path blocks it without
@@ -250,25 +257,24 @@ pub enum Read {
     Lost(String),
 }
 
-/// The one per-key step of `unlock` and of the proof at `set`: unlock in the adapter, take the
-/// grant, check it against the admission rules ([`admit`]). Vault failures and refused values
-/// are errors (that key's `errored` row).
-pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Read> {
-    match vault.unlock(entry)? {
-        Unlocked::Lost(why) => return Ok(Read::Lost(why)),
-        Unlocked::Ready => {}
-    }
-    let Some(grant) = vault.get(entry) else {
-        return Ok(Read::Lost(
-            "the vault unlocked but returned no value".into(),
-        ));
+/// The one per-key step of `unlock` and of the proof at `set`: read the key out of its vault,
+/// check the grant is the key's and passes the admission rules ([`admit`]). Vault failures and
+/// refused values are errors (that key's `errored` row); what the read left behind is released
+/// on those.
+pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Checked> {
+    let grant = match vault.read(entry)? {
+        Read::Lost(why) => return Ok(Checked::Lost(why)),
+        Read::Granted(grant) => grant,
     };
-    if grant.slug != entry.slug {
-        let _ = vault.relock(entry);
+    if grant.slug != entry.slug || grant.vault != vault.kind() {
+        let _ = vault.release(entry);
         return Err(Error::VaultRefused {
             vault: vault.kind().to_string(),
             operation: "unlock",
-            reason: format!("it returned {} when asked for {}", grant.slug, entry.slug),
+            reason: format!(
+                "it returned {} of {} when asked for {}",
+                grant.slug, grant.vault, entry.slug
+            ),
             hint: format!(
                 "set it again: keyrack set --key {} --env {}",
                 entry.slug.key(),
@@ -277,10 +283,10 @@ pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Read> {
         });
     }
     match admit(&entry.slug, &grant.secret) {
-        Ok(Admission::Admitted) => Ok(Read::Granted(grant)),
-        Ok(Admission::Blocked(b)) => Ok(Read::Blocked(grant, b)),
+        Ok(Admission::Admitted) => Ok(Checked::Granted(grant)),
+        Ok(Admission::Blocked(b)) => Ok(Checked::Blocked(grant, b)),
         Err(e) => {
-            let _ = vault.relock(entry);
+            let _ = vault.release(entry);
             Err(e)
         }
     }
@@ -293,14 +299,15 @@ pub struct SetRules {
     pub allow_dangerous: bool,
 }
 
-/// The shared `set` with the default rules: a value the firewall blocks is refused.
+/// The shared `set` with the default rules (a value the firewall blocks is refused), reading
+/// back twice through the same adapter.
 pub fn set_proven(
     vault: &dyn Vault,
     slug: &Slug,
     mech: Mech,
     secret: &Secret,
 ) -> Result<HostEntry> {
-    set_proven_with(vault, slug, mech, secret, SetRules::default())
+    set_proven_with(vault, vault, slug, mech, secret, SetRules::default())
 }
 
 /// The refusal of a value the firewall blocks, at `set` (`owner` is repeated in the fix).
@@ -315,11 +322,14 @@ pub fn dangerous(slug: &Slug, blocked: &firewall::Blocked, owner: &Owner) -> Err
     }
 }
 
-/// The shared `set`: admit the value ([`admit`]), store through the adapter, then prove store →
-/// [`read_grant`] (the step `unlock` runs; byte-equal) → relock. On any failure the store is
-/// undone and [`Error::RoundTrip`] names the step.
+/// The shared `set`: admit the value ([`admit`]), store through the adapter, then prove
+/// store → read ([`read_grant`], the step `unlock` runs; byte-equal) → release → read again →
+/// release. The second read goes through `again`: the same adapter, or one that may not prompt
+/// (a vault that signs in proves the second read needs no sign-in). On any failure the store
+/// is undone and [`Error::RoundTrip`] names the step.
 pub fn set_proven_with(
     vault: &dyn Vault,
+    again: &dyn Vault,
     slug: &Slug,
     mech: Mech,
     secret: &Secret,
@@ -355,33 +365,31 @@ pub fn set_proven_with(
         vault: vault.kind().to_string(),
         reason: format!("{step}: {reason}"),
     };
-    let proof = (|| {
-        let grant = match read_grant(vault, &entry) {
-            Ok(Read::Granted(g)) => g,
-            Ok(Read::Blocked(g, _)) if rules.allow_dangerous => g,
-            Ok(Read::Blocked(_, b)) => return Err(fail("admit", b.reason())),
-            Ok(Read::Lost(why)) => return Err(fail("unlock", why)),
+    let prove = |reader: &dyn Vault, read: &str| -> Result<()> {
+        let grant = match read_grant(reader, &entry) {
+            Ok(Checked::Granted(g)) => g,
+            Ok(Checked::Blocked(g, _)) if rules.allow_dangerous => g,
+            Ok(Checked::Blocked(_, b)) => return Err(fail("admit", b.reason())),
+            Ok(Checked::Lost(why)) => return Err(fail(read, why)),
             Err(e @ Error::ValueRefused { .. }) => return Err(fail("admit", e.to_string())),
-            Err(e) => return Err(fail("unlock", e.to_string())),
+            Err(e) => return Err(fail(read, e.to_string())),
         };
+        reader
+            .release(&entry)
+            .map_err(|e| fail("release", e.to_string()))?;
         if grant.secret != *secret {
             return Err(fail(
                 "get",
                 "the value read back differs from the value stored".into(),
             ));
         }
-        vault
-            .relock(&entry)
-            .map_err(|e| fail("relock", e.to_string()))?;
-        if vault.is_unlocked(&entry) {
-            return Err(fail("relock", "the key is still unlocked".into()));
-        }
         Ok(())
-    })();
+    };
+    let proof = prove(vault, "unlock").and_then(|()| prove(again, "unlock again"));
     match proof {
         Ok(()) => Ok(entry),
         Err(e) => {
-            let _ = vault.relock(&entry);
+            let _ = vault.release(&entry);
             stored.undo()?;
             Err(e)
         }

@@ -1,11 +1,10 @@
 //! `os.daemon`: the secret lives only in the session daemon's memory. `set` sends it straight to
 //! the daemon; once the daemon exits, the key is `lost` and must be set again.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Custody, Grant, Stored, Unlocked, Vault, VaultContext, VaultInfo, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::daemon::client::Client;
 use crate::daemon::protocol::RelockScope;
 use crate::error::Result;
@@ -33,7 +32,6 @@ pub const INFO: VaultInfo = VaultInfo {
 /// The os.daemon adapter.
 pub struct OsDaemon {
     client: Client,
-    unlocked: RefCell<HashMap<Slug, Grant>>,
 }
 
 impl OsDaemon {
@@ -41,7 +39,6 @@ impl OsDaemon {
     pub fn new(ctx: VaultContext<'_>) -> Self {
         OsDaemon {
             client: Client::new(ctx.home),
-            unlocked: RefCell::new(HashMap::new()),
         }
     }
 
@@ -75,34 +72,17 @@ impl Vault for OsDaemon {
         }))
     }
 
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        self.unlocked.borrow().contains_key(&entry.slug)
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
-        match self.held(&entry.slug)? {
-            Some(g) => {
-                self.unlocked.borrow_mut().insert(entry.slug.clone(), g);
-                Ok(Unlocked::Ready)
-            }
-            None => Ok(Unlocked::Lost(
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
+        // The daemon's copy is the vault itself: reading it leaves nothing to release.
+        Ok(match self.held(&entry.slug)? {
+            Some(g) => Read::Granted(g),
+            None => Read::Lost(
                 "the session daemon no longer holds it (it exited or the grant expired)".into(),
-            )),
-        }
-    }
-
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).cloned()
-    }
-
-    fn relock(&self, entry: &HostEntry) -> Result<()> {
-        // Only this adapter's view: the daemon's copy is the vault itself.
-        self.unlocked.borrow_mut().remove(&entry.slug);
-        Ok(())
+            ),
+        })
     }
 
     fn del(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
         self.client
             .relock(RelockScope::Slugs {
                 slugs: vec![entry.slug.clone()],

@@ -1,11 +1,10 @@
 //! `os.direct`: plaintext JSON map slug → value at `vault/os.direct/<owner>/direct.json`, 0600.
 //! For values that are not secret enough to encrypt, or machines without an identity.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{Custody, Grant, Stored, Unlocked, Vault, VaultContext, VaultInfo, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::grant::Mech;
@@ -32,7 +31,6 @@ pub const INFO: VaultInfo = VaultInfo {
 /// The os.direct adapter.
 pub struct OsDirect<'a> {
     home: &'a Home,
-    unlocked: RefCell<HashMap<Slug, Secret>>,
 }
 
 fn file(home: &Home) -> PathBuf {
@@ -62,10 +60,7 @@ fn write_store(home: &Home, store: &Store) -> Result<()> {
 impl<'a> OsDirect<'a> {
     /// An adapter over the context's home.
     pub fn new(ctx: VaultContext<'a>) -> Self {
-        OsDirect {
-            home: ctx.home,
-            unlocked: RefCell::new(HashMap::new()),
-        }
+        OsDirect { home: ctx.home }
     }
 }
 
@@ -90,41 +85,21 @@ impl Vault for OsDirect<'_> {
         }))
     }
 
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        self.unlocked.borrow().contains_key(&entry.slug)
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
-        match read_store(self.home)?.remove(&entry.slug.to_string()) {
-            Some(v) => {
-                self.unlocked.borrow_mut().insert(entry.slug.clone(), v);
-                Ok(Unlocked::Ready)
-            }
-            None => Ok(Unlocked::Lost(format!(
-                "{} has no value for it",
-                file(self.home).display()
-            ))),
-        }
-    }
-
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).map(|s| {
-            Grant::new(
-                entry.slug.clone(),
-                s.clone(),
-                VaultKind::OsDirect,
-                entry.mech,
-            )
-        })
-    }
-
-    fn relock(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
-        Ok(())
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
+        Ok(
+            match read_store(self.home)?.remove(&entry.slug.to_string()) {
+                Some(v) => Read::Granted(Grant::new(
+                    entry.slug.clone(),
+                    v,
+                    VaultKind::OsDirect,
+                    entry.mech,
+                )),
+                None => Read::Lost(format!("{} has no value for it", file(self.home).display())),
+            },
+        )
     }
 
     fn del(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
         let mut store = read_store(self.home)?;
         if store.remove(&entry.slug.to_string()).is_some() {
             write_store(self.home, &store)?;

@@ -1,7 +1,7 @@
 //! `os.envvar`: reads `KEY` from the process environment (the CI path). Nothing is stored, so
 //! `set` and `del` are refused.
 
-use super::{Custody, Grant, Stored, Unlocked, Vault, VaultInfo, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultInfo, VaultKind};
 use crate::error::{Error, Result};
 use crate::grant::Mech;
 use crate::host_manifest::HostEntry;
@@ -49,24 +49,16 @@ impl Vault for OsEnvvar {
         Err(refused("set", slug.key()))
     }
 
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        read(entry.slug.key()).is_some()
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
         Ok(match read(entry.slug.key()) {
-            Some(_) => Unlocked::Ready,
-            None => Unlocked::Lost(format!("{} is not in the environment", entry.slug.key())),
+            Some(secret) => Read::Granted(Grant::new(
+                entry.slug.clone(),
+                secret,
+                VaultKind::OsEnvvar,
+                entry.mech,
+            )),
+            None => Read::Lost(format!("{} is not in the environment", entry.slug.key())),
         })
-    }
-
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        read(entry.slug.key())
-            .map(|secret| Grant::new(entry.slug.clone(), secret, VaultKind::OsEnvvar, entry.mech))
-    }
-
-    fn relock(&self, _entry: &HostEntry) -> Result<()> {
-        Ok(())
     }
 
     fn del(&self, entry: &HostEntry) -> Result<()> {

@@ -11,14 +11,13 @@
 //! or copied) or carries no header (written by hand, or by a keyrack before the binding) is that
 //! key's error, with the `keyrack set` that rewrites it.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{Custody, Grant, Stored, Unlocked, Vault, VaultContext, VaultInfo, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -45,7 +44,6 @@ pub const INFO: VaultInfo = VaultInfo {
 /// The os.secure adapter.
 pub struct OsSecure<'a> {
     ctx: VaultContext<'a>,
-    unlocked: RefCell<HashMap<Slug, Secret>>,
 }
 
 /// The file that holds `slug`'s secret.
@@ -135,10 +133,7 @@ pub fn open_payload(
 impl<'a> OsSecure<'a> {
     /// An adapter over the context's home, identity and recipients.
     pub fn new(ctx: VaultContext<'a>) -> Self {
-        OsSecure {
-            ctx,
-            unlocked: RefCell::new(HashMap::new()),
-        }
+        OsSecure { ctx }
     }
 
     fn identity(&self) -> Result<&'a Identity> {
@@ -172,16 +167,12 @@ impl Vault for OsSecure<'_> {
         }))
     }
 
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        self.unlocked.borrow().contains_key(&entry.slug)
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
         let path = file_for(self.ctx.home, &entry.slug);
         let data = match std::fs::read(&path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Unlocked::Lost(format!("{} is missing", path.display())))
+                return Ok(Read::Lost(format!("{} is missing", path.display())))
             }
             Err(e) => return Err(Error::io("read", &path, e)),
         };
@@ -196,28 +187,15 @@ impl Vault for OsSecure<'_> {
             )
         );
         let value = open_payload(&path, &entry.slug, &plain, &fix)?;
-        self.unlocked.borrow_mut().insert(entry.slug.clone(), value);
-        Ok(Unlocked::Ready)
-    }
-
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).map(|s| {
-            Grant::new(
-                entry.slug.clone(),
-                s.clone(),
-                VaultKind::OsSecure,
-                entry.mech,
-            )
-        })
-    }
-
-    fn relock(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
-        Ok(())
+        Ok(Read::Granted(Grant::new(
+            entry.slug.clone(),
+            value,
+            VaultKind::OsSecure,
+            entry.mech,
+        )))
     }
 
     fn del(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
         fsio::remove_if_exists(&file_for(self.ctx.home, &entry.slug))
     }
 }
