@@ -231,3 +231,43 @@ fn expired_and_relocked_grants_are_remembered_with_why() {
         .collect();
     assert_eq!(ended, ["acme.test.A"]);
 }
+
+#[test]
+fn get_set_and_del_resolve_a_key_the_same_way() {
+    let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
+    s.manifest("org: acme\nenv.test: [A]\nenv.prod: [A]\n");
+    s.init();
+    // a foreign --org is refused by every command with the same message (get used to ignore it)
+    let mut messages = Vec::new();
+    for cmd in [
+        vec!["get", "--key", "A", "--env", "test", "--org", "other"],
+        vec!["set", "--key", "A", "--env", "test", "--org", "other"],
+        vec!["del", "--key", "A", "--env", "test", "--org", "other"],
+    ] {
+        let o = s.run(&cmd, "v\n");
+        assert_eq!(o.status.code(), Some(1), "{cmd:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        let line = e
+            .lines()
+            .find(|l| l.contains("invalid org 'other'"))
+            .unwrap_or_else(|| panic!("{cmd:?}: {e}"))
+            .trim()
+            .to_string();
+        messages.push(line);
+    }
+    assert!(messages.windows(2).all(|w| w[0] == w[1]), "{messages:?}");
+    // an undeclared env: the same refusal with its near miss
+    for cmd in [
+        vec!["get", "--key", "A", "--env", "tset"],
+        vec!["set", "--key", "A", "--env", "tset"],
+        vec!["del", "--key", "A", "--env", "tset"],
+    ] {
+        let o = s.run(&cmd, "v\n");
+        assert_eq!(o.status.code(), Some(1), "{cmd:?}");
+        assert!(
+            stderr(&o).contains("did you mean --env test"),
+            "{cmd:?}: {}",
+            stderr(&o)
+        );
+    }
+}

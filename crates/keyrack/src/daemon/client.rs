@@ -313,6 +313,26 @@ impl Client {
         if self.call(&Request::Status)?.is_some() {
             return Ok(());
         }
+        let (report_rx, report_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| self.err(format!("cannot create a pipe to start the daemon: {e}")))?;
+        let mut cmd = self.daemon_command(report_tx)?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| self.err(format!("cannot start the daemon: {e}")))?;
+        // our copy of the write end must go, or the pipe never reaches end of file
+        drop(cmd);
+        let deadline = Instant::now() + START_TIMEOUT;
+        let report = read_report(report_rx, deadline);
+        if !report.is_empty() {
+            let _ = child.wait();
+            return Err(self.start_failure(&report));
+        }
+        self.wait_until_ready(child, deadline)
+    }
+
+    /// `keyrack daemon run` of this binary, with the clean environment, directory, session and
+    /// descriptors [`Client::ensure_running`] describes; it reports on `report`.
+    fn daemon_command(&self, report: std::os::fd::OwnedFd) -> Result<std::process::Command> {
         let exe = std::env::current_exe().map_err(|e| {
             self.err(format!(
                 "cannot find the keyrack binary to start the daemon: {e}"
@@ -320,15 +340,13 @@ impl Client {
         })?;
         let root = std::path::absolute(self.home.root())
             .unwrap_or_else(|_| self.home.root().to_path_buf());
-        let (report_rx, report_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| self.err(format!("cannot create a pipe to start the daemon: {e}")))?;
         let mut cmd = std::process::Command::new(exe);
         cmd.args(["--json", "daemon", "run"])
             .env_clear()
             .env("KEYRACK_HOME", root)
             .current_dir("/")
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::from(report_tx))
+            .stdout(std::process::Stdio::from(report))
             .stderr(std::process::Stdio::null());
         for var in platform::RUNTIME_ENV.iter().chain([&super::IDLE_ENV]) {
             if let Some(v) = std::env::var_os(var) {
@@ -348,17 +366,11 @@ impl Client {
                 Ok(())
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| self.err(format!("cannot start the daemon: {e}")))?;
-        // our copy of the write end must go, or the pipe never reaches end of file
-        drop(cmd);
-        let deadline = Instant::now() + START_TIMEOUT;
-        let report = read_report(report_rx, deadline);
-        if !report.is_empty() {
-            let _ = child.wait();
-            return Err(self.start_failure(&report));
-        }
+        Ok(cmd)
+    }
+
+    /// Waits until the started daemon answers (or `deadline`), reaping it in the background.
+    fn wait_until_ready(&self, mut child: std::process::Child, deadline: Instant) -> Result<()> {
         loop {
             if self.call(&Request::Status)?.is_some() {
                 // reap the child in the background: it lives on as the daemon

@@ -194,43 +194,38 @@ impl Server {
             Stopper::new().map_err(|e| Error::io("create a pipe for", self.path.clone(), e))?,
         );
         let path = Arc::new(self.path.clone());
+        let sweeper = Sweeper {
+            state: Arc::clone(&state),
+            stop: Arc::clone(&stop),
+            path: Arc::clone(&path),
+            idle: self.idle,
+            renewer,
+        };
+        std::thread::Builder::new()
+            .name("keyrack-sweep".into())
+            .spawn(move || sweeper.run())
+            .map_err(|e| Error::io("start a thread for", self.path.clone(), e))?;
+        self.accept_until_stopped(&state, &stop, &path)?;
+        // Stop answering, unlink, forget everything (released files included) ...
         {
-            let state = Arc::clone(&state);
-            let idle = self.idle;
-            let stop = Arc::clone(&stop);
-            let path = Arc::clone(&path);
-            std::thread::Builder::new()
-                .name("keyrack-sweep".into())
-                .spawn(move || loop {
-                    std::thread::sleep(Duration::from_millis(500));
-                    let due = {
-                        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-                        if st.closing {
-                            return;
-                        }
-                        let now = time::now();
-                        st.store.sweep(now);
-                        if st.store.is_empty() && st.last_request.elapsed() >= idle {
-                            // Decide under the state lock: no request is answered after this.
-                            st.closing = true;
-                            let _ = std::fs::remove_file(path.as_path());
-                            stop.stop();
-                            return;
-                        }
-                        st.store.due(now)
-                    };
-                    for d in due {
-                        // outside the lock: requests are answered meanwhile
-                        let outcome = renewer.renew(&d.grant);
-                        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-                        if st.closing {
-                            return;
-                        }
-                        st.store.renewed(&d, outcome, time::now());
-                    }
-                })
-                .map_err(|e| Error::io("start a thread for", self.path.clone(), e))?;
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            st.closing = true;
+            let _ = std::fs::remove_file(&self.path);
+            st.store.relock(&RelockScope::All, time::now());
         }
+        // ... and only then let a new daemon take the lock.
+        drop(self.listener);
+        let _ = self.lock.unlock();
+        Ok(())
+    }
+
+    /// Accepts connections, each served on its own thread, until a stop is asked.
+    fn accept_until_stopped(
+        &self,
+        state: &Arc<Mutex<State>>,
+        stop: &Arc<Stopper>,
+        path: &Arc<PathBuf>,
+    ) -> Result<()> {
         let me = platform::euid();
         let my_session = socket::login_session();
         let active = Arc::new(AtomicUsize::new(0));
@@ -238,19 +233,16 @@ impl Server {
         self.listener
             .set_nonblocking(true)
             .map_err(|e| Error::io("configure", &self.path, e))?;
-        loop {
-            if stop.stopped() {
-                break;
-            }
+        while !stop.stopped() {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     let Some(permit) = Permit::take(&active) else {
                         busy(stream);
                         continue;
                     };
-                    let state = Arc::clone(&state);
-                    let stop = Arc::clone(&stop);
-                    let path = Arc::clone(&path);
+                    let state = Arc::clone(state);
+                    let stop = Arc::clone(stop);
+                    let path = Arc::clone(path);
                     let budget = Arc::clone(&budget);
                     // If the thread cannot start (a process or memory limit), the closure
                     // (stream and permit) is dropped: that client is told we are busy through a
@@ -277,17 +269,54 @@ impl Server {
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         }
-        // Stop answering, unlink, forget everything (released files included) ...
-        {
-            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-            st.closing = true;
-            let _ = std::fs::remove_file(&self.path);
-            st.store.relock(&RelockScope::All, time::now());
-        }
-        // ... and only then let a new daemon take the lock.
-        drop(self.listener);
-        let _ = self.lock.unlock();
         Ok(())
+    }
+}
+
+/// The sweep thread: every half second, drops expired grants, decides an idle exit, and renews
+/// the grants that are due (outside the state lock: requests are answered meanwhile).
+struct Sweeper<R> {
+    state: Arc<Mutex<State>>,
+    stop: Arc<Stopper>,
+    path: Arc<PathBuf>,
+    idle: Duration,
+    renewer: R,
+}
+
+impl<R: Renewer> Sweeper<R> {
+    fn run(self) {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let Some(due) = self.sweep() else {
+                return;
+            };
+            for d in due {
+                let outcome = self.renewer.renew(&d.grant);
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                if st.closing {
+                    return;
+                }
+                st.store.renewed(&d, outcome, time::now());
+            }
+        }
+    }
+
+    /// One sweep; the grants due for renewal, or `None` once the daemon is closing.
+    fn sweep(&self) -> Option<Vec<super::store::Due>> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.closing {
+            return None;
+        }
+        let now = time::now();
+        st.store.sweep(now);
+        if st.store.is_empty() && st.last_request.elapsed() >= self.idle {
+            // Decide under the state lock: no request is answered after this.
+            st.closing = true;
+            let _ = std::fs::remove_file(self.path.as_path());
+            self.stop.stop();
+            return None;
+        }
+        Some(st.store.due(now))
     }
 }
 

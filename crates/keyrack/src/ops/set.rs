@@ -4,14 +4,16 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{is_host_only, resolve_scope, Rack, Scope};
+use super::scope::{declarations, Infer, Scope};
+use super::Rack;
 use crate::daemon::{client::Client, protocol::RelockScope};
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::grant::{Mech, VaultKind};
-use crate::host_manifest::{now_rfc3339, HostManifest};
+use crate::host_manifest::{now_rfc3339, HostEntry, HostManifest};
 use crate::mech::{self, SecretSource};
-use crate::repo_manifest::edit;
+use crate::repo_manifest::{edit, RepoManifest};
+use crate::secret::Secret;
 use crate::slug::Slug;
 use crate::vault::{self, VaultContext};
 
@@ -73,18 +75,93 @@ pub fn default_vault(key: &str) -> VaultKind {
     vault::default_for(key)
 }
 
-/// Runs `set`.
+/// What `set` will do, decided before anything is asked or stored.
+struct Plan {
+    scope: Scope,
+    slug: Slug,
+    kind: VaultKind,
+    caps: &'static vault::VaultInfo,
+    mech: Mech,
+}
+
+/// The value to store, acquired through the mech, and how to take back what acquiring it
+/// changed (an AWS profile written to the config file).
+struct Acquired {
+    secret: Secret,
+    prepared: Option<super::aws::Prepared>,
+    /// The firewall's reason, when a value it blocks is stored with `--allow-dangerous`.
+    blocked: Option<String>,
+}
+
+impl Acquired {
+    /// Undoes what acquiring changed, then returns `e`.
+    fn abandon<T>(&self, e: Error) -> Result<T> {
+        if let Some(p) = &self.prepared {
+            p.undo()?;
+        }
+        Err(e)
+    }
+}
+
+/// Runs `set`: plan (scope, vault, mech) → acquire the value → under the lock, prove the round
+/// trip and record the host entry → declare the key in keyrack.yml → drop a stale grant.
 pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
+    let plan = plan(rack, opts)?;
+    let acquired = acquire(rack, opts, &plan)?;
+
+    let _lock = rack.lock()?;
+    // What was read before the lock may be stale (a parallel set/del, recipient add): keyrack.yml
+    // and the host manifest are read again, and edited, under the lock.
     let repo = rack.repo()?;
-    let scope: Scope = resolve_scope(
-        repo.as_ref(),
+    let mut host = rack.host()?;
+    let previous = host.entry(&plan.slug).cloned();
+    let mut entry = match prove(rack, opts, &plan, &host, &acquired.secret) {
+        Ok(entry) => entry,
+        Err(e) => return acquired.abandon(e),
+    };
+    entry.max_duration = kept_max_duration(opts, previous.as_ref());
+    if let Some(prev) = &previous {
+        entry.created_at = prev.created_at.clone();
+        if prev.vault != plan.kind {
+            // moving between vaults: the old copy goes once the new one is proven
+            let recipients = host.recipient_keys()?;
+            let ctx = rack.vault_context(&recipients, opts.login)?;
+            vault::open(prev.vault, ctx).del(prev)?;
+        }
+    }
+    entry.updated_at = now_rfc3339();
+    let max_duration = entry.max_duration.clone();
+    host.hosts.insert(plan.slug.to_string(), entry);
+    save_and_mark(rack, &host, &plan.slug)?;
+
+    let manifest_updated = declare(repo.as_ref(), &plan.scope, &opts.key)?;
+    // A grant of the old value must not outlive this set. os.daemon's grant *is* the new value.
+    let relocked = !plan.caps.lives_in_daemon && relock_stale(rack, &plan.slug);
+    Ok(SetReport {
+        slug: plan.slug,
+        vault: plan.kind,
+        mech: plan.mech,
+        replaced: previous.is_some(),
+        manifest_updated,
+        round_trip: true,
+        relocked_stale_grant: relocked,
+        blocked: acquired.blocked,
+        max_duration,
+    })
+}
+
+/// The scope, vault and mech of this `set`, each checked before the secret is asked for.
+fn plan(rack: &Rack, opts: &SetOptions) -> Result<Plan> {
+    let repo = rack.repo()?;
+    let scope = Scope::resolve(
+        declarations(repo.as_ref()),
         &opts.key,
         opts.env.as_deref(),
         opts.org.as_deref(),
-        true,
+        Infer::ForSet,
     )?;
-    let slug = Slug::new(&scope.org, &scope.env, &opts.key)?;
-    if let (Some(r), false) = (&repo, is_host_only(&scope)) {
+    let slug = scope.slug(&opts.key)?;
+    if let (Some(r), false) = (&repo, scope.is_host_only()) {
         fsio::resolve_link_target(&r.path)?; // a refused link fails before the secret is asked for
     }
     let kind = opts.vault.unwrap_or_else(|| default_vault(&opts.key));
@@ -112,14 +189,24 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     if let Some(d) = &opts.max_duration {
         parse_duration("--max-duration", d)?;
     }
-    // Fail fast (not initialised, wrong identity) before asking for the secret.
+    Ok(Plan {
+        scope,
+        slug,
+        kind,
+        caps,
+        mech,
+    })
+}
+
+/// Acquires the value through the mech (an AWS SSO profile, or the secret itself) and checks it
+/// against the admission rules. Fails fast (not initialised, wrong identity) before asking.
+fn acquire(rack: &Rack, opts: &SetOptions, plan: &Plan) -> Result<Acquired> {
     let recipients = rack.host()?.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, opts.login)?;
-    // What `set` asks for is the mech's business: an AWS SSO profile, or the secret itself.
-    let prepared = match mech {
+    let prepared = match plan.mech {
         Mech::AwsSso => Some(super::aws::prepare_profile(
             &ctx,
-            &scope,
+            &plan.scope,
             opts.exid.as_deref(),
             &opts.aws,
             opts.source == SecretSource::Prompt,
@@ -127,31 +214,34 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         _ => None,
     };
     let secret = match &prepared {
-        Some(p) => crate::secret::Secret::new(p.profile.clone()),
+        Some(p) => Secret::new(p.profile.clone()),
         None => mech::acquire_secret(&opts.key, opts.source)?,
     };
-    let blocked = match admit_value(&slug, &secret, opts.allow_dangerous, rack.home().owner()) {
-        Ok(b) => b,
-        Err(e) => {
-            if let Some(p) = &prepared {
-                p.undo()?;
-            }
-            return Err(e);
-        }
+    let mut acquired = Acquired {
+        secret,
+        prepared,
+        blocked: None,
     };
+    let owner = rack.home().owner();
+    match admit_value(&plan.slug, &acquired.secret, opts.allow_dangerous, owner) {
+        Ok(blocked) => acquired.blocked = blocked,
+        Err(e) => return acquired.abandon(e),
+    }
+    Ok(acquired)
+}
 
-    let _lock = rack.lock()?;
-    // What was read before the lock may be stale (a parallel set/del, recipient add): keyrack.yml
-    // and the host manifest are read again, and edited, under the lock.
-    let repo = rack.repo()?;
-    let mut host = rack.host()?;
+/// Stores through the vault and proves the round trip ([`vault::set_proven_with`]); the host
+/// entry to record.
+fn prove(
+    rack: &Rack,
+    opts: &SetOptions,
+    plan: &Plan,
+    host: &HostManifest,
+    secret: &Secret,
+) -> Result<HostEntry> {
     let recipients = host.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, opts.login)?;
-    let adapter = vault::open(kind, ctx);
-    let previous = host.entry(&slug).cloned();
-    let rules = vault::SetRules {
-        allow_dangerous: opts.allow_dangerous,
-    };
+    let adapter = vault::open(plan.kind, ctx);
     // The second read of the proof may not sign in: a vault that signs in proves that what the
     // first read kept (aws.config: the encrypted token) serves the next unlock without a browser.
     let quiet = VaultContext {
@@ -161,63 +251,40 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         },
         ..ctx
     };
-    let again = vault::open(kind, quiet);
-    let proven = vault::set_proven_with(
+    let again = vault::open(plan.kind, quiet);
+    let rules = vault::SetRules {
+        allow_dangerous: opts.allow_dangerous,
+    };
+    vault::set_proven_with(
         adapter.as_ref(),
         again.as_ref(),
-        &slug,
-        mech,
-        &secret,
+        &plan.slug,
+        plan.mech,
+        secret,
         rules,
-    );
-    let mut entry = match proven {
-        Ok(e) => e,
-        Err(e) => {
-            if let Some(p) = &prepared {
-                p.undo()?;
-            }
-            return Err(e);
-        }
-    };
-    entry.max_duration = kept_max_duration(opts, previous.as_ref());
-    if let Some(prev) = &previous {
-        entry.created_at = prev.created_at.clone();
-        if prev.vault != kind {
-            // moving between vaults: the old copy goes once the new one is proven
-            vault::open(prev.vault, ctx).del(prev)?;
-        }
-    }
-    entry.updated_at = now_rfc3339();
-    let max_duration = entry.max_duration.clone();
-    host.hosts.insert(slug.to_string(), entry);
-    save_and_mark(rack, &host, &slug)?;
+    )
+}
 
-    let manifest_updated = match (&repo, is_host_only(&scope)) {
-        (Some(r), false) if !r.allows(&scope.env, &opts.key) => {
-            edit::edit_file(&r.path, |t| edit::add_key(t, &scope.env, &opts.key))?;
-            Some(r.path.clone())
+/// Adds the key to the repo manifest unless it is declared there already (or host-only); the
+/// manifest changed, if any.
+fn declare(repo: Option<&RepoManifest>, scope: &Scope, key: &str) -> Result<Option<PathBuf>> {
+    match repo {
+        Some(r) if !scope.is_host_only() && !r.allows(&scope.env, key) => {
+            edit::edit_file(&r.path, |t| edit::add_key(t, &scope.env, key))?;
+            Ok(Some(r.path.clone()))
         }
-        _ => None,
-    };
-    // A grant of the old value must not outlive this set. os.daemon's grant *is* the new value.
-    let relocked = !caps.lives_in_daemon
-        && Client::new(rack.home())
-            .relock(RelockScope::Slugs {
-                slugs: vec![slug.clone()],
-            })
-            .map(|v| !v.is_empty())
-            .unwrap_or(false);
-    Ok(SetReport {
-        slug,
-        vault: kind,
-        mech,
-        replaced: previous.is_some(),
-        manifest_updated,
-        round_trip: true,
-        relocked_stale_grant: relocked,
-        blocked,
-        max_duration,
-    })
+        _ => Ok(None),
+    }
+}
+
+/// Drops the daemon's grant of `slug` (a value this set replaced); whether there was one.
+fn relock_stale(rack: &Rack, slug: &Slug) -> bool {
+    Client::new(rack.home())
+        .relock(RelockScope::Slugs {
+            slugs: vec![slug.clone()],
+        })
+        .map(|v| !v.is_empty())
+        .unwrap_or(false)
 }
 
 /// The admission rules `unlock` applies ([`vault::admit`]), checked before anything is stored:
@@ -225,7 +292,7 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
 /// unless `allow_dangerous`. Returns the firewall's reason when such a value is let through.
 fn admit_value(
     slug: &Slug,
-    secret: &crate::secret::Secret,
+    secret: &Secret,
     allow_dangerous: bool,
     owner: &crate::slug::Owner,
 ) -> Result<Option<String>> {
