@@ -178,7 +178,7 @@ pub fn source(ctx: &Ctx, a: SourceArgs) -> ui::Result<i32> {
         if ctx.json {
             ui::json(&attempts_json(&attempts, false))?;
         } else {
-            problems_to_stderr("source", &attempts);
+            ui::err(super::direnv::one_line(true, &attempts, &ctx.owner.flag()));
         }
         return Ok(2);
     }
@@ -206,7 +206,7 @@ pub fn source(ctx: &Ctx, a: SourceArgs) -> ui::Result<i32> {
     ui::out(&out)?;
     out.clear();
     if !satisfied {
-        problems_to_stderr("source", &attempts);
+        ui::err(super::direnv::one_line(false, &attempts, &ctx.owner.flag()));
     }
     Ok(0)
 }
