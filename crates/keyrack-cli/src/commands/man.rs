@@ -62,12 +62,11 @@ pub fn run(ctx: &Ctx, a: ManArgs) -> ui::Result<i32> {
         ui::json(&serde_json::json!({ "dir": dir, "pages": written }))?;
         return Ok(0);
     }
-    let mut n = Node::new(format!("{} pages in {}", written.len(), dir.display()));
-    for p in &written {
-        if let Some(f) = p.file_name() {
-            n.push(Node::new(f.to_string_lossy().into_owned()));
-        }
-    }
+    let mut n = Node::new(format!(
+        "{} pages in {} (keyrack.1, keyrack-<command>.1, …)",
+        written.len(),
+        dir.display()
+    ));
     n.push(Node::new(format!(
         "read one: man -l {}",
         dir.join("keyrack.1").display()

@@ -259,6 +259,7 @@ pub fn run(
                 Answer::Skip => {
                     row.status = RowStatus::Skipped;
                     row.reason = Some("skipped".into());
+                    row.fix = Some(format!("keyrack set {}", flags(rack, m)));
                     break;
                 }
                 Answer::Guided => None,
