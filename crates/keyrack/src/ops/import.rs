@@ -346,8 +346,13 @@ pub fn run(rack: &Rack, opts: &ImportOptions, text: &str, from: &str) -> Result<
                 "not declared for env {env} in {}",
                 repo.path.display()
             ));
+            let input = if from == "standard input" {
+                "< .env".to_string()
+            } else {
+                from.to_string()
+            };
             row.fix = Some(format!(
-                "to add it: keyrack import --env {env} --declare{}, or keyrack set {}",
+                "to declare it too: keyrack import --env {env} --declare{} {input}, or keyrack set {}",
                 owner.flag(),
                 super::key_flags(&e.key, &env, &repo.org, owner)
             ));
