@@ -74,8 +74,11 @@ fn profiles() -> Vec<CompletionCandidate> {
         .collect()
 }
 
+/// A source of candidates.
+type Candidates = fn() -> Vec<CompletionCandidate>;
+
 /// What an argument's values are, judged by its flag or value name.
-fn candidates_for(arg: &clap::Arg) -> Option<fn() -> Vec<CompletionCandidate>> {
+fn candidates_for(arg: &clap::Arg) -> Option<Candidates> {
     let long = arg.get_long();
     let value_name = arg
         .get_value_names()
@@ -90,7 +93,7 @@ fn candidates_for(arg: &clap::Arg) -> Option<fn() -> Vec<CompletionCandidate>> {
 }
 
 fn attach(mut cmd: clap::Command) -> clap::Command {
-    let found: Vec<(clap::Id, fn() -> Vec<CompletionCandidate>)> = cmd
+    let found: Vec<(clap::Id, Candidates)> = cmd
         .get_arguments()
         .filter_map(|a| candidates_for(a).map(|f| (a.get_id().clone(), f)))
         .collect();

@@ -206,6 +206,9 @@ pub fn ask_on_terminal(m: &Missing, n: usize, of: usize, refused: Option<&str>) 
     }
 }
 
+/// Asks for one key: (the key, its number, how many, why the previous answer was refused).
+pub type Asker<'a> = dyn FnMut(&Missing, usize, usize, Option<&str>) -> Answer + 'a;
+
 /// How many times a refused value is asked for again.
 const TRIES: usize = 3;
 
@@ -216,7 +219,7 @@ pub fn run(
     env: &str,
     declared: usize,
     missing: &[Missing],
-    ask: &mut dyn FnMut(&Missing, usize, usize, Option<&str>) -> Answer,
+    ask: &mut Asker<'_>,
 ) -> Result<FillReport> {
     let repo = rack.repo()?;
     let org = repo.as_ref().map(|r| r.org.clone()).unwrap_or_default();

@@ -132,9 +132,7 @@ pub fn parse_dotenv(text: &str) -> std::result::Result<Vec<DotenvEntry>, DotenvE
             Some(q @ (b'\'' | b'"')) => {
                 let v = read_quoted(&mut c, q, line)?;
                 c.skip_blanks();
-                if c.peek() == Some(b'#') {
-                    c.next_line();
-                } else if c.at_eol() {
+                if c.peek() == Some(b'#') || c.at_eol() {
                     c.next_line();
                 } else {
                     return Err(c.err(
