@@ -56,7 +56,7 @@ k list
 k relock
 step "keyrack get --key XAI_API_KEY --env test   # locked again"
 "$kr" get --key XAI_API_KEY --env test || say "(exit $?: locked)"
-k del --key XAI_API_KEY --env test
+k del --key XAI_API_KEY --env test --from-manifest
 
 say ""
 say "# 2. AWS SSO, against a loopback fake of AWS (no account, no network)"

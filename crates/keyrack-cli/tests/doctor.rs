@@ -97,7 +97,10 @@ fn a_healthy_setup_is_all_ok_and_exits_0() {
     let o = s.run(&["doctor"], "");
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
-    assert!(out.starts_with("🔐 keyrack doctor\n"), "{out}");
+    assert!(
+        out.starts_with("keyrack doctor\n"),
+        "plain ASCII in a pipe: {out}"
+    );
     assert!(out.contains("ok   identity: "), "{out}");
     assert!(out.contains("ok   daemon: running: pid "), "{out}");
     assert!(out.contains(" ok, 0 warn, 0 fail"), "{out}");
@@ -300,7 +303,17 @@ fn runtime_dir_that_others_can_enter_or_a_symlink_fails_and_the_daemon_is_not_co
     let r = check(&v, "runtime_dir");
     assert_status(r, "fail");
     assert_eq!(r["data"]["mode"], "0755");
-    assert_eq!(r["fix"], format!("chmod 700 {}", dir.display()));
+    assert!(
+        r["message"].as_str().unwrap().contains("has mode 755"),
+        "{r:#}"
+    );
+    assert!(
+        r["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("rm -rf '{}'", dir.display())),
+        "{r:#}"
+    );
     let d = check(&v, "daemon");
     assert_eq!(d["status"], "warn");
     assert!(d["message"].as_str().unwrap().contains("not contacted"));
@@ -658,7 +671,7 @@ fn lost_host_manifest_is_detected_and_init_recover_rebuilds_it() {
         stdout(&o)
     );
     let out = stdout(&o);
-    assert!(out.contains("status: rebuilt ✓"), "{out}");
+    assert!(out.contains("status: rebuilt"), "{out}");
     assert!(out.contains("recovered: 3"), "{out}");
     assert!(
         out.contains("acme.test.A (os.secure, from its os.secure file's header)"),

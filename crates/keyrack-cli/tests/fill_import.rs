@@ -111,6 +111,14 @@ fn fill_without_a_terminal_fails_with_the_flags_to_use() {
     );
     assert_eq!(stdout(&o), "");
     assert!(s.secure_files().is_empty(), "nothing set");
+    // --json: one error document, nothing else
+    let (code, v) = s.json(&["fill", "--env", "test"]);
+    assert_eq!(code, 1);
+    assert_eq!(v["error"]["code"], "needs_tty");
+    assert!(v["error"]["fix"]
+        .as_str()
+        .unwrap()
+        .starts_with("keyrack import --env test < .env"));
 }
 
 #[test]
@@ -276,7 +284,7 @@ fn import_sets_each_key_of_a_tricky_dotenv_on_its_own_row() {
     let out = stdout(&o);
     assert!(out.contains("acme.test.TOKEN (line 1)"), "{out}");
     assert!(
-        out.contains("set ✓ (replaced the previous value; proven)"),
+        out.contains("set (replaced the previous value; proven)"),
         "{out}"
     );
 }

@@ -257,7 +257,7 @@ fn bash_completes_envs_keys_and_aws_profiles() {
     assert_eq!(exid, ["acme.test"]);
     let subs = bash_complete(&s, &["keyrack", "do"]);
     assert_eq!(subs, ["doctor"], "commands too");
-    let flags = bash_complete(&s, &["keyrack", "source", "--un"]);
+    let flags = bash_complete(&s, &["keyrack", "source", "--uns"]);
     assert_eq!(flags, ["--unset"], "and flags");
 
     // $AWS_CONFIG_FILE is honoured

@@ -11,7 +11,9 @@
 //! - STS: `POST /` GetCallerIdentity, answering for the role credentials it issued.
 //!
 //! Knobs: token lifetime, pending polls, slow-down answers, revoking every session, which user
-//! signs in next, 5xx faults.
+//! signs in next, 5xx faults, the accounts and roles the portal lists (hostile names included).
+//! It counts every request that carried an SSO bearer token. [`Trap`] is a bare TCP listener
+//! that stands for a host the token must never reach: it records every connection and byte.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -77,6 +79,7 @@ struct State {
     refreshes: u32,
     role_credential_calls: u32,
     logouts: u32,
+    bearer_requests: u32,
 }
 
 impl State {
@@ -331,6 +334,23 @@ impl FakeAws {
     pub fn garbage_next(&self, n: u32) {
         self.with(|s| s.garbage = n);
     }
+    /// The accounts the portal lists from now on: (id, name, email), as given (not validated).
+    pub fn set_accounts(&self, accounts: &[(&str, &str, &str)]) {
+        self.with(|s| {
+            s.accounts = accounts
+                .iter()
+                .map(|(i, n, e)| (i.to_string(), n.to_string(), e.to_string()))
+                .collect()
+        });
+    }
+    /// The roles the portal lists in every account from now on, as given (not validated).
+    pub fn set_roles(&self, roles: &[&str]) {
+        self.with(|s| s.roles = roles.iter().map(|r| r.to_string()).collect());
+    }
+    /// Requests seen that carried an `x-amz-sso_bearer_token` header.
+    pub fn bearer_requests(&self) -> u32 {
+        self.with(|s| s.bearer_requests)
+    }
     /// Approves a device sign-in (as the user would in a browser); `false` if unknown.
     pub fn approve_device(&self, user_code: &str) -> bool {
         self.with(|s| approve(s, user_code))
@@ -365,6 +385,9 @@ fn handle(mut req: Request, state: &Mutex<State>, base: &str) {
     let _ = req.as_reader().read_to_string(&mut body);
     let reply = {
         let mut s = state.lock().unwrap();
+        if header(&req, "x-amz-sso_bearer_token").is_some() {
+            s.bearer_requests += 1;
+        }
         if s.faults > 0 {
             s.faults -= 1;
             aws_error(500, "InternalServerException", "injected fault")
@@ -639,5 +662,52 @@ fn token(s: &mut State, field: &dyn Fn(&str) -> String) -> Reply {
             "UnsupportedGrantTypeException",
             &format!("grant type {other}"),
         ),
+    }
+}
+
+/// A host the SSO token must never reach: a bare TCP listener on 127.0.0.1 that accepts every
+/// connection and records what was sent (a TLS client hello, or a plain HTTP request).
+pub struct Trap {
+    /// The port it listens on.
+    pub port: u16,
+    seen: Arc<Mutex<(u32, Vec<u8>)>>,
+}
+
+impl Trap {
+    /// Starts listening on a random loopback port.
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new((0u32, Vec::new())));
+        let rec = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                rec.lock().unwrap().0 += 1;
+                let rec = Arc::clone(&rec);
+                std::thread::spawn(move || {
+                    use std::io::Read;
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        rec.lock().unwrap().1.extend_from_slice(&buf[..n]);
+                    }
+                });
+            }
+        });
+        Trap { port, seen }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u32 {
+        self.seen.lock().unwrap().0
+    }
+
+    /// Every byte received so far.
+    pub fn received(&self) -> Vec<u8> {
+        self.seen.lock().unwrap().1.clone()
     }
 }

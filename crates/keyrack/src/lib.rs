@@ -38,6 +38,7 @@ pub mod secret;
 pub mod slug;
 #[cfg(test)]
 mod testgen;
+pub mod tty;
 pub mod vault;
 
 pub use error::{Error, Result};

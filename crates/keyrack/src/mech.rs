@@ -96,11 +96,18 @@ pub fn acquire_secret(key: &str, source: SecretSource) -> Result<Secret> {
         SecretSource::Prompt => inquire::Password::new(&format!("{key}:"))
             .without_confirmation()
             .with_display_mode(inquire::PasswordDisplayMode::Hidden)
-            .with_help_message("input is hidden; paste the value and press enter")
+            .with_help_message("input is hidden; paste the value and press enter (Ctrl-C cancels)")
+            // an empty answer is refused in the prompt, before it is accepted and shown as ********
+            .with_validator(inquire::validator::ValueRequiredValidator::new(
+                "the value is empty: paste it and press enter, or Ctrl-C to cancel",
+            ))
             .prompt()
-            .map_err(|e| Error::SecretInput {
-                reason: format!("the prompt was not answered ({e})"),
-                hint: format!("run it again, or pipe the value: printf %s \"$VALUE\" | keyrack set --key {key} …"),
+            .map_err(|e| {
+                let shown = e.to_string();
+                prompt_error(e, &format!("the value of {key}"), || Error::SecretInput {
+                    reason: format!("the prompt was not answered ({shown})"),
+                    hint: format!("run it again, or pipe the value: printf %s \"$VALUE\" | keyrack set --key {key} …"),
+                })
             })?,
         SecretSource::Stdin => read_stdin(key)?,
     };
@@ -113,6 +120,17 @@ pub fn acquire_secret(key: &str, source: SecretSource) -> Result<Secret> {
         });
     }
     Ok(Secret::new(value))
+}
+
+/// A prompt that ended without an answer: Ctrl-C or Esc is [`Error::Cancelled`] (exit 130);
+/// anything else (the terminal went away) is `other()`.
+pub fn prompt_error(e: inquire::InquireError, what: &str, other: impl FnOnce() -> Error) -> Error {
+    match e {
+        inquire::InquireError::OperationInterrupted | inquire::InquireError::OperationCanceled => {
+            Error::Cancelled { what: what.into() }
+        }
+        _ => other(),
+    }
 }
 
 fn read_stdin(key: &str) -> Result<String> {

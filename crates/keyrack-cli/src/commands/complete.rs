@@ -65,9 +65,9 @@ fn profiles() -> Vec<CompletionCandidate> {
     cfg.profile_names()
         .into_iter()
         .map(|p| {
-            let help = cfg
-                .sso_profile(&p)
+            let help = keyrack::aws::names::ProfileName::parse(&p)
                 .ok()
+                .and_then(|n| cfg.sso_profile(&n).ok())
                 .map(|s| format!("SSO {} {}", s.account_id, s.role_name));
             CompletionCandidate::new(p).help(help.map(Into::into))
         })
@@ -147,8 +147,8 @@ fn callback() -> String {
     }
 }
 
-/// `keyrack completions <shell>`: the registration script.
-pub fn registration(shell: clap_complete::Shell) -> ui::Result<i32> {
+/// `keyrack completions <shell>`: the registration script (with `--json`: `{shell, script}`).
+pub fn registration(ctx: &super::Ctx, shell: clap_complete::Shell) -> ui::Result<i32> {
     let name = shell_name(shell);
     let Some(c) = completer(name) else {
         return Ok(1);
@@ -174,7 +174,14 @@ pub fn registration(shell: clap_complete::Shell) -> ui::Result<i32> {
     } else {
         script.splice(0..0, about.into_bytes());
     }
-    ui::out(script)?;
+    if ctx.json {
+        ui::json(&serde_json::json!({
+            "shell": name,
+            "script": String::from_utf8_lossy(&script),
+        }))?;
+    } else {
+        ui::out(script)?;
+    }
     Ok(0)
 }
 

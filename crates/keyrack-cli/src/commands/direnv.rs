@@ -1,7 +1,8 @@
 //! `source` in `.envrc` (direnv) and shells: `source --unset` prints what undoes a `source`, and
 //! what `source` says on stderr is one line (direnv shows it as it is).
 
-use keyrack::ops::get::{self as hot, Attempt, Status};
+use keyrack::ops::get as hot;
+use keyrack::ops::row::{fix_groups, KeyRow, Status};
 use keyrack::slug;
 
 use super::Ctx;
@@ -51,41 +52,18 @@ pub fn unset(ctx: &Ctx, a: SourceArgs) -> ui::Result<i32> {
 
 /// What `source` writes to stderr when keys are not granted: one line, with one fix per distinct
 /// problem (every locked key of an env is one `keyrack unlock --env E`).
-pub fn one_line(strict: bool, attempts: &[Attempt], owner_flag: &str) -> String {
-    let problems: Vec<&Attempt> = attempts
+pub fn one_line(strict: bool, rows: &[KeyRow]) -> String {
+    let what: Vec<String> = rows
         .iter()
-        .filter(|a| a.status != Status::Granted && !a.waived)
+        .filter(|r| !r.satisfied())
+        .map(|r| format!("{} {}", r.slug, r.status.as_str()))
         .collect();
-    let what: Vec<String> = problems
-        .iter()
-        .map(|a| {
-            let status = match a.status {
-                Status::Locked => "locked",
-                Status::Absent => "absent",
-                Status::Blocked => "blocked",
-                Status::Granted => "granted",
-            };
-            format!("{} {status}", a.slug)
-        })
-        .collect();
-    let mut fixes: Vec<String> = Vec::new();
-    for a in &problems {
-        let fix = match a.status {
-            Status::Locked => Some(format!("keyrack unlock --env {}{owner_flag}", a.env)),
-            _ => a.fix.clone(),
-        };
-        if let Some(f) = fix.filter(|f| !fixes.contains(f)) {
-            fixes.push(f);
-        }
-    }
-    let granted = attempts
-        .iter()
-        .filter(|a| a.status == Status::Granted)
-        .count();
+    let fixes: Vec<String> = fix_groups(rows).into_iter().map(|(f, _)| f).collect();
+    let granted = rows.iter().filter(|r| r.status == Status::Granted).count();
     let head = if strict {
         "nothing exported".to_string()
     } else {
-        format!("exported {granted} of {}", attempts.len())
+        format!("exported {granted} of {}", rows.len())
     };
     let mut line = format!("keyrack source: {head}: {}", what.join(", "));
     if !fixes.is_empty() {

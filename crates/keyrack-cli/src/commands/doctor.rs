@@ -5,7 +5,7 @@ use keyrack::ops::doctor::{self, Level};
 
 use super::Ctx;
 use crate::cli::DoctorArgs;
-use crate::render::{tree, Node, Style};
+use crate::render::{self, Node, Style};
 use crate::ui;
 
 fn label(check: &str) -> String {
@@ -47,6 +47,6 @@ pub fn run(ctx: &Ctx, _a: DoctorArgs) -> ui::Result<i32> {
         count(Level::Warn),
         count(Level::Fail)
     )));
-    ui::out(tree("doctor", &nodes))?;
+    render::out("doctor", &nodes)?;
     Ok(code)
 }

@@ -9,19 +9,15 @@ use keyrack::Error;
 
 use super::Ctx;
 use crate::cli::{FillArgs, ImportArgs};
-use crate::render::{tree, Node, Style};
+use crate::render::{self, Node, Style};
 use crate::ui;
-
-fn vault(v: Option<&str>) -> keyrack::Result<Option<keyrack::vault::VaultKind>> {
-    v.map(str::parse).transpose()
-}
 
 pub fn fill(ctx: &Ctx, a: FillArgs) -> ui::Result<i32> {
     let rack = ctx.rack()?;
     let opts = FillOptions {
         env: a.env,
-        vault: vault(a.vault.as_deref())?,
-        login: super::login_options(&a.login)?,
+        vault: a.vault,
+        login: super::login_options(&a.login),
         allow_dangerous: a.allow_dangerous,
     };
     let (env, declared, missing) = fill::plan(&rack, &opts)?;
@@ -34,12 +30,12 @@ pub fn fill(ctx: &Ctx, a: FillArgs) -> ui::Result<i32> {
                 stopped: false,
             })?;
         } else {
-            ui::out(tree(
+            render::out(
                 "fill",
                 &[Node::new(format!(
                     "env {env}: all {declared} declared key(s) are set on this host"
                 ))],
-            ))?;
+            )?;
         }
         return Ok(0);
     }
@@ -96,7 +92,7 @@ pub fn fill(ctx: &Ctx, a: FillArgs) -> ui::Result<i32> {
             n
         })
         .collect();
-    ui::out(tree("fill", &nodes))?;
+    render::out("fill", &nodes)?;
     if report.stopped {
         ui::err("keyrack fill: cancelled\n");
     }
@@ -151,10 +147,10 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> ui::Result<i32> {
     let rack = ctx.rack()?;
     let opts = ImportOptions {
         env: a.env,
-        vault: vault(a.vault.as_deref())?,
+        vault: a.vault,
         declare: a.declare,
         allow_dangerous: a.allow_dangerous,
-        login: super::login_options(&a.login)?,
+        login: super::login_options(&a.login),
     };
     let report = import::run(&rack, &opts, &text, &from)?;
     drop(text);
@@ -204,6 +200,6 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> ui::Result<i32> {
     if nodes.is_empty() {
         nodes.push(Node::new(format!("{from}: no KEY=value lines")));
     }
-    ui::out(tree("import", &nodes))?;
+    render::out("import", &nodes)?;
     Ok(code)
 }

@@ -8,7 +8,7 @@ use clap::CommandFactory;
 
 use super::Ctx;
 use crate::cli::{Cli, ManArgs};
-use crate::render::{tree, Node};
+use crate::render::{self, Node};
 use crate::ui;
 
 fn page(cmd: clap::Command) -> std::io::Result<(String, Vec<u8>)> {
@@ -71,6 +71,6 @@ pub fn run(ctx: &Ctx, a: ManArgs) -> ui::Result<i32> {
         "read one: man -l {}",
         dir.join("keyrack.1").display()
     )));
-    ui::out(tree("man", &[n]))?;
+    render::out("man", &[n])?;
     Ok(0)
 }

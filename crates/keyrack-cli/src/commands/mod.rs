@@ -31,21 +31,21 @@ pub struct Ctx {
     pub identity: Option<PathBuf>,
 }
 
-/// Sign-in options from flags.
-pub fn login_options(a: &crate::cli::LoginArgs) -> Result<keyrack::aws::login::LoginOptions> {
+/// Sign-in options from flags (already parsed and checked by clap).
+pub fn login_options(a: &crate::cli::LoginArgs) -> keyrack::aws::login::LoginOptions {
     use keyrack::aws::login::{Driver, LoginOptions};
     let mut o = LoginOptions {
         device_code: a.device_code,
         no_prompt: a.no_prompt,
         ..Default::default()
     };
-    if let Some(t) = &a.login_timeout {
-        o.timeout = keyrack::ops::set::parse_duration("--login-timeout", t)?;
+    if let Some(t) = a.login_timeout {
+        o.timeout = t;
     }
-    if a.login_driver.as_deref() == Some("aws-cli") {
+    if a.login_driver == Some(crate::cli::LoginDriver::AwsCli) {
         o.driver = Driver::AwsCli;
     }
-    Ok(o)
+    o
 }
 
 impl Ctx {
@@ -111,6 +111,6 @@ pub fn run(cli: Cli) -> ui::Result<i32> {
         Command::Del(a) => del::run(&ctx, a),
         Command::Daemon(c) => session::daemon(&ctx, c),
         Command::Aws(c) => aws::run(&ctx, c),
-        Command::Completions { shell } => complete::registration(shell),
+        Command::Completions { shell } => complete::registration(&ctx, shell),
     }
 }

@@ -1,9 +1,10 @@
 use crate::ui::{self, Result};
+use keyrack::aws::names::shown;
 use keyrack::ops::recipient;
 
 use super::Ctx;
 use crate::cli::RecipientCommand;
-use crate::render::{tree, Node};
+use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -16,13 +17,13 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
                 let nodes: Vec<Node> = list
                     .iter()
                     .map(|r| {
-                        Node::new(r.label.clone())
+                        Node::new(shown(&r.label))
                             .leaf(format!("kind: {}", r.kind))
                             .leaf(format!("pubkey: {}", r.pubkey))
                             .leaf(format!("added: {}", r.added_at))
                     })
                     .collect();
-                ui::out(tree("recipient list", &nodes))?;
+                render::out("recipient list", &nodes)?;
             }
             return Ok(0);
         }
@@ -36,13 +37,17 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
     if ctx.json {
         ui::json(&change)?;
     } else {
-        let n = Node::new(change.recipient.label.clone())
-            .leaf(format!("kind: {}", change.recipient.kind))
-            .leaf(format!(
-                "re-encrypted: host manifest + {} os.secure file(s) ✓",
-                change.reencrypted_files
-            ));
-        ui::out(tree(title, &[n]))?;
+        let mut n = Node::new(shown(&change.recipient.label))
+            .leaf(format!("kind: {}", change.recipient.kind));
+        let mut re = Node::new(format!(
+            "re-encrypted: host manifest + {} vault file(s) ✓",
+            change.reencrypted_files
+        ));
+        for (vault, count) in change.reencrypted.iter().filter(|(_, c)| **c > 0) {
+            re.push(Node::new(format!("{vault}: {count} file(s)")));
+        }
+        n.push(re);
+        render::out(title, &[n])?;
     }
     Ok(0)
 }

@@ -4,7 +4,7 @@ use keyrack::ops::recover::{self, RecoverOptions};
 
 use super::Ctx;
 use crate::cli::InitArgs;
-use crate::render::{tree, Node, Style};
+use crate::render::{self, Node, Style};
 use crate::ui;
 
 pub fn run(ctx: &Ctx, a: InitArgs) -> ui::Result<i32> {
@@ -75,6 +75,6 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> ui::Result<i32> {
             "next: keyrack unlock   (the recovered keys read back from their vault files)",
         ));
     }
-    ui::out(tree("init --recover", &nodes))?;
+    render::out("init --recover", &nodes)?;
     Ok(code)
 }

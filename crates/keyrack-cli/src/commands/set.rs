@@ -4,20 +4,20 @@ use keyrack::ops::set::{self, SetOptions};
 
 use super::Ctx;
 use crate::cli::SetArgs;
-use crate::render::{tree, Node};
+use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
     let rack = ctx.rack()?;
     let opts = SetOptions {
         key: a.key,
         env: a.env,
-        vault: a.vault.as_deref().map(str::parse).transpose()?,
-        mech: a.mech.as_deref().map(str::parse).transpose()?,
+        vault: a.vault,
+        mech: a.mech,
         org: a.org,
         exid: a.exid,
         max_duration: a.max_duration,
         source: SecretSource::detect(),
-        login: super::login_options(&a.login)?,
+        login: super::login_options(&a.login),
         aws: keyrack::ops::aws::ProfileFlags {
             sso_start_url: a.aws.sso_start_url,
             sso_region: a.aws.sso_region,
@@ -55,6 +55,6 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             r.slug.key()
         )));
     }
-    ui::out(tree("set", &[n]))?;
+    render::out("set", &[n])?;
     Ok(0)
 }

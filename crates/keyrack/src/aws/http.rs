@@ -31,6 +31,11 @@ pub enum AwsError {
         /// What was wrong.
         reason: String,
     },
+    /// keyrack refused to send the request (the endpoint would not be AWS's), nothing was sent.
+    Refused {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl AwsError {
@@ -84,6 +89,10 @@ impl AwsError {
             AwsError::Malformed { url, reason } => (
                 format!("{doing}: unexpected answer from {url}: {reason}"),
                 "check AWS_ENDPOINT_URL_* points at AWS, then retry".to_string(),
+            ),
+            AwsError::Refused { reason } => (
+                format!("{doing}: nothing was sent: {reason}"),
+                "fix the region in the profile's settings (keyrack set … --sso-region <region>, or edit the AWS config file)".to_string(),
             ),
         };
         Error::Aws { message, hint }

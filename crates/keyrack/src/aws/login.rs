@@ -204,7 +204,8 @@ fn pkce(reg: &Registration, start_url: &str, opts: &LoginOptions) -> Result<SsoT
     let state = random_string(32, b"0123456789abcdef");
     let url = format!(
         "{}/authorize?response_type=code&client_id={}&redirect_uri={}&state={}&code_challenge_method=S256&scopes={}&code_challenge={}",
-        endpoint(Service::SsoOidc, &reg.region),
+        endpoint(Service::SsoOidc, &reg.region)
+            .map_err(|e| e.into_error("opening the sign-in page"))?,
         enc(&reg.client_id),
         enc(&redirect_uri),
         state,
@@ -408,7 +409,8 @@ fn aws_cli(start_url: &str, profile: Option<&str>, opts: &LoginOptions) -> Resul
         });
     }
     let cfg = super::config_file::AwsConfig::load_default()?;
-    let p = cfg.sso_profile(profile)?;
+    let name = super::names::ProfileName::parse(profile).map_err(|e| e.for_flag())?;
+    let p = cfg.sso_profile(&name)?;
     let file = super::token_cache::cache_file(p.cache_name())?;
     super::token_cache::read(&file)?.ok_or_else(|| Error::Aws {
         message: format!(

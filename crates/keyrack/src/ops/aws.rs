@@ -5,6 +5,9 @@ use serde::Serialize;
 
 use super::{Rack, Scope};
 use crate::aws::config_file::{AwsConfig, Section};
+use crate::aws::names::{
+    shown, AccountId, Field, NameError, ProfileName, Region, RoleName, SessionName, StartUrl,
+};
 use crate::aws::portal::{self, RoleCredentials};
 use crate::aws::token_cache::format_z;
 use crate::daemon::client::Client;
@@ -31,15 +34,49 @@ pub struct ProfileFlags {
     pub region: Option<String>,
 }
 
-impl ProfileFlags {
-    fn complete(&self) -> Option<(&str, &str, &str, &str, &str)> {
+/// [`ProfileFlags`] after validation: each given flag is a valid AWS name.
+#[derive(Debug, Clone, Default)]
+struct CheckedFlags {
+    start_url: Option<StartUrl>,
+    sso_region: Option<Region>,
+    account_id: Option<AccountId>,
+    role_name: Option<RoleName>,
+    profile_name: Option<ProfileName>,
+    region: Option<Region>,
+}
+
+impl CheckedFlags {
+    fn complete(&self) -> Option<(&StartUrl, &Region, &AccountId, &RoleName, &ProfileName)> {
         Some((
-            self.sso_start_url.as_deref()?,
-            self.sso_region.as_deref()?,
-            self.account_id.as_deref()?,
-            self.role_name.as_deref()?,
-            self.profile_name.as_deref()?,
+            self.start_url.as_ref()?,
+            self.sso_region.as_ref()?,
+            self.account_id.as_ref()?,
+            self.role_name.as_ref()?,
+            self.profile_name.as_ref()?,
         ))
+    }
+}
+
+impl ProfileFlags {
+    /// Validates every given flag against AWS's grammar ([`crate::aws::names`]); the first
+    /// invalid one is refused as bad usage, naming the flag and the expected form.
+    fn check(&self) -> Result<CheckedFlags> {
+        fn one<T>(
+            v: &Option<String>,
+            parse: fn(&str) -> std::result::Result<T, NameError>,
+        ) -> Result<Option<T>> {
+            v.as_deref()
+                .map(|s| parse(s).map_err(NameError::for_flag))
+                .transpose()
+        }
+        Ok(CheckedFlags {
+            start_url: one(&self.sso_start_url, StartUrl::parse)?,
+            sso_region: one(&self.sso_region, Region::parse_sso)?,
+            account_id: one(&self.account_id, AccountId::parse)?,
+            role_name: one(&self.role_name, RoleName::parse)?,
+            profile_name: one(&self.profile_name, ProfileName::parse)?,
+            region: one(&self.region, Region::parse)?,
+        })
     }
 
     fn any(&self) -> bool {
@@ -49,6 +86,19 @@ impl ProfileFlags {
             || self.role_name.is_some()
             || self.profile_name.is_some()
     }
+}
+
+/// Parses a profile name given as `flag` (`--exid`, `--profile`).
+pub fn profile_arg(flag: &'static str, name: &str) -> Result<ProfileName> {
+    ProfileName::parse(name).map_err(|e| Error::InvalidInput {
+        what: flag,
+        value: e.shown,
+        reason: e.reason,
+        hint: Some(format!(
+            "pass the name of an SSO profile: {}",
+            Field::ProfileName.expected()
+        )),
+    })
 }
 
 const FLAGS_HINT: &str = "pass --exid <existing profile>, or all of --sso-start-url <url> --sso-region <region> --account-id <id> --role-name <role> --profile-name <name>";
@@ -72,17 +122,17 @@ impl Prepared {
     }
 }
 
-fn session_name_for(cfg: &AwsConfig, scope: &Scope, start_url: &str) -> String {
-    if let Some(existing) = cfg.session_for_url(start_url) {
-        return existing;
+fn session_name_for(cfg: &AwsConfig, scope: &Scope, start_url: &StartUrl) -> Result<SessionName> {
+    if let Some(existing) = cfg.session_for_url(start_url)? {
+        return Ok(existing);
     }
     let base = if scope.org != ORG_ALL {
         scope.org.clone()
     } else {
         start_url
-            .split("://")
-            .nth(1)
-            .and_then(|h| h.split('.').next())
+            .host()
+            .split('.')
+            .next()
             .unwrap_or("sso")
             .to_string()
     };
@@ -93,43 +143,44 @@ fn session_name_for(cfg: &AwsConfig, scope: &Scope, start_url: &str) -> String {
         name = format!("{base}-{i}");
         i += 1;
     }
-    name
+    SessionName::parse(&name).map_err(NameError::for_flag)
 }
 
-/// The settings of one SSO profile, as keyrack writes them.
+/// The settings of one SSO profile, as keyrack writes them: only validated names.
 struct ProfileSpec<'a> {
-    session: &'a str,
-    start_url: &'a str,
-    sso_region: &'a str,
-    account: &'a str,
-    role: &'a str,
-    profile: &'a str,
-    region: &'a str,
+    session: &'a SessionName,
+    start_url: &'a StartUrl,
+    sso_region: &'a Region,
+    account: &'a AccountId,
+    role: &'a RoleName,
+    profile: &'a ProfileName,
+    region: &'a Region,
 }
 
 /// Writes `[profile]` + `[sso-session]` in the spec's exact shape; returns whether anything changed.
-fn write_profile(cfg: &mut AwsConfig, p: &ProfileSpec<'_>) -> bool {
+fn write_profile(cfg: &mut AwsConfig, p: &ProfileSpec<'_>) -> Result<bool> {
     let a = cfg.set_section(
         &Section::profile(p.profile),
         &[
-            ("sso_session", p.session),
-            ("sso_account_id", p.account),
-            ("sso_role_name", p.role),
-            ("region", p.region),
+            ("sso_session", p.session.as_str()),
+            ("sso_account_id", p.account.as_str()),
+            ("sso_role_name", p.role.as_str()),
+            ("region", p.region.as_str()),
         ],
-    );
+    )?;
     let b = cfg.set_section(
-        &Section::SsoSession(p.session.into()),
+        &Section::SsoSession(p.session.to_string()),
         &[
-            ("sso_start_url", p.start_url),
-            ("sso_region", p.sso_region),
+            ("sso_start_url", p.start_url.as_str()),
+            ("sso_region", p.sso_region.as_str()),
             ("sso_registration_scopes", crate::aws::SCOPE),
         ],
-    );
-    a || b
+    )?;
+    Ok(a || b)
 }
 
-/// Decides (and writes, when needed) the profile for an aws.config `set`.
+/// Decides (and writes, when needed) the profile for an aws.config `set`. Every flag is
+/// validated before the config file is read, so a refused value changes nothing.
 pub fn prepare_profile(
     ctx: &VaultContext<'_>,
     scope: &Scope,
@@ -137,6 +188,8 @@ pub fn prepare_profile(
     flags: &ProfileFlags,
     interactive: bool,
 ) -> Result<Prepared> {
+    let checked = flags.check()?;
+    let exid = exid.map(|n| profile_arg("--exid", n)).transpose()?;
     let mut cfg = AwsConfig::load_default()?;
     let original = cfg.text();
     if let Some(name) = exid {
@@ -148,18 +201,15 @@ pub fn prepare_profile(
                 hint: Some("pass one or the other".into()),
             });
         }
-        cfg.sso_profile(name)?; // must exist and be an SSO profile
+        cfg.sso_profile(&name)?; // must exist and be a valid SSO profile
         return Ok(Prepared {
             profile: name.into(),
             restore: None,
         });
     }
-    if let Some((url, sso_region, account, role, profile)) = flags.complete() {
-        let session = session_name_for(&cfg, scope, url);
-        let region = flags
-            .region
-            .clone()
-            .unwrap_or_else(|| sso_region.to_string());
+    if let Some((url, sso_region, account, role, profile)) = checked.complete() {
+        let session = session_name_for(&cfg, scope, url)?;
+        let region = checked.region.as_ref().unwrap_or(sso_region);
         let spec = ProfileSpec {
             session: &session,
             start_url: url,
@@ -167,14 +217,14 @@ pub fn prepare_profile(
             account,
             role,
             profile,
-            region: &region,
+            region,
         };
-        let changed = write_profile(&mut cfg, &spec);
+        let changed = write_profile(&mut cfg, &spec)?;
         if changed {
             cfg.save()?;
         }
         return Ok(Prepared {
-            profile: profile.into(),
+            profile: profile.to_string(),
             restore: changed.then(|| (cfg.path().to_path_buf(), original)),
         });
     }
@@ -184,66 +234,97 @@ pub fn prepare_profile(
             hint: FLAGS_HINT.into(),
         });
     }
-    wizard(ctx, scope, &mut cfg, flags, original)
+    wizard(ctx, scope, &mut cfg, &checked, original)
 }
 
 fn ask<T>(r: std::result::Result<T, inquire::InquireError>) -> Result<T> {
-    r.map_err(|e| Error::NeedsTty {
-        what: "the AWS SSO set-up".into(),
-        hint: format!("it was interrupted ({e}); run it again, or {FLAGS_HINT}"),
+    r.map_err(|e| {
+        let shown = e.to_string();
+        crate::mech::prompt_error(e, "the AWS SSO set-up", || Error::NeedsTty {
+            what: "the AWS SSO set-up".into(),
+            hint: format!("it was interrupted ({shown}); run it again, or {FLAGS_HINT}"),
+        })
     })
+}
+
+/// A prompt validator from a name parser: the user is asked again, with the reason.
+fn validator<T>(
+    parse: fn(&str) -> std::result::Result<T, NameError>,
+) -> impl Fn(&str) -> std::result::Result<inquire::validator::Validation, inquire::CustomUserError> + Clone
+{
+    move |s: &str| {
+        Ok(match parse(s.trim()) {
+            Ok(_) => inquire::validator::Validation::Valid,
+            Err(e) => inquire::validator::Validation::Invalid(e.to_string().into()),
+        })
+    }
 }
 
 fn wizard(
     ctx: &VaultContext<'_>,
     scope: &Scope,
     cfg: &mut AwsConfig,
-    flags: &ProfileFlags,
+    flags: &CheckedFlags,
     original: String,
 ) -> Result<Prepared> {
     let known = cfg.sso_sessions();
-    let (url, sso_region) = match (&flags.sso_start_url, &flags.sso_region) {
+    let (url, sso_region) = match (&flags.start_url, &flags.sso_region) {
         (Some(u), Some(r)) => (u.clone(), r.clone()),
         _ => {
             const NEW: &str = "another start URL…";
-            let mut choices: Vec<String> = known
-                .iter()
-                .map(|(n, u, r)| format!("{u}  ({n}, {r})"))
-                .collect();
+            let label = |(n, u, r): &(String, String, String)| {
+                format!("{}  ({}, {})", shown(u), shown(n), shown(r))
+            };
+            let mut choices: Vec<String> = known.iter().map(label).collect();
             choices.push(NEW.into());
             let pick = if known.is_empty() {
                 NEW.to_string()
             } else {
                 ask(inquire::Select::new("AWS access portal:", choices).prompt())?
             };
-            match known
-                .iter()
-                .find(|(n, u, r)| pick == format!("{u}  ({n}, {r})"))
-            {
-                Some((_, u, r)) => (u.clone(), r.clone()),
+            match known.iter().find(|k| pick == label(k)) {
+                // values from the file are validated (a refusal names file:line)
+                Some((n, _, _)) => cfg.session_settings(n)?,
                 None => {
                     let url = ask(inquire::Text::new("start URL:")
                         .with_placeholder("https://d-1234567890.awsapps.com/start")
+                        .with_validator(validator(StartUrl::parse))
                         .prompt())?;
                     let region = ask(inquire::Text::new("SSO region:")
                         .with_default("us-east-1")
+                        .with_validator(validator(Region::parse_sso))
                         .prompt())?;
-                    (url.trim().to_string(), region.trim().to_string())
+                    (
+                        StartUrl::parse(url.trim()).map_err(NameError::for_prompt)?,
+                        Region::parse_sso(region.trim()).map_err(NameError::for_prompt)?,
+                    )
                 }
             }
         }
     };
-    let session = session_name_for(cfg, scope, &url);
+    let session = session_name_for(cfg, scope, &url)?;
     let sessions = Sessions::new(ctx)?;
     let region_for_check = sso_region.clone();
     let live = sessions.live(&session, &url, &sso_region, None, &move |t| {
         portal::list_accounts(&region_for_check, &t.access_token).map(|_| None)
     })?;
-    let accounts = portal::list_accounts(&sso_region, &live.token.access_token)
+    let listed = portal::list_accounts(&sso_region, &live.token.access_token)
         .map_err(|e| e.into_error("listing your AWS accounts"))?;
+    // Portal answers are input too: an entry with an invalid id is skipped, names are shown
+    // with control characters escaped.
+    let mut accounts = Vec::new();
+    for a in listed {
+        match AccountId::parse(&a.account_id) {
+            Ok(id) => accounts.push((id, a)),
+            Err(e) => eprintln!(
+                "keyrack: skipped an account the portal listed ({}): {e}",
+                shown(&a.account_name)
+            ),
+        }
+    }
     if accounts.is_empty() {
         return Err(Error::Aws {
-            message: format!("no AWS account is assigned to you at {url}"),
+            message: format!("no usable AWS account is assigned to you at {url}"),
             hint:
                 "ask your AWS administrator for an account assignment, then run keyrack set again"
                     .into(),
@@ -251,26 +332,50 @@ fn wizard(
     }
     let labels: Vec<String> = accounts
         .iter()
-        .map(|a| format!("{} ({}) {}", a.account_name, a.account_id, a.email_address))
+        .map(|(id, a)| {
+            format!(
+                "{} ({id}) {}",
+                shown(&a.account_name),
+                shown(&a.email_address)
+            )
+        })
         .collect();
     let chosen = ask(inquire::Select::new("account:", labels.clone())
         .with_page_size(12)
         .prompt())?;
-    let account = &accounts[labels
+    let (account_id, account) = &accounts[labels
         .iter()
         .position(|l| *l == chosen)
         .expect("chosen from list")];
-    let roles = portal::list_roles(&sso_region, &live.token.access_token, &account.account_id)
+    let listed_roles = portal::list_roles(&sso_region, &live.token.access_token, account_id)
         .map_err(|e| e.into_error("listing your roles"))?;
+    let mut roles: Vec<RoleName> = Vec::new();
+    for r in &listed_roles {
+        match RoleName::parse(r) {
+            Ok(r) => roles.push(r),
+            Err(e) => eprintln!("keyrack: skipped a role the portal listed: {e}"),
+        }
+    }
     let role = match roles.as_slice() {
         [] => {
             return Err(Error::Aws {
-                message: format!("no role is assigned to you in {}", account.account_name),
+                message: format!(
+                    "no usable role is assigned to you in {} ({account_id})",
+                    shown(&account.account_name)
+                ),
                 hint: "pick another account, or ask for a permission set".into(),
             })
         }
         [one] => one.clone(),
-        _ => ask(inquire::Select::new("role:", roles.clone()).prompt())?,
+        _ => {
+            let names: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+            let pick = ask(inquire::Select::new("role:", names.clone()).prompt())?;
+            roles[names
+                .iter()
+                .position(|n| *n == pick)
+                .expect("chosen from list")]
+            .clone()
+        }
     };
     let slugify = |s: &str| {
         s.to_lowercase()
@@ -287,7 +392,7 @@ fn wizard(
     let suggested = format!(
         "{}.{}",
         if scope.org == ORG_ALL {
-            session.clone()
+            session.to_string()
         } else {
             scope.org.clone()
         },
@@ -295,20 +400,22 @@ fn wizard(
     );
     let profile = ask(inquire::Text::new("profile name:")
         .with_default(&suggested)
+        .with_validator(validator(ProfileName::parse))
         .prompt())?;
-    let region = flags.region.clone().unwrap_or_else(|| sso_region.clone());
+    let profile = ProfileName::parse(profile.trim()).map_err(NameError::for_prompt)?;
+    let region = flags.region.as_ref().unwrap_or(&sso_region);
     let before = cfg.section_text(&Section::profile(&profile));
     let mut next = AwsConfig::load(cfg.path())?;
     let spec = ProfileSpec {
         session: &session,
         start_url: &url,
         sso_region: &sso_region,
-        account: &account.account_id,
+        account: account_id,
         role: &role,
         profile: &profile,
-        region: &region,
+        region,
     };
-    write_profile(&mut next, &spec);
+    write_profile(&mut next, &spec)?;
     let after = next.section_text(&Section::profile(&profile));
     if let Some(before) = &before {
         if Some(before) != after.as_ref() {
@@ -317,10 +424,10 @@ fn wizard(
                 cfg.path().display()
             );
             for l in before.lines() {
-                eprintln!("  - {l}");
+                eprintln!("  - {}", shown(l));
             }
             for l in after.as_deref().unwrap_or("").lines() {
-                eprintln!("  + {l}");
+                eprintln!("  + {}", shown(l));
             }
             if !ask(inquire::Confirm::new("change it?")
                 .with_default(false)
@@ -338,7 +445,7 @@ fn wizard(
         next.save()?;
     }
     Ok(Prepared {
-        profile,
+        profile: profile.to_string(),
         restore: changed.then(|| (next.path().to_path_buf(), original)),
     })
 }
@@ -362,14 +469,18 @@ pub struct ProcessCredentials {
 /// Role credentials for an unlocked profile, from the daemon (renewed 5 minutes before they
 /// expire, with the SSO token the daemon holds). Never opens a browser.
 pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
+    let profile = profile_arg("--profile", profile)?;
     let client = Client::new(rack.home());
-    let locked = || {
-        Error::NotSet {
-        slug: format!("AWS profile {profile}"),
-        hint: "unlock it (this never opens a browser here): keyrack unlock --key AWS_PROFILE --env <env>, in the repository that uses it".into(),
-    }
+    let locked = || Error::Locked {
+        what: format!("AWS profile {profile}"),
+        reason:
+            "no unlocked keyrack key uses it in this session (credential_process never signs in)"
+                .into(),
+        hint:
+            "unlock it in the repository that uses it: keyrack unlock --key AWS_PROFILE --env <env>"
+                .into(),
     };
-    let grant = client.aws_profile(profile)?.ok_or_else(locked)?;
+    let grant = client.aws_profile(&profile)?.ok_or_else(locked)?;
     let aws = grant.aws.clone().ok_or_else(locked)?;
     let fresh = |c: &RoleCredentials| c.expiration > now_ms() + 5 * 60 * 1000;
     let creds = match aws.role_credentials.filter(fresh) {
@@ -383,10 +494,10 @@ pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
             )
             .map_err(|e| {
                 if e.is_unauthorized() {
-                    Error::NotSet {
-                        slug: format!("AWS profile {profile}"),
-                        hint: "the SSO session ended: keyrack unlock --key AWS_PROFILE --env <env>"
-                            .into(),
+                    Error::Locked {
+                        what: format!("AWS profile {profile}"),
+                        reason: "its SSO session ended".into(),
+                        hint: "sign in again: keyrack unlock --key AWS_PROFILE --env <env>".into(),
                     }
                 } else {
                     e.into_error("renewing role credentials")
@@ -422,7 +533,8 @@ pub struct LogoutReport {
 
 /// Signs the profile's SSO session out server-side and deletes both copies of its token.
 pub fn logout(rack: &Rack, profile: &str) -> Result<LogoutReport> {
-    let p = AwsConfig::load_default()?.sso_profile(profile)?;
+    let profile = profile_arg("--profile", profile)?;
+    let p = AwsConfig::load_default()?.sso_profile(&profile)?;
     let recipients = rack.host()?.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, crate::aws::login::LoginOptions::never_prompt())?;
     let sessions = Sessions::new(&ctx)?;

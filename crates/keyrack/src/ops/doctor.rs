@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 
 use super::Rack;
 use crate::aws::config_file::{self, AwsConfig};
+use crate::aws::names::ProfileName;
 use crate::aws::token_cache::{self, format_z};
 use crate::daemon::client::Client;
 use crate::daemon::socket;
@@ -425,65 +426,40 @@ fn check_vault_files(rack: &Rack, host: &HostManifest) -> Check {
     .data(data)
 }
 
-/// Checks the runtime dir; returns whether it is safe to talk to the daemon in it.
+/// Checks the runtime dir the way the daemon and every client check it
+/// ([`socket::check_runtime_dir`]); returns whether it is safe to talk to the daemon in it.
 fn check_runtime_dir(checks: &mut Vec<Check>) -> bool {
     const C: &str = "runtime_dir";
     let dir = socket::runtime_dir();
     let shown = dir.display().to_string();
-    let meta = match std::fs::symlink_metadata(&dir) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let data = match std::fs::symlink_metadata(&dir) {
+        Ok(meta) => json!({
+            "path": dir,
+            "exists": true,
+            "uid": meta.uid(),
+            "mode": mode_of(&meta),
+            "symlink": meta.file_type().is_symlink(),
+        }),
+        Err(_) => json!({ "path": dir, "exists": false }),
+    };
+    match socket::check_runtime_dir(&dir) {
+        Ok(false) => {
             checks.push(
                 Check::ok(
                     C,
                     format!("{shown} does not exist yet (unlock creates it, mode 0700)"),
                 )
-                .data(json!({ "path": dir, "exists": false })),
+                .data(data),
             );
-            return true;
+            true
+        }
+        Ok(true) => {
+            checks.push(Check::ok(C, format!("{shown} (yours, mode 0700)")).data(data));
+            true
         }
         Err(e) => {
-            checks.push(Check::error(C, &Error::io("inspect", &dir, e)));
-            return false;
-        }
-    };
-    let me = nix::unistd::geteuid().as_raw();
-    let mode = mode_of(&meta);
-    let data = json!({ "path": dir, "exists": true, "uid": meta.uid(), "mode": mode, "symlink": meta.file_type().is_symlink() });
-    let problem = if meta.file_type().is_symlink() {
-        Some((
-            format!("{shown} is a symbolic link: the daemon's socket could be redirected"),
-            format!("rm {shown}   (keyrack creates it again, mode 0700)"),
-        ))
-    } else if !meta.is_dir() {
-        Some((
-            format!("{shown} is not a directory"),
-            format!("rm {shown}   (keyrack creates it again, mode 0700)"),
-        ))
-    } else if meta.uid() != me {
-        Some((
-            format!(
-                "{shown} is owned by uid {}, not by you (uid {me})",
-                meta.uid()
-            ),
-            format!("set XDG_RUNTIME_DIR to a directory of yours, or remove it: rm -r {shown}"),
-        ))
-    } else if meta.permissions().mode() & 0o077 != 0 {
-        Some((
-            format!("{shown} has mode {mode}: others can reach the daemon's socket"),
-            format!("chmod 700 {shown}"),
-        ))
-    } else {
-        None
-    };
-    match problem {
-        Some((message, fix)) => {
-            checks.push(Check::fail(C, message, Some(fix)).data(data));
+            checks.push(Check::error(C, &e).data(data));
             false
-        }
-        None => {
-            checks.push(Check::ok(C, format!("{shown} (yours, mode {mode})")).data(data));
-            true
         }
     }
 }
@@ -776,7 +752,13 @@ fn check_aws(
     let mut broken = Vec::new();
     for e in &aws_entries {
         let name = e.exid.clone().unwrap_or_default();
-        if let Err(err) = cfg.sso_profile(&name) {
+        let resolved = ProfileName::parse(&name)
+            .map_err(|why| Error::Aws {
+                message: format!("the recorded AWS profile name is refused: {why}"),
+                hint: "set the key again with a valid profile".into(),
+            })
+            .and_then(|p| cfg.sso_profile(&p));
+        if let Err(err) = resolved {
             broken.push((e, err));
         }
     }
@@ -848,7 +830,8 @@ fn check_sso_sessions(
         let name = e
             .exid
             .as_deref()
-            .and_then(|p| cfg.sso_profile(p).ok())
+            .and_then(|p| ProfileName::parse(p).ok())
+            .and_then(|p| cfg.sso_profile(&p).ok())
             .map(|p| p.cache_name().to_string())
             .or_else(|| e.meta.get(meta::SESSION).cloned());
         if let Some(n) = name {

@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use super::Rack;
 use crate::aws::config_file::AwsConfig;
+use crate::aws::names::ProfileName;
 use crate::crypto;
 use crate::daemon::client::Client;
 use crate::error::{Error, Result};
@@ -477,8 +478,11 @@ fn from_daemon(rb: &mut Rebuild<'_>) {
                 meta.insert(aws_config::meta::SSO_REGION.into(), aws.sso_region.clone());
                 meta.insert(aws_config::meta::ACCOUNT_ID.into(), aws.account_id.clone());
                 meta.insert(aws_config::meta::ROLE_NAME.into(), aws.role_name.clone());
-                if let Ok(p) = AwsConfig::load_default().and_then(|c| c.sso_profile(&aws.profile)) {
-                    meta.insert(aws_config::meta::START_URL.into(), p.start_url);
+                if let Some(p) = ProfileName::parse(&aws.profile)
+                    .ok()
+                    .and_then(|n| AwsConfig::load_default().ok()?.sso_profile(&n).ok())
+                {
+                    meta.insert(aws_config::meta::START_URL.into(), p.start_url.to_string());
                 }
                 rb.add(
                     held.slug,

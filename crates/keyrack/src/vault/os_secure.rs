@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::{Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
-use crate::crypto::{self, RecipientKey};
+use crate::crypto;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::home::Home;
@@ -215,28 +215,4 @@ impl Vault for OsSecure<'_> {
         self.unlocked.borrow_mut().remove(&entry.slug);
         fsio::remove_if_exists(&file_for(self.ctx.home, &entry.slug))
     }
-}
-
-/// Re-encrypts every os.secure file of `entries` to `recipients`, so recipient changes reach
-/// every secret (not only the host manifest). Returns how many files were rewritten.
-pub fn reencrypt_all<'e>(
-    home: &Home,
-    identity: &Identity,
-    recipients: &[RecipientKey],
-    entries: impl Iterator<Item = &'e HostEntry>,
-) -> Result<usize> {
-    let mut count = 0;
-    for entry in entries.filter(|e| e.vault == VaultKind::OsSecure) {
-        let path = file_for(home, &entry.slug);
-        let data = match std::fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("read", &path, e)),
-        };
-        let plain = crypto::decrypt(&path, &data, identity)?;
-        let sealed = crypto::encrypt(recipients, &plain)?;
-        fsio::write_atomic(&path, &sealed, 0o600)?;
-        count += 1;
-    }
-    Ok(count)
 }
