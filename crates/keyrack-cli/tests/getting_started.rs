@@ -244,6 +244,8 @@ fn bash_completes_envs_keys_and_aws_profiles() {
     );
     let some = bash_complete(&s, &["keyrack", "set", "--key", "XA"]);
     assert_eq!(some, ["XAI_API_KEY"], "filtered by the typed prefix");
+    let positional = bash_complete(&s, &["keyrack", "get", "DB"]);
+    assert_eq!(positional, ["DB_URL"], "get KEY");
     let profiles = bash_complete(&s, &["keyrack", "aws", "credentials", "--profile", ""]);
     assert_eq!(
         profiles,
