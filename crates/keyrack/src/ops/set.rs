@@ -106,8 +106,15 @@ impl Acquired {
 /// Runs `set`: plan (scope, vault, mech) → acquire the value → under the lock, prove the round
 /// trip and record the host entry → declare the key in keyrack.yml → drop a stale grant.
 pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
+    run_given(rack, opts, None)
+}
+
+/// Runs `set` with the value already in hand (`fill`, `import`): the same checks, proof and
+/// records as [`run`], without asking for the secret. `given` is ignored for aws.config, whose
+/// value is the profile `prepare_profile` decides.
+pub fn run_given(rack: &Rack, opts: &SetOptions, given: Option<Secret>) -> Result<SetReport> {
     let plan = plan(rack, opts)?;
-    let acquired = acquire(rack, opts, &plan)?;
+    let acquired = acquire(rack, opts, &plan, given)?;
 
     let _lock = rack.lock()?;
     // What was read before the lock may be stale (a parallel set/del, recipient add): keyrack.yml
@@ -200,7 +207,7 @@ fn plan(rack: &Rack, opts: &SetOptions) -> Result<Plan> {
 
 /// Acquires the value through the mech (an AWS SSO profile, or the secret itself) and checks it
 /// against the admission rules. Fails fast (not initialised, wrong identity) before asking.
-fn acquire(rack: &Rack, opts: &SetOptions, plan: &Plan) -> Result<Acquired> {
+fn acquire(rack: &Rack, opts: &SetOptions, plan: &Plan, given: Option<Secret>) -> Result<Acquired> {
     let recipients = rack.host()?.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, opts.login)?;
     let prepared = match plan.mech {
@@ -215,7 +222,16 @@ fn acquire(rack: &Rack, opts: &SetOptions, plan: &Plan) -> Result<Acquired> {
     };
     let secret = match &prepared {
         Some(p) => Secret::new(p.profile.clone()),
-        None => mech::acquire_secret(&opts.key, opts.source)?,
+        None => match given {
+            Some(v) if v.expose().is_empty() => {
+                return Err(Error::SecretInput {
+                    reason: "the secret is empty".into(),
+                    hint: format!("give {} a value, or leave it out", opts.key),
+                })
+            }
+            Some(v) => v,
+            None => mech::acquire_secret(&opts.key, opts.source)?,
+        },
     };
     let mut acquired = Acquired {
         secret,

@@ -81,6 +81,8 @@ pub const FRESH_FOR: Duration = Duration::from_secs(5 * 60);
 pub struct Payload {
     /// The SSO portal's base URL, resolved when the grant was made.
     pub portal: String,
+    /// The SSO region.
+    pub sso_region: String,
     /// The account id.
     pub account_id: String,
     /// The role name.
@@ -129,6 +131,28 @@ impl Payload {
         let halfway = now + exp.duration_since(now) / 2;
         Some(ahead.max(halfway))
     }
+}
+
+/// The external id (profile name) and metadata a host entry of `grant` records, from what the
+/// grant carries and the profile in the AWS config (for `init --recover`); `None` for a grant
+/// that is not an aws.config one.
+pub fn entry_of(grant: &Grant) -> Option<(String, BTreeMap<String, String>)> {
+    let profile = grant.labels.get(label::PROFILE)?.clone();
+    let payload = Payload::of(grant)?;
+    let mut m = BTreeMap::new();
+    if let Some(session) = grant.labels.get(label::SESSION) {
+        m.insert(meta::SESSION.into(), session.clone());
+    }
+    m.insert(meta::SSO_REGION.into(), payload.sso_region.clone());
+    m.insert(meta::ACCOUNT_ID.into(), payload.account_id.clone());
+    m.insert(meta::ROLE_NAME.into(), payload.role_name.clone());
+    if let Some(p) = ProfileName::parse(&profile)
+        .ok()
+        .and_then(|n| AwsConfig::load_default().ok()?.sso_profile(&n).ok())
+    {
+        m.insert(meta::START_URL.into(), p.start_url.to_string());
+    }
+    Some((profile, m))
 }
 
 /// Renews the role credentials an aws.config grant carries (run by the session daemon). A portal
@@ -547,6 +571,7 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
     let payload = Payload {
         portal: endpoint(Service::Sso, &p.sso_region)
             .map_err(|e| e.into_error("resolving the SSO portal"))?,
+        sso_region: p.sso_region.to_string(),
         account_id: p.account_id.to_string(),
         role_name: p.role_name.to_string(),
         access_token: live.token.access_token.clone(),
