@@ -1,6 +1,7 @@
-//! The generic daemon, through the real binary: grants carry labels, files to release, an opaque
-//! vault payload and a renewal deadline; the daemon renews through the vault renewer it was
-//! started with, and remembers why a grant ended.
+//! The core shapes, through the real binary: the generic daemon (grants carry labels, files to
+//! release, an opaque vault payload and a renewal deadline; the daemon renews through the vault
+//! renewer it was started with and remembers why a grant ended), one scope resolver for every
+//! command, and the typed host manifest reading the files written before it.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -270,4 +271,82 @@ fn get_set_and_del_resolve_a_key_the_same_way() {
             stderr(&o)
         );
     }
+}
+
+/// Decrypts the default owner's host manifest of `s` as JSON.
+fn host_json(s: &Sandbox) -> serde_json::Value {
+    let id = keyrack::identity::Identity::load(&s.identity()).unwrap();
+    let path = s.keyrack_home.join("host.age");
+    let plain = keyrack::crypto::decrypt(&path, &std::fs::read(&path).unwrap(), &id).unwrap();
+    serde_json::from_slice(&plain).unwrap()
+}
+
+/// Encrypts `v` as the host manifest of `s`, to the manifest's own recipients.
+fn write_host_json(s: &Sandbox, v: &serde_json::Value) {
+    let recipients: Vec<keyrack::crypto::RecipientKey> = v["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| keyrack::crypto::RecipientKey::parse(r["pubkey"].as_str().unwrap()).unwrap())
+        .collect();
+    let sealed =
+        keyrack::crypto::encrypt(&recipients, serde_json::to_string(v).unwrap().as_bytes())
+            .unwrap();
+    std::fs::write(s.keyrack_home.join("host.age"), sealed).unwrap();
+}
+
+#[test]
+fn a_host_manifest_written_before_entries_were_typed_still_loads() {
+    let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
+    s.manifest("org: acme\nenv.test: [A, B]\n");
+    s.init();
+    s.set("A", "test", "a-value");
+    // the earlier file form: meta a string map (aws.config under its old alias), maxDuration as
+    // written, times with an offset
+    let mut v = host_json(&s);
+    let a = &mut v["hosts"]["acme.test.A"];
+    a["maxDuration"] = "90m".into();
+    a["createdAt"] = "2024-05-01T12:00:00+02:00".into();
+    let aws_meta = serde_json::json!({
+        "accountId": "123456789012", "roleName": "Admin", "ssoRegion": "us-east-1",
+        "ssoSession": "acme", "ssoStartUrl": "https://d-1.awsapps.com/start", "ssoUser": "alice"
+    });
+    v["hosts"]["acme.test.AWS_PROFILE"] = serde_json::json!({
+        "slug": "acme.test.AWS_PROFILE", "vault": "aws.iam.sso", "mech": "aws.sso",
+        "exid": "acme.test", "env": "test", "org": "acme", "meta": aws_meta,
+        "createdAt": "2024-05-01T10:00:00Z", "updatedAt": "2024-05-01T10:00:00Z"
+    });
+    write_host_json(&s, &v);
+
+    let (code, list) = s.json(&["list"]);
+    assert_eq!(code, 0, "{list}");
+    let row = |slug: &str| {
+        list["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["slug"] == slug)
+            .cloned()
+            .unwrap_or_else(|| panic!("{slug} in {list}"))
+    };
+    assert_eq!(row("acme.test.A")["maxDuration"], "1h30m");
+    assert_eq!(row("acme.test.A")["createdAt"], "2024-05-01T10:00:00Z");
+    assert_eq!(row("acme.test.AWS_PROFILE")["meta"], aws_meta);
+    assert_eq!(row("acme.test.AWS_PROFILE")["vault"], "aws.config");
+
+    // it unlocks, capped by the recorded maxDuration
+    let (code, u) = s.json(&["unlock", "--env", "test", "--key", "A"]);
+    assert_eq!(code, 0, "{u}");
+    assert_eq!(s.get_value("A", "test").1, "a-value");
+
+    // a later write keeps every entry and its data
+    s.set("B", "test", "b-value");
+    let after = host_json(&s);
+    assert_eq!(after["hosts"]["acme.test.AWS_PROFILE"]["meta"], aws_meta);
+    assert_eq!(after["hosts"]["acme.test.A"]["maxDuration"], "1h30m");
+    assert_eq!(
+        after["hosts"]["acme.test.A"]["createdAt"],
+        "2024-05-01T10:00:00Z"
+    );
+    assert!(after["hosts"]["acme.test.B"].is_object());
 }

@@ -329,9 +329,60 @@ pub mod time {
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now())
     }
 
+    /// Parses a duration written like `9h`, `30m`, `1h30m` or `1h 30m` (zero is refused).
+    pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+        match humantime::parse_duration(s) {
+            Ok(d) if d.is_zero() => Err("must be longer than zero".into()),
+            Ok(d) => Ok(d),
+            Err(e) => Err(format!("not a duration ({e})")),
+        }
+    }
+
+    /// Writes a duration the way [`parse_duration`] (and people) read it: `1h30m`, `45s`, `2h`
+    /// (whole seconds; hours are not folded into days).
+    pub fn format_duration(d: std::time::Duration) -> String {
+        let secs = d.as_secs();
+        let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+        let mut out = String::new();
+        for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+            if n > 0 {
+                out.push_str(&format!("{n}{unit}"));
+            }
+        }
+        if out.is_empty() {
+            out.push_str("0s");
+        }
+        out
+    }
+
     /// `2026-01-02T03:04:05Z`.
     pub fn format_rfc3339(t: Timestamp) -> String {
         t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+
+    /// An optional duration written as text (`1h30m`, see [`format_duration`]).
+    pub mod duration_text {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes `d` as `1h30m`.
+        pub fn serialize<S: Serializer>(
+            d: &Option<std::time::Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_str(&super::format_duration(*d)),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads a duration as [`super::parse_duration`] does.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<std::time::Duration>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|s| super::parse_duration(&s).map_err(serde::de::Error::custom))
+                .transpose()
+        }
     }
 
     /// A time written as RFC 3339: `2026-01-02T03:04:05Z` when written, any RFC 3339 form
@@ -392,6 +443,26 @@ mod tests {
         assert!(back.has_label("x.name", "a"));
         assert!(!back.has_label("x.name", "b"));
         assert!(format!("{back:?}").contains("Secret(***)"));
+    }
+
+    #[test]
+    fn durations_read_what_people_write_and_write_it_back() {
+        for (text, secs, back) in [
+            ("9h", 32400, "9h"),
+            ("30m", 1800, "30m"),
+            ("1h30m", 5400, "1h30m"),
+            ("1h 30m", 5400, "1h30m"),
+            ("90m", 5400, "1h30m"),
+            ("1s", 1, "1s"),
+            ("2days", 172800, "48h"),
+        ] {
+            let d = time::parse_duration(text).unwrap();
+            assert_eq!(d.as_secs(), secs, "{text}");
+            assert_eq!(time::format_duration(d), back);
+            assert_eq!(time::parse_duration(back).unwrap(), d);
+        }
+        assert!(time::parse_duration("0s").is_err());
+        assert!(time::parse_duration("soon").is_err());
     }
 
     #[test]

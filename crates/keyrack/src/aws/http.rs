@@ -6,9 +6,10 @@ use std::time::Duration;
 use crate::error::Error;
 
 /// What an AWS call can fail with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AwsError {
     /// The endpoint could not be reached (DNS, refused, timeout, TLS).
+    #[error("cannot reach {url} ({reason})")]
     Unreachable {
         /// The URL.
         url: String,
@@ -16,6 +17,7 @@ pub enum AwsError {
         reason: String,
     },
     /// The service answered with an error.
+    #[error("AWS answered {status} {code}: {message}")]
     Service {
         /// HTTP status.
         status: u16,
@@ -25,6 +27,7 @@ pub enum AwsError {
         message: String,
     },
     /// The answer was not what the API documents.
+    #[error("unexpected answer from {url}: {reason}")]
     Malformed {
         /// The URL.
         url: String,
@@ -32,6 +35,7 @@ pub enum AwsError {
         reason: String,
     },
     /// keyrack refused to send the request (the endpoint would not be AWS's), nothing was sent.
+    #[error("nothing was sent: {reason}")]
     Refused {
         /// Why.
         reason: String,
@@ -58,44 +62,34 @@ impl AwsError {
             })
     }
 
-    /// As a keyrack error, with the fix.
+    /// As a keyrack error saying what keyrack was `doing`, with the fix; this error is its source.
     pub fn into_error(self, doing: &str) -> Error {
-        let (message, hint) = match &self {
-            AwsError::Unreachable { url, reason } => (
-                format!("{doing}: cannot reach {url} ({reason})"),
-                "check the network (and AWS_ENDPOINT_URL_* if set), then retry".to_string(),
-            ),
-            AwsError::Service {
-                status,
-                code,
-                message,
-            } if *status >= 500 => (
-                format!("{doing}: AWS answered {status} {code}: {message}"),
-                "AWS had a fault; retry in a moment".to_string(),
-            ),
-            AwsError::Service {
-                status,
-                code,
-                message,
-            } => (
-                format!("{doing}: AWS answered {status} {code}: {message}"),
-                if self.is_unauthorized() {
-                    "the SSO session is no longer valid: keyrack unlock signs in again".to_string()
-                } else {
-                    "check the SSO settings of the profile (start URL, region, account, role)"
-                        .to_string()
-                },
-            ),
-            AwsError::Malformed { url, reason } => (
-                format!("{doing}: unexpected answer from {url}: {reason}"),
-                "check AWS_ENDPOINT_URL_* points at AWS, then retry".to_string(),
-            ),
-            AwsError::Refused { reason } => (
-                format!("{doing}: nothing was sent: {reason}"),
-                "fix the region in the profile's settings (keyrack set … --sso-region <region>, or edit the AWS config file)".to_string(),
-            ),
+        let hint = match &self {
+            AwsError::Unreachable { .. } => {
+                "check the network (and AWS_ENDPOINT_URL_* if set), then retry".to_string()
+            }
+            AwsError::Service { status, .. } if *status >= 500 => {
+                "AWS had a fault; retry in a moment".to_string()
+            }
+            AwsError::Service { .. } if self.is_unauthorized() => {
+                "the SSO session is no longer valid: keyrack unlock signs in again".to_string()
+            }
+            AwsError::Service { .. } => {
+                "check the SSO settings of the profile (start URL, region, account, role)"
+                    .to_string()
+            }
+            AwsError::Malformed { .. } => {
+                "check AWS_ENDPOINT_URL_* points at AWS, then retry".to_string()
+            }
+            AwsError::Refused { .. } => {
+                "fix the region in the profile's settings (keyrack set … --sso-region <region>, or edit the AWS config file)".to_string()
+            }
         };
-        Error::Aws { message, hint }
+        Error::Aws {
+            message: doing.to_string(),
+            hint,
+            source: Some(self),
+        }
     }
 }
 

@@ -147,6 +147,7 @@ pub fn sign_in(
 ) -> Result<SsoToken> {
     if opts.no_prompt {
         return Err(Error::Aws {
+            source: None,
             message: format!("signing in to {start_url} is needed, and --no-prompt forbids it"),
             hint: "run keyrack unlock without --no-prompt (a browser sign-in follows)".into(),
         });
@@ -184,6 +185,7 @@ pub fn pkce_challenge(verifier: &str) -> String {
 
 fn timed_out(start_url: &str, opts: &LoginOptions, flow: &str) -> Error {
     Error::Aws {
+        source: None,
         message: format!(
             "sign-in to {start_url} did not complete within {} ({flow}); nothing was saved",
             humantime::format_duration(opts.timeout)
@@ -248,6 +250,7 @@ fn pkce(reg: &Registration, start_url: &str, opts: &LoginOptions) -> Result<SsoT
             }
             Callback::Denied(why) => {
                 return Err(Error::Aws {
+                    source: None,
                     message: format!("the sign-in was refused in the browser: {why}"),
                     hint: "run the command again and choose Allow".into(),
                 })
@@ -353,6 +356,7 @@ fn device_code(reg: &Registration, start_url: &str, opts: &LoginOptions) -> Resu
                 }
                 Some(c) if c.contains("AccessDenied") => {
                     return Err(Error::Aws {
+                        source: None,
                         message: "the device sign-in was denied".into(),
                         hint: "run the command again and approve the request".into(),
                     })
@@ -365,6 +369,7 @@ fn device_code(reg: &Registration, start_url: &str, opts: &LoginOptions) -> Resu
 
 fn aws_cli(start_url: &str, profile: Option<&str>, opts: &LoginOptions) -> Result<SsoToken> {
     let profile = profile.ok_or_else(|| Error::Aws {
+        source: None,
         message: "the aws-cli driver signs in through a profile, and none is configured yet".into(),
         hint:
             "use the native driver for the first set (default), or pass --exid <existing profile>"
@@ -385,6 +390,7 @@ fn aws_cli(start_url: &str, profile: Option<&str>, opts: &LoginOptions) -> Resul
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .map_err(|e| Error::Aws {
+            source: None,
             message: format!("cannot run the AWS CLI: {e}"),
             hint: "install it, or use --login-driver native".into(),
         })?;
@@ -404,6 +410,7 @@ fn aws_cli(start_url: &str, profile: Option<&str>, opts: &LoginOptions) -> Resul
     };
     if !status.success() {
         return Err(Error::Aws {
+            source: None,
             message: format!("aws sso login --profile {profile} failed ({status})"),
             hint: "read its output above, then retry".into(),
         });
@@ -413,6 +420,7 @@ fn aws_cli(start_url: &str, profile: Option<&str>, opts: &LoginOptions) -> Resul
     let p = cfg.sso_profile(&name)?;
     let file = super::token_cache::cache_file(p.cache_name())?;
     super::token_cache::read(&file)?.ok_or_else(|| Error::Aws {
+        source: None,
         message: format!(
             "aws sso login succeeded but wrote no token at {}",
             file.display()

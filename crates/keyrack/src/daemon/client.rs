@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use super::ledger;
 use super::protocol::{HeldGrant, RelockScope, Request, Response};
+use super::DaemonError;
 use super::{platform, socket, CLIENT_TIMEOUT, MAX_REQUEST_BYTES};
 use crate::error::{Error, Result};
 use crate::grant::{Ended, Grant};
@@ -73,10 +74,7 @@ fn encode(req: &Request) -> Result<Zeroizing<Vec<u8>>> {
     line.push(b'\n');
     if line.len() > MAX_REQUEST_BYTES {
         return Err(Error::Daemon {
-            message: format!(
-                "the request is {} bytes, over the daemon's limit of {MAX_REQUEST_BYTES}; nothing was sent",
-                line.len()
-            ),
+            source: DaemonError::RequestTooLarge { bytes: line.len() },
             hint: "unlock fewer keys at once (keyrack unlock --key <KEY>), or store smaller values"
                 .into(),
         });
@@ -171,10 +169,7 @@ impl Client {
                 Attempt::Retry => break Ok(None),
                 Attempt::Busy => {
                     if Instant::now() + pause >= deadline {
-                        break Err(self.err(format!(
-                            "the daemon stayed busy for {} s (too many connections at once)",
-                            CLIENT_TIMEOUT.as_secs()
-                        )));
+                        break Err(self.err(DaemonError::Busy));
                     }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(100));
@@ -211,9 +206,10 @@ impl Client {
                 return Attempt::Done(Err(self.not_answering(None)))
             }
             Err(e) => {
-                return Attempt::Done(Err(
-                    self.err(format!("cannot connect to {}: {e}", self.path.display()))
-                ))
+                return Attempt::Done(Err(self.err(DaemonError::Connect {
+                    path: self.path.clone(),
+                    source: e,
+                })))
             }
         };
         // Who is listening? Not a byte goes to anyone but this user.
@@ -228,7 +224,9 @@ impl Client {
         if let Ok(r) = serde_json::from_slice::<Response>(&buf) {
             return match r {
                 Response::Busy => Attempt::Busy,
-                Response::Error { message } => Attempt::Done(Err(self.err(message))),
+                Response::Error { message } => {
+                    Attempt::Done(Err(self.err(DaemonError::Refused(message))))
+                }
                 r => Attempt::Done(Ok(Some(r))),
             };
         }
@@ -251,19 +249,17 @@ impl Client {
             {
                 Attempt::Retry
             }
-            (Err(e), _) | (_, Err(e)) => {
-                Attempt::Done(Err(self.err(format!("talking to the daemon failed: {e}"))))
-            }
+            (Err(e), _) | (_, Err(e)) => Attempt::Done(Err(self.err(DaemonError::Talk(e)))),
             (Ok(()), Ok(())) if buf.is_empty() => Attempt::Retry,
-            (Ok(()), Ok(())) => Attempt::Done(Err(
-                self.err(format!("unreadable answer ({} bytes)", buf.len()))
-            )),
+            (Ok(()), Ok(())) => {
+                Attempt::Done(Err(self.err(DaemonError::Unreadable { bytes: buf.len() })))
+            }
         }
     }
 
-    fn err(&self, message: String) -> Error {
+    fn err(&self, source: DaemonError) -> Error {
         Error::Daemon {
-            message,
+            source,
             hint: format!(
                 "keyrack daemon prune{}; then keyrack unlock",
                 self.home.owner().flag()
@@ -272,13 +268,11 @@ impl Client {
     }
 
     fn not_answering(&self, pid: Option<i32>) -> Error {
-        let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
         Error::Daemon {
-            message: format!(
-                "the daemon{who} at {} did not answer within {} s: it is stopped or stuck",
-                self.path.display(),
-                CLIENT_TIMEOUT.as_secs()
-            ),
+            source: DaemonError::NotAnswering {
+                pid,
+                path: self.path.clone(),
+            },
             hint: match pid {
                 Some(p) => format!(
                     "kill -CONT {p} if you paused it; otherwise end it with kill {p} and run keyrack unlock (a new daemon starts)"
@@ -292,7 +286,7 @@ impl Client {
     }
 
     fn unexpected(&self, r: Response) -> Error {
-        self.err(format!("unexpected answer: {r:?}"))
+        self.err(DaemonError::Unexpected(format!("{r:?}")))
     }
 
     /// Whether a daemon answers.
@@ -313,12 +307,20 @@ impl Client {
         if self.call(&Request::Status)?.is_some() {
             return Ok(());
         }
-        let (report_rx, report_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| self.err(format!("cannot create a pipe to start the daemon: {e}")))?;
+        let (report_rx, report_tx) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+                self.err(DaemonError::Start {
+                    doing: "create a pipe to start the daemon",
+                    source: e.into(),
+                })
+            })?;
         let mut cmd = self.daemon_command(report_tx)?;
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| self.err(format!("cannot start the daemon: {e}")))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            self.err(DaemonError::Start {
+                doing: "start the daemon",
+                source: e,
+            })
+        })?;
         // our copy of the write end must go, or the pipe never reaches end of file
         drop(cmd);
         let deadline = Instant::now() + START_TIMEOUT;
@@ -334,9 +336,10 @@ impl Client {
     /// descriptors [`Client::ensure_running`] describes; it reports on `report`.
     fn daemon_command(&self, report: std::os::fd::OwnedFd) -> Result<std::process::Command> {
         let exe = std::env::current_exe().map_err(|e| {
-            self.err(format!(
-                "cannot find the keyrack binary to start the daemon: {e}"
-            ))
+            self.err(DaemonError::Start {
+                doing: "find the keyrack binary to start the daemon",
+                source: e,
+            })
         })?;
         let root = std::path::absolute(self.home.root())
             .unwrap_or_else(|_| self.home.root().to_path_buf());
@@ -382,7 +385,9 @@ impl Client {
                     return Ok(());
                 }
                 return Err(Error::Daemon {
-                    message: format!("the daemon exited at start ({status}) without saying why"),
+                    source: DaemonError::ExitedAtStart {
+                        status: status.to_string(),
+                    },
                     hint: format!(
                         "run it in the foreground to see the error: keyrack{} daemon run",
                         self.home.owner().flag()
@@ -392,10 +397,9 @@ impl Client {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 return Err(Error::Daemon {
-                    message: format!(
-                        "the daemon did not answer within {} s of starting",
-                        START_TIMEOUT.as_secs()
-                    ),
+                    source: DaemonError::StartTimeout {
+                        secs: START_TIMEOUT.as_secs(),
+                    },
                     hint: format!(
                         "run it in the foreground to see what it waits for: keyrack{} daemon run",
                         self.home.owner().flag()
@@ -420,11 +424,16 @@ impl Client {
                 self.home.owner().flag()
             )
         });
-        let message = format!("the daemon could not start: {message}");
         if e["code"] == "daemon_untrusted" {
-            Error::DaemonUntrusted { message, hint }
+            Error::DaemonUntrusted {
+                message: format!("the daemon could not start: {message}"),
+                hint,
+            }
         } else {
-            Error::Daemon { message, hint }
+            Error::Daemon {
+                source: DaemonError::StartFailed(message),
+                hint,
+            }
         }
     }
 
@@ -447,12 +456,7 @@ impl Client {
                         restarts += 1;
                         self.ensure_running()?;
                     }
-                    None => {
-                        return Err(self.err(
-                            "the daemon exited each time it was started, before it took the grants"
-                                .into(),
-                        ))
-                    }
+                    None => return Err(self.err(DaemonError::KeptExiting)),
                 }
             }
         }

@@ -134,12 +134,11 @@ impl Server {
                     }
                     if Instant::now() >= deadline {
                         return Err(Error::Daemon {
-                            message: format!(
-                                "another process has held {} for {} s without answering on {}",
-                                lock_path.display(),
-                                LOCK_WAIT.as_secs(),
-                                path.display()
-                            ),
+                            source: super::DaemonError::LockHeld {
+                                lock: lock_path.clone(),
+                                socket: path.to_path_buf(),
+                                secs: LOCK_WAIT.as_secs(),
+                            },
                             hint: format!(
                                 "find it with: fuser -v {} (or lsof {0}); stop it with kill <pid>, then retry",
                                 lock_path.display()

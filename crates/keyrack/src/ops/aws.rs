@@ -325,6 +325,7 @@ fn wizard(
     }
     if accounts.is_empty() {
         return Err(Error::Aws {
+            source: None,
             message: format!("no usable AWS account is assigned to you at {url}"),
             hint:
                 "ask your AWS administrator for an account assignment, then run keyrack set again"
@@ -360,6 +361,7 @@ fn wizard(
     let role = match roles.as_slice() {
         [] => {
             return Err(Error::Aws {
+                source: None,
                 message: format!(
                     "no usable role is assigned to you in {} ({account_id})",
                     shown(&account.account_name)
@@ -435,6 +437,7 @@ fn wizard(
                 .prompt())?
             {
                 return Err(Error::Aws {
+                    source: None,
                     message: format!("profile {profile} was left as it is"),
                     hint: format!("choose another profile name, or reuse it unchanged: keyrack set --key AWS_PROFILE --exid {profile}"),
                 });

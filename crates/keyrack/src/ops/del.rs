@@ -84,7 +84,7 @@ pub fn run(rack: &Rack, opts: &DelOptions) -> Result<DelReport> {
         vault::open(entry.vault, ctx).del(&entry)?;
         report.vault = Some(entry.vault);
         report.secret_destroyed = vault::info(entry.vault).custody == Custody::Owns;
-        host.hosts.remove(&slug.to_string());
+        host.hosts.remove(&slug);
         host.save(rack.home())?;
         fsio::remove_if_exists(&rack.home().inventory_marker(&slug))?;
     }

@@ -269,12 +269,13 @@ impl Rebuild<'_> {
         meta: BTreeMap<String, String>,
         from: String,
     ) {
-        if self.host.hosts.contains_key(&slug.to_string()) {
+        if self.host.hosts.contains_key(&slug) {
             self.kept += 1;
             return;
         }
+        let meta = crate::host_manifest::Meta::from_map(kind, meta);
         let entry = vault::provisional_entry(&slug, kind, mech, exid, meta);
-        self.host.hosts.insert(slug.to_string(), entry);
+        self.host.hosts.insert(slug.clone(), entry);
         self.recovered.push(Recovered {
             slug,
             vault: kind,
@@ -460,7 +461,7 @@ fn from_daemon(rb: &mut Rebuild<'_>) {
     };
     for held in status.grants {
         if !matches!(held.vault, VaultKind::OsDaemon | VaultKind::AwsConfig)
-            || rb.host.hosts.contains_key(&held.slug.to_string())
+            || rb.host.hosts.contains_key(&held.slug)
         {
             continue;
         }

@@ -68,16 +68,21 @@ pub struct EntryDetail {
     /// The vault's external id (profile name, URI), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exid: Option<String>,
-    /// The longest a grant of this key may live.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_duration: Option<String>,
+    /// The longest a grant of this key may live (`1h30m` in JSON).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "crate::grant::time::duration_text"
+    )]
+    pub max_duration: Option<std::time::Duration>,
     /// When it was first set (RFC 3339).
-    pub created_at: String,
+    #[serde(with = "crate::grant::time::rfc3339")]
+    pub created_at: jiff::Timestamp,
     /// When it was last set (RFC 3339).
-    pub updated_at: String,
-    /// Vault metadata (never secrets).
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub meta: std::collections::BTreeMap<String, String>,
+    #[serde(with = "crate::grant::time::rfc3339")]
+    pub updated_at: jiff::Timestamp,
+    /// Vault metadata (never secrets), as the host manifest writes it.
+    #[serde(skip_serializing_if = "crate::host_manifest::Meta::is_empty")]
+    pub meta: crate::host_manifest::Meta,
 }
 
 /// One key's row.
@@ -167,9 +172,9 @@ impl KeyRow {
         row.entry = Some(EntryDetail {
             mech: e.mech,
             exid: e.exid.clone(),
-            max_duration: e.max_duration.clone(),
-            created_at: e.created_at.clone(),
-            updated_at: e.updated_at.clone(),
+            max_duration: e.max_duration,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
             meta: e.meta.clone(),
         });
         row

@@ -10,7 +10,7 @@ use crate::daemon::{client::Client, protocol::RelockScope};
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::grant::{Mech, VaultKind};
-use crate::host_manifest::{now_rfc3339, HostEntry, HostManifest};
+use crate::host_manifest::{self, HostEntry, HostManifest};
 use crate::mech::{self, SecretSource};
 use crate::repo_manifest::{edit, RepoManifest};
 use crate::secret::Secret;
@@ -32,8 +32,8 @@ pub struct SetOptions {
     pub org: Option<String>,
     /// External id for referencing vaults.
     pub exid: Option<String>,
-    /// Longest grant lifetime (`1h`, `30m`).
-    pub max_duration: Option<String>,
+    /// Longest grant lifetime.
+    pub max_duration: Option<std::time::Duration>,
     /// Where the secret comes from.
     pub source: SecretSource,
     /// How aws.config may sign in.
@@ -65,9 +65,13 @@ pub struct SetReport {
     /// The firewall's reason, when a value it blocks was stored with `--allow-dangerous`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
-    /// The maxDuration the key now has (kept from the previous set unless given).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_duration: Option<String>,
+    /// The maxDuration the key now has (kept from the previous set unless given; `1h30m` in
+    /// JSON).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "crate::grant::time::duration_text"
+    )]
+    pub max_duration: Option<std::time::Duration>,
 }
 
 /// The vault chosen when `set` is not told.
@@ -128,7 +132,7 @@ pub fn run_given(rack: &Rack, opts: &SetOptions, given: Option<Secret>) -> Resul
     };
     entry.max_duration = kept_max_duration(opts, previous.as_ref());
     if let Some(prev) = &previous {
-        entry.created_at = prev.created_at.clone();
+        entry.created_at = prev.created_at;
         if prev.vault != plan.kind {
             // moving between vaults: the old copy goes once the new one is proven
             let recipients = host.recipient_keys()?;
@@ -136,9 +140,9 @@ pub fn run_given(rack: &Rack, opts: &SetOptions, given: Option<Secret>) -> Resul
             vault::open(prev.vault, ctx).del(prev)?;
         }
     }
-    entry.updated_at = now_rfc3339();
-    let max_duration = entry.max_duration.clone();
-    host.hosts.insert(plan.slug.to_string(), entry);
+    entry.updated_at = host_manifest::now();
+    let max_duration = entry.max_duration;
+    host.hosts.insert(plan.slug.clone(), entry);
     save_and_mark(rack, &host, &plan.slug)?;
 
     let manifest_updated = declare(repo.as_ref(), &plan.scope, &opts.key)?;
@@ -192,9 +196,6 @@ fn plan(rack: &Rack, opts: &SetOptions) -> Result<Plan> {
             reason: format!("vault {kind} stores the secret itself and takes no external id"),
             hint: Some("drop --exid".into()),
         });
-    }
-    if let Some(d) = &opts.max_duration {
-        parse_duration("--max-duration", d)?;
     }
     Ok(Plan {
         scope,
@@ -323,10 +324,9 @@ fn admit_value(
 fn kept_max_duration(
     opts: &SetOptions,
     previous: Option<&crate::host_manifest::HostEntry>,
-) -> Option<String> {
+) -> Option<std::time::Duration> {
     opts.max_duration
-        .clone()
-        .or_else(|| previous.and_then(|p| p.max_duration.clone()))
+        .or_else(|| previous.and_then(|p| p.max_duration))
 }
 
 /// Saves the host manifest, then writes the inventory marker.
@@ -339,19 +339,10 @@ fn save_and_mark(rack: &Rack, host: &HostManifest, slug: &Slug) -> Result<()> {
 
 /// Parses a duration like `9h`, `30m`, `1h30m`.
 pub fn parse_duration(what: &'static str, s: &str) -> Result<std::time::Duration> {
-    match humantime::parse_duration(s) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(Error::InvalidInput {
-            what,
-            value: s.into(),
-            reason: "must be longer than zero".into(),
-            hint: Some("use e.g. 9h, 30m or 1h30m".into()),
-        }),
-        Err(e) => Err(Error::InvalidInput {
-            what,
-            value: s.into(),
-            reason: format!("not a duration ({e})"),
-            hint: Some("use e.g. 9h, 30m or 1h30m".into()),
-        }),
-    }
+    crate::grant::time::parse_duration(s).map_err(|reason| Error::InvalidInput {
+        what,
+        value: s.into(),
+        reason,
+        hint: Some("use e.g. 9h, 30m or 1h30m".into()),
+    })
 }

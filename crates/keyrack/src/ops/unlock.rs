@@ -459,8 +459,8 @@ fn ttl_for(entry: &HostEntry, requested: Option<Duration>) -> Result<Duration> {
         DEFAULT_TTL
     };
     let mut ttl = requested.unwrap_or(default);
-    if let Some(max) = &entry.max_duration {
-        ttl = ttl.min(parse_duration("maxDuration", max)?);
+    if let Some(max) = entry.max_duration {
+        ttl = ttl.min(max);
     }
     Ok(ttl)
 }

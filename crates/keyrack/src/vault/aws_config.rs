@@ -41,7 +41,7 @@ use crate::error::{Error, Result};
 use crate::fsio::{self, WriteLock};
 use crate::grant::{time, Mech, Renewal};
 use crate::home::Home;
-use crate::host_manifest::HostEntry;
+use crate::host_manifest::{AwsConfigMeta, HostEntry, Meta};
 use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::slug::Slug;
@@ -177,21 +177,8 @@ pub fn renew(grant: &Grant) -> Renewal {
     }
 }
 
-/// Meta keys recorded in the host entry.
-pub mod meta {
-    /// sso-session name (or the legacy start URL).
-    pub const SESSION: &str = "ssoSession";
-    /// Portal start URL.
-    pub const START_URL: &str = "ssoStartUrl";
-    /// SSO region.
-    pub const SSO_REGION: &str = "ssoRegion";
-    /// Account id.
-    pub const ACCOUNT_ID: &str = "accountId";
-    /// Role name.
-    pub const ROLE_NAME: &str = "roleName";
-    /// The SSO user seen at set.
-    pub const SSO_USER: &str = "ssoUser";
-}
+/// The names of the metadata recorded in the host entry.
+pub use crate::host_manifest::aws_meta as meta;
 
 fn digest(s: &str) -> String {
     hex::encode(&Sha1::digest(s.as_bytes())[..10])
@@ -297,6 +284,7 @@ impl<'a> Sessions<'a> {
         let found_name = v.get("name").and_then(|n| n.as_str()).unwrap_or_default();
         if found_kind != kind || found_name != name {
             return Err(Error::Aws {
+                source: None,
                 message: format!(
                     "{} holds the {} of '{}', not the {} of '{}': it was moved, copied or swapped, and keyrack does not use it",
                     path.display(),
@@ -397,6 +385,7 @@ impl<'a> Sessions<'a> {
                 Ok(()) => LockGuard::File(f),
                 Err(_) => {
                     return Err(Error::Aws {
+                        source: None,
                         message: format!("another keyrack is signing in to {start_url} right now"),
                         hint: "wait for it to finish, or run without --no-prompt to wait".into(),
                     })
@@ -518,6 +507,7 @@ impl<'a> AwsConfigVault<'a> {
 /// `aws sso login --profile`).
 fn checked_profile(name: &str) -> Result<ProfileName> {
     ProfileName::parse(name).map_err(|e| Error::Aws {
+        source: None,
         message: format!("the recorded AWS profile name is refused: {e}"),
         hint:
             "set the key again with a valid profile: keyrack set --key AWS_PROFILE --exid <profile>"
@@ -528,6 +518,7 @@ fn checked_profile(name: &str) -> Result<ProfileName> {
 /// Unlocks one aws.config entry: live session, SSO user check, mirror, grant.
 pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant> {
     let profile_name = entry.exid.clone().ok_or_else(|| Error::Aws {
+        source: None,
         message: format!("{} has no profile name recorded", entry.slug),
         hint: format!(
             "set it again: keyrack set --key {} --env {}",
@@ -536,7 +527,7 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
         ),
     })?;
     let p = AwsConfig::load_default()?.sso_profile(&checked_profile(&profile_name)?)?;
-    let expected_user = entry.meta.get(meta::SSO_USER).cloned();
+    let expected_user = entry.meta.get(meta::SSO_USER);
     let mut attempts = 0;
     let (live, creds) = loop {
         attempts += 1;
@@ -558,6 +549,7 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
         sessions.forget(p.cache_name())?;
         if attempts >= 2 || sessions.login.no_prompt {
             return Err(Error::Aws {
+                source: None,
                 message: format!("signed in as {} but {} was set up for {expected}", seen.user, entry.slug),
                 hint: format!("sign in as {expected} (keyrack unlock --key {} --env {}), or set the key again to change user", entry.slug.key(), entry.env),
             });
@@ -610,13 +602,14 @@ impl Vault for AwsConfigVault<'_> {
             .expect("profile check returns credentials");
         let who = sts::caller_identity(p.call_region(), &creds)
             .map_err(|e| e.into_error("asking STS who signed in"))?;
-        let mut m = BTreeMap::new();
-        m.insert(meta::SESSION.into(), p.cache_name().to_string());
-        m.insert(meta::START_URL.into(), p.start_url.to_string());
-        m.insert(meta::SSO_REGION.into(), p.sso_region.to_string());
-        m.insert(meta::ACCOUNT_ID.into(), p.account_id.to_string());
-        m.insert(meta::ROLE_NAME.into(), p.role_name.to_string());
-        m.insert(meta::SSO_USER.into(), who.user);
+        let m = Meta::AwsConfig(AwsConfigMeta {
+            sso_session: p.cache_name().to_string(),
+            start_url: p.start_url.to_string(),
+            sso_region: p.sso_region.to_string(),
+            account_id: p.account_id.to_string(),
+            role_name: p.role_name.to_string(),
+            sso_user: Some(who.user),
+        });
         // The profile and token are shared with other tools: nothing to undo on a failed proof
         // but the mirror, which relock already removes.
         Ok(Stored::new(Some(p.name.to_string()), m, || Ok(())))
@@ -658,7 +651,7 @@ fn mirror_of(entry: &HostEntry) -> Result<Option<PathBuf>> {
             .ok()
             .map(|p| p.cache_name().to_string())
     });
-    match from_config.or_else(|| entry.meta.get(meta::SESSION).cloned()) {
+    match from_config.or_else(|| entry.meta.get(meta::SESSION)) {
         Some(session) => token_cache::cache_file(&session).map(Some),
         None => Ok(None),
     }

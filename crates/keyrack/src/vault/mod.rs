@@ -17,14 +17,12 @@ pub mod os_direct;
 pub mod os_envvar;
 pub mod os_secure;
 
-use std::collections::BTreeMap;
-
 use crate::crypto::RecipientKey;
 use crate::error::{Error, Result};
 use crate::firewall;
 use crate::grant::{Renewal, Renewer};
 use crate::home::Home;
-use crate::host_manifest::{now_rfc3339, HostEntry};
+use crate::host_manifest::{self, HostEntry, Meta};
 use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::slug::{Owner, Slug};
@@ -106,7 +104,7 @@ pub struct Stored {
     /// The external id to keep in the host entry.
     pub exid: Option<String>,
     /// Vault metadata to keep in the host entry.
-    pub meta: BTreeMap<String, String>,
+    pub meta: Meta,
     undo: Box<dyn FnOnce() -> Result<()>>,
 }
 
@@ -114,7 +112,7 @@ impl Stored {
     /// A store result with an undo step that restores the previous state.
     pub fn new(
         exid: Option<String>,
-        meta: BTreeMap<String, String>,
+        meta: Meta,
         undo: impl FnOnce() -> Result<()> + 'static,
     ) -> Self {
         Stored {
@@ -201,9 +199,9 @@ pub fn provisional_entry(
     kind: VaultKind,
     mech: Mech,
     exid: Option<String>,
-    meta: BTreeMap<String, String>,
+    meta: Meta,
 ) -> HostEntry {
-    let now = now_rfc3339();
+    let now = host_manifest::now();
     HostEntry {
         slug: slug.clone(),
         vault: kind,
@@ -213,7 +211,7 @@ pub fn provisional_entry(
         org: slug.org().into(),
         meta,
         max_duration: None,
-        created_at: now.clone(),
+        created_at: now,
         updated_at: now,
     }
 }

@@ -1,7 +1,6 @@
 //! `os.daemon`: the secret lives only in the session daemon's memory. `set` sends it straight to
 //! the daemon; once the daemon exits, the key is `lost` and must be set again.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
@@ -9,7 +8,7 @@ use crate::daemon::client::Client;
 use crate::daemon::protocol::RelockScope;
 use crate::error::Result;
 use crate::grant::{time, Mech};
-use crate::host_manifest::HostEntry;
+use crate::host_manifest::{HostEntry, Meta};
 use crate::secret::Secret;
 use crate::slug::Slug;
 
@@ -64,7 +63,7 @@ impl Vault for OsDaemon {
         self.client.unlock(vec![grant])?;
         let client = self.client.clone();
         let slug = slug.clone();
-        Ok(Stored::new(None, BTreeMap::new(), move || match previous {
+        Ok(Stored::new(None, Meta::None, move || match previous {
             Some(g) => client.unlock(vec![g]).map(|_| ()),
             None => client
                 .relock(RelockScope::Slugs { slugs: vec![slug] })

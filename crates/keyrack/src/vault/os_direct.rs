@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::grant::Mech;
 use crate::home::Home;
-use crate::host_manifest::HostEntry;
+use crate::host_manifest::{HostEntry, Meta};
 use crate::secret::Secret;
 use crate::slug::Slug;
 
@@ -75,7 +75,7 @@ impl Vault for OsDirect<'_> {
         write_store(self.home, &store)?;
         let home = self.home.clone();
         let key = slug.to_string();
-        Ok(Stored::new(None, BTreeMap::new(), move || {
+        Ok(Stored::new(None, Meta::None, move || {
             let mut store = read_store(&home)?;
             match previous {
                 Some(v) => store.insert(key, v),

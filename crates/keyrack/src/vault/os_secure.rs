@@ -11,7 +11,6 @@
 //! or copied) or carries no header (written by hand, or by a keyrack before the binding) is that
 //! key's error, with the `keyrack set` that rewrites it.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -23,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::grant::Mech;
 use crate::home::Home;
-use crate::host_manifest::HostEntry;
+use crate::host_manifest::{HostEntry, Meta};
 use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::slug::Slug;
@@ -169,7 +168,7 @@ impl Vault for OsSecure<'_> {
         let sealed = crypto::encrypt(self.ctx.recipients, &seal_payload(slug, secret))?;
         fsio::write_atomic(&path, &sealed, 0o600)?;
         let undo_path = path.clone();
-        Ok(Stored::new(None, BTreeMap::new(), move || match previous {
+        Ok(Stored::new(None, Meta::None, move || match previous {
             Some(bytes) => fsio::write_atomic(&undo_path, &bytes, 0o600),
             None => fsio::remove_if_exists(&undo_path),
         }))
