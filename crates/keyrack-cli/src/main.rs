@@ -1,7 +1,9 @@
 //! The `keyrack` binary: parses arguments, calls the library, renders the result.
 
+mod aws_wizard;
 mod cli;
 mod commands;
+mod interact;
 mod process;
 mod render;
 mod ui;

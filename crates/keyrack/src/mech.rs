@@ -1,12 +1,13 @@
 //! Mechs: how a stored source becomes a usable secret, and what `set` asks the user for.
 
 use std::fmt;
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::interact::{Interact, Unanswered};
 use crate::secret::Secret;
 
 /// A mechanism.
@@ -73,46 +74,41 @@ impl FromStr for Mech {
 /// Where `set` reads a secret from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecretSource {
-    /// A hidden prompt on the terminal.
+    /// Asked of the person, hidden ([`Interact::secret`]); the CLI does so when stdin is a
+    /// terminal.
     Prompt,
     /// Standard input (one trailing newline stripped).
     Stdin,
 }
 
-impl SecretSource {
-    /// A hidden prompt when stdin is a terminal, else stdin.
-    pub fn detect() -> Self {
-        if std::io::stdin().is_terminal() {
-            SecretSource::Prompt
-        } else {
-            SecretSource::Stdin
-        }
-    }
-}
-
 /// Acquires the value of a `replica`/`session` secret for `key`.
-pub fn acquire_secret(key: &str, source: SecretSource) -> Result<Secret> {
+pub fn acquire_secret(key: &str, source: SecretSource, interact: &dyn Interact) -> Result<Secret> {
+    let pipe_it = format!("printf %s \"$VALUE\" | keyrack set --key {key} …");
     let value = match source {
-        SecretSource::Prompt => inquire::Password::new(&format!("{key}:"))
-            .without_confirmation()
-            .with_display_mode(inquire::PasswordDisplayMode::Hidden)
-            .with_help_message("input is hidden; paste the value and press enter")
-            .prompt()
-            .map_err(|e| Error::SecretInput {
-                reason: format!("the prompt was not answered ({e})"),
-                hint: format!("run it again, or pipe the value: printf %s \"$VALUE\" | keyrack set --key {key} …"),
-            })?,
-        SecretSource::Stdin => read_stdin(key)?,
+        SecretSource::Prompt => match interact.secret(key) {
+            Ok(v) => v,
+            Err(Unanswered::NoTerminal) => {
+                return Err(Error::NeedsTty {
+                    what: format!("the value of {key}"),
+                    hint: format!("pipe the value: {pipe_it}"),
+                })
+            }
+            Err(e) => {
+                return Err(Error::SecretInput {
+                    reason: format!("the prompt was not answered ({e})"),
+                    hint: format!("run it again, or pipe the value: {pipe_it}"),
+                })
+            }
+        },
+        SecretSource::Stdin => Secret::new(read_stdin(key)?),
     };
-    if value.is_empty() {
+    if value.expose().is_empty() {
         return Err(Error::SecretInput {
             reason: "the secret is empty".into(),
-            hint: format!(
-                "pass a value on stdin: printf %s \"$VALUE\" | keyrack set --key {key} …"
-            ),
+            hint: format!("pass a value on stdin: {pipe_it}"),
         });
     }
-    Ok(Secret::new(value))
+    Ok(value)
 }
 
 fn read_stdin(key: &str) -> Result<String> {
