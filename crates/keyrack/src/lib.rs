@@ -25,6 +25,8 @@
 //! # Ok::<(), keyrack::Error>(())
 //! ```
 #![deny(missing_docs)]
+// The library never prints: what a person should see goes through `interact`.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod aws;
 pub mod crypto;

@@ -316,3 +316,70 @@ fn set_asks_the_secret_through_the_trait_or_names_the_pipe() {
     .unwrap_err();
     assert!(e.to_string().contains("not answered (cancelled)"), "{e}");
 }
+
+/// The library has no terminal: no terminal crate among its dependencies, and its sources never
+/// write to stdout/stderr or ask whether a terminal is attached (that is `keyrack-cli`'s
+/// `Interact`). Printing macros are also denied by lint in `lib.rs`.
+#[test]
+fn the_library_has_no_terminal() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let deps = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .expect("a [dependencies] table");
+    for krate in [
+        "inquire",
+        "indicatif",
+        "webbrowser",
+        "console",
+        "dialoguer",
+        "crossterm",
+        "termion",
+        "rpassword",
+    ] {
+        assert!(
+            !deps.lines().any(|l| l.trim_start().starts_with(krate)),
+            "{krate} in the library's dependencies"
+        );
+    }
+    let mut stack = vec![root.join("src")];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for banned in [
+                    "println!",
+                    "print!(",
+                    "eprint",
+                    "dbg!",
+                    "io::stdout",
+                    "io::stderr",
+                    "is_terminal",
+                    "IsTerminal",
+                    "/dev/tty",
+                ] {
+                    assert!(
+                        !code.contains(banned),
+                        "{}:{}: {banned} in the library: {line}",
+                        path.display(),
+                        n + 1
+                    );
+                }
+            }
+        }
+    }
+    assert!(files > 20, "walked the sources ({files} files)");
+}

@@ -1,5 +1,6 @@
-//! AWS SSO operations: preparing the profile behind `set --key AWS_PROFILE` (guided on a TTY or
-//! from flags), `keyrack aws credentials` (credential_process), `keyrack aws logout`.
+//! AWS SSO operations: the profile behind `set --key AWS_PROFILE` (from `--exid` or flags, and
+//! [`ProfileSetup`], the library half of the guided set-up whose questions the CLI asks),
+//! `keyrack aws credentials` (credential_process), `keyrack aws logout`.
 
 use serde::Serialize;
 
@@ -19,7 +20,7 @@ use crate::secret::Secret;
 use crate::slug::ORG_ALL;
 use crate::vault::aws_config::Sessions;
 
-/// Flags that describe a profile to write without the wizard.
+/// Flags that describe a profile to write (typed, or the answer of the guided set-up).
 #[derive(Debug, Clone, Default)]
 pub struct ProfileFlags {
     /// Portal start URL.
