@@ -1,9 +1,10 @@
-//! The terminal behind the library's [`Interact`]: hidden prompts and questions (inquire), the
-//! sign-in notices and a spinner drawn through [`crate::ui`], links opened with `webbrowser`
-//! (which honours `$BROWSER`).
+//! The terminal behind the library's [`Interact`]: questions and the hidden secret prompt
+//! (inquire), the passphrase from `/dev/tty` ([`crate::tty`]), the sign-in notices and a spinner
+//! drawn through [`crate::ui`], links opened with `webbrowser` (which honours `$BROWSER`).
 //!
-//! A question needs a terminal on stdin; without one the answer is [`Unanswered::NoTerminal`] and
-//! the library fails with the flags that avoid the question. Sign-ins need no terminal: the link
+//! A question needs a terminal on stdin (the passphrase: a controlling terminal); without one the
+//! answer is [`Unanswered::NoTerminal`] and the library fails with the flags that avoid the
+//! question. Sign-ins need no terminal: the link
 //! is always shown on stderr, and opened when a browser can be opened here.
 
 use std::path::Path;
@@ -16,7 +17,8 @@ use keyrack::interact::{
 };
 use keyrack::secret::Secret;
 
-use crate::render::{tree, Node};
+use crate::render::{tree, Node, Style};
+use crate::tty::{self, Tty};
 use crate::ui;
 
 /// The person at this terminal.
@@ -43,34 +45,32 @@ fn can_ask() -> Answer<()> {
     }
 }
 
-fn hidden(prompt: &str, help: Option<&str>) -> Answer<Secret> {
-    let mut p = inquire::Password::new(prompt)
-        .without_confirmation()
-        .with_display_mode(inquire::PasswordDisplayMode::Hidden);
-    if let Some(help) = help {
-        p = p.with_help_message(help);
-    }
-    p.prompt().map(Secret::new).map_err(unanswered)
-}
-
 impl Interact for Terminal {
     fn secret(&self, key: &str) -> Answer<Secret> {
         can_ask()?;
-        hidden(
-            &format!("{key}:"),
-            Some("input is hidden; paste the value and press enter"),
-        )
+        inquire::Password::new(&format!("{key}:"))
+            .without_confirmation()
+            .with_display_mode(inquire::PasswordDisplayMode::Hidden)
+            .with_help_message("input is hidden; paste the value and press enter (Ctrl-C cancels)")
+            // an empty answer is refused in the prompt, before it is accepted and shown as ********
+            .with_validator(inquire::validator::ValueRequiredValidator::new(
+                "the value is empty: paste it and press enter, or Ctrl-C to cancel",
+            ))
+            .prompt()
+            .map(Secret::new)
+            .map_err(unanswered)
     }
 
+    /// Read from the controlling terminal (`/dev/tty`), so it works when stdin is a pipe, as
+    /// ssh does; a later attempt first says the last one was wrong.
     fn passphrase(&self, path: &Path, attempt: u32) -> Answer<Secret> {
-        // stderr too: the prompt must be seen (a passphrase is never asked blind)
-        if !(ui::stdin_is_terminal() && ui::stderr_is_terminal()) {
-            return Err(Unanswered::NoTerminal);
-        }
+        let mut tty = Tty::open().ok_or(Unanswered::NoTerminal)?;
         if attempt > 1 {
-            ui::err("wrong passphrase, try again\n");
+            tty.say("wrong passphrase, try again\n");
         }
-        hidden(&format!("passphrase for {}:", path.display()), None)
+        tty.read_hidden(&format!("passphrase for {}: ", path.display()))
+            .map(|answer| Secret::new(answer.as_str().to_owned()))
+            .map_err(|tty::Interrupted::Cancelled| Unanswered::Cancelled)
     }
 
     fn select(&self, prompt: &str, options: &[String]) -> Answer<usize> {
@@ -176,7 +176,11 @@ fn shown(notice: &Notice) -> String {
                     "running: aws sso login --profile {profile}"
                 ))],
             };
-            tree(&format!("sign-in: {start_url}"), &lines)
+            tree(
+                Style::unicode_plain(),
+                &format!("sign-in: {start_url}"),
+                &lines,
+            )
         }
         Notice::SkippedPortalEntry {
             entry,
@@ -258,6 +262,8 @@ mod tests {
 
     #[test]
     fn sign_in_notices_keep_their_tree() {
+        // the same on every stream and with --color never
+        crate::render::init(crate::cli::ColorChoice::Never);
         let browser = shown(&Notice::SignIn {
             start_url: "https://d-1.awsapps.com/start".into(),
             step: SignInStep::Browser {

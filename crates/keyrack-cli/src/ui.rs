@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub enum Failure {
     /// The library refused or failed.
     Keyrack(keyrack::Error),
+    /// The command already showed the outcome (e.g. the rows of keys that are not granted);
+    /// only the error's exit code is left to give.
+    Shown(keyrack::Error),
     /// stdout could not be written (other than a closed reader).
     Output(std::io::Error),
 }

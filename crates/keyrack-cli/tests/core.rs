@@ -140,12 +140,9 @@ fn firewall_blocks_long_lived_tokens_unless_allowed() {
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["attempts"][0]["status"], "blocked");
-    assert!(v["attempts"][0]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("AKIA"));
-    assert!(v["attempts"][0].get("value").is_none());
+    assert_eq!(v["keys"][0]["status"], "blocked");
+    assert!(v["keys"][0]["reason"].as_str().unwrap().contains("AKIA"));
+    assert!(v["keys"][0].get("value").is_none());
 }
 
 #[test]
@@ -166,7 +163,7 @@ fn process_env_is_the_ci_path() {
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["attempts"][0]["vault"], "os.envvar");
+    assert_eq!(v["keys"][0]["vault"], "os.envvar");
     // os.envvar stores nothing
     let o = s.run(
         &[
@@ -189,7 +186,11 @@ fn env_is_inferred_only_when_unambiguous() {
     let s = sandbox();
     let o = s.run(&["set", "--key", "NEWKEY"], "v");
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("fix: pass --env"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("fix: pass one of: --env"),
+        "{}",
+        stderr(&o)
+    );
     s.set("ONLY_TEST", "test", "v");
     let o = s.run(&["set", "--key", "ONLY_TEST"], "v2");
     assert!(o.status.success(), "declared in one env: {}", stderr(&o));
@@ -211,7 +212,14 @@ fn set_and_del_keep_every_other_byte_of_the_manifest() {
         )
     );
     s.cmd()
-        .args(["del", "--key", "NEW_KEY", "--env", "test"])
+        .args([
+            "del",
+            "--key",
+            "NEW_KEY",
+            "--env",
+            "test",
+            "--from-manifest",
+        ])
         .assert()
         .success();
     assert_eq!(s.read_manifest(), original);

@@ -105,6 +105,12 @@ fn a_connection_from_another_uid_is_refused() {
         stderr(&o)
     );
     assert!(!out.contains("daemon-value"));
+    // clients refuse a runtime dir others can reach: make it private again
+    std::fs::set_permissions(
+        sock.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
     assert_eq!(
         s.get_value("K", "test").1,
         "daemon-value",

@@ -276,7 +276,7 @@ fn a_hostile_region_in_an_existing_config_is_refused_at_unlock_and_the_token_goe
         ] {
             assert_eq!(o.status.code(), Some(2), "{to}: {}", stderr(&o));
             let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-            let row = &v["rows"][0];
+            let row = &v["keys"][0];
             assert_eq!(row["status"], "errored", "{to}: {v}");
             let reason = row["reason"].as_str().unwrap();
             assert!(
@@ -494,7 +494,7 @@ fn aws_token_files_are_bound_to_their_session() {
     std::fs::write(&sessions[1], &a).unwrap();
     let (code, v) = w.s.json(&["unlock", "--env", "test", "--no-prompt"]);
     assert_eq!(code, 2, "{v}");
-    let row = &v["rows"][0];
+    let row = &v["keys"][0];
     assert_eq!(row["status"], "errored", "{v}");
     let reason = row["reason"].as_str().unwrap();
     assert!(

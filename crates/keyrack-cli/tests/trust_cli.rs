@@ -216,7 +216,7 @@ fn strict_source_json_that_fails_prints_no_value() {
         !text.contains("granted-value-a"),
         "strict prints no value: {text}"
     );
-    let rows = v["attempts"].as_array().expect("one JSON document");
+    let rows = v["keys"].as_array().expect("one JSON document");
     let b = rows
         .iter()
         .find(|r| r["slug"] == "acme.test.B")

@@ -31,7 +31,7 @@ fn json_of(o: &Output) -> serde_json::Value {
 }
 
 fn rows_by_slug(v: &serde_json::Value) -> std::collections::BTreeMap<String, serde_json::Value> {
-    v["rows"]
+    v["keys"]
         .as_array()
         .expect("rows")
         .iter()
@@ -281,8 +281,8 @@ fn a_locked_key_is_never_replaced_by_the_process_environment() {
         b"",
     );
     let v = json_of(&o);
-    assert_eq!(v["attempts"][0]["status"], "locked", "{v}");
-    assert!(v["attempts"][0].get("value").is_none());
+    assert_eq!(v["keys"][0]["status"], "locked", "{v}");
+    assert!(v["keys"][0].get("value").is_none());
     let o = run_env(
         &s,
         &["get", "--key", "API_KEY", "--env", "test", "--value"],
@@ -341,11 +341,11 @@ fn a_key_this_host_does_not_hold_comes_from_the_environment_labelled() {
         b"",
     );
     let v = json_of(&o);
-    assert_eq!(v["attempts"][0]["status"], "granted");
-    assert_eq!(v["attempts"][0]["source"], "env", "{v}");
-    assert_eq!(v["attempts"][0]["vault"], "os.envvar");
+    assert_eq!(v["keys"][0]["status"], "granted");
+    assert_eq!(v["keys"][0]["source"], "env", "{v}");
+    assert_eq!(v["keys"][0]["vault"], "os.envvar");
     let o = run_env(&s, &["--json", "source", "--env", "test"], &env, b"");
-    assert_eq!(json_of(&o)["attempts"][0]["source"], "env");
+    assert_eq!(json_of(&o)["keys"][0]["source"], "env");
     let o = run_env(
         &s,
         &[
@@ -371,8 +371,8 @@ fn a_key_this_host_does_not_hold_comes_from_the_environment_labelled() {
         b"",
     );
     let v = json_of(&o);
-    assert_eq!(v["attempts"][0]["source"], "daemon", "{v}");
-    assert_eq!(v["attempts"][0]["value"], "from-vault");
+    assert_eq!(v["keys"][0]["source"], "daemon", "{v}");
+    assert_eq!(v["keys"][0]["value"], "from-vault");
 }
 
 // ---------------------------------------------------------------- item 11: names, max-duration
@@ -423,7 +423,12 @@ fn re_set_keeps_max_duration_unless_it_is_given() {
     s.set("K", "test", "v2");
     assert_eq!(max(&s), "1h", "kept by a set without --max-duration");
     let o = s.run(&["--json", "unlock", "--env", "test"], "");
-    let exp = json_of(&o)["rows"][0]["expiresAt"].as_u64().unwrap();
+    let exp = json_of(&o)["keys"][0]["expiresAt"]
+        .as_str()
+        .expect("RFC 3339 expiresAt")
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond() as u64;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

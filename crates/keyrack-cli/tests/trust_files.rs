@@ -89,6 +89,7 @@ fn parallel_set_and_del_keep_host_entries_and_manifest_lines_in_step() {
         children.push(
             s.std_cmd()
                 .args(["del", "--key", &format!("K_{i}"), "--env", "test"])
+                .arg("--from-manifest")
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -351,7 +352,7 @@ fn a_symlinked_keyrack_yml_is_edited_through_the_link() {
     );
     assert!(temp_files(&s.root).is_empty());
     s.cmd()
-        .args(["del", "--key", "LINKED", "--env", "test"])
+        .args(["del", "--key", "LINKED", "--env", "test", "--from-manifest"])
         .assert()
         .success();
     assert!(is_link(&link));

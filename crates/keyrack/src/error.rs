@@ -196,6 +196,42 @@ pub enum Error {
         /// How to fix it.
         hint: String,
     },
+    /// The daemon's socket, or the directory it lives in, cannot be trusted (another user's,
+    /// a symlink, open to others): nothing was sent.
+    #[error("session daemon refused: {message}; nothing was sent")]
+    DaemonUntrusted {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// The user cancelled a prompt (Ctrl-C, Esc, or the end of input at the prompt).
+    #[error("cancelled: {what} was not answered")]
+    Cancelled {
+        /// What was being asked.
+        what: String,
+    },
+    /// Something this host holds is not unlocked in this session.
+    #[error("{what} is locked: {reason}")]
+    Locked {
+        /// What is locked (a slug, "AWS profile P").
+        what: String,
+        /// Why it counts as locked.
+        reason: String,
+        /// The command that unlocks it.
+        hint: String,
+    },
+    /// Some requested keys are not granted; the command has already shown which and why (its
+    /// rows), so this error only carries the outcome and its exit code.
+    #[error("{missing} of {total} requested keys not granted")]
+    NotGranted {
+        /// How many rows are not granted.
+        missing: usize,
+        /// How many rows were asked for.
+        total: usize,
+        /// The one fix shared by all of them, when there is one.
+        fix: Option<String>,
+    },
 }
 
 impl Error {
@@ -223,7 +259,11 @@ impl Error {
             | Error::Recipient { hint, .. }
             | Error::NotSet { hint, .. }
             | Error::Daemon { hint, .. }
+            | Error::DaemonUntrusted { hint, .. }
+            | Error::Locked { hint, .. }
             | Error::Aws { hint, .. } => Some(hint.clone()),
+            Error::NotGranted { fix, .. } => fix.clone(),
+            Error::Cancelled { .. } => None,
             Error::Io { path, source, .. } => Some(match source.kind() {
                 std::io::ErrorKind::PermissionDenied => format!(
                     "make {} writable by you (ls -ld {0}; chmod u+rwx <dir>), or point KEYRACK_HOME at a writable directory",
@@ -241,14 +281,34 @@ impl Error {
         }
     }
 
-    /// The process exit code: `2` for refusals the caller can fix, `1` for errors.
+    /// The process exit code, a property of the kind of error: `2` for a key that is not
+    /// granted and for refusals the caller can fix, `130` for a prompt the user cancelled (as a
+    /// shell reports Ctrl-C), `1` for everything else (bad usage, failures).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::VaultRefused { .. }
             | Error::ValueRefused { .. }
             | Error::Recipient { .. }
-            | Error::NotSet { .. } => 2,
-            _ => 1,
+            | Error::NotSet { .. }
+            | Error::Locked { .. }
+            | Error::NotGranted { .. } => 2,
+            Error::Cancelled { .. } => 130,
+            Error::Manifest { .. }
+            | Error::NoRepoManifest { .. }
+            | Error::NotInitialised { .. }
+            | Error::CorruptFile { .. }
+            | Error::WrongIdentity { .. }
+            | Error::Identity { .. }
+            | Error::Io { .. }
+            | Error::InvalidInput { .. }
+            | Error::EnvAmbiguous { .. }
+            | Error::SecretInput { .. }
+            | Error::NeedsTty { .. }
+            | Error::RoundTrip { .. }
+            | Error::Unbound { .. }
+            | Error::Aws { .. }
+            | Error::Daemon { .. }
+            | Error::DaemonUntrusted { .. } => 1,
         }
     }
 
@@ -273,7 +333,11 @@ impl Error {
             Error::Recipient { .. } => "recipient",
             Error::NotSet { .. } => "not_set",
             Error::Daemon { .. } => "daemon",
+            Error::DaemonUntrusted { .. } => "daemon_untrusted",
             Error::Aws { .. } => "aws",
+            Error::Cancelled { .. } => "cancelled",
+            Error::Locked { .. } => "locked",
+            Error::NotGranted { .. } => "not_granted",
         }
     }
 

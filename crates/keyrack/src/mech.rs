@@ -93,7 +93,12 @@ pub fn acquire_secret(key: &str, source: SecretSource, interact: &dyn Interact) 
                     hint: format!("pipe the value: {pipe_it}"),
                 })
             }
-            Err(e) => {
+            Err(Unanswered::Cancelled) => {
+                return Err(Error::Cancelled {
+                    what: format!("the value of {key}"),
+                })
+            }
+            Err(Unanswered::Failed(e)) => {
                 return Err(Error::SecretInput {
                     reason: format!("the prompt was not answered ({e})"),
                     hint: format!("run it again, or pipe the value: {pipe_it}"),

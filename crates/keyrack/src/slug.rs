@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 pub const ENV_ALL: &str = "all";
 /// The elevated env: never written to a repo manifest, short default TTL.
 pub const ENV_SUDO: &str = "sudo";
+/// The production env: never unlocked by a bare `keyrack unlock` (unless the repo says so).
+pub const ENV_PROD: &str = "prod";
 /// The org of machine-wide keys that belong to no repo.
 pub const ORG_ALL: &str = "@all";
 

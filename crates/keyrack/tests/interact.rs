@@ -314,7 +314,8 @@ fn set_asks_the_secret_through_the_trait_or_names_the_pipe() {
         },
     )
     .unwrap_err();
-    assert!(e.to_string().contains("not answered (cancelled)"), "{e}");
+    assert!(matches!(e, Error::Cancelled { .. }), "{e:?}");
+    assert_eq!(e.exit_code(), 130);
 }
 
 /// The library has no terminal: no terminal crate among its dependencies, and its sources never

@@ -5,7 +5,7 @@ use keyrack::ops::aws;
 
 use super::Ctx;
 use crate::cli::AwsCommand;
-use crate::render::{tree, Node};
+use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, c: AwsCommand) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -21,19 +21,22 @@ pub fn run(ctx: &Ctx, c: AwsCommand) -> Result<i32> {
             if ctx.json {
                 ui::json(&r)?;
             } else {
-                let mut n =
-                    Node::new(format!("sso session: {}", r.session)).leaf(if r.signed_out {
-                        "signed out server-side ✓"
-                    } else {
-                        "no token was kept (nothing to sign out)"
-                    });
-                n.push(Node::new(
-                    "token: removed from keyrack and from ~/.aws/sso/cache",
-                ));
+                let mut n = Node::new(format!("sso session: {}", r.session));
+                if r.signed_out {
+                    n.push(Node::new("signed out server-side ✓"));
+                    n.push(Node::new(
+                        "token: removed from keyrack and from ~/.aws/sso/cache",
+                    ));
+                } else {
+                    // the same words however many times it is run: nothing was left to remove
+                    n.push(Node::new(
+                        "already signed out: keyrack keeps no token for it (nothing to remove)",
+                    ));
+                }
                 for s in &r.relocked {
                     n.push(Node::new(format!("relocked: {s}")));
                 }
-                ui::out(tree("aws logout", &[n]))?;
+                render::out("aws logout", &[n])?;
             }
             Ok(0)
         }

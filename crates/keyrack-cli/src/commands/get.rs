@@ -3,141 +3,103 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
-use keyrack::ops::get::{self as hot, Attempt, GetOptions, Source, Status};
+use keyrack::ops::get::{self as hot, GetOptions};
+use keyrack::ops::row::{require_satisfied, KeyRow, Status};
 use keyrack::ops::unlock::{self, UnlockOptions};
 use keyrack::{Error, Result};
 
 use super::Ctx;
 use crate::cli::{ExecArgs, GetArgs, Shell, SourceArgs};
-use crate::render::{time_left, tree, Node, Style};
-use crate::ui;
+use crate::render::{self, key_rows, rows_json, Style};
+use crate::ui::{self, Failure};
 
-fn attempt_node(a: &Attempt, style: Style) -> Node {
-    let mut n = Node::new(a.slug.clone());
-    match (a.vault, a.source) {
-        (Some(v), Some(Source::Env)) => n.push(Node::new(format!(
-            "vault: {v} (from the process environment)"
-        ))),
-        (Some(v), _) => n.push(Node::new(format!("vault: {v}"))),
-        _ => {}
-    }
-    if let Some(by) = &a.granted_by {
-        n.push(Node::new(format!("via: {by}")));
-    }
-    let status = match a.status {
-        Status::Granted => style.paint("32", "granted 🔓"),
-        Status::Locked => style.paint("33", "locked 🔒"),
-        Status::Absent => style.paint("33", "absent"),
-        Status::Blocked => style.paint("31", "blocked ⛔"),
-    };
-    let mut s = Node::new(format!("status: {status}"));
-    if let Some(t) = a.expires_at {
-        s.push(Node::new(format!("expires: {}", time_left(t))));
-    }
-    if a.status != Status::Granted {
-        if let Some(r) = &a.reason {
-            s.push(Node::new(format!("reason: {r}")));
-        }
-        if a.waived {
-            s.push(Node::new("waived: is-optional-if-has is satisfied"));
-        } else if let Some(f) = &a.fix {
-            s.push(Node::new(format!("{} {f}", style.paint("33", "fix:"))));
-        }
-    }
-    n.push(s);
-    n
-}
-
-/// The attempts as JSON; values only when `with_values` (never for a refusal).
-fn attempts_json(attempts: &[Attempt], with_values: bool) -> serde_json::Value {
-    let rows: Vec<serde_json::Value> = attempts
-        .iter()
-        .map(|a| {
-            let mut v = serde_json::to_value(a).unwrap_or_default();
-            if let Some(s) = a.secret.as_ref().filter(|_| with_values) {
-                v["value"] = serde_json::Value::String(s.expose().to_string());
-            }
-            v
-        })
-        .collect();
-    serde_json::json!({ "attempts": rows })
-}
-
-fn problems_to_stderr(title: &str, attempts: &[Attempt]) {
-    let style = Style::for_stderr();
-    let nodes: Vec<Node> = attempts
-        .iter()
-        .filter(|a| a.status != Status::Granted && !a.waived)
-        .map(|a| attempt_node(a, style))
-        .collect();
-    if !nodes.is_empty() {
-        ui::err(tree(title, &nodes));
+/// The rows that need something, on stderr (the values' stream, stdout, stays clean).
+fn problems_to_stderr(title: &str, rows: &[KeyRow]) {
+    if rows.iter().any(|r| !r.satisfied()) {
+        render::err(title, &key_rows(rows, Style::for_stderr(), true));
     }
 }
 
-fn fetch(ctx: &Ctx, opts: &GetOptions) -> Result<Vec<Attempt>> {
+/// Asks the daemon; with `unlock`, first unlocks what is locked (one unlock per env, only the
+/// locked keys), then asks again.
+fn fetch(ctx: &Ctx, opts: &GetOptions, unlock: bool) -> Result<Vec<KeyRow>> {
     let rack = ctx.rack()?;
     let repo = rack.repo()?;
+    let rows = hot::get(rack.home(), repo.as_ref(), opts)?;
+    if !unlock || !rows.iter().any(|x| x.status == Status::Locked) {
+        return Ok(rows);
+    }
+    let mut by_env: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for x in rows.iter().filter(|x| x.status == Status::Locked) {
+        by_env.entry(x.env.clone()).or_default().push(x.key.clone());
+    }
+    drop(rows);
+    for (env, keys) in by_env {
+        unlock::unlock(
+            &rack,
+            &UnlockOptions {
+                env: Some(env),
+                keys,
+                ..Default::default()
+            },
+        )?;
+    }
     hot::get(rack.home(), repo.as_ref(), opts)
 }
 
+/// The outcome of rows already shown: `Ok` when all are satisfied, else the not-granted error
+/// (exit code 2) without printing it again.
+fn outcome(rows: &[KeyRow]) -> ui::Result<i32> {
+    require_satisfied(rows).map_err(Failure::Shown)?;
+    Ok(0)
+}
+
 pub fn get(ctx: &Ctx, a: GetArgs) -> ui::Result<i32> {
+    let mut keys = a.names;
+    keys.extend(a.keys);
+    if a.value && keys.len() > 1 {
+        return Err(Error::InvalidInput {
+            what: "--value",
+            value: format!("{} keys", keys.len()),
+            reason: "--value prints exactly one key's value".into(),
+            hint: Some(format!(
+                "for several keys use --json: keyrack get {} --json",
+                keys.join(" ")
+            )),
+        }
+        .into());
+    }
     let opts = GetOptions {
-        keys: a.keys,
+        keys,
         for_repo: a.for_.is_some(),
         env: a.env,
         org: a.org,
         allow_dangerous: a.allow_dangerous,
     };
-    let mut attempts = fetch(ctx, &opts)?;
-    if a.unlock && attempts.iter().any(|x| x.status == Status::Locked) {
-        let rack = ctx.rack()?;
-        let mut by_env: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for x in attempts.iter().filter(|x| x.status == Status::Locked) {
-            by_env.entry(x.env.clone()).or_default().push(x.key.clone());
-        }
-        for (env, keys) in by_env {
-            unlock::unlock(
-                &rack,
-                &UnlockOptions {
-                    env: Some(env),
-                    keys,
-                    ..Default::default()
-                },
-            )?;
-        }
-        attempts = fetch(ctx, &opts)?;
-    }
-    let ok = attempts.iter().all(|x| x.status == Status::Granted);
+    let rows = fetch(ctx, &opts, a.unlock)?;
     if a.value {
-        if attempts.len() != 1 {
+        if rows.len() != 1 {
             return Err(Error::InvalidInput {
                 what: "--value",
-                value: format!("{} keys", attempts.len()),
-                reason: "--value prints exactly one key".into(),
-                hint: Some("pass a single --key, or use --json / keyrack source".into()),
+                value: format!("{} keys", rows.len()),
+                reason: "--value prints exactly one key's value".into(),
+                hint: Some("pass a single key, or use --json / keyrack source".into()),
             }
             .into());
         }
-        match &attempts[0].secret {
-            Some(s) if ok => {
-                ui::out(s.expose())?;
-                return Ok(0);
-            }
-            _ => {
-                problems_to_stderr("get", &attempts);
-                return Ok(2);
-            }
+        if let (Some(s), Status::Granted) = (&rows[0].secret, rows[0].status) {
+            ui::out(s.expose())?;
+            return Ok(0);
         }
+        problems_to_stderr("get", &rows);
+        return outcome(&rows);
     }
     if ctx.json {
-        ui::json(&attempts_json(&attempts, true))?;
+        ui::json(&serde_json::json!({ "keys": rows_json(&rows, true) }))?;
     } else {
-        let style = Style::for_stdout();
-        let nodes: Vec<Node> = attempts.iter().map(|x| attempt_node(x, style)).collect();
-        ui::out(tree("get", &nodes))?;
+        render::out("get", &key_rows(&rows, Style::for_stdout(), false))?;
     }
-    Ok(if ok { 0 } else { 2 })
+    outcome(&rows)
 }
 
 /// Quotes `value` for `shell` as one literal word.
@@ -171,23 +133,23 @@ fn with_env_of_keys(ctx: &Ctx, mut opts: GetOptions) -> Result<GetOptions> {
 
 pub fn source(ctx: &Ctx, a: SourceArgs) -> ui::Result<i32> {
     let opts = with_env_of_keys(ctx, env_opts(a.env, a.keys, a.allow_dangerous))?;
-    let attempts = fetch(ctx, &opts)?;
-    let satisfied = hot::all_satisfied(&attempts);
+    let rows = fetch(ctx, &opts, a.unlock)?;
+    let satisfied = hot::all_satisfied(&rows);
     if !satisfied && !a.lenient {
         // Strict: not one value leaves, only what is missing and how to fix it.
         if ctx.json {
-            ui::json(&attempts_json(&attempts, false))?;
+            ui::json(&serde_json::json!({ "keys": rows_json(&rows, false) }))?;
         } else {
-            problems_to_stderr("source", &attempts);
+            problems_to_stderr("source", &rows);
         }
-        return Ok(2);
+        return outcome(&rows);
     }
     if ctx.json {
-        ui::json(&attempts_json(&attempts, true))?;
+        ui::json(&serde_json::json!({ "keys": rows_json(&rows, true) }))?;
         return Ok(0);
     }
     let mut out = String::new();
-    for x in &attempts {
+    for x in &rows {
         if let Some(s) = &x.secret {
             match a.shell {
                 Shell::Bash | Shell::Zsh => out.push_str(&format!(
@@ -206,7 +168,7 @@ pub fn source(ctx: &Ctx, a: SourceArgs) -> ui::Result<i32> {
     ui::out(&out)?;
     out.clear();
     if !satisfied {
-        problems_to_stderr("source", &attempts);
+        problems_to_stderr("source", &rows);
     }
     Ok(0)
 }
@@ -220,11 +182,16 @@ struct Passed {
 
 pub fn exec(ctx: &Ctx, a: ExecArgs) -> ui::Result<i32> {
     let opts = with_env_of_keys(ctx, env_opts(a.env, a.keys, a.allow_dangerous))?;
-    let attempts = fetch(ctx, &opts)?;
+    let attempts = fetch(ctx, &opts, a.unlock)?;
     if !hot::all_satisfied(&attempts) {
         if !a.lenient {
-            problems_to_stderr("exec", &attempts);
-            return Ok(2);
+            // The command does not run; with --json its one document is the rows.
+            if ctx.json {
+                ui::json(&serde_json::json!({ "keys": rows_json(&attempts, false) }))?;
+            } else {
+                problems_to_stderr("exec", &attempts);
+            }
+            return outcome(&attempts);
         }
         problems_to_stderr("exec", &attempts);
     }
@@ -258,10 +225,13 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> ui::Result<i32> {
     drop(cmd);
     crate::process::after_failed_exec();
     let (e, code) = exec_failure(&a.command, &err, &passed);
-    ui::err(tree(
-        "exec",
-        &[crate::render::error_node(&e, Style::for_stderr())],
-    ));
+    if ctx.json {
+        let mut doc = render::error_json(&e);
+        doc["error"]["exitCode"] = code.into();
+        ui::json(&doc)?;
+    } else {
+        render::err("exec", &[render::error_node(&e, Style::for_stderr())]);
+    }
     Ok(code)
 }
 

@@ -3,7 +3,7 @@ use keyrack::ops::init::{self, InitOptions};
 
 use super::Ctx;
 use crate::cli::InitArgs;
-use crate::render::{tree, Node};
+use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -46,6 +46,6 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
             }
         )));
     }
-    ui::out(tree("init", &nodes))?;
+    render::out("init", &nodes)?;
     Ok(0)
 }

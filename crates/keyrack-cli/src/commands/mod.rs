@@ -25,21 +25,21 @@ pub struct Ctx {
     pub identity: Option<PathBuf>,
 }
 
-/// Sign-in options from flags.
-pub fn login_options(a: &crate::cli::LoginArgs) -> Result<keyrack::aws::login::LoginOptions> {
+/// Sign-in options from flags (already parsed and checked by clap).
+pub fn login_options(a: &crate::cli::LoginArgs) -> keyrack::aws::login::LoginOptions {
     use keyrack::aws::login::{Driver, LoginOptions};
     let mut o = LoginOptions {
         device_code: a.device_code,
         no_prompt: a.no_prompt,
         ..Default::default()
     };
-    if let Some(t) = &a.login_timeout {
-        o.timeout = keyrack::ops::set::parse_duration("--login-timeout", t)?;
+    if let Some(t) = a.login_timeout {
+        o.timeout = t;
     }
-    if a.login_driver.as_deref() == Some("aws-cli") {
+    if a.login_driver == Some(crate::cli::LoginDriver::AwsCli) {
         o.driver = Driver::AwsCli;
     }
-    Ok(o)
+    o
 }
 
 impl Ctx {
@@ -101,7 +101,14 @@ pub fn run(cli: Cli) -> ui::Result<i32> {
             // Rendered in memory: clap_complete panics on a failed write.
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "keyrack", &mut script);
-            ui::out(script)?;
+            if ctx.json {
+                ui::json(&serde_json::json!({
+                    "shell": shell.to_string(),
+                    "script": String::from_utf8_lossy(&script),
+                }))?;
+            } else {
+                ui::out(script)?;
+            }
             Ok(0)
         }
     }

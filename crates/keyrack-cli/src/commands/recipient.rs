@@ -4,7 +4,7 @@ use keyrack::ops::recipient;
 
 use super::Ctx;
 use crate::cli::RecipientCommand;
-use crate::render::{tree, Node};
+use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -23,7 +23,7 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
                             .leaf(format!("added: {}", r.added_at))
                     })
                     .collect();
-                ui::out(tree("recipient list", &nodes))?;
+                render::out("recipient list", &nodes)?;
             }
             return Ok(0);
         }
@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
             re.push(Node::new(format!("{vault}: {count} file(s)")));
         }
         n.push(re);
-        ui::out(tree(title, &[n]))?;
+        render::out(title, &[n])?;
     }
     Ok(0)
 }

@@ -5,7 +5,7 @@ use keyrack::vault::VaultKind;
 
 use super::Ctx;
 use crate::cli::SetArgs;
-use crate::render::{tree, Node};
+use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -14,8 +14,8 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
     let mut opts = SetOptions {
         key: a.key,
         env: a.env,
-        vault: a.vault.as_deref().map(str::parse).transpose()?,
-        mech: a.mech.as_deref().map(str::parse).transpose()?,
+        vault: a.vault,
+        mech: a.mech,
         org: a.org,
         exid: a.exid,
         max_duration: a.max_duration,
@@ -24,7 +24,7 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
         } else {
             SecretSource::Stdin
         },
-        login: super::login_options(&a.login)?,
+        login: super::login_options(&a.login),
         aws: keyrack::ops::aws::ProfileFlags {
             sso_start_url: a.aws.sso_start_url,
             sso_region: a.aws.sso_region,
@@ -70,6 +70,6 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             r.slug.key()
         )));
     }
-    ui::out(tree("set", &[n]))?;
+    render::out("set", &[n])?;
     Ok(0)
 }

@@ -119,6 +119,8 @@ pub enum Response {
     },
     /// Shutdown acknowledged.
     Bye,
+    /// Too many connections or request bytes in flight: try again shortly.
+    Busy,
     /// The request was refused or malformed.
     Error {
         /// What went wrong.

@@ -249,13 +249,19 @@ pub fn prepare_profile(
     })
 }
 
-/// The error of a guided set-up that got no answer: the flags that avoid it.
+/// The error of a guided set-up that got no answer: cancelled (exit 130), or the flags that
+/// avoid the questions.
 pub fn unanswered(e: Unanswered) -> Error {
-    Error::NeedsTty {
-        what: "the AWS SSO set-up".into(),
-        hint: match e {
-            Unanswered::NoTerminal => FLAGS_HINT.into(),
-            e => format!("it was interrupted ({e}); run it again, or {FLAGS_HINT}"),
+    let what = "the AWS SSO set-up".to_string();
+    match e {
+        Unanswered::Cancelled => Error::Cancelled { what },
+        Unanswered::NoTerminal => Error::NeedsTty {
+            what,
+            hint: FLAGS_HINT.into(),
+        },
+        Unanswered::Failed(e) => Error::NeedsTty {
+            what,
+            hint: format!("it was interrupted ({e}); run it again, or {FLAGS_HINT}"),
         },
     }
 }
@@ -584,11 +590,14 @@ pub struct ProcessCredentials {
 pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
     let profile = profile_arg("--profile", profile)?;
     let client = Client::new(rack.home());
-    let locked = || {
-        Error::NotSet {
-        slug: format!("AWS profile {profile}"),
-        hint: "unlock it (this never opens a browser here): keyrack unlock --key AWS_PROFILE --env <env>, in the repository that uses it".into(),
-    }
+    let locked = || Error::Locked {
+        what: format!("AWS profile {profile}"),
+        reason:
+            "no unlocked keyrack key uses it in this session (credential_process never signs in)"
+                .into(),
+        hint:
+            "unlock it in the repository that uses it: keyrack unlock --key AWS_PROFILE --env <env>"
+                .into(),
     };
     let grant = client.aws_profile(&profile)?.ok_or_else(locked)?;
     let aws = grant.aws.clone().ok_or_else(locked)?;
@@ -604,10 +613,10 @@ pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
             )
             .map_err(|e| {
                 if e.is_unauthorized() {
-                    Error::NotSet {
-                        slug: format!("AWS profile {profile}"),
-                        hint: "the SSO session ended: keyrack unlock --key AWS_PROFILE --env <env>"
-                            .into(),
+                    Error::Locked {
+                        what: format!("AWS profile {profile}"),
+                        reason: "its SSO session ended".into(),
+                        hint: "sign in again: keyrack unlock --key AWS_PROFILE --env <env>".into(),
                     }
                 } else {
                     e.into_error("renewing role credentials")

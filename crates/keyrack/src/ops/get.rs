@@ -6,98 +6,19 @@
 //! hold a value exported from another env, e.g. after `eval "$(keyrack source --env prod)"`).
 //! Every grant from the environment says so ([`Source::Env`]).
 
-use serde::Serialize;
-
 use super::{unknown_env, Scope};
 use crate::daemon::client::Client;
 use crate::error::{Error, Result};
 use crate::firewall;
 use crate::home::Home;
 use crate::repo_manifest::RepoManifest;
-use crate::secret::Secret;
 use crate::slug::{self, Slug, ENV_SUDO, ORG_ALL};
 use crate::vault::{os_envvar, VaultKind};
 
-/// The answer for one requested key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Usable now.
-    Granted,
-    /// Set on this host, not unlocked.
-    Locked,
-    /// Not set here, or not allowlisted.
-    Absent,
-    /// The value was rejected by the firewall.
-    Blocked,
-}
+pub use super::row::{KeyRow, Source, Status};
 
-/// Where a granted (or blocked) value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// The session daemon: unlocked from this host's vault.
-    Daemon,
-    /// The process environment that runs keyrack (only for keys this host does not hold).
-    Env,
-}
-
-/// One key's attempt.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Attempt {
-    /// The slug asked for (the grant may have come from `org.all.KEY`).
-    pub slug: String,
-    /// The key.
-    pub key: String,
-    /// The env asked for.
-    pub env: String,
-    /// The outcome.
-    pub status: Status,
-    /// The value, when granted (serialised only where the caller asks).
-    #[serde(skip)]
-    pub secret: Option<Secret>,
-    /// Where the grant came from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vault: Option<VaultKind>,
-    /// Whether the value came from the daemon or the process environment.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<Source>,
-    /// The slug that actually granted it, if different (the `org.all` fallback).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub granted_by: Option<String>,
-    /// Expiry of the grant (unix ms).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<u64>,
-    /// Why it is not granted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The command that fixes it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-    /// Whether the repo manifest waives it (`is-optional-if-has` and that var is set).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub waived: bool,
-}
-
-impl Attempt {
-    fn new(slug: String, key: &str, env: &str, status: Status) -> Self {
-        Attempt {
-            slug,
-            key: key.into(),
-            env: env.into(),
-            status,
-            secret: None,
-            vault: None,
-            source: None,
-            granted_by: None,
-            expires_at: None,
-            reason: None,
-            fix: None,
-            waived: false,
-        }
-    }
-}
+/// One key's answer: a [`KeyRow`] (the row type every command shares).
+pub type Attempt = KeyRow;
 
 /// What to get.
 #[derive(Debug, Clone, Default)]
@@ -127,25 +48,26 @@ pub fn resolve_repo_env(repo: &RepoManifest, env: Option<&str>) -> Result<String
         None => match repo.env_names().as_slice() {
             [one] => Ok(one.clone()),
             names => Err(Error::EnvAmbiguous {
-                key: "the repository's keys".into(),
+                key: "the request".into(),
                 reason: format!(
                     "{} declares envs: {}",
                     repo.path.display(),
                     names.join(", ")
                 ),
-                hint: format!(
-                    "pass --env, e.g. --env {}",
-                    names.first().map(String::as_str).unwrap_or("test")
-                ),
+                hint: if names.is_empty() {
+                    format!("add `env.test: []` to {}", repo.path.display())
+                } else {
+                    super::env_choices(names)
+                },
             }),
         },
     }
 }
 
 /// Resolves the requested keys to attempts, asks the daemon once, then the environment.
-pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Result<Vec<Attempt>> {
+pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Result<Vec<KeyRow>> {
     let owner = home.owner();
-    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut attempts: Vec<KeyRow> = Vec::new();
     let mut lookups: Vec<(usize, Slug)> = Vec::new();
     let org_all = opts.org.as_deref() == Some(ORG_ALL);
 
@@ -193,13 +115,18 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
                         env: one.clone(),
                     },
                     [] => {
-                        let mut a = Attempt::new(
+                        let mut a = KeyRow::named(
                             format!("{}.?.{key}", repo.org),
-                            &key,
+                            &repo.org,
                             "?",
+                            &key,
                             Status::Absent,
                         );
-                        a.reason = Some(format!("{key} is not in {}", repo.path.display()));
+                        a.reason = Some(format!(
+                            "{key} is not in {}{}",
+                            repo.path.display(),
+                            super::did_you_mean_key(repo, None, &key)
+                        ));
                         a.fix = Some(format!(
                             "keyrack set --key {key} --env <env>{}",
                             owner.flag()
@@ -207,13 +134,10 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
                         attempts.push(a);
                         continue;
                     }
-                    many => {
-                        return Err(Error::EnvAmbiguous {
-                            key: key.clone(),
-                            reason: format!("it is declared in: {}", many.join(", ")),
-                            hint: format!("pass --env, e.g. --env {}", many[0]),
-                        })
-                    }
+                    many => Scope {
+                        org: repo.org.clone(),
+                        env: super::env_by_unlocked(home, repo, &key, many)?,
+                    },
                 },
             }
         };
@@ -221,15 +145,17 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
         let flags = super::key_flags(&key, &scope.env, &scope.org, owner);
         let allowed =
             org_all || scope.env == ENV_SUDO || repo.is_some_and(|r| r.allows(&scope.env, &key));
-        let mut a = Attempt::new(slug.to_string(), &key, &scope.env, Status::Absent);
+        let mut a = KeyRow::new(&slug, Status::Absent);
         if let Some(var) = optional_if_has {
             a.waived = std::env::var_os(&var).is_some();
         }
         if !allowed {
             // Same answer whether or not this host has the key: nothing is looked up.
             a.reason = Some(format!(
-                "not declared for env {} in the repo manifest",
-                scope.env
+                "not declared for env {} in the repo manifest{}",
+                scope.env,
+                repo.map(|r| super::did_you_mean_key(r, Some(&scope.env), &key))
+                    .unwrap_or_default()
             ));
             a.fix = Some(format!("keyrack set {flags}"));
         } else {
@@ -275,6 +201,10 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
                     "set on this host, not unlocked".into()
                 });
                 a.fix = Some(format!("keyrack unlock {flags}"));
+                a.shared_fix = Some(format!(
+                    "keyrack unlock {}",
+                    super::env_flags(slug.env(), slug.org(), owner)
+                ));
                 continue;
             }
             None => match os_envvar::read(slug.key()) {
@@ -292,7 +222,7 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
             Some(value) => {
                 a.vault = vault;
                 a.source = source;
-                a.expires_at = expires_at;
+                a.expires_at = expires_at.and_then(super::row::timestamp_from_ms);
                 a.granted_by = granted_by;
                 match firewall::inspect(value.expose()).filter(|_| !opts.allow_dangerous) {
                     Some(b) => {
@@ -318,8 +248,6 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
 }
 
 /// Whether every attempt is granted (or waived by `is-optional-if-has`).
-pub fn all_satisfied(attempts: &[Attempt]) -> bool {
-    attempts
-        .iter()
-        .all(|a| a.status == Status::Granted || a.waived)
+pub fn all_satisfied(attempts: &[KeyRow]) -> bool {
+    attempts.iter().all(KeyRow::satisfied)
 }

@@ -10,7 +10,12 @@
 //!     is-optional-if-has: AWS_ACCESS_KEY_ID
 //! env.prod: []
 //! env.all: [SHARED_KEY]
+//! everyday: [test]          # optional: what a bare `keyrack unlock` unlocks
 //! ```
+//!
+//! `everyday` is keyrack's own, optional field (rhachet's files have none, and read the same):
+//! the envs a bare `keyrack unlock` (no `--env`) unlocks. Without it, that is every declared env
+//! but `prod`; `sudo` is never one. Only the file being read counts (not the files it extends).
 
 pub mod edit;
 mod yaml;
@@ -19,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::slug::{self, ENV_ALL, ENV_SUDO};
+use crate::slug::{self, ENV_ALL, ENV_PROD, ENV_SUDO};
 use serde_saphyr::Spanned;
 use yaml::{Node, Value};
 
@@ -50,6 +55,8 @@ pub struct RepoManifest {
     pub envs: BTreeMap<String, Vec<KeySpec>>,
     /// Keys needed in every env (`env.all`).
     pub all: Vec<KeySpec>,
+    /// The envs a bare `keyrack unlock` unlocks, when the manifest says (`everyday:`).
+    pub everyday: Option<Vec<String>>,
 }
 
 impl RepoManifest {
@@ -90,13 +97,56 @@ impl RepoManifest {
         let mut stack = vec![canonical(path)];
         let mut done = BTreeSet::new();
         merge(&raw, &root, &mut envs, &mut all, &mut stack, &mut done)?;
+        let everyday = match &raw.everyday {
+            Some(list) => {
+                for e in list {
+                    if !envs.contains_key(&e.value) {
+                        return Err(raw.error_at(
+                            e.line,
+                            e.column,
+                            format!("everyday names env '{}', which is not declared", e.value),
+                            Some(format!(
+                                "declare it (env.{}: []) or remove it from everyday",
+                                e.value
+                            )),
+                        ));
+                    }
+                }
+                Some(list.iter().map(|e| e.value.clone()).collect())
+            }
+            None => None,
+        };
         Ok(RepoManifest {
             path: path.to_path_buf(),
             root,
             org: raw.org,
             envs,
             all,
+            everyday,
         })
+    }
+
+    /// Whether a bare `keyrack unlock` unlocks `env`: listed in `everyday:` when the manifest
+    /// has it, else any env but `prod`; never `sudo`; always `all` (its keys are everyday keys
+    /// of every env).
+    pub fn is_everyday(&self, env: &str) -> bool {
+        match env {
+            ENV_SUDO => false,
+            ENV_ALL => true,
+            _ => match &self.everyday {
+                Some(list) => list.iter().any(|e| e == env),
+                None => env != ENV_PROD,
+            },
+        }
+    }
+
+    /// The declared envs a bare `keyrack unlock` unlocks, sorted.
+    pub fn everyday_envs(&self) -> Vec<String> {
+        self.envs
+            .keys()
+            .filter(|e| self.is_everyday(e))
+            .cloned()
+            .collect()
     }
 
     /// Whether `env` is declared (`all` and `sudo` are always accepted).
@@ -139,6 +189,14 @@ impl RepoManifest {
     pub fn env_names(&self) -> Vec<String> {
         self.envs.keys().cloned().collect()
     }
+}
+
+/// The repository root above `start`: the nearest directory (itself included) holding `.git`.
+pub fn repo_root(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
 }
 
 fn repo_root_of(path: &Path) -> PathBuf {
@@ -275,6 +333,7 @@ struct RawManifest {
     extends: Vec<Located<String>>,
     envs: BTreeMap<String, Vec<KeySpec>>,
     all: Vec<KeySpec>,
+    everyday: Option<Vec<Located<String>>>,
 }
 
 impl RawManifest {
@@ -328,6 +387,7 @@ impl RawManifest {
             extends: Vec::new(),
             envs: BTreeMap::new(),
             all: Vec::new(),
+            everyday: None,
         };
         let doc: Node = serde_saphyr::from_str(text).map_err(|e| {
             let (line, column) = e
@@ -420,6 +480,7 @@ impl RawManifest {
                         }
                     }
                 }
+                "everyday" => this.everyday = Some(this.everyday_envs(node)?),
                 "keys" => {
                     return Err(this.key_err(
                         name,
@@ -457,7 +518,7 @@ impl RawManifest {
                         return Err(this.key_err(
                             name,
                             format!("unknown top-level field '{other}'"),
-                            Some("allowed: org, extends, env.<name>".into()),
+                            Some("allowed: org, extends, everyday, env.<name>".into()),
                         ))
                     }
                 },
@@ -480,6 +541,56 @@ impl RawManifest {
             )
         })?;
         Ok(this)
+    }
+
+    /// `everyday: [test, dev]` (a single name is accepted too).
+    fn everyday_envs(&self, node: &Node) -> Result<Vec<Located<String>>> {
+        let items = match &node.value {
+            Value::Seq(items) => items.clone(),
+            Value::Str(_) => vec![node.clone()],
+            Value::Null => vec![],
+            other => {
+                return Err(self.err(
+                    node,
+                    format!(
+                        "everyday must be a list of env names, found {}",
+                        other.kind()
+                    ),
+                    Some("write e.g. everyday: [test, dev]".into()),
+                ))
+            }
+        };
+        let mut out: Vec<Located<String>> = Vec::new();
+        for item in items {
+            let name = match &item.value {
+                Value::Str(s) => s.clone(),
+                other => {
+                    return Err(self.err(
+                        &item,
+                        format!("everyday entries must be env names, found {}", other.kind()),
+                        None,
+                    ))
+                }
+            };
+            if slug::validate_env(&name).is_err() || name == ENV_ALL || name == ENV_SUDO {
+                return Err(self.err(
+                    &item,
+                    format!("'{name}' cannot be an everyday env"),
+                    Some(
+                        "list envs this file declares, e.g. everyday: [test] (sudo is never unlocked implicitly)"
+                            .into(),
+                    ),
+                ));
+            }
+            if !out.iter().any(|e| e.value == name) {
+                out.push(Located {
+                    value: name,
+                    line: item.referenced.line(),
+                    column: item.referenced.column(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn keys(&self, section: &Node) -> Result<Vec<KeySpec>> {

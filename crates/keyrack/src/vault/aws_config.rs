@@ -213,7 +213,11 @@ impl<'a> Sessions<'a> {
     /// Forgets a session's token (encrypted copy and mirror).
     pub fn forget(&self, cache_name: &str) -> Result<()> {
         fsio::remove_if_exists(&token_path(self.home, cache_name))?;
-        fsio::remove_if_exists(&token_cache::cache_file(cache_name)?)
+        let mirror = token_cache::cache_file(cache_name)?;
+        fsio::remove_if_exists(&mirror)?;
+        // The mirror is gone: its ledger entry must not later delete a token another tool
+        // (e.g. `aws sso login`) writes at the same path.
+        crate::daemon::ledger::Ledger::for_home(self.home).release(&[mirror])
     }
 
     /// keyrack's OIDC client for this start URL: cached until it expires, else registered now.
@@ -370,6 +374,8 @@ impl<'a> AwsConfigVault<'a> {
             });
         if !shared {
             fsio::remove_if_exists(file)?;
+            let _ = crate::daemon::ledger::Ledger::for_home(self.ctx.home)
+                .release(std::slice::from_ref(file));
         }
         Ok(())
     }
@@ -429,6 +435,8 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
         });
     };
     let cache_file = token_cache::cache_file(p.cache_name())?;
+    // recorded first: if nobody releases the mirror (a daemon killed), the next client removes it
+    crate::daemon::ledger::Ledger::for_home(sessions.home).record(&cache_file)?;
     token_cache::write(&cache_file, &live.token)?;
     Ok(Grant {
         slug: entry.slug.clone(),
