@@ -205,28 +205,36 @@ impl AwsConfig {
 
     /// Loads `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let (text, mode) = match std::fs::read(path) {
+        match std::fs::read(path) {
             Ok(bytes) => {
-                let text = String::from_utf8(bytes).map_err(|_| Error::CorruptFile {
-                    path: path.to_path_buf(),
-                    reason: "the AWS config file is not UTF-8 text".into(),
-                    hint: format!(
-                        "fix the encoding of {} (or point AWS_CONFIG_FILE elsewhere)",
-                        path.display()
-                    ),
-                })?;
-                let mode = std::fs::metadata(path)
+                let mut config = Self::from_bytes(path, bytes)?;
+                config.mode = std::fs::metadata(path)
                     .ok()
                     .map(|m| m.permissions().mode() & 0o7777);
-                (text, mode)
+                Ok(config)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), None),
-            Err(e) => return Err(Error::io("read the AWS config file", path, e)),
-        };
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Self::from_bytes(path, Vec::new())
+            }
+            Err(e) => Err(Error::io("read the AWS config file", path, e)),
+        }
+    }
+
+    /// Reads the content of the config file at `path` (nothing is read from disk;
+    /// [`AwsConfig::save`] writes it back to `path` with mode 0600).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
+        let text = String::from_utf8(bytes).map_err(|_| Error::CorruptFile {
+            path: path.to_path_buf(),
+            reason: "the AWS config file is not UTF-8 text".into(),
+            hint: format!(
+                "fix the encoding of {} (or point AWS_CONFIG_FILE elsewhere)",
+                path.display()
+            ),
+        })?;
         Ok(AwsConfig {
             path: path.to_path_buf(),
             lines: text.split_inclusive('\n').map(str::to_string).collect(),
-            mode,
+            mode: None,
         })
     }
 
@@ -477,34 +485,34 @@ impl AwsConfig {
         let mut changed = false;
         let mut end = span.end;
         for (k, v) in values {
-            let found = (span.header + 1..end)
-                .find(|&i| key_of(&self.lines[i]).is_some_and(|(key, _)| key == *k));
-            match found {
-                Some(i) => {
-                    if key_of(&self.lines[i]).map(|(_, val)| val) != Some(*v) {
-                        let line_eol = if self.lines[i].ends_with("\r\n") {
-                            "\r\n"
-                        } else if self.lines[i].ends_with('\n') {
-                            "\n"
-                        } else {
-                            ""
-                        };
-                        self.lines[i] = format!("{k} = {v}{line_eol}");
-                        changed = true;
-                    }
-                }
-                None => {
-                    let last = (span.header..end)
-                        .rev()
-                        .find(|&i| is_content(&self.lines[i]))
-                        .unwrap_or(span.header);
-                    if !self.lines[last].ends_with('\n') {
-                        self.lines[last].push_str(eol);
-                    }
-                    self.lines.insert(last + 1, format!("{k} = {v}{eol}"));
-                    end += 1;
+            // Every line of the key: readers disagree on which duplicate wins (get: the last).
+            let found: Vec<usize> = (span.header + 1..end)
+                .filter(|&i| key_of(&self.lines[i]).is_some_and(|(key, _)| key == *k))
+                .collect();
+            for &i in &found {
+                if key_of(&self.lines[i]).map(|(_, val)| val) != Some(*v) {
+                    let line_eol = if self.lines[i].ends_with("\r\n") {
+                        "\r\n"
+                    } else if self.lines[i].ends_with('\n') {
+                        "\n"
+                    } else {
+                        ""
+                    };
+                    self.lines[i] = format!("{k} = {v}{line_eol}");
                     changed = true;
                 }
+            }
+            if found.is_empty() {
+                let last = (span.header..end)
+                    .rev()
+                    .find(|&i| is_content(&self.lines[i]))
+                    .unwrap_or(span.header);
+                if !self.lines[last].ends_with('\n') {
+                    self.lines[last].push_str(eol);
+                }
+                self.lines.insert(last + 1, format!("{k} = {v}{eol}"));
+                end += 1;
+                changed = true;
             }
         }
         Ok(changed)

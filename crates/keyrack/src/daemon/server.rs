@@ -478,9 +478,9 @@ fn handle(
         Err(ReadFail::Io(e)) => Response::Error {
             message: format!("could not read the request: {e}"),
         },
-        Ok((buf, _held)) => match serde_json::from_slice::<Request>(&buf) {
+        Ok((buf, _held)) => match super::protocol::decode_request(&buf) {
             Err(e) => Response::Error {
-                message: format!("malformed request: {e}"),
+                message: e.to_string(),
             },
             Ok(req) => {
                 let shutdown = matches!(req, Request::Shutdown);

@@ -320,20 +320,33 @@ fn extends_target(raw: &RawManifest, ext: &Located<String>, root: &Path) -> Resu
     Ok(target)
 }
 
-struct Located<T> {
-    value: T,
-    line: u64,
-    column: u64,
+/// A value with the 1-based line and column it was read at.
+#[derive(Clone, Debug)]
+pub struct Located<T> {
+    /// The value.
+    pub value: T,
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
 }
 
-/// One file, schema-checked but not yet merged with what it extends.
-struct RawManifest {
-    path: PathBuf,
-    org: String,
-    extends: Vec<Located<String>>,
-    envs: BTreeMap<String, Vec<KeySpec>>,
-    all: Vec<KeySpec>,
-    everyday: Option<Vec<Located<String>>>,
+/// One file, schema-checked but not yet merged with what it extends ([`RepoManifest::load`]
+/// reads every file of an `extends` chain this way, then merges them).
+#[derive(Clone, Debug)]
+pub struct RawManifest {
+    /// The file it was read from (named in errors).
+    pub path: PathBuf,
+    /// Its `org`.
+    pub org: String,
+    /// Its `extends` entries, not followed.
+    pub extends: Vec<Located<String>>,
+    /// Its own env sections (not `all`).
+    pub envs: BTreeMap<String, Vec<KeySpec>>,
+    /// Its `env.all` section.
+    pub all: Vec<KeySpec>,
+    /// Its `everyday:` envs, if it names them.
+    pub everyday: Option<Vec<Located<String>>>,
 }
 
 impl RawManifest {
@@ -367,6 +380,12 @@ impl RawManifest {
 
     fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// Parses and schema-checks the content of the manifest file at `path` (`path` is only
+    /// named in errors; nothing is read from disk and `extends` is not followed).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
         let text = String::from_utf8(bytes).map_err(|e| Error::Manifest {
             path: path.to_path_buf(),
             line: 0,
