@@ -15,6 +15,7 @@ use keyrack::interact::{
     Answer, ChildOutput, Interact, Notice, OpenOutcome, PortalEntry, Progress, Question,
     SignInStep, Unanswered,
 };
+use keyrack::ops::fill;
 use keyrack::secret::Secret;
 
 use crate::render::{tree, Node, Style};
@@ -156,6 +157,76 @@ impl Interact for Terminal {
             stdout: Stdio::from(copy),
             stderr: Stdio::inherit(),
         })
+    }
+}
+
+/// `keyrack fill`'s question for one missing key, on the terminal: a hidden prompt for a value
+/// (an empty line skips it), or a yes/no for the guided AWS SSO set-up, which then runs here.
+/// `refused` is why the previous answer for this key was refused.
+pub fn fill_answer(
+    rack: &keyrack::ops::Rack,
+    opts: &fill::FillOptions,
+    m: &fill::Missing,
+    n: usize,
+    of: usize,
+    refused: Option<&str>,
+) -> fill::Answer {
+    use inquire::InquireError;
+    let stop_or_skip = |e: InquireError| match e {
+        InquireError::OperationInterrupted => fill::Answer::Stop,
+        _ => fill::Answer::Skip,
+    };
+    let at = format!("[{n}/{of}] {}", m.key);
+    if m.vault == keyrack::vault::VaultKind::AwsConfig {
+        return match inquire::Confirm::new(&format!("{at}: set up an AWS SSO profile now?"))
+            .with_default(true)
+            .with_help_message(
+                "the AWS SSO set-up: portal → browser sign-in → account → role; n skips this key",
+            )
+            .prompt()
+        {
+            Ok(true) => guided_profile(rack, opts, m),
+            Ok(false) => fill::Answer::Skip,
+            Err(e) => stop_or_skip(e),
+        };
+    }
+    let help = match refused {
+        Some(why) => format!("refused: {why} — try again, or press enter to skip"),
+        None => format!(
+            "env {}, vault {}; input is hidden; enter on an empty line skips it, Ctrl-C stops",
+            m.env, m.vault
+        ),
+    };
+    match inquire::Password::new(&format!("{at}:"))
+        .without_confirmation()
+        .with_display_mode(inquire::PasswordDisplayMode::Hidden)
+        .with_help_message(&help)
+        .prompt()
+    {
+        Ok(v) if v.is_empty() => fill::Answer::Skip,
+        Ok(v) => fill::Answer::Value(Secret::new(v)),
+        Err(e) => stop_or_skip(e),
+    }
+}
+
+/// The guided AWS SSO set-up for a key `fill` is missing.
+fn guided_profile(
+    rack: &keyrack::ops::Rack,
+    opts: &fill::FillOptions,
+    m: &fill::Missing,
+) -> fill::Answer {
+    let set_opts = fill::set_options(opts, m);
+    let chosen = keyrack::ops::set::plan(rack, &set_opts).and_then(|plan| {
+        if plan.needs_profile {
+            crate::aws_wizard::run(rack, &plan, &set_opts.aws, set_opts.login)
+        } else {
+            Ok(set_opts.aws.clone())
+        }
+    });
+    match chosen {
+        Ok(flags) => fill::Answer::Profile(flags),
+        Err(keyrack::Error::Cancelled { .. }) => fill::Answer::Stop,
+        Err(e) => fill::Answer::Failed(e),
     }
 }
 

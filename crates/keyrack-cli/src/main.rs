@@ -17,6 +17,10 @@ use clap::Parser;
 fn main() {
     // Before anything can touch a secret: no core file of this process, ever.
     process::harden();
+    // A TAB in a shell with keyrack's completions: answer it and stop.
+    if let Some(code) = commands::complete::from_env() {
+        std::process::exit(code);
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => std::process::exit(usage(&e)),

@@ -8,10 +8,14 @@
 
 pub mod aws;
 pub mod del;
+pub mod doctor;
+pub mod fill;
 pub mod get;
+pub mod import;
 pub mod init;
 pub mod list;
 pub mod recipient;
+pub mod recover;
 pub mod row;
 pub mod set;
 pub mod unlock;
@@ -107,6 +111,10 @@ impl Rack {
     /// Decrypts the host manifest.
     pub fn host(&self) -> Result<HostManifest> {
         if !HostManifest::exists(&self.home) {
+            let left = recover::evidence(&self.home)?;
+            if left.any() {
+                return Err(recover::lost(&self.home, &left));
+            }
             return Err(Error::NotInitialised {
                 home: self.home.root().to_path_buf(),
                 owner: self.home.owner().label().into(),

@@ -149,6 +149,17 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
 
 /// Runs `set`.
 pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
+    run_given(rack, opts, None)
+}
+
+/// Runs `set` with the value already in hand (`fill`, `import`): the same checks, proof and
+/// records as [`run`], without asking for the secret. `given` is ignored for aws.config, whose
+/// value is the profile `prepare_profile` decides.
+pub fn run_given(
+    rack: &Rack,
+    opts: &SetOptions,
+    given: Option<crate::secret::Secret>,
+) -> Result<SetReport> {
     let SetPlan {
         scope,
         slug,
@@ -166,7 +177,16 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     };
     let secret = match &prepared {
         Some(p) => crate::secret::Secret::new(p.profile.clone()),
-        None => mech::acquire_secret(&opts.key, opts.source, rack.interact())?,
+        None => match given {
+            Some(v) if v.expose().is_empty() => {
+                return Err(Error::SecretInput {
+                    reason: "the secret is empty".into(),
+                    hint: format!("give {} a value, or leave it out", opts.key),
+                })
+            }
+            Some(v) => v,
+            None => mech::acquire_secret(&opts.key, opts.source, rack.interact())?,
+        },
     };
     let blocked = match admit_value(&slug, &secret, opts.allow_dangerous, rack.home().owner()) {
         Ok(b) => b,
