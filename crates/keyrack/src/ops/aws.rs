@@ -653,7 +653,9 @@ pub struct LogoutReport {
 /// Signs the profile's SSO session out server-side and deletes both copies of its token.
 pub fn logout(rack: &Rack, profile: &str) -> Result<LogoutReport> {
     let profile = profile_arg("--profile", profile)?;
-    let p = AwsConfig::load_default()?.sso_profile(&profile)?;
+    let config = AwsConfig::load_default()?;
+    let p = config.sso_profile(&profile)?;
+    let _trust = crate::aws::net::ProfileTrust::of_profile(&config, &profile);
     let recipients = rack.host()?.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, crate::aws::login::LoginOptions::never_prompt())?;
     let sessions = Sessions::new(&ctx)?;

@@ -402,7 +402,9 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
             entry.env
         ),
     })?;
-    let p = AwsConfig::load_default()?.sso_profile(&checked_profile(&profile_name)?)?;
+    let config = AwsConfig::load_default()?;
+    let p = config.sso_profile(&checked_profile(&profile_name)?)?;
+    let _trust = crate::aws::net::ProfileTrust::of_profile(&config, &profile_name);
     let expected_user = entry.meta.get(meta::SSO_USER).cloned();
     let mut attempts = 0;
     let (live, creds) = loop {
@@ -465,6 +467,8 @@ impl Vault for AwsConfigVault<'_> {
     /// `secret` is the profile name. Records session, account, role and the SSO user seen now.
     fn store(&self, _slug: &Slug, _mech: Mech, secret: &Secret) -> Result<Stored> {
         let p = self.profile(secret.expose())?;
+        let _trust =
+            crate::aws::net::ProfileTrust::of_profile(&AwsConfig::load_default()?, secret.expose());
         let sessions = Sessions::new(&self.ctx)?;
         let live = sessions.live_for_profile(&p)?;
         let creds = live
