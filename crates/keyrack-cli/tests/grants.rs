@@ -275,7 +275,8 @@ fn get_set_and_del_resolve_a_key_the_same_way() {
 
 /// Decrypts the default owner's host manifest of `s` as JSON.
 fn host_json(s: &Sandbox) -> serde_json::Value {
-    let id = keyrack::identity::Identity::load(&s.identity()).unwrap();
+    let id = keyrack::identity::Identity::load(&s.identity(), &keyrack::interact::NonInteractive)
+        .unwrap();
     let path = s.keyrack_home.join("host.age");
     let plain = keyrack::crypto::decrypt(&path, &std::fs::read(&path).unwrap(), &id).unwrap();
     serde_json::from_slice(&plain).unwrap()

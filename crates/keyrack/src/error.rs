@@ -199,7 +199,7 @@ pub enum Error {
         hint: String,
         /// AWS's answer, when a call failed.
         #[source]
-        source: Option<crate::aws::http::AwsError>,
+        source: Option<Box<crate::aws::http::AwsError>>,
     },
     /// The session daemon could not be reached, started, or answered with an error.
     #[error("session daemon: {source}")]
@@ -360,6 +360,14 @@ impl Error {
         }
     }
 
+    /// The AWS answer behind an [`Error::Aws`], when a call failed.
+    pub fn aws_error(&self) -> Option<&crate::aws::http::AwsError> {
+        match self {
+            Error::Aws { source, .. } => source.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Shorthand for an [`Error::Io`].
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
@@ -390,8 +398,9 @@ mod source_tests {
             e.to_string(),
             "renewing role credentials: AWS answered 401 UnauthorizedException: Session token not found or invalid"
         );
-        let source = e.source().and_then(|s| s.downcast_ref::<AwsError>());
-        assert_eq!(source, Some(&aws));
+        let source = e.source().and_then(|s| s.downcast_ref::<Box<AwsError>>());
+        assert_eq!(source.map(|b| &**b), Some(&aws));
+        assert_eq!(e.aws_error(), Some(&aws));
         assert!(e.fix().unwrap().contains("keyrack unlock signs in again"));
 
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");

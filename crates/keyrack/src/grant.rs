@@ -329,13 +329,60 @@ pub mod time {
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now())
     }
 
-    /// Parses a duration written like `9h`, `30m`, `1h30m` or `1h 30m` (zero is refused).
+    /// Parses a duration: jiff's friendly form (`9h`, `30m`, `1h30m`, `1h 30m`, `2d`, `500ms`,
+    /// `2hours`, `1.5h`) or ISO 8601 (`PT1H30M`); a day is 24 hours; months, years and zero are
+    /// refused.
     pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-        match humantime::parse_duration(s) {
-            Ok(d) if d.is_zero() => Err("must be longer than zero".into()),
-            Ok(d) => Ok(d),
-            Err(e) => Err(format!("not a duration ({e})")),
+        let span: jiff::Span = s
+            .trim()
+            .parse()
+            .map_err(|e| format!("not a duration ({e})"))?;
+        let d = span
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .map_err(|e| format!("not a fixed duration ({e})"))?;
+        match std::time::Duration::try_from(d) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            _ => Err("must be longer than zero".into()),
         }
+    }
+
+    /// A duration a host manifest recorded: as [`parse_duration`], and else in the units older
+    /// keyrack versions accepted and wrote as given (`1M` a month of 30.44 days, `1y` 365.25 days
+    /// — longer than any grant lives, so they cap nothing), so such a file still loads.
+    pub fn parse_recorded_duration(s: &str) -> Result<std::time::Duration, String> {
+        parse_duration(s).or_else(|e| legacy_duration(s).ok_or(e))
+    }
+
+    /// `<number><unit>` tokens in the units of the `humantime` crate.
+    fn legacy_duration(s: &str) -> Option<std::time::Duration> {
+        let mut total = 0u64;
+        let mut rest = s.trim();
+        if rest.is_empty() {
+            return None;
+        }
+        while !rest.is_empty() {
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let n: u64 = rest[..digits].parse().ok()?;
+            rest = &rest[digits..];
+            let unit_len = rest
+                .find(|c: char| !c.is_ascii_alphabetic())
+                .unwrap_or(rest.len());
+            let secs = match &rest[..unit_len] {
+                "seconds" | "second" | "sec" | "s" => 1,
+                "minutes" | "minute" | "min" | "m" => 60,
+                "hours" | "hour" | "hr" | "h" => 3600,
+                "days" | "day" | "d" => 86_400,
+                "weeks" | "week" | "w" => 604_800,
+                "months" | "month" | "M" => 2_630_016,
+                "years" | "year" | "y" => 31_557_600,
+                _ => return None,
+            };
+            total = total.checked_add(n.checked_mul(secs)?)?;
+            rest = rest[unit_len..].trim_start();
+        }
+        (total > 0).then(|| std::time::Duration::from_secs(total))
     }
 
     /// Writes a duration the way [`parse_duration`] (and people) read it: `1h30m`, `45s`, `2h`
@@ -375,12 +422,12 @@ pub mod time {
             }
         }
 
-        /// Reads a duration as [`super::parse_duration`] does.
+        /// Reads a duration as [`super::parse_recorded_duration`] does.
         pub fn deserialize<'de, D: Deserializer<'de>>(
             d: D,
         ) -> Result<Option<std::time::Duration>, D::Error> {
             Option::<String>::deserialize(d)?
-                .map(|s| super::parse_duration(&s).map_err(serde::de::Error::custom))
+                .map(|s| super::parse_recorded_duration(&s).map_err(serde::de::Error::custom))
                 .transpose()
         }
     }
@@ -463,6 +510,17 @@ mod tests {
         }
         assert!(time::parse_duration("0s").is_err());
         assert!(time::parse_duration("soon").is_err());
+        // what older versions recorded still reads
+        assert!(time::parse_duration("1M").is_err());
+        assert_eq!(
+            time::parse_recorded_duration("1M").unwrap().as_secs(),
+            2_630_016
+        );
+        assert_eq!(
+            time::parse_recorded_duration("1h 30min").unwrap().as_secs(),
+            5400
+        );
+        assert!(time::parse_recorded_duration("soon").is_err());
     }
 
     #[test]

@@ -79,13 +79,27 @@ pub fn default_vault(key: &str) -> VaultKind {
     vault::default_for(key)
 }
 
-/// What `set` will do, decided before anything is asked or stored.
-struct Plan {
-    scope: Scope,
-    slug: Slug,
-    kind: VaultKind,
-    caps: &'static vault::VaultInfo,
-    mech: Mech,
+/// What `set` settled before it asks for anything or stores anything ([`plan`]).
+#[derive(Debug, Clone)]
+pub struct SetPlan {
+    /// The org and env the key resolves to.
+    pub scope: Scope,
+    /// The slug to set.
+    pub slug: Slug,
+    /// The vault.
+    pub vault: VaultKind,
+    /// The mech.
+    pub mech: Mech,
+    /// An aws.config key whose profile is neither `--exid` nor fully described by flags: the
+    /// caller may guide the person to one ([`super::aws::ProfileSetup`]) and pass the result as
+    /// [`SetOptions::aws`]; otherwise `set` fails with the flags to pass.
+    pub needs_profile: bool,
+}
+
+impl SetPlan {
+    fn caps(&self) -> &'static vault::VaultInfo {
+        vault::info(self.vault)
+    }
 }
 
 /// The value to store, acquired through the mech, and how to take back what acquiring it
@@ -133,7 +147,7 @@ pub fn run_given(rack: &Rack, opts: &SetOptions, given: Option<Secret>) -> Resul
     entry.max_duration = kept_max_duration(opts, previous.as_ref());
     if let Some(prev) = &previous {
         entry.created_at = prev.created_at;
-        if prev.vault != plan.kind {
+        if prev.vault != plan.vault {
             // moving between vaults: the old copy goes once the new one is proven
             let recipients = host.recipient_keys()?;
             let ctx = rack.vault_context(&recipients, opts.login)?;
@@ -147,10 +161,10 @@ pub fn run_given(rack: &Rack, opts: &SetOptions, given: Option<Secret>) -> Resul
 
     let manifest_updated = declare(repo.as_ref(), &plan.scope, &opts.key)?;
     // A grant of the old value must not outlive this set. os.daemon's grant *is* the new value.
-    let relocked = !plan.caps.lives_in_daemon && relock_stale(rack, &plan.slug);
+    let relocked = !plan.caps().lives_in_daemon && relock_stale(rack, &plan.slug);
     Ok(SetReport {
         slug: plan.slug,
-        vault: plan.kind,
+        vault: plan.vault,
         mech: plan.mech,
         replaced: previous.is_some(),
         manifest_updated,
@@ -161,8 +175,10 @@ pub fn run_given(rack: &Rack, opts: &SetOptions, given: Option<Secret>) -> Resul
     })
 }
 
-/// The scope, vault and mech of this `set`, each checked before the secret is asked for.
-fn plan(rack: &Rack, opts: &SetOptions) -> Result<Plan> {
+/// The checks of `set` that need no answer from anyone: scope, vault, flags, initialised, the
+/// identity loads. [`run`] starts with it; a guided front end calls it first, so a bad flag fails
+/// before any question.
+pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
     let repo = rack.repo()?;
     let scope = Scope::resolve(
         declarations(repo.as_ref()),
@@ -197,27 +213,33 @@ fn plan(rack: &Rack, opts: &SetOptions) -> Result<Plan> {
             hint: Some("drop --exid".into()),
         });
     }
-    Ok(Plan {
+    let needs_profile =
+        mech == Mech::AwsSso && super::aws::needs_profile(opts.exid.as_deref(), &opts.aws)?;
+    // Fail fast (not initialised, wrong identity) before asking for the secret.
+    let recipients = rack.host()?.recipient_keys()?;
+    rack.vault_context(&recipients, opts.login)?;
+    Ok(SetPlan {
         scope,
         slug,
-        kind,
-        caps,
+        vault: kind,
         mech,
+        needs_profile,
     })
 }
 
 /// Acquires the value through the mech (an AWS SSO profile, or the secret itself) and checks it
-/// against the admission rules. Fails fast (not initialised, wrong identity) before asking.
-fn acquire(rack: &Rack, opts: &SetOptions, plan: &Plan, given: Option<Secret>) -> Result<Acquired> {
-    let recipients = rack.host()?.recipient_keys()?;
-    let ctx = rack.vault_context(&recipients, opts.login)?;
+/// against the admission rules.
+fn acquire(
+    rack: &Rack,
+    opts: &SetOptions,
+    plan: &SetPlan,
+    given: Option<Secret>,
+) -> Result<Acquired> {
     let prepared = match plan.mech {
         Mech::AwsSso => Some(super::aws::prepare_profile(
-            &ctx,
             &plan.scope,
             opts.exid.as_deref(),
             &opts.aws,
-            opts.source == SecretSource::Prompt,
         )?),
         _ => None,
     };
@@ -231,7 +253,7 @@ fn acquire(rack: &Rack, opts: &SetOptions, plan: &Plan, given: Option<Secret>) -
                 })
             }
             Some(v) => v,
-            None => mech::acquire_secret(&opts.key, opts.source)?,
+            None => mech::acquire_secret(&opts.key, opts.source, rack.interact())?,
         },
     };
     let mut acquired = Acquired {
@@ -252,13 +274,13 @@ fn acquire(rack: &Rack, opts: &SetOptions, plan: &Plan, given: Option<Secret>) -
 fn prove(
     rack: &Rack,
     opts: &SetOptions,
-    plan: &Plan,
+    plan: &SetPlan,
     host: &HostManifest,
     secret: &Secret,
 ) -> Result<HostEntry> {
     let recipients = host.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, opts.login)?;
-    let adapter = vault::open(plan.kind, ctx);
+    let adapter = vault::open(plan.vault, ctx);
     // The second read of the proof may not sign in: a vault that signs in proves that what the
     // first read kept (aws.config: the encrypted token) serves the next unlock without a browser.
     let quiet = VaultContext {
@@ -268,7 +290,7 @@ fn prove(
         },
         ..ctx
     };
-    let again = vault::open(plan.kind, quiet);
+    let again = vault::open(plan.vault, quiet);
     let rules = vault::SetRules {
         allow_dangerous: opts.allow_dangerous,
     };
@@ -337,7 +359,10 @@ fn save_and_mark(rack: &Rack, host: &HostManifest, slug: &Slug) -> Result<()> {
     fsio::touch_private(&rack.home().inventory_marker(slug))
 }
 
-/// Parses a duration like `9h`, `30m`, `1h30m`.
+/// Parses a duration: whole units in jiff's friendly form — `9h`, `30m`, `1h30m`, `1h 30m`, `90s`,
+/// `2d`, `1w`, `500ms`, spelled-out units (`2hours`, `5min`) and decimals (`1.5h`) — or ISO 8601
+/// (`PT1H30M`). A day is 24 hours; months and years are refused (their length varies); the
+/// duration must be longer than zero.
 pub fn parse_duration(what: &'static str, s: &str) -> Result<std::time::Duration> {
     crate::grant::time::parse_duration(s).map_err(|reason| Error::InvalidInput {
         what,
@@ -345,4 +370,41 @@ pub fn parse_duration(what: &'static str, s: &str) -> Result<std::time::Duration
         reason,
         hint: Some("use e.g. 9h, 30m or 1h30m".into()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_in_the_documented_forms() {
+        for (s, secs) in [
+            ("9h", 9 * 3600),
+            ("30m", 1800),
+            ("1h30m", 5400),
+            ("1h 30m", 5400),
+            ("90s", 90),
+            ("2d", 2 * 86400),
+            ("1w", 7 * 86400),
+            ("2hours", 7200),
+            ("5min", 300),
+            ("1.5h", 5400),
+            ("PT1H30M", 5400),
+        ] {
+            assert_eq!(
+                parse_duration("--duration", s).unwrap(),
+                Duration::from_secs(secs),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            parse_duration("--duration", "500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        for s in ["", "0s", "-1h", "abc", "1h30", "1mo", "1y"] {
+            let e = parse_duration("--duration", s).unwrap_err().to_string();
+            assert!(e.contains("--duration"), "{s}: {e}");
+        }
+    }
 }

@@ -97,6 +97,8 @@ pub struct VaultContext<'a> {
     pub recipients: &'a [RecipientKey],
     /// How vaults that sign in (aws.config) may do so.
     pub login: crate::aws::login::LoginOptions,
+    /// Who answers questions and sees notices (a sign-in's link).
+    pub interact: &'a dyn crate::interact::Interact,
 }
 
 /// What [`Vault::store`] wrote, and how to take it back.
@@ -188,6 +190,7 @@ impl Renewer for VaultRenewer {
             identity: None,
             recipients: &[],
             login: crate::aws::login::LoginOptions::never_prompt(),
+            interact: &crate::interact::NonInteractive,
         };
         open(grant.vault, ctx).renew(grant)
     }
