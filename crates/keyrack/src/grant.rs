@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::slug::Slug;
 
-/// The kinds of vault. What each can do is data in [`crate::vault::VaultInfo`].
+/// The kinds of vault. What each can do is data, in the vault registry (`vault::info`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 pub enum VaultKind {
     /// One age file per key, encrypted to every recipient.

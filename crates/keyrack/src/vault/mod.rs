@@ -318,7 +318,7 @@ pub fn dangerous(slug: &Slug, blocked: &firewall::Blocked, owner: &Owner) -> Err
         reason: format!("{}; get, source and exec would block it", blocked.reason()),
         hint: format!(
             "store a short-lived credential instead, or if this one really must be kept: keyrack set {} --allow-dangerous",
-            crate::ops::key_flags(slug.key(), slug.env(), slug.org(), owner)
+            crate::slug::key_flags(slug.key(), slug.env(), slug.org(), owner)
         ),
     }
 }

@@ -186,7 +186,7 @@ impl Vault for OsSecure<'_> {
         let plain = crypto::decrypt(&path, &data, self.identity()?)?;
         let fix = format!(
             "keyrack set {}",
-            crate::ops::key_flags(
+            crate::slug::key_flags(
                 entry.slug.key(),
                 entry.slug.env(),
                 entry.slug.org(),
