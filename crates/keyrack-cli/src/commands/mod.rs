@@ -2,6 +2,7 @@
 
 mod aws;
 mod del;
+mod firewall;
 mod get;
 mod init;
 mod list;
@@ -69,6 +70,7 @@ pub fn title(c: &Command) -> &'static str {
         Command::Daemon(DaemonCommand::Run) => "daemon run",
         Command::Aws(crate::cli::AwsCommand::Credentials { .. }) => "aws credentials",
         Command::Aws(crate::cli::AwsCommand::Logout { .. }) => "aws logout",
+        Command::Firewall(_) => "firewall",
         Command::Completions { .. } => "completions",
     }
 }
@@ -94,6 +96,7 @@ pub fn run(cli: Cli) -> ui::Result<i32> {
         Command::Del(a) => del::run(&ctx, a),
         Command::Daemon(c) => session::daemon(&ctx, c),
         Command::Aws(c) => aws::run(&ctx, c),
+        Command::Firewall(a) => firewall::run(&ctx, a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             // Rendered in memory: clap_complete panics on a failed write.
