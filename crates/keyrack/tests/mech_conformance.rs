@@ -177,6 +177,7 @@ fn github_app_conforms_in_every_vault_that_keeps_it() {
         identity: Some(&id),
         recipients: &recipients,
         login: Default::default(),
+        interact: &keyrack::interact::NonInteractive,
     };
     let kinds: Vec<VaultKind> = VaultKind::ALL
         .into_iter()

@@ -31,6 +31,7 @@ use zeroize::Zeroizing;
 use crate::aws::http::{self, AwsError};
 use crate::error::{Error, Result};
 use crate::host_manifest::HostEntry;
+use crate::interact::{Interact, Question, Unanswered};
 use crate::mech::SecretSource;
 use crate::secret::Secret;
 use crate::vault::Grant;
@@ -620,39 +621,46 @@ impl AppFlags {
     }
 }
 
-/// Acquires the credentials of `set --mech github.app` for `key`: flags first, then prompts on
-/// a terminal. Returns the bundle to store. The private key is read from its file and checked
-/// before anything is stored.
-pub fn acquire(key: &str, flags: &AppFlags, source: SecretSource) -> Result<Secret> {
+/// Acquires the credentials of `set --mech github.app` for `key`: flags first, then questions
+/// to `interact` when `source` is a terminal. Returns the bundle to store. The private key is
+/// read from its file and checked before anything is stored.
+pub fn acquire(
+    key: &str,
+    flags: &AppFlags,
+    source: SecretSource,
+    interact: &dyn Interact,
+) -> Result<Secret> {
     let usage = format!(
         "keyrack set --key {key} --mech github.app --app-id <id> --installation-id <id> --private-key <file.pem>"
     );
-    let ask = |flag: &'static str, question: &str, help: &str| -> Result<String> {
+    let ask = |flag: &'static str, question: Question<'_>| -> Result<String> {
+        let no_terminal = || Error::NeedsTty {
+            what: format!("{flag} (github.app)"),
+            hint: format!("pass every flag: {usage}"),
+        };
         if source != SecretSource::Prompt {
-            return Err(Error::NeedsTty {
-                what: format!("{flag} (github.app)"),
-                hint: format!("pass every flag: {usage}"),
-            });
+            return Err(no_terminal());
         }
-        inquire::Text::new(question)
-            .with_help_message(help)
-            .with_validator(inquire::validator::ValueRequiredValidator::new(
-                "an answer is needed (Ctrl-C cancels)",
-            ))
-            .prompt()
-            .map_err(|e| {
-                crate::mech::prompt_error(e, flag, || Error::NeedsTty {
-                    what: format!("{flag} (github.app)"),
-                    hint: format!("pass every flag: {usage}"),
-                })
-            })
+        match interact.text(&question) {
+            Ok(answer) => Ok(answer.trim().to_string()),
+            Err(Unanswered::NoTerminal) => Err(no_terminal()),
+            Err(Unanswered::Cancelled) => Err(Error::Cancelled { what: flag.into() }),
+            Err(Unanswered::Failed(why)) => Err(Error::SecretInput {
+                reason: format!("{flag} was not answered ({why})"),
+                hint: format!("run it again, or pass every flag: {usage}"),
+            }),
+        }
     };
     let issuer_text = match &flags.app_id {
         Some(v) => v.clone(),
         None => ask(
             "--app-id",
-            "GitHub App id (or client id):",
-            "the app's settings page shows both (App ID, Client ID)",
+            Question {
+                prompt: "GitHub App id (or client id):",
+                default: None,
+                placeholder: Some("the App ID or Client ID on the app's settings page"),
+                check: Some(|s| Issuer::parse(s).map(|_| ()).map_err(|e| e.to_string())),
+            },
         )?,
     };
     let invalid = |what: &'static str, value: &str, e: AppError| Error::InvalidInput {
@@ -666,8 +674,16 @@ pub fn acquire(key: &str, flags: &AppFlags, source: SecretSource) -> Result<Secr
         Some(v) => v.clone(),
         None => ask(
             "--installation-id",
-            "installation id:",
-            "the number at the end of the installation's settings URL (…/settings/installations/<id>)",
+            Question {
+                prompt: "installation id:",
+                default: None,
+                placeholder: Some("the number ending the installation's settings URL"),
+                check: Some(|s| {
+                    parse_installation_id(s)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }),
+            },
         )?,
     };
     let installation_id = parse_installation_id(&installation_text)
@@ -676,8 +692,18 @@ pub fn acquire(key: &str, flags: &AppFlags, source: SecretSource) -> Result<Secr
         Some(p) => p.clone(),
         None => PathBuf::from(ask(
             "--private-key",
-            "path to the app's private key (.pem):",
-            "the file GitHub downloaded when you generated the key; it is read, never echoed",
+            Question {
+                prompt: "path to the app's private key (.pem):",
+                default: None,
+                placeholder: Some("the file GitHub downloaded; it is read, never shown"),
+                check: Some(|s| {
+                    if Path::new(s).is_file() {
+                        Ok(())
+                    } else {
+                        Err("no such file".into())
+                    }
+                }),
+            },
         )?),
     };
     let pem = read_pem(&path)?;
