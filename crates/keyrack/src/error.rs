@@ -201,6 +201,14 @@ pub enum Error {
         #[source]
         source: Option<Box<crate::aws::http::AwsError>>,
     },
+    /// A GitHub API call failed, or GitHub App credentials cannot be used.
+    #[error("{message}")]
+    GitHub {
+        /// What happened.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
     /// The session daemon could not be reached, started, or answered with an error.
     #[error("session daemon: {source}")]
     Daemon {
@@ -278,7 +286,8 @@ impl Error {
             | Error::Daemon { hint, .. }
             | Error::DaemonUntrusted { hint, .. }
             | Error::Locked { hint, .. }
-            | Error::Aws { hint, .. } => Some(hint.clone()),
+            | Error::Aws { hint, .. }
+            | Error::GitHub { hint, .. } => Some(hint.clone()),
             Error::NotGranted { fix, .. } => fix.clone(),
             Error::Cancelled { .. } => None,
             Error::Io { path, source, .. } => Some(match source.kind() {
@@ -325,6 +334,7 @@ impl Error {
             | Error::RoundTrip { .. }
             | Error::Unbound { .. }
             | Error::Aws { .. }
+            | Error::GitHub { .. }
             | Error::Daemon { .. }
             | Error::DaemonUntrusted { .. } => 1,
         }
@@ -354,6 +364,7 @@ impl Error {
             Error::Daemon { .. } => "daemon",
             Error::DaemonUntrusted { .. } => "daemon_untrusted",
             Error::Aws { .. } => "aws",
+            Error::GitHub { .. } => "github",
             Error::Cancelled { .. } => "cancelled",
             Error::Locked { .. } => "locked",
             Error::NotGranted { .. } => "not_granted",

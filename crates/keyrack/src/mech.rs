@@ -7,6 +7,19 @@ pub use crate::grant::Mech;
 use crate::interact::{Interact, Unanswered};
 use crate::secret::Secret;
 
+/// The mech hook of `unlock` (and of the proof at `set`): turns what the vault holds for `entry`
+/// into the grant handed out. Most mechs hand out the stored value as is; `github.app` mints an
+/// installation token from the stored app credentials, and the grant expires with the token.
+pub fn grant_from_stored(
+    entry: &crate::host_manifest::HostEntry,
+    stored: crate::vault::Grant,
+) -> Result<crate::vault::Grant> {
+    match entry.mech {
+        Mech::GithubApp => crate::github::app::mint_grant(entry, stored),
+        Mech::Replica | Mech::Reference | Mech::Session | Mech::AwsSso => Ok(stored),
+    }
+}
+
 /// Where `set` reads a secret from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecretSource {

@@ -42,6 +42,8 @@ pub struct SetOptions {
     pub aws: super::aws::ProfileFlags,
     /// Store a value the firewall blocks (it stays blocked on every read path without the flag).
     pub allow_dangerous: bool,
+    /// GitHub App credentials (`--mech github.app`; flags given without `--mech` imply it).
+    pub github: crate::github::app::AppFlags,
 }
 
 /// What `set` did.
@@ -193,7 +195,18 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
     }
     let kind = opts.vault.unwrap_or_else(|| default_vault(&opts.key));
     let caps = vault::info(kind);
-    let mech = opts.mech.unwrap_or(caps.default_mech);
+    let mech = match opts.mech {
+        None if !opts.github.is_empty() => Mech::GithubApp,
+        Some(m) if m != Mech::GithubApp && !opts.github.is_empty() => {
+            return Err(Error::InvalidInput {
+                what: "mech",
+                value: m.to_string(),
+                reason: "--app-id, --installation-id and --private-key describe a GitHub App (--mech github.app)".into(),
+                hint: Some("drop those flags, or use --mech github.app".into()),
+            })
+        }
+        m => m.unwrap_or(caps.default_mech),
+    };
     if !caps.writable {
         return Err(Error::VaultRefused {
             vault: kind.to_string(),
@@ -211,6 +224,17 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
             value: opts.exid.clone().unwrap_or_default(),
             reason: format!("vault {kind} stores the secret itself and takes no external id"),
             hint: Some("drop --exid".into()),
+        });
+    }
+    if mech == Mech::GithubApp && !caps.mechs.contains(&mech) {
+        // before asking for anything: the vault must keep the credentials themselves
+        return Err(Error::InvalidInput {
+            what: "mech",
+            value: mech.to_string(),
+            reason: format!("vault {kind} does not keep GitHub App credentials"),
+            hint: Some(
+                "use --vault os.secure (the default) or another vault that stores secrets".into(),
+            ),
         });
     }
     let needs_profile =
@@ -253,6 +277,9 @@ fn acquire(
                 })
             }
             Some(v) => v,
+            None if plan.mech == Mech::GithubApp => {
+                crate::github::app::acquire(&opts.key, &opts.github, opts.source, rack.interact())?
+            }
             None => mech::acquire_secret(&opts.key, opts.source, rack.interact())?,
         },
     };

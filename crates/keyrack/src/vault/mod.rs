@@ -259,12 +259,22 @@ pub enum Checked {
 }
 
 /// The one per-key step of `unlock` and of the proof at `set`: read the key out of its vault,
-/// check the grant is the key's and passes the admission rules ([`admit`]). Vault failures and
-/// refused values are errors (that key's `errored` row); what the read left behind is released
-/// on those.
+/// check it is the key's, let the mech make the grant from it ([`crate::mech::grant_from_stored`]:
+/// `github.app` mints an installation token), check that against the admission rules
+/// ([`admit`]). Vault and mech failures and refused values are errors (that key's `errored`
+/// row); what the read left behind is released on those.
 pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Checked> {
+    match read_held(vault, entry)? {
+        Ok(held) => grant_from_held(vault, entry, held),
+        Err(why) => Ok(Checked::Lost(why)),
+    }
+}
+
+/// The first half of [`read_grant`]: what the vault holds for `entry` (`Err(why)` when it holds
+/// nothing). `set` proves this byte-equal to what it stored.
+fn read_held(vault: &dyn Vault, entry: &HostEntry) -> Result<std::result::Result<Grant, String>> {
     let grant = match vault.read(entry)? {
-        Read::Lost(why) => return Ok(Checked::Lost(why)),
+        Read::Lost(why) => return Ok(Err(why)),
         Read::Granted(grant) => grant,
     };
     if grant.slug != entry.slug || grant.vault != vault.kind() {
@@ -283,14 +293,22 @@ pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Checked> {
             ),
         });
     }
-    match admit(&entry.slug, &grant.secret) {
-        Ok(Admission::Admitted) => Ok(Checked::Granted(grant)),
-        Ok(Admission::Blocked(b)) => Ok(Checked::Blocked(grant, b)),
-        Err(e) => {
-            let _ = vault.release(entry);
-            Err(e)
-        }
+    Ok(Ok(grant))
+}
+
+/// The second half of [`read_grant`]: the mech makes the grant from what the vault holds
+/// (`github.app` mints a token), then the admission rules check it.
+fn grant_from_held(vault: &dyn Vault, entry: &HostEntry, held: Grant) -> Result<Checked> {
+    let checked = crate::mech::grant_from_stored(entry, held).and_then(|grant| {
+        Ok(match admit(&entry.slug, &grant.secret)? {
+            Admission::Admitted => Checked::Granted(grant),
+            Admission::Blocked(b) => Checked::Blocked(grant, b),
+        })
+    });
+    if checked.is_err() {
+        let _ = vault.release(entry);
     }
+    checked
 }
 
 /// How [`set_proven_with`] treats values the firewall blocks.
@@ -324,8 +342,9 @@ pub fn dangerous(slug: &Slug, blocked: &firewall::Blocked, owner: &Owner) -> Err
 }
 
 /// The shared `set`: admit the value ([`admit`]), store through the adapter, then prove
-/// store → read ([`read_grant`], the step `unlock` runs; byte-equal) → release → read again →
-/// release. The second read goes through `again`: the same adapter, or one that may not prompt
+/// store → read ([`read_grant`], the step `unlock` runs, the mech's included; what the vault read
+/// back is byte-equal to what was stored) → release → read again (the vault's read alone: equal
+/// again) → release. The second read goes through `again`: the same adapter, or one that may not prompt
 /// (a vault that signs in proves the second read needs no sign-in). On any failure the store
 /// is undone and [`Error::RoundTrip`] names the step.
 pub fn set_proven_with(
@@ -366,27 +385,49 @@ pub fn set_proven_with(
         vault: vault.kind().to_string(),
         reason: format!("{step}: {reason}"),
     };
-    let prove = |reader: &dyn Vault, read: &str| -> Result<()> {
-        let grant = match read_grant(reader, &entry) {
-            Ok(Checked::Granted(g)) => g,
-            Ok(Checked::Blocked(g, _)) if rules.allow_dangerous => g,
-            Ok(Checked::Blocked(_, b)) => return Err(fail("admit", b.reason())),
-            Ok(Checked::Lost(why)) => return Err(fail(read, why)),
-            Err(e @ Error::ValueRefused { .. }) => return Err(fail("admit", e.to_string())),
+    // `mech`: whether the mech makes a grant of what was read (the first read; the second proves
+    // the vault reads the same again, and a mech that mints need not mint twice).
+    let prove = |reader: &dyn Vault, read: &str, mech: bool| -> Result<()> {
+        let held = match read_held(reader, &entry) {
+            Ok(Ok(held)) => held,
+            Ok(Err(why)) => return Err(fail(read, why)),
             Err(e) => return Err(fail(read, e.to_string())),
         };
-        reader
-            .release(&entry)
-            .map_err(|e| fail("release", e.to_string()))?;
-        if grant.secret != *secret {
+        if held.secret != *secret {
+            let _ = reader.release(&entry);
             return Err(fail(
                 "get",
                 "the value read back differs from the value stored".into(),
             ));
         }
-        Ok(())
+        if !mech {
+            return reader
+                .release(&entry)
+                .map_err(|e| fail("release", e.to_string()));
+        }
+        match grant_from_held(reader, &entry, held) {
+            Ok(Checked::Granted(_)) => {}
+            Ok(Checked::Blocked(_, _)) if rules.allow_dangerous => {}
+            Ok(Checked::Blocked(_, b)) => return Err(fail("admit", b.reason())),
+            Ok(Checked::Lost(why)) => return Err(fail(read, why)),
+            Err(e @ Error::ValueRefused { .. }) => return Err(fail("admit", e.to_string())),
+            // the mech's own failure (a GitHub App the API refuses) keeps its own fix
+            Err(Error::GitHub { message, hint }) => {
+                return Err(Error::GitHub {
+                    message: format!(
+                        "round trip failed for {slug} in {}: {message}; nothing was kept",
+                        vault.kind()
+                    ),
+                    hint,
+                })
+            }
+            Err(e) => return Err(fail(read, e.to_string())),
+        }
+        reader
+            .release(&entry)
+            .map_err(|e| fail("release", e.to_string()))
     };
-    let proof = prove(vault, "unlock").and_then(|()| prove(again, "unlock again"));
+    let proof = prove(vault, "unlock", true).and_then(|()| prove(again, "unlock again", false));
     match proof {
         Ok(()) => Ok(entry),
         Err(e) => {

@@ -34,7 +34,7 @@ pub const INFO: VaultInfo = VaultInfo {
     writable: true,
     lives_in_daemon: false,
     custody: Custody::Owns,
-    mechs: &[Mech::Replica],
+    mechs: &[Mech::Replica, Mech::GithubApp],
     default_mech: Mech::Replica,
     default_for_keys: &[],
     open: |ctx| Box::new(OsSecure::new(ctx)),
