@@ -209,7 +209,8 @@ pub struct Grant {
         with = "time::millis_opt"
     )]
     pub expires_at: Option<Timestamp>,
-    /// When its vault wants it renewed (see [`Renewer`]); never later than `expires_at` matters.
+    /// When its vault wants it renewed (see [`Renewer`]; a deadline after `expires_at` never
+    /// comes).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
