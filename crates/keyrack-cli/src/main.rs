@@ -1,9 +1,15 @@
 //! The `keyrack` binary: parses arguments, calls the library, renders the result.
 
+// Every byte of output goes through `ui`.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod aws_wizard;
 mod cli;
 mod commands;
+mod interact;
 mod process;
 mod render;
+mod tty;
 mod ui;
 
 use clap::Parser;

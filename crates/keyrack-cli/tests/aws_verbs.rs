@@ -592,6 +592,16 @@ fn console_gives_a_signin_url_from_the_role_credentials_and_never_leaks_it() {
         ["https://console.aws.amazon.com/console/home?region=us-east-1"]
     );
 
+    // no browser here (no $BROWSER, no display): refused before a token is made, with --print
+    let mut c = w.s.cmd();
+    c.args(["aws", "console", "--profile", "acme.test"])
+        .envs(signin.iter().copied())
+        .env_remove("BROWSER");
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--print"), "{}", stderr(&o));
+    assert_eq!(w.fake.signins().len(), 5, "no sign-in token made");
+
     // a failure never shows the request (it carries the credentials)
     let o = console(
         &["--print"],

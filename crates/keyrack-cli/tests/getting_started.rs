@@ -43,8 +43,11 @@ fn readme_opens_with_install_then_quickstart_and_tests() {
     // and they are true: the crate builds a `keyrack` binary, the scripts exist and run
     let manifest = std::fs::read_to_string(root.join("crates/keyrack-cli/Cargo.toml")).unwrap();
     assert!(manifest.contains("name = \"keyrack-cli\"") && manifest.contains("name = \"keyrack\""));
+    // (the dependency is declared once, in the workspace's [workspace.dependencies])
+    let workspace_manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     assert!(
-        manifest.contains("path = \"../keyrack\", version = "),
+        manifest.contains("keyrack.workspace = true")
+            && workspace_manifest.contains("keyrack = { path = \"crates/keyrack\", version = "),
         "the library dependency has a version, so the crate can be published"
     );
     use std::os::unix::fs::PermissionsExt;

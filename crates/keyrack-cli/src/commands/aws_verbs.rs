@@ -1,11 +1,11 @@
 //! `keyrack aws sync|console|env`, and the AWS part of `keyrack exec --aws-profile`.
 
-use std::io::IsTerminal;
-
+use keyrack::interact::Unanswered;
 use keyrack::ops::aws_verbs::console::{self, ConsoleOptions};
 use keyrack::ops::aws_verbs::env::{self as aws_env, AwsEnv};
 use keyrack::ops::aws_verbs::sync::{self, ChangeKind, SyncOptions, SyncPlan};
 use keyrack::ops::Rack;
+use keyrack::secret::Secret;
 use keyrack::Error;
 
 use super::Ctx;
@@ -149,10 +149,27 @@ pub fn sync(ctx: &Ctx, rack: &Rack, a: AwsSyncArgs) -> ui::Result<i32> {
     let mut nodes = plan_nodes(&plan);
     nodes.push(Node::new(format!("not written yet: {}", summary(&plan))));
     render::out("aws sync", &nodes)?;
-    if !std::io::stdin().is_terminal() {
-        return Err(refusal().into());
-    }
-    if sync::confirm(&format!("write these changes to {path}?"))? {
+    let write = match rack
+        .interact()
+        .confirm(&format!("write these changes to {path}?"), false)
+    {
+        Ok(yes) => yes,
+        Err(Unanswered::NoTerminal) => return Err(refusal().into()),
+        Err(Unanswered::Cancelled) => {
+            return Err(Error::Cancelled {
+                what: "the confirmation of keyrack aws sync".into(),
+            }
+            .into())
+        }
+        Err(Unanswered::Failed(why)) => {
+            return Err(Error::NeedsTty {
+                what: "confirming the changes of keyrack aws sync".into(),
+                hint: format!("the question failed ({why}); pass --yes to write them"),
+            }
+            .into())
+        }
+    };
+    if write {
         plan.apply()?;
         render::out(
             "aws sync",
@@ -171,6 +188,15 @@ pub fn sync(ctx: &Ctx, rack: &Rack, a: AwsSyncArgs) -> ui::Result<i32> {
 }
 
 pub fn console(ctx: &Ctx, rack: &Rack, a: AwsConsoleArgs) -> ui::Result<i32> {
+    // Before a sign-in token is made for nothing.
+    if !a.print && !rack.interact().can_open_url() {
+        return Err(Error::Aws {
+            message: "no browser can be opened here ($BROWSER is not set and there is no display)"
+                .into(),
+            hint: PRINT_INSTEAD.into(),
+        }
+        .into());
+    }
     let link = console::console_link(
         rack,
         &ConsoleOptions {
@@ -210,7 +236,7 @@ pub fn console(ctx: &Ctx, rack: &Rack, a: AwsConsoleArgs) -> ui::Result<i32> {
         }
         return Ok(0);
     }
-    console::open_in_browser(&link.url)?;
+    open_in_browser(&link.url)?;
     if ctx.json {
         ui::json(&link)?;
     } else {
@@ -221,6 +247,22 @@ pub fn console(ctx: &Ctx, rack: &Rack, a: AwsConsoleArgs) -> ui::Result<i32> {
         render::out("aws console", &[about])?;
     }
     Ok(0)
+}
+
+const PRINT_INSTEAD: &str =
+    "print the URL instead and open it yourself: keyrack aws console --profile <profile> --print";
+
+/// Opens the sign-in URL with the opener the sign-in uses (`webbrowser`, which honours
+/// `$BROWSER`), waiting until the browser is started (keyrack exits right after). No error
+/// shows the URL.
+fn open_in_browser(url: &Secret) -> keyrack::Result<()> {
+    webbrowser::open(url.expose()).map_err(|e| Error::Aws {
+        message: format!(
+            "could not open a browser ({})",
+            e.to_string().replace(url.expose(), "<the sign-in URL>")
+        ),
+        hint: PRINT_INSTEAD.into(),
+    })
 }
 
 /// `export K='v'` (fish: `set -gx K 'v'`) lines, quoted as `keyrack source` quotes.

@@ -39,21 +39,17 @@ pub fn fill(ctx: &Ctx, a: FillArgs) -> ui::Result<i32> {
         }
         return Ok(0);
     }
-    if !fill::has_terminal() {
+    if !(ui::stdin_is_terminal() && ui::stderr_is_terminal()) {
         return Err(fill::needs_terminal(&rack, &env, &missing).into());
     }
     ui::err(format!(
         "keyrack fill: env {env} declares {declared} key(s); {} not set on this host\n",
         missing.len()
     ));
-    let report = fill::run(
-        &rack,
-        &opts,
-        &env,
-        declared,
-        &missing,
-        &mut fill::ask_on_terminal,
-    )?;
+    let mut ask = |m: &fill::Missing, n: usize, of: usize, refused: Option<&str>| {
+        crate::interact::fill_answer(&rack, &opts, m, n, of, refused)
+    };
+    let report = fill::run(&rack, &opts, &env, declared, &missing, &mut ask)?;
     let code = if report.stopped {
         130
     } else if report.rows.iter().all(|r| r.status == fill::RowStatus::Set) {

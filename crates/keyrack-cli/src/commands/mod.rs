@@ -50,8 +50,10 @@ pub fn login_options(a: &crate::cli::LoginArgs) -> keyrack::aws::login::LoginOpt
 }
 
 impl Ctx {
+    /// The rack, asking the person at this terminal whatever needs them.
     pub fn rack(&self) -> Result<Rack> {
-        Rack::from_env(self.owner.clone(), self.identity.clone())
+        Ok(Rack::from_env(self.owner.clone(), self.identity.clone())?
+            .with_interact(std::sync::Arc::new(crate::interact::Terminal)))
     }
 }
 

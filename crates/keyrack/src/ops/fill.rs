@@ -3,10 +3,9 @@
 //! answer goes through the same path as `keyrack set` ([`super::set::run_given`]), so each key is
 //! proven (store → unlock → get → relock) before it is recorded.
 //!
-//! It needs a terminal. Without one it fails before asking anything, naming the keys it would
-//! ask for and the non-interactive ways to set them (`keyrack import`, `keyrack set`).
-
-use std::io::IsTerminal;
+//! It needs someone to answer: the caller asks (the CLI on its terminal, through an [`Asker`]);
+//! without a terminal the CLI fails before asking anything with [`needs_terminal`], naming the
+//! keys it would ask for and the non-interactive ways to set them (`keyrack import`, `keyrack set`).
 
 use serde::Serialize;
 
@@ -44,11 +43,15 @@ pub struct Missing {
 }
 
 /// What the user answered for one key.
+#[derive(Debug)]
 pub enum Answer {
     /// This value.
     Value(Secret),
-    /// Run `set`'s own guided flow (the AWS SSO wizard).
-    Guided,
+    /// The AWS SSO profile the guided set-up chose (for an aws.config key; the caller runs it
+    /// with [`set_options`] and [`super::aws::ProfileSetup`]).
+    Profile(super::aws::ProfileFlags),
+    /// The guided set-up failed: the key's row says why (it is not asked again).
+    Failed(Error),
     /// Leave this key for later.
     Skip,
     /// Stop asking (Ctrl-C).
@@ -143,11 +146,6 @@ fn flags(rack: &Rack, m: &Missing) -> String {
     f
 }
 
-/// Whether prompts can be shown (stdin and stderr are terminals).
-pub fn has_terminal() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
-
 /// The refusal without a terminal: what would have been asked, and the flags that avoid it.
 pub fn needs_terminal(rack: &Rack, env: &str, missing: &[Missing]) -> Error {
     let keys: Vec<&str> = missing.iter().map(|m| m.key.as_str()).collect();
@@ -165,44 +163,20 @@ pub fn needs_terminal(rack: &Rack, env: &str, missing: &[Missing]) -> Error {
     }
 }
 
-/// Asks on the terminal: a hidden prompt for a value (empty skips), a yes/no for the AWS SSO
-/// wizard. `refused` is why the previous answer for this key was refused.
-pub fn ask_on_terminal(m: &Missing, n: usize, of: usize, refused: Option<&str>) -> Answer {
-    use inquire::InquireError;
-    let stop_or_skip = |e: InquireError| match e {
-        InquireError::OperationInterrupted => Answer::Stop,
-        _ => Answer::Skip,
-    };
-    let at = format!("[{n}/{of}] {}", m.key);
-    if m.vault == VaultKind::AwsConfig {
-        return match inquire::Confirm::new(&format!("{at}: set up an AWS SSO profile now?"))
-            .with_default(true)
-            .with_help_message(
-                "the AWS SSO set-up: portal → browser sign-in → account → role; n skips this key",
-            )
-            .prompt()
-        {
-            Ok(true) => Answer::Guided,
-            Ok(false) => Answer::Skip,
-            Err(e) => stop_or_skip(e),
-        };
-    }
-    let help = match refused {
-        Some(why) => format!("refused: {why} — try again, or press enter to skip"),
-        None => format!(
-            "env {}, vault {}; input is hidden; enter on an empty line skips it, Ctrl-C stops",
-            m.env, m.vault
-        ),
-    };
-    match inquire::Password::new(&format!("{at}:"))
-        .without_confirmation()
-        .with_display_mode(inquire::PasswordDisplayMode::Hidden)
-        .with_help_message(&help)
-        .prompt()
-    {
-        Ok(v) if v.is_empty() => Answer::Skip,
-        Ok(v) => Answer::Value(Secret::new(v)),
-        Err(e) => stop_or_skip(e),
+/// The `set` options `fill` uses for the missing key `m` (the guided set-up plans with them).
+pub fn set_options(opts: &FillOptions, m: &Missing) -> SetOptions {
+    SetOptions {
+        key: m.key.clone(),
+        env: Some(m.env.clone()),
+        vault: opts.vault,
+        mech: None,
+        org: None,
+        exid: None,
+        max_duration: None,
+        source: SecretSource::Prompt,
+        login: opts.login,
+        aws: Default::default(),
+        allow_dangerous: opts.allow_dangerous,
     }
 }
 
@@ -238,19 +212,7 @@ pub fn run(
             rows.push(row);
             continue;
         }
-        let set_opts = SetOptions {
-            key: m.key.clone(),
-            env: Some(m.env.clone()),
-            vault: opts.vault,
-            mech: None,
-            org: None,
-            exid: None,
-            max_duration: None,
-            source: SecretSource::Prompt,
-            login: opts.login,
-            aws: Default::default(),
-            allow_dangerous: opts.allow_dangerous,
-        };
+        let mut set_opts = set_options(opts, m);
         let mut refused: Option<String> = None;
         for _ in 0..TRIES {
             let given = match ask(m, i + 1, missing.len(), refused.as_deref()) {
@@ -265,7 +227,18 @@ pub fn run(
                     row.fix = Some(format!("keyrack set {}", flags(rack, m)));
                     break;
                 }
-                Answer::Guided => None,
+                Answer::Failed(e) => {
+                    row.status = RowStatus::Failed;
+                    row.reason = Some(e.to_string());
+                    if let Some(f) = e.fix() {
+                        row.fix = Some(f);
+                    }
+                    break;
+                }
+                Answer::Profile(flags) => {
+                    set_opts.aws = flags;
+                    None
+                }
                 Answer::Value(v) => Some(v),
             };
             let guided = given.is_none();

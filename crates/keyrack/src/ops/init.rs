@@ -74,7 +74,7 @@ pub fn run(rack: &Rack, opts: &InitOptions) -> Result<InitReport> {
         }
     }
     let (identity, generated) = match identity::discover(rack.explicit_identity(), home)? {
-        Some(src) => (Identity::load(src.path())?, false),
+        Some(src) => (Identity::load(src.path(), rack.interact())?, false),
         None => (identity::generate(&home.generated_identity())?, true),
     };
     let created = if HostManifest::exists(home) {

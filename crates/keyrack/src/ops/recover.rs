@@ -304,7 +304,7 @@ impl Rebuild<'_> {
 fn recovery_identity(rack: &Rack, secure: usize) -> Result<(Identity, bool)> {
     let home = rack.home();
     match identity::discover(rack.explicit_identity(), home)? {
-        Some(src) => Ok((Identity::load(src.path())?, false)),
+        Some(src) => Ok((Identity::load(src.path(), rack.interact())?, false)),
         None if secure > 0 => Err(Error::Identity {
             path: home.generated_identity(),
             reason: format!(

@@ -16,8 +16,8 @@
 //! temporary, and a console session must not outlive them. Every adjustment is reported.
 //!
 //! **The URL is a credential** (anyone holding it is signed in for 15 minutes): it is returned
-//! as a [`Secret`], and no error or log line of this module ever contains it, the sign-in token
-//! or the role credentials.
+//! as a [`Secret`] for the front end to open or print, and no error of this module ever contains
+//! it, the sign-in token or the role credentials.
 
 use std::time::Duration;
 
@@ -376,18 +376,6 @@ pub fn console_link(rack: &Rack, opts: &ConsoleOptions) -> Result<ConsoleLink> {
         session_ends_at: format_z(ends),
         notes: length.notes,
         url,
-    })
-}
-
-/// Opens `url` in the browser the sign-in uses (`$BROWSER`, else the desktop's). The error
-/// never contains the URL.
-pub fn open_in_browser(url: &Secret) -> Result<()> {
-    webbrowser::open(url.expose()).map_err(|e| Error::Aws {
-        message: format!(
-            "could not open a browser ({})",
-            e.to_string().replace(url.expose(), "<the sign-in URL>")
-        ),
-        hint: "print the URL instead and open it yourself: keyrack aws console --profile <profile> --print".into(),
     })
 }
 

@@ -719,22 +719,6 @@ fn list(
     Ok((live.signed_in, Listed { targets, skipped }))
 }
 
-/// Asks on the terminal whether to write the planned changes (default: no).
-pub fn confirm(question: &str) -> Result<bool> {
-    inquire::Confirm::new(question)
-        .with_default(false)
-        .prompt()
-        .map_err(|e| {
-            let shown = e.to_string();
-            crate::mech::prompt_error(e, "the confirmation of keyrack aws sync", || {
-                Error::NeedsTty {
-                    what: "confirming the changes of keyrack aws sync".into(),
-                    hint: format!("it was interrupted ({shown}); pass --yes to write them"),
-                }
-            })
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
