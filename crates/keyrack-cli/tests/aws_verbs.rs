@@ -24,17 +24,37 @@ impl World {
     /// A signed-in world: `set` of AWS_PROFILE for env test (profile acme.test, sso-session
     /// acme, the one browser sign-in), an os.secure key A in test, and foreign config bytes.
     fn new() -> Self {
-        let fake = FakeAws::start();
+        Self::start(false)
+    }
+
+    /// The same over HTTPS, the fake's test CA passed as `AWS_CA_BUNDLE`.
+    fn https() -> Self {
+        Self::start(true)
+    }
+
+    fn start(https: bool) -> Self {
+        let fake = if https {
+            FakeAws::start_https()
+        } else {
+            FakeAws::start()
+        };
         let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
         for (k, v) in fake.env() {
             s.env(&k, &v);
         }
+        let cacert = if https {
+            let ca = fake.ca_file().to_str().unwrap().to_string();
+            s.env("AWS_CA_BUNDLE", &ca);
+            format!("--cacert {ca} ")
+        } else {
+            String::new()
+        };
         let browser_log = s.root.join("browser.log");
         let script = s.root.join("browser.sh");
         std::fs::write(
             &script,
             format!(
-                "#!/bin/sh\necho \"$1\" >> {}\nexec curl -s -L --max-time 20 -o /dev/null \"$1\"\n",
+                "#!/bin/sh\necho \"$1\" >> {}\nexec curl -s -L {cacert}--max-time 20 -o /dev/null \"$1\"\n",
                 browser_log.display()
             ),
         )
@@ -730,5 +750,80 @@ fn env_and_exec_give_the_aws_cli_working_credentials() {
     let o = w.run(&["exec", "--aws-profile", "acme.test", "--", "true"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("keyrack unlock"), "{}", stderr(&o));
+    assert_eq!(w.browser_opens(), 1);
+}
+
+#[test]
+fn sync_console_and_env_work_over_https_with_the_networks_ca() {
+    let w = World::https();
+    assert!(w.fake.url.starts_with("https://"));
+    ok(&w.run(&["aws", "sync", "--sso-session", "acme", "--yes"]));
+    assert!(w.config().contains("[profile Production.ReadOnly]"));
+    w.unlock();
+
+    let signin = [("AWS_ENDPOINT_URL_SIGNIN", w.fake.url.as_str())];
+    let mut c = w.s.cmd();
+    c.args(["aws", "console", "--profile", "acme.test", "--print"])
+        .envs(signin.iter().copied());
+    let o = c.output().unwrap();
+    ok(&o);
+    let q = query(stdout(&o).trim_end());
+    let issued = w.fake.signins();
+    assert_eq!(q["SigninToken"], issued[0].token);
+    assert_eq!(
+        (issued[0].account_id.as_str(), issued[0].role_name.as_str()),
+        ("123456789012", "AdministratorAccess")
+    );
+
+    // an untrusted certificate (no AWS_CA_BUNDLE): refused, naming it, and nothing leaks
+    let mut c = w.s.cmd();
+    c.args(["aws", "console", "--profile", "acme.test", "--print"])
+        .envs(signin.iter().copied())
+        .env_remove("AWS_CA_BUNDLE");
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("AWS_CA_BUNDLE"), "{err}");
+    for leak in ["ASIAFAKE", "%7B", "secret"] {
+        assert!(!err.contains(leak), "{leak} in: {err}");
+    }
+
+    // a synced profile works for botocore over HTTPS
+    let o = w.aws(
+        &[
+            "sts",
+            "get-caller-identity",
+            "--profile",
+            "Production.ReadOnly",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["Arn"],
+        "arn:aws:sts::222222222222:assumed-role/ReadOnly/alice@example.com"
+    );
+
+    // aws env, evaluated, drives the AWS CLI over HTTPS too
+    let script = format!(
+        "eval \"$('{}' aws env --profile acme.test)\" && aws sts get-caller-identity --output json",
+        w.s.bin().display()
+    );
+    let mut c = Command::new("bash");
+    c.env_clear()
+        .envs(w.s.vars())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args(["-c", &script])
+        .current_dir(&w.s.repo);
+    let o = c.output().unwrap();
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["Arn"],
+        "arn:aws:sts::123456789012:assumed-role/AdministratorAccess/alice@example.com"
+    );
     assert_eq!(w.browser_opens(), 1);
 }
