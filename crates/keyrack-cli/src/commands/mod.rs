@@ -7,6 +7,7 @@ mod del;
 mod direnv;
 mod doctor;
 mod fill;
+mod firewall;
 mod get;
 mod init;
 mod list;
@@ -82,6 +83,7 @@ pub fn title(c: &Command) -> &'static str {
         Command::Aws(crate::cli::AwsCommand::Sync(_)) => "aws sync",
         Command::Aws(crate::cli::AwsCommand::Console(_)) => "aws console",
         Command::Aws(crate::cli::AwsCommand::Env(_)) => "aws env",
+        Command::Firewall(_) => "firewall",
         Command::Completions { .. } => "completions",
         Command::Doctor(_) => "doctor",
         Command::Fill(_) => "fill",
@@ -117,6 +119,7 @@ pub fn run(cli: Cli) -> ui::Result<i32> {
         Command::Del(a) => del::run(&ctx, a),
         Command::Daemon(c) => session::daemon(&ctx, c),
         Command::Aws(c) => aws::run(&ctx, c),
+        Command::Firewall(a) => firewall::run(&ctx, a),
         Command::Completions { shell } => complete::registration(&ctx, shell),
     }
 }
