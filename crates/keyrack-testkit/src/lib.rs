@@ -9,6 +9,9 @@ use std::process::Output;
 
 pub use assert_cmd;
 
+pub mod fake_op;
+pub mod secret_service;
+
 /// A throwaway world for one test.
 pub struct Sandbox {
     bin: PathBuf,

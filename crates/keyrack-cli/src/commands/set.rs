@@ -15,6 +15,7 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
         mech: a.mech,
         org: a.org,
         exid: a.exid,
+        op_vault: a.op_vault,
         max_duration: a.max_duration,
         source: SecretSource::detect(),
         login: super::login_options(&a.login),

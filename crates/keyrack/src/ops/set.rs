@@ -12,7 +12,8 @@ use crate::host_manifest::{now_rfc3339, HostManifest};
 use crate::mech::{self, Mech, SecretSource};
 use crate::repo_manifest::edit;
 use crate::slug::Slug;
-use crate::vault::{self, VaultContext, VaultKind};
+use crate::vault::op_cli::OpCli;
+use crate::vault::{self, onepassword, VaultContext, VaultKind};
 
 /// Options of `set`.
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub struct SetOptions {
     pub org: Option<String>,
     /// External id for referencing vaults.
     pub exid: Option<String>,
+    /// The 1Password vault a 1password `replica` item is created in.
+    pub op_vault: Option<String>,
     /// Longest grant lifetime (`1h`, `30m`).
     pub max_duration: Option<String>,
     /// Where the secret comes from.
@@ -103,14 +106,40 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
             ),
         });
     }
-    if opts.exid.is_some() && kind != VaultKind::AwsConfig {
+    let takes_exid = match kind {
+        VaultKind::AwsConfig => true,
+        VaultKind::OnePassword => mech == Mech::Reference,
+        _ => false,
+    };
+    if opts.exid.is_some() && !takes_exid {
+        let hint = if kind == VaultKind::OnePassword {
+            "drop --exid (keyrack creates the item), or point at an item with --mech reference"
+        } else {
+            "drop --exid"
+        };
         return Err(Error::InvalidInput {
             what: "--exid",
             value: opts.exid.clone().unwrap_or_default(),
-            reason: format!("vault {kind} stores the secret itself and takes no external id"),
-            hint: Some("drop --exid".into()),
+            reason: format!(
+                "vault {kind} with mech {mech} stores the secret itself and takes no external id"
+            ),
+            hint: Some(hint.into()),
         });
     }
+    if opts.op_vault.is_some() && !(kind == VaultKind::OnePassword && mech == Mech::Replica) {
+        return Err(Error::InvalidInput {
+            what: "--op-vault",
+            value: opts.op_vault.clone().unwrap_or_default(),
+            reason:
+                "only a 1password replica (an item keyrack creates) is put in a 1Password vault"
+                    .into(),
+            hint: Some("use --vault 1password --mech replica, or drop --op-vault".into()),
+        });
+    }
+    let op_target = onepassword::SetTarget {
+        reference: opts.exid.clone().filter(|_| kind == VaultKind::OnePassword),
+        op_vault: opts.op_vault.clone(),
+    };
     if let Some(d) = &opts.max_duration {
         parse_duration("--max-duration", d)?;
     }
@@ -127,9 +156,18 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         )?),
         _ => None,
     };
-    let secret = match &prepared {
-        Some(p) => crate::secret::Secret::new(p.profile.clone()),
-        None => mech::acquire_secret(&opts.key, opts.source)?,
+    let secret = match (&prepared, kind, mech) {
+        (Some(p), _, _) => crate::secret::Secret::new(p.profile.clone()),
+        // A reference is read, not asked for: the round trip compares that read with unlock's.
+        (None, VaultKind::OnePassword, Mech::Reference) => {
+            onepassword::OnePassword::for_set(ctx, op_target.clone()).resolve_reference()?
+        }
+        (None, VaultKind::OnePassword, _) => {
+            // fail before the secret is asked for when op is not there at all
+            OpCli::locate().map_err(|e| onepassword::unavailable(&e))?;
+            mech::acquire_secret(&opts.key, opts.source)?
+        }
+        (None, _, _) => mech::acquire_secret(&opts.key, opts.source)?,
     };
     let blocked = match admit_value(&slug, &secret, opts.allow_dangerous, rack.home().owner()) {
         Ok(b) => b,
@@ -148,7 +186,10 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     let mut host = rack.host()?;
     let recipients = host.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, opts.login)?;
-    let adapter = vault::open(kind, ctx);
+    let adapter: Box<dyn vault::Vault + '_> = match kind {
+        VaultKind::OnePassword => Box::new(onepassword::OnePassword::for_set(ctx, op_target)),
+        _ => vault::open(kind, ctx),
+    };
     let previous = host.entry(&slug).cloned();
     let rules = vault::SetRules {
         allow_dangerous: opts.allow_dangerous,
@@ -186,8 +227,12 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     entry.max_duration = kept_max_duration(opts, previous.as_ref());
     if let Some(prev) = &previous {
         entry.created_at = prev.created_at.clone();
-        if prev.vault != kind {
-            // moving between vaults: the old copy goes once the new one is proven
+        // moving between vaults (or away from an item keyrack created): the old copy goes
+        // once the new one is proven
+        let owned_elsewhere = prev.vault.custody_for(prev.mech) == vault::Custody::Owns
+            && prev.exid.is_some()
+            && prev.exid != entry.exid;
+        if prev.vault != kind || owned_elsewhere {
             vault::open(prev.vault, ctx).del(prev)?;
         }
     }

@@ -7,9 +7,12 @@
 //! first. The conformance suite in `tests/` runs each adapter through the same cases.
 
 pub mod aws_config;
+pub mod onepassword;
+pub mod op_cli;
 pub mod os_daemon;
 pub mod os_direct;
 pub mod os_envvar;
+pub mod os_keychain;
 pub mod os_secure;
 
 use std::collections::BTreeMap;
@@ -46,16 +49,24 @@ pub enum VaultKind {
     /// An AWS SSO profile in `~/.aws/config`, its token kept encrypted (alias `aws.iam.sso`).
     #[serde(rename = "aws.config", alias = "aws.iam.sso")]
     AwsConfig,
+    /// 1Password, through the `op` CLI: a reference to an item, or an item keyrack creates.
+    #[serde(rename = "1password")]
+    OnePassword,
+    /// The OS credential store (Secret Service, macOS Keychain).
+    #[serde(rename = "os.keychain")]
+    OsKeychain,
 }
 
 impl VaultKind {
     /// Every vault this build supports.
-    pub const ALL: [VaultKind; 5] = [
+    pub const ALL: [VaultKind; 7] = [
         VaultKind::OsSecure,
         VaultKind::OsDirect,
         VaultKind::OsDaemon,
         VaultKind::OsEnvvar,
         VaultKind::AwsConfig,
+        VaultKind::OnePassword,
+        VaultKind::OsKeychain,
     ];
 
     /// The canonical name.
@@ -66,6 +77,8 @@ impl VaultKind {
             VaultKind::OsDaemon => "os.daemon",
             VaultKind::OsEnvvar => "os.envvar",
             VaultKind::AwsConfig => "aws.config",
+            VaultKind::OnePassword => "1password",
+            VaultKind::OsKeychain => "os.keychain",
         }
     }
 
@@ -74,6 +87,7 @@ impl VaultKind {
         match self {
             VaultKind::OsDaemon => Mech::Session,
             VaultKind::AwsConfig => Mech::AwsSso,
+            VaultKind::OnePassword => Mech::Reference,
             _ => Mech::Replica,
         }
     }
@@ -81,8 +95,17 @@ impl VaultKind {
     /// Whether the vault owns the secret (`del` destroys it) or only references it.
     pub fn custody(self) -> Custody {
         match self {
-            VaultKind::AwsConfig => Custody::References,
+            VaultKind::AwsConfig | VaultKind::OnePassword => Custody::References,
             _ => Custody::Owns,
+        }
+    }
+
+    /// The custody of a key stored with `mech`: a vault that references secrets owns the ones
+    /// it created itself (a 1password `replica`: `del` deletes the item).
+    pub fn custody_for(self, mech: Mech) -> Custody {
+        match (self, mech) {
+            (VaultKind::OnePassword, Mech::Replica) => Custody::Owns,
+            _ => self.custody(),
         }
     }
 
@@ -93,6 +116,8 @@ impl VaultKind {
             VaultKind::OsDaemon => &[Mech::Session, Mech::Replica],
             VaultKind::OsEnvvar => &[],
             VaultKind::AwsConfig => &[Mech::AwsSso],
+            VaultKind::OnePassword => &[Mech::Reference, Mech::Replica],
+            VaultKind::OsKeychain => &[Mech::Replica],
         }
     }
 }
@@ -111,7 +136,7 @@ impl FromStr for VaultKind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                let later = matches!(s, "aws.params" | "1password");
+                let later = matches!(s, "aws.params");
                 Error::InvalidInput {
                     what: "vault",
                     value: s.into(),
@@ -259,6 +284,8 @@ pub fn open<'a>(kind: VaultKind, ctx: VaultContext<'a>) -> Box<dyn Vault + 'a> {
         VaultKind::OsDaemon => Box::new(os_daemon::OsDaemon::new(ctx)),
         VaultKind::OsEnvvar => Box::new(os_envvar::OsEnvvar),
         VaultKind::AwsConfig => Box::new(aws_config::AwsConfigVault::new(ctx)),
+        VaultKind::OnePassword => Box::new(onepassword::OnePassword::new(ctx)),
+        VaultKind::OsKeychain => Box::new(os_keychain::OsKeychain::new(ctx)),
     }
 }
 
