@@ -93,6 +93,10 @@ fn mech_parser() -> impl TypedValueParser<Value = Mech> {
             ),
             Mech::Session => ("memory only, for the session", "EPHEMERAL_VIA_SESSION"),
             Mech::AwsSso => ("an AWS SSO profile", "EPHEMERAL_VIA_AWS_SSO"),
+            Mech::GithubApp => (
+                "GitHub App credentials, minted into 1 h installation tokens",
+                "EPHEMERAL_VIA_GITHUB_APP",
+            ),
         };
         PossibleValue::new(m.as_str()).help(help).alias(alias)
     });
@@ -161,14 +165,73 @@ pub enum Command {
     /// Inspect or stop the session daemon.
     #[command(subcommand)]
     Daemon(DaemonCommand),
-    /// AWS SSO helpers: credential_process, logout.
+    /// AWS SSO helpers: credential_process, logout, sync, console, env.
     #[command(subcommand)]
     Aws(AwsCommand),
+    /// CI: pass the secrets of a CI job (`${{ toJSON(secrets) }}`) through the firewall into the
+    /// keys keyrack.yml declares for an env (masked, into $GITHUB_ENV, or as JSON).
+    Firewall(FirewallArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Check the whole set-up: identity, host manifest, daemon, repo manifest, AWS; each with
+    /// its fix.
+    Doctor(DoctorArgs),
+    /// Ask for every key the repo declares for an env that this host lacks (guided).
+    Fill(FillArgs),
+    /// Set many keys at once from dotenv lines (KEY=value), each proven like `set`.
+    Import(ImportArgs),
+    /// Write the manual pages (one per command), or print keyrack(1).
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+#[derive(Debug, Args)]
+pub struct FillArgs {
+    /// The env (inferred when keyrack.yml declares only one).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The vault for every value (default: os.secure; aws.config for AWS_PROFILE).
+    #[arg(long, value_parser = vault_parser())]
+    pub vault: Option<VaultKind>,
+    /// Store values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The dotenv file (default: standard input).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The env (inferred when keyrack.yml declares only one).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The vault for every key (default: os.secure; aws.config for AWS_PROFILE, whose value
+    /// names an existing SSO profile).
+    #[arg(long, value_parser = vault_parser())]
+    pub vault: Option<VaultKind>,
+    /// Also add keys keyrack.yml does not declare for the env (default: skip them).
+    #[arg(long)]
+    pub declare: bool,
+    /// Store values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write keyrack.1, keyrack-get.1, … into this directory (default: print keyrack.1).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +245,9 @@ pub struct InitArgs {
     /// Label of this machine's recipient (default: user@host).
     #[arg(long)]
     pub label: Option<String>,
+    /// Rebuild a lost host manifest from the vault files and inventory markers left behind.
+    #[arg(long, conflicts_with_all = ["org", "envs"])]
+    pub recover: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,6 +307,56 @@ pub struct SetArgs {
     pub aws: AwsProfileArgs,
     #[command(flatten)]
     pub login: LoginArgs,
+    #[command(flatten)]
+    pub github: GithubAppArgs,
+}
+
+/// GitHub App credentials (github.app): minted into an installation token at every unlock.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "GitHub App (github.app)")]
+pub struct GithubAppArgs {
+    /// The app's id, or its client id (Iv…).
+    #[arg(long, value_name = "ID")]
+    pub app_id: Option<String>,
+    /// The installation tokens are minted for.
+    #[arg(long, value_name = "ID")]
+    pub installation_id: Option<String>,
+    /// The app's private key file (.pem, PKCS#1 or PKCS#8); read from the file and stored
+    /// encrypted in the vault.
+    #[arg(long, value_name = "PEM_PATH")]
+    pub private_key: Option<PathBuf>,
+}
+
+/// Where `keyrack firewall` puts the keys that pass.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum FirewallInto {
+    /// `::add-mask::` for every line of every value (stdout), then appended to $GITHUB_ENV.
+    #[value(name = "github.actions")]
+    GithubActions,
+    /// One JSON object {KEY: value} on stdout.
+    Json,
+}
+
+/// `--from`: `json(env://VAR)` or `json(stdin://)`.
+fn secrets_from(s: &str) -> Result<keyrack::ops::ci::SecretsFrom, String> {
+    s.parse().map_err(value_error)
+}
+
+#[derive(Debug, Args)]
+pub struct FirewallArgs {
+    /// The env whose declared keys pass (its own keys and env.all's).
+    #[arg(long)]
+    pub env: String,
+    /// Where the secrets come from: json(env://VAR) (with `env: VAR: ${{ toJSON(secrets) }}` on
+    /// the step) or json(stdin://).
+    #[arg(long, value_name = "SOURCE", value_parser = secrets_from)]
+    pub from: keyrack::ops::ci::SecretsFrom,
+    /// Where the keys go: github.actions ($GITHUB_ENV, masked) or json (stdout).
+    #[arg(long, value_enum, value_name = "TARGET")]
+    pub into: FirewallInto,
+    /// Pass values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
 }
 
 /// A new AWS SSO profile, without the guided set-up (aws.config).
@@ -299,6 +415,66 @@ pub enum AwsCommand {
         #[arg(long)]
         profile: String,
     },
+    /// Write a profile for every account and role you can reach through an sso-session
+    /// (shown as a diff first; marked `keyrack_generated`).
+    Sync(AwsSyncArgs),
+    /// Sign in to the AWS console with an unlocked profile's role credentials (opens the
+    /// browser, or prints the URL); never signs in to SSO.
+    Console(AwsConsoleArgs),
+    /// Print an unlocked profile's role credentials as environment variables
+    /// (AWS_ACCESS_KEY_ID, …) for tools that cannot read SSO profiles; never signs in.
+    Env(AwsEnvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AwsSyncArgs {
+    /// The sso-session to list accounts and roles through (`[sso-session NAME]`).
+    #[arg(long, value_name = "NAME")]
+    pub sso_session: String,
+    /// Profile names: placeholders {account_name} {account_id} {role_name} {sso_session};
+    /// the result is made a valid profile name.
+    #[arg(
+        long,
+        value_name = "TEMPLATE",
+        default_value = "{account_name}.{role_name}"
+    )]
+    pub template: String,
+    /// The region of new profiles (default: the SSO region).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Also remove profiles this command generated whose account or role is gone.
+    #[arg(long)]
+    pub prune: bool,
+    /// Write the changes without asking.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AwsConsoleArgs {
+    /// The profile (unlocked: keyrack unlock).
+    #[arg(long)]
+    pub profile: String,
+    /// Print the sign-in URL on stdout instead of opening the browser (it is a credential for
+    /// 15 minutes).
+    #[arg(long)]
+    pub print: bool,
+    /// How long the console session lasts (15m to 12h, and never past the role credentials;
+    /// default: as long as the credentials).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct AwsEnvArgs {
+    /// The profile (unlocked: keyrack unlock).
+    #[arg(long)]
+    pub profile: String,
+    /// Quote for this shell.
+    #[arg(long, value_enum, default_value_t = Shell::Bash)]
+    pub shell: Shell,
 }
 
 #[derive(Debug, Args)]
@@ -361,6 +537,9 @@ pub struct SourceArgs {
     /// Unlock locked keys first (decrypts; may prompt on the terminal, never on stdout).
     #[arg(long)]
     pub unlock: bool,
+    /// Print what undoes it instead (`unset K…`; fish: `set -e K`), for exactly these keys.
+    #[arg(long, conflicts_with_all = ["strict", "lenient", "allow_dangerous", "unlock"])]
+    pub unset: bool,
 }
 
 #[derive(Debug, Args)]
@@ -380,6 +559,10 @@ pub struct ExecArgs {
     /// Unlock locked keys first (decrypts; may prompt).
     #[arg(long)]
     pub unlock: bool,
+    /// Also pass this unlocked AWS profile's role credentials (AWS_ACCESS_KEY_ID, …; and its
+    /// region) and unset AWS_PROFILE; alone, without --env/--key, only these.
+    #[arg(long, value_name = "PROFILE")]
+    pub aws_profile: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,

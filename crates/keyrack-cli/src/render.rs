@@ -105,6 +105,24 @@ impl Style {
         }
     }
 
+    /// ASCII, no emoji, no colour (a pipe, `NO_COLOR`, `TERM=dumb`).
+    #[cfg(test)]
+    pub fn plain() -> Self {
+        Style {
+            color: false,
+            unicode: false,
+        }
+    }
+
+    /// Box drawing and emoji, no colour.
+    #[cfg(test)]
+    pub fn unicode_plain() -> Self {
+        Style {
+            color: false,
+            unicode: true,
+        }
+    }
+
     /// `fix:` in the fix colour.
     pub fn fix(&self, fix: &str) -> String {
         format!("{} {fix}", self.paint("33", "fix:"))

@@ -2,7 +2,7 @@
 //! XDG_RUNTIME_DIR, a repository) and a runner for the real `keyrack` binary in it.
 //!
 //! Every sandbox has its own runtime dir, so each gets its own daemon; dropping the sandbox
-//! stops that daemon.
+//! stops that daemon. [`Scripted`] fakes the person at the keyboard for library-level tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -10,7 +10,9 @@ use std::process::Output;
 pub use assert_cmd;
 
 pub mod fake_op;
+pub mod person;
 pub mod secret_service;
+pub use person::Scripted;
 
 /// A throwaway world for one test.
 pub struct Sandbox {

@@ -41,6 +41,16 @@ pub enum Error {
         /// The `--owner` flag to repeat in the fix, if any.
         owner_flag: String,
     },
+    /// The host manifest is gone, but vault files or inventory markers of keys set here remain.
+    #[error("the host manifest {} is missing, but {evidence} remain from keys set on this host", path.display())]
+    HostManifestLost {
+        /// The missing host manifest.
+        path: PathBuf,
+        /// What remains ("2 os.secure files, 3 inventory markers").
+        evidence: String,
+        /// The `--owner` flag to repeat in the fix, if any.
+        owner_flag: String,
+    },
     /// A file that should be an age file is not one, or is damaged.
     #[error("{} is not a readable age file: {reason}", path.display())]
     CorruptFile {
@@ -199,6 +209,14 @@ pub enum Error {
         /// How to fix it.
         hint: String,
     },
+    /// A GitHub API call failed, or GitHub App credentials cannot be used.
+    #[error("{message}")]
+    GitHub {
+        /// What happened.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
     /// The session daemon could not be reached or answered with an error.
     #[error("session daemon: {message}")]
     Daemon {
@@ -255,6 +273,9 @@ impl Error {
                     .into(),
             ),
             Error::NotInitialised { owner_flag, .. } => Some(format!("keyrack init{owner_flag}")),
+            Error::HostManifestLost { owner_flag, .. } => {
+                Some(format!("keyrack init --recover{owner_flag}"))
+            }
             Error::CorruptFile { hint, .. } => Some(hint.clone()),
             Error::WrongIdentity { .. } => Some(
                 "pass the identity that was used at init: keyrack --identity <path> …, or from a machine that can decrypt it run: keyrack recipient add --pubkey \"$(cat <key>.pub)\" --label <name>"
@@ -273,7 +294,8 @@ impl Error {
             | Error::Daemon { hint, .. }
             | Error::DaemonUntrusted { hint, .. }
             | Error::Locked { hint, .. }
-            | Error::Aws { hint, .. } => Some(hint.clone()),
+            | Error::Aws { hint, .. }
+            | Error::GitHub { hint, .. } => Some(hint.clone()),
             Error::NotGranted { fix, .. } => fix.clone(),
             Error::Cancelled { .. } => None,
             Error::Io { path, source, .. } => Some(match source.kind() {
@@ -303,7 +325,8 @@ impl Error {
             | Error::Recipient { .. }
             | Error::NotSet { .. }
             | Error::Locked { .. }
-            | Error::NotGranted { .. } => 2,
+            | Error::NotGranted { .. }
+            | Error::HostManifestLost { .. } => 2,
             Error::Cancelled { .. } => 130,
             Error::Manifest { .. }
             | Error::NoRepoManifest { .. }
@@ -320,6 +343,7 @@ impl Error {
             | Error::Unbound { .. }
             | Error::VaultUnavailable { .. }
             | Error::Aws { .. }
+            | Error::GitHub { .. }
             | Error::Daemon { .. }
             | Error::DaemonUntrusted { .. } => 1,
         }
@@ -331,6 +355,7 @@ impl Error {
             Error::Manifest { .. } => "manifest",
             Error::NoRepoManifest { .. } => "no_repo_manifest",
             Error::NotInitialised { .. } => "not_initialised",
+            Error::HostManifestLost { .. } => "host_manifest_lost",
             Error::CorruptFile { .. } => "corrupt_file",
             Error::WrongIdentity { .. } => "wrong_identity",
             Error::Identity { .. } => "identity",
@@ -349,6 +374,7 @@ impl Error {
             Error::Daemon { .. } => "daemon",
             Error::DaemonUntrusted { .. } => "daemon_untrusted",
             Error::Aws { .. } => "aws",
+            Error::GitHub { .. } => "github",
             Error::Cancelled { .. } => "cancelled",
             Error::Locked { .. } => "locked",
             Error::NotGranted { .. } => "not_granted",

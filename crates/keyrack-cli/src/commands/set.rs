@@ -1,6 +1,7 @@
 use crate::ui::{self, Result};
 use keyrack::mech::SecretSource;
 use keyrack::ops::set::{self, SetOptions};
+use keyrack::vault::VaultKind;
 
 use super::Ctx;
 use crate::cli::SetArgs;
@@ -8,7 +9,9 @@ use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
     let rack = ctx.rack()?;
-    let opts = SetOptions {
+    // On a terminal the secret is asked hidden, and an AWS profile is chosen with a guide.
+    let interactive = ui::stdin_is_terminal();
+    let mut opts = SetOptions {
         key: a.key,
         env: a.env,
         vault: a.vault,
@@ -17,7 +20,11 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
         exid: a.exid,
         op_vault: a.op_vault,
         max_duration: a.max_duration,
-        source: SecretSource::detect(),
+        source: if interactive {
+            SecretSource::Prompt
+        } else {
+            SecretSource::Stdin
+        },
         login: super::login_options(&a.login),
         aws: keyrack::ops::aws::ProfileFlags {
             sso_start_url: a.aws.sso_start_url,
@@ -28,7 +35,20 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             region: a.aws.region,
         },
         allow_dangerous: a.allow_dangerous,
+        github: keyrack::github::app::AppFlags {
+            app_id: a.github.app_id,
+            installation_id: a.github.installation_id,
+            private_key: a.github.private_key,
+        },
     };
+    if interactive
+        && opts.vault.unwrap_or_else(|| set::default_vault(&opts.key)) == VaultKind::AwsConfig
+    {
+        let plan = set::plan(&rack, &opts)?;
+        if plan.needs_profile {
+            opts.aws = crate::aws_wizard::run(&rack, &plan, &opts.aws, opts.login)?;
+        }
+    }
     let r = set::run(&rack, &opts)?;
     if ctx.json {
         ui::json(&r)?;
@@ -38,6 +58,11 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
         .leaf(format!("vault: {}", r.vault))
         .leaf(format!("mech: {}", r.mech))
         .leaf("round trip: store → unlock → get → relock ✓");
+    if r.mech == keyrack::mech::Mech::GithubApp {
+        n.push(Node::new(
+            "grant: a GitHub App installation token minted at each unlock (it expires with the token, about 1h)",
+        ));
+    }
     if let Some(d) = &r.max_duration {
         n.push(Node::new(format!("max duration: {d}")));
     }

@@ -7,6 +7,7 @@
 //!   start URL, role, profile and sso-session names).
 //! - [`endpoints`]: endpoint resolution honouring `AWS_ENDPOINT_URL_*`.
 //! - [`http`]: the blocking HTTP transport and AWS error decoding.
+//! - [`net`]: TLS trust (system store + `AWS_CA_BUNDLE`) and proxies (`HTTPS_PROXY`, `NO_PROXY`).
 //! - [`oidc`], [`portal`], [`sts`]: the three services.
 //! - [`login`]: PKCE (loopback) and device-code sign-in, and the opt-in `aws sso login` driver.
 
@@ -15,6 +16,7 @@ pub mod endpoints;
 pub mod http;
 pub mod login;
 pub mod names;
+pub mod net;
 pub mod oidc;
 pub mod portal;
 pub mod sts;

@@ -4,36 +4,48 @@
 //!   (decrypt the host manifest).
 //! - [`unlock`]: pull keys out of vaults into the daemon; relock and status.
 //! - [`get`]: the hot path (`get`, `source`, `exec`): daemon round trip, never decrypts.
+//! - [`ci`]: the CI path (`keyrack firewall`): secrets passed as JSON → the declared keys,
+//!   through the firewall, for GitHub Actions' `$GITHUB_ENV`; no home, identity or daemon.
 //! - [`row`]: the one row type ([`row::KeyRow`]) every command that reports keys returns.
 
 pub mod aws;
+pub mod aws_verbs;
+pub mod ci;
 pub mod del;
+pub mod doctor;
+pub mod fill;
 pub mod get;
+pub mod import;
 pub mod init;
 pub mod list;
 pub mod recipient;
+pub mod recover;
 pub mod row;
 pub mod set;
 pub mod unlock;
 
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::fsio::WriteLock;
 use crate::home::Home;
 use crate::host_manifest::HostManifest;
 use crate::identity::{self, Identity};
+use crate::interact::{Interact, NonInteractive};
 use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Owner, Slug, ENV_ALL, ENV_PROD, ENV_SUDO, ORG_ALL};
 
 /// The context every operation runs in: the owner's home, the identity (loaded lazily: the
-/// hot path never loads it) and the working directory for manifest discovery.
+/// hot path never loads it), the working directory for manifest discovery, and who answers
+/// questions ([`Interact`]; [`NonInteractive`] unless [`Rack::with_interact`] says otherwise).
 pub struct Rack {
     home: Home,
     identity_path: Option<PathBuf>,
     identity: OnceCell<Identity>,
     cwd: PathBuf,
+    interact: Arc<dyn Interact>,
 }
 
 impl Rack {
@@ -46,6 +58,7 @@ impl Rack {
             identity_path: identity,
             identity: OnceCell::new(),
             cwd,
+            interact: Arc::new(NonInteractive),
         })
     }
 
@@ -56,7 +69,19 @@ impl Rack {
             identity_path: identity,
             identity: OnceCell::new(),
             cwd,
+            interact: Arc::new(NonInteractive),
         }
+    }
+
+    /// The same rack, asking `interact` whatever needs a person (secrets, passphrases, sign-ins).
+    pub fn with_interact(mut self, interact: Arc<dyn Interact>) -> Self {
+        self.interact = interact;
+        self
+    }
+
+    /// Who answers questions.
+    pub fn interact(&self) -> &dyn Interact {
+        &*self.interact
     }
 
     /// The owner's home.
@@ -74,7 +99,8 @@ impl Rack {
         if let Some(id) = self.identity.get() {
             return Ok(id);
         }
-        let id = identity::load_discovered(self.identity_path.as_deref(), &self.home)?;
+        let id =
+            identity::load_discovered(self.identity_path.as_deref(), &self.home, self.interact())?;
         Ok(self.identity.get_or_init(|| id))
     }
 
@@ -89,6 +115,10 @@ impl Rack {
     /// Decrypts the host manifest.
     pub fn host(&self) -> Result<HostManifest> {
         if !HostManifest::exists(&self.home) {
+            let left = recover::evidence(&self.home)?;
+            if left.any() {
+                return Err(recover::lost(&self.home, &left));
+            }
             return Err(Error::NotInitialised {
                 home: self.home.root().to_path_buf(),
                 owner: self.home.owner().label().into(),
@@ -109,6 +139,7 @@ impl Rack {
             identity: Some(self.identity()?),
             recipients,
             login,
+            interact: self.interact(),
         })
     }
 

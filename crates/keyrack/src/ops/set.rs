@@ -42,6 +42,8 @@ pub struct SetOptions {
     pub aws: super::aws::ProfileFlags,
     /// Store a value the firewall blocks (it stays blocked on every read path without the flag).
     pub allow_dangerous: bool,
+    /// GitHub App credentials (`--mech github.app`; flags given without `--mech` imply it).
+    pub github: crate::github::app::AppFlags,
 }
 
 /// What `set` did.
@@ -70,6 +72,14 @@ pub struct SetReport {
     pub max_duration: Option<String>,
 }
 
+/// What a 1password adapter is pointed at by `set`'s flags.
+fn onepassword_target(opts: &SetOptions, kind: VaultKind) -> onepassword::SetTarget {
+    onepassword::SetTarget {
+        reference: opts.exid.clone().filter(|_| kind == VaultKind::OnePassword),
+        op_vault: opts.op_vault.clone(),
+    }
+}
+
 /// The vault chosen when `set` is not told.
 pub fn default_vault(key: &str) -> VaultKind {
     if key == "AWS_PROFILE" {
@@ -79,8 +89,27 @@ pub fn default_vault(key: &str) -> VaultKind {
     }
 }
 
-/// Runs `set`.
-pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
+/// What `set` settled before it asks for anything or stores anything ([`plan`]).
+#[derive(Debug, Clone)]
+pub struct SetPlan {
+    /// The org and env the key resolves to.
+    pub scope: Scope,
+    /// The slug to set.
+    pub slug: Slug,
+    /// The vault.
+    pub vault: VaultKind,
+    /// The mech.
+    pub mech: Mech,
+    /// An aws.config key whose profile is neither `--exid` nor fully described by flags: the
+    /// caller may guide the person to one ([`super::aws::ProfileSetup`]) and pass the result as
+    /// [`SetOptions::aws`]; otherwise `set` fails with the flags to pass.
+    pub needs_profile: bool,
+}
+
+/// The checks of `set` that need no answer from anyone: scope, vault, flags, initialised, the
+/// identity loads. [`run`] starts with it; a guided front end calls it first, so a bad flag fails
+/// before any question.
+pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
     let repo = rack.repo()?;
     let scope: Scope = resolve_scope(
         repo.as_ref(),
@@ -94,7 +123,18 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         fsio::resolve_link_target(&r.path)?; // a refused link fails before the secret is asked for
     }
     let kind = opts.vault.unwrap_or_else(|| default_vault(&opts.key));
-    let mech = opts.mech.unwrap_or(kind.default_mech());
+    let mech = match opts.mech {
+        None if !opts.github.is_empty() => Mech::GithubApp,
+        Some(m) if m != Mech::GithubApp && !opts.github.is_empty() => {
+            return Err(Error::InvalidInput {
+                what: "mech",
+                value: m.to_string(),
+                reason: "--app-id, --installation-id and --private-key describe a GitHub App (--mech github.app)".into(),
+                hint: Some("drop those flags, or use --mech github.app".into()),
+            })
+        }
+        m => m.unwrap_or(kind.default_mech()),
+    };
     if kind == VaultKind::OsEnvvar {
         return Err(Error::VaultRefused {
             vault: kind.to_string(),
@@ -136,38 +176,90 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
             hint: Some("use --vault 1password --mech replica, or drop --op-vault".into()),
         });
     }
-    let op_target = onepassword::SetTarget {
-        reference: opts.exid.clone().filter(|_| kind == VaultKind::OnePassword),
-        op_vault: opts.op_vault.clone(),
-    };
     if let Some(d) = &opts.max_duration {
         parse_duration("--max-duration", d)?;
     }
+    if mech == Mech::GithubApp && !kind.mechs().contains(&mech) {
+        // before asking for anything: the vault must keep the credentials themselves
+        return Err(Error::InvalidInput {
+            what: "mech",
+            value: mech.to_string(),
+            reason: format!("vault {kind} does not keep GitHub App credentials"),
+            hint: Some(
+                "use --vault os.secure (the default) or another vault that stores secrets".into(),
+            ),
+        });
+    }
+    let needs_profile =
+        kind == VaultKind::AwsConfig && super::aws::needs_profile(opts.exid.as_deref(), &opts.aws)?;
     // Fail fast (not initialised, wrong identity) before asking for the secret.
     let recipients = rack.host()?.recipient_keys()?;
-    let ctx = rack.vault_context(&recipients, opts.login)?;
+    rack.vault_context(&recipients, opts.login)?;
+    Ok(SetPlan {
+        scope,
+        slug,
+        vault: kind,
+        mech,
+        needs_profile,
+    })
+}
+
+/// Runs `set`.
+pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
+    run_given(rack, opts, None)
+}
+
+/// Runs `set` with the value already in hand (`fill`, `import`): the same checks, proof and
+/// records as [`run`], without asking for the secret. `given` is ignored for aws.config, whose
+/// value is the profile `prepare_profile` decides.
+pub fn run_given(
+    rack: &Rack,
+    opts: &SetOptions,
+    given: Option<crate::secret::Secret>,
+) -> Result<SetReport> {
+    let SetPlan {
+        scope,
+        slug,
+        vault: kind,
+        mech,
+        ..
+    } = plan(rack, opts)?;
     let prepared = match kind {
         VaultKind::AwsConfig => Some(super::aws::prepare_profile(
-            &ctx,
             &scope,
             opts.exid.as_deref(),
             &opts.aws,
-            opts.source == SecretSource::Prompt,
         )?),
         _ => None,
     };
+    let op_target = onepassword_target(opts, kind);
     let secret = match (&prepared, kind, mech) {
         (Some(p), _, _) => crate::secret::Secret::new(p.profile.clone()),
         // A reference is read, not asked for: the round trip compares that read with unlock's.
         (None, VaultKind::OnePassword, Mech::Reference) => {
+            let recipients = rack.host()?.recipient_keys()?;
+            let ctx = rack.vault_context(&recipients, opts.login)?;
             onepassword::OnePassword::for_set(ctx, op_target.clone()).resolve_reference()?
         }
-        (None, VaultKind::OnePassword, _) => {
-            // fail before the secret is asked for when op is not there at all
-            OpCli::locate().map_err(|e| onepassword::unavailable(&e))?;
-            mech::acquire_secret(&opts.key, opts.source)?
-        }
-        (None, _, _) => mech::acquire_secret(&opts.key, opts.source)?,
+        (None, _, _) => match given {
+            Some(v) if v.expose().is_empty() => {
+                return Err(Error::SecretInput {
+                    reason: "the secret is empty".into(),
+                    hint: format!("give {} a value, or leave it out", opts.key),
+                })
+            }
+            Some(v) => v,
+            None if mech == Mech::GithubApp => {
+                crate::github::app::acquire(&opts.key, &opts.github, opts.source, rack.interact())?
+            }
+            None => {
+                if kind == VaultKind::OnePassword {
+                    // fail before the secret is asked for when op is not there at all
+                    OpCli::locate().map_err(|e| onepassword::unavailable(&e))?;
+                }
+                mech::acquire_secret(&opts.key, opts.source, rack.interact())?
+            }
+        },
     };
     let blocked = match admit_value(&slug, &secret, opts.allow_dangerous, rack.home().owner()) {
         Ok(b) => b,
@@ -303,21 +395,64 @@ fn save_and_mark(rack: &Rack, host: &HostManifest, slug: &Slug) -> Result<()> {
     fsio::touch_private(&rack.home().inventory_marker(slug))
 }
 
-/// Parses a duration like `9h`, `30m`, `1h30m`.
+/// Parses a duration: whole units in jiff's friendly form — `9h`, `30m`, `1h30m`, `1h 30m`, `90s`,
+/// `2d`, `1w`, `500ms`, spelled-out units (`2hours`, `5min`) and decimals (`1.5h`) — or ISO 8601
+/// (`PT1H30M`). A day is 24 hours; months and years are refused (their length varies); the
+/// duration must be longer than zero.
 pub fn parse_duration(what: &'static str, s: &str) -> Result<std::time::Duration> {
-    match humantime::parse_duration(s) {
+    const EXAMPLES: &str = "use e.g. 9h, 30m or 1h30m";
+    let bad = |reason: String| Error::InvalidInput {
+        what,
+        value: s.into(),
+        reason,
+        hint: Some(EXAMPLES.into()),
+    };
+    let span: jiff::Span = s
+        .trim()
+        .parse()
+        .map_err(|e| bad(format!("not a duration ({e})")))?;
+    let d = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| bad(format!("not a fixed duration ({e})")))?;
+    match std::time::Duration::try_from(d) {
         Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(Error::InvalidInput {
-            what,
-            value: s.into(),
-            reason: "must be longer than zero".into(),
-            hint: Some("use e.g. 9h, 30m or 1h30m".into()),
-        }),
-        Err(e) => Err(Error::InvalidInput {
-            what,
-            value: s.into(),
-            reason: format!("not a duration ({e})"),
-            hint: Some("use e.g. 9h, 30m or 1h30m".into()),
-        }),
+        _ => Err(bad("must be longer than zero".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_in_the_documented_forms() {
+        for (s, secs) in [
+            ("9h", 9 * 3600),
+            ("30m", 1800),
+            ("1h30m", 5400),
+            ("1h 30m", 5400),
+            ("90s", 90),
+            ("2d", 2 * 86400),
+            ("1w", 7 * 86400),
+            ("2hours", 7200),
+            ("5min", 300),
+            ("1.5h", 5400),
+            ("PT1H30M", 5400),
+        ] {
+            assert_eq!(
+                parse_duration("--duration", s).unwrap(),
+                Duration::from_secs(secs),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            parse_duration("--duration", "500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        for s in ["", "0s", "-1h", "abc", "1h30", "1mo", "1y"] {
+            let e = parse_duration("--duration", s).unwrap_err().to_string();
+            assert!(e.contains("--duration"), "{s}: {e}");
+        }
     }
 }
