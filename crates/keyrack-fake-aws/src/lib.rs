@@ -515,12 +515,11 @@ fn route(s: &mut State, req: &Request, body: &str, base: &str) -> Reply {
         }
         (Method::Get, "/authorize") => {
             let client_id = q.get("client_id").cloned().unwrap_or_default();
-            if !s
-                .clients
+            if s.clients
                 .get(&client_id)
-                .is_some_and(|c| c.expires_at > now())
+                .is_none_or(|c| c.expires_at <= now())
             {
-                return aws_error(400, "InvalidClientException", "unknown client");
+                return aws_error(400, "InvalidClientException", "unknown or expired client");
             }
             let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
             if !(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/oauth/callback"))
