@@ -232,6 +232,7 @@ mod tests {
             login: Default::default(),
             aws: Default::default(),
             allow_dangerous: false,
+            github: Default::default(),
         };
         let run = |person: Arc<Scripted>| {
             let home = Home::at(dir.path().join(".keyrack"), Owner::default());

@@ -89,6 +89,10 @@ fn mech_parser() -> impl TypedValueParser<Value = Mech> {
             ),
             Mech::Session => ("memory only, for the session", "EPHEMERAL_VIA_SESSION"),
             Mech::AwsSso => ("an AWS SSO profile", "EPHEMERAL_VIA_AWS_SSO"),
+            Mech::GithubApp => (
+                "GitHub App credentials, minted into 1 h installation tokens",
+                "EPHEMERAL_VIA_GITHUB_APP",
+            ),
         };
         PossibleValue::new(m.as_str()).help(help).alias(alias)
     });
@@ -157,9 +161,12 @@ pub enum Command {
     /// Inspect or stop the session daemon.
     #[command(subcommand)]
     Daemon(DaemonCommand),
-    /// AWS SSO helpers: credential_process, logout.
+    /// AWS SSO helpers: credential_process, logout, sync, console, env.
     #[command(subcommand)]
     Aws(AwsCommand),
+    /// CI: pass the secrets of a CI job (`${{ toJSON(secrets) }}`) through the firewall into the
+    /// keys keyrack.yml declares for an env (masked, into $GITHUB_ENV, or as JSON).
+    Firewall(FirewallArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -291,6 +298,56 @@ pub struct SetArgs {
     pub aws: AwsProfileArgs,
     #[command(flatten)]
     pub login: LoginArgs,
+    #[command(flatten)]
+    pub github: GithubAppArgs,
+}
+
+/// GitHub App credentials (github.app): minted into an installation token at every unlock.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "GitHub App (github.app)")]
+pub struct GithubAppArgs {
+    /// The app's id, or its client id (Iv…).
+    #[arg(long, value_name = "ID")]
+    pub app_id: Option<String>,
+    /// The installation tokens are minted for.
+    #[arg(long, value_name = "ID")]
+    pub installation_id: Option<String>,
+    /// The app's private key file (.pem, PKCS#1 or PKCS#8); read from the file and stored
+    /// encrypted in the vault.
+    #[arg(long, value_name = "PEM_PATH")]
+    pub private_key: Option<PathBuf>,
+}
+
+/// Where `keyrack firewall` puts the keys that pass.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum FirewallInto {
+    /// `::add-mask::` for every line of every value (stdout), then appended to $GITHUB_ENV.
+    #[value(name = "github.actions")]
+    GithubActions,
+    /// One JSON object {KEY: value} on stdout.
+    Json,
+}
+
+/// `--from`: `json(env://VAR)` or `json(stdin://)`.
+fn secrets_from(s: &str) -> Result<keyrack::ops::ci::SecretsFrom, String> {
+    s.parse().map_err(value_error)
+}
+
+#[derive(Debug, Args)]
+pub struct FirewallArgs {
+    /// The env whose declared keys pass (its own keys and env.all's).
+    #[arg(long)]
+    pub env: String,
+    /// Where the secrets come from: json(env://VAR) (with `env: VAR: ${{ toJSON(secrets) }}` on
+    /// the step) or json(stdin://).
+    #[arg(long, value_name = "SOURCE", value_parser = secrets_from)]
+    pub from: keyrack::ops::ci::SecretsFrom,
+    /// Where the keys go: github.actions ($GITHUB_ENV, masked) or json (stdout).
+    #[arg(long, value_enum, value_name = "TARGET")]
+    pub into: FirewallInto,
+    /// Pass values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
 }
 
 /// A new AWS SSO profile, without the guided set-up (aws.config).
@@ -353,6 +410,66 @@ pub enum AwsCommand {
         #[arg(long)]
         profile: String,
     },
+    /// Write a profile for every account and role you can reach through an sso-session
+    /// (shown as a diff first; marked `keyrack_generated`).
+    Sync(AwsSyncArgs),
+    /// Sign in to the AWS console with an unlocked profile's role credentials (opens the
+    /// browser, or prints the URL); never signs in to SSO.
+    Console(AwsConsoleArgs),
+    /// Print an unlocked profile's role credentials as environment variables
+    /// (AWS_ACCESS_KEY_ID, …) for tools that cannot read SSO profiles; never signs in.
+    Env(AwsEnvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AwsSyncArgs {
+    /// The sso-session to list accounts and roles through (`[sso-session NAME]`).
+    #[arg(long, value_name = "NAME")]
+    pub sso_session: String,
+    /// Profile names: placeholders {account_name} {account_id} {role_name} {sso_session};
+    /// the result is made a valid profile name.
+    #[arg(
+        long,
+        value_name = "TEMPLATE",
+        default_value = "{account_name}.{role_name}"
+    )]
+    pub template: String,
+    /// The region of new profiles (default: the SSO region).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Also remove profiles this command generated whose account or role is gone.
+    #[arg(long)]
+    pub prune: bool,
+    /// Write the changes without asking.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AwsConsoleArgs {
+    /// The profile (unlocked: keyrack unlock).
+    #[arg(long)]
+    pub profile: String,
+    /// Print the sign-in URL on stdout instead of opening the browser (it is a credential for
+    /// 15 minutes).
+    #[arg(long)]
+    pub print: bool,
+    /// How long the console session lasts (15m to 12h, and never past the role credentials;
+    /// default: as long as the credentials).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct AwsEnvArgs {
+    /// The profile (unlocked: keyrack unlock).
+    #[arg(long)]
+    pub profile: String,
+    /// Quote for this shell.
+    #[arg(long, value_enum, default_value_t = Shell::Bash)]
+    pub shell: Shell,
 }
 
 #[derive(Debug, Args)]
@@ -437,6 +554,10 @@ pub struct ExecArgs {
     /// Unlock locked keys first (decrypts; may prompt).
     #[arg(long)]
     pub unlock: bool,
+    /// Also pass this unlocked AWS profile's role credentials (AWS_ACCESS_KEY_ID, …; and its
+    /// region) and unset AWS_PROFILE; alone, without --env/--key, only these.
+    #[arg(long, value_name = "PROFILE")]
+    pub aws_profile: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,

@@ -36,6 +36,11 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             account_name: None,
         },
         allow_dangerous: a.allow_dangerous,
+        github: keyrack::github::app::AppFlags {
+            app_id: a.github.app_id,
+            installation_id: a.github.installation_id,
+            private_key: a.github.private_key,
+        },
     };
     if interactive
         && opts.vault.unwrap_or_else(|| set::default_vault(&opts.key)) == VaultKind::AwsConfig
@@ -72,6 +77,11 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
         }
     }
     n.push(Node::new("round trip: store → unlock → get → relock ✓"));
+    if r.mech == keyrack::mech::Mech::GithubApp {
+        n.push(Node::new(
+            "grant: a GitHub App installation token minted at each unlock (it expires with the token, about 1h)",
+        ));
+    }
     if let Some(d) = &r.max_duration {
         n.push(Node::new(format!("max duration: {d}")));
     }

@@ -177,6 +177,7 @@ pub fn set_options(opts: &FillOptions, m: &Missing) -> SetOptions {
         login: opts.login,
         aws: Default::default(),
         allow_dangerous: opts.allow_dangerous,
+        github: Default::default(),
     }
 }
 
