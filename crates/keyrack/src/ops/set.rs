@@ -67,6 +67,10 @@ pub struct SetReport {
     /// The maxDuration the key now has (kept from the previous set unless given).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<String>,
+    /// What an aws.config `set` made: the profile, its account, role and sso-session, and the
+    /// line that uses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws: Option<super::aws::ProfileReport>,
 }
 
 /// The vault chosen when `set` is not told.
@@ -277,6 +281,9 @@ pub fn run_given(
     }
     entry.updated_at = now_rfc3339();
     let max_duration = entry.max_duration.clone();
+    let aws = (kind == VaultKind::AwsConfig)
+        .then(|| super::aws::ProfileReport::of_entry(&entry, opts.aws.account_name.as_deref()))
+        .flatten();
     host.hosts.insert(slug.to_string(), entry);
     save_and_mark(rack, &host, &slug)?;
 
@@ -305,6 +312,7 @@ pub fn run_given(
         relocked_stale_grant: relocked,
         blocked,
         max_duration,
+        aws,
     })
 }
 
