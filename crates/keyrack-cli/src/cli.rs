@@ -381,6 +381,10 @@ pub struct AwsProfileArgs {
     /// The profile's default region (default: the SSO region).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+    /// The sso-session name for a portal ~/.aws/config has none for yet (default: the org); a
+    /// portal keeps the one it has.
+    #[arg(long, value_name = "NAME")]
+    pub sso_session: Option<String>,
 }
 
 /// How keyrack may sign in to AWS SSO.

@@ -70,6 +70,10 @@ pub struct SetReport {
     /// The maxDuration the key now has (kept from the previous set unless given).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<String>,
+    /// What an aws.config `set` made: the profile, its account, role and sso-session, and the
+    /// line that uses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws: Option<super::aws::ProfileReport>,
 }
 
 /// What a 1password adapter is pointed at by `set`'s flags.
@@ -330,6 +334,9 @@ pub fn run_given(
     }
     entry.updated_at = now_rfc3339();
     let max_duration = entry.max_duration.clone();
+    let aws = (kind == VaultKind::AwsConfig)
+        .then(|| super::aws::ProfileReport::of_entry(&entry, opts.aws.account_name.as_deref()))
+        .flatten();
     host.hosts.insert(slug.to_string(), entry);
     save_and_mark(rack, &host, &slug)?;
 
@@ -358,6 +365,7 @@ pub fn run_given(
         relocked_stale_grant: relocked,
         blocked,
         max_duration,
+        aws,
     })
 }
 
