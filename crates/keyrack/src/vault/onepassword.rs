@@ -188,11 +188,10 @@ impl<'a> OnePassword<'a> {
                 )
             }
         };
-        let mut meta = BTreeMap::new();
-        meta.insert("opVault".to_string(), item.vault_name.clone());
+        // The reference by ids is all a later unlock or del needs.
         Ok(Stored::new(
             Some(item.reference(PASSWORD_FIELD)),
-            meta,
+            BTreeMap::new(),
             undo,
         ))
     }
