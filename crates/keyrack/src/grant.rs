@@ -47,16 +47,24 @@ pub enum VaultKind {
     /// An AWS SSO profile in `~/.aws/config`, its token kept encrypted (alias `aws.iam.sso`).
     #[serde(rename = "aws.config", alias = "aws.iam.sso")]
     AwsConfig,
+    /// 1Password, through the `op` CLI: a reference to an item, or an item keyrack creates.
+    #[serde(rename = "1password")]
+    OnePassword,
+    /// The OS credential store (Secret Service, macOS Keychain).
+    #[serde(rename = "os.keychain")]
+    OsKeychain,
 }
 
 impl VaultKind {
     /// Every vault this build supports.
-    pub const ALL: [VaultKind; 5] = [
+    pub const ALL: [VaultKind; 7] = [
         VaultKind::OsSecure,
         VaultKind::OsDirect,
         VaultKind::OsDaemon,
         VaultKind::OsEnvvar,
         VaultKind::AwsConfig,
+        VaultKind::OnePassword,
+        VaultKind::OsKeychain,
     ];
 
     /// The canonical name.
@@ -67,6 +75,8 @@ impl VaultKind {
             VaultKind::OsDaemon => "os.daemon",
             VaultKind::OsEnvvar => "os.envvar",
             VaultKind::AwsConfig => "aws.config",
+            VaultKind::OnePassword => "1password",
+            VaultKind::OsKeychain => "os.keychain",
         }
     }
 }
@@ -85,7 +95,7 @@ impl FromStr for VaultKind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                let later = matches!(s, "aws.params" | "1password");
+                let later = matches!(s, "aws.params");
                 Error::InvalidInput {
                     what: "vault",
                     value: s.into(),

@@ -9,7 +9,7 @@ use super::Rack;
 use crate::daemon::{client::Client, protocol::RelockScope};
 use crate::error::{Error, Result};
 use crate::fsio;
-use crate::grant::{Mech, VaultKind};
+use crate::grant::{Custody, Mech, VaultKind};
 use crate::host_manifest::{self, HostEntry, HostManifest};
 use crate::mech::{self, SecretSource};
 use crate::repo_manifest::{edit, RepoManifest};
@@ -32,6 +32,8 @@ pub struct SetOptions {
     pub org: Option<String>,
     /// External id for referencing vaults.
     pub exid: Option<String>,
+    /// The 1Password vault a 1password `replica` item is created in.
+    pub op_vault: Option<String>,
     /// Longest grant lifetime.
     pub max_duration: Option<std::time::Duration>,
     /// Where the secret comes from.
@@ -74,6 +76,18 @@ pub struct SetReport {
         with = "crate::grant::time::duration_text"
     )]
     pub max_duration: Option<std::time::Duration>,
+    /// What an aws.config `set` made: the profile, its account, role and sso-session, and the
+    /// line that uses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws: Option<super::aws::ProfileReport>,
+}
+
+/// Where `set`'s flags point the vault.
+fn set_target(opts: &SetOptions) -> vault::SetTarget {
+    vault::SetTarget {
+        exid: opts.exid.clone(),
+        location: opts.op_vault.clone(),
+    }
 }
 
 /// The vault chosen when `set` is not told.
@@ -149,8 +163,12 @@ pub fn run_given(rack: &Rack, opts: &SetOptions, given: Option<Secret>) -> Resul
     entry.max_duration = kept_max_duration(opts, previous.as_ref());
     if let Some(prev) = &previous {
         entry.created_at = prev.created_at;
-        if prev.vault != plan.vault {
-            // moving between vaults: the old copy goes once the new one is proven
+        // moving between vaults (or away from an item keyrack created): the old copy goes once
+        // the new one is proven
+        let owned_elsewhere = vault::info(prev.vault).custody_for(prev.mech) == Custody::Owns
+            && prev.exid.is_some()
+            && prev.exid != entry.exid;
+        if prev.vault != plan.vault || owned_elsewhere {
             let recipients = host.recipient_keys()?;
             let ctx = rack.vault_context(&recipients, opts.login)?;
             vault::open(prev.vault, ctx).del(prev)?;
@@ -158,6 +176,9 @@ pub fn run_given(rack: &Rack, opts: &SetOptions, given: Option<Secret>) -> Resul
     }
     entry.updated_at = host_manifest::now();
     let max_duration = entry.max_duration;
+    let aws = (plan.mech == Mech::AwsSso)
+        .then(|| super::aws::ProfileReport::of_entry(&entry, opts.aws.account_name.as_deref()))
+        .flatten();
     host.hosts.insert(plan.slug.clone(), entry);
     save_and_mark(rack, &host, &plan.slug)?;
 
@@ -174,6 +195,7 @@ pub fn run_given(rack: &Rack, opts: &SetOptions, given: Option<Secret>) -> Resul
         relocked_stale_grant: relocked,
         blocked: acquired.blocked,
         max_duration,
+        aws,
     })
 }
 
@@ -218,12 +240,32 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
             ),
         });
     }
-    if opts.exid.is_some() && !caps.takes_exid {
+    if opts.exid.is_some() && !caps.takes_exid(mech) {
+        let hint = if caps.exid_with.is_empty() {
+            "drop --exid".to_string()
+        } else {
+            format!(
+                "drop --exid (keyrack creates the item), or point at an item with --mech {}",
+                caps.exid_with[0]
+            )
+        };
         return Err(Error::InvalidInput {
             what: "--exid",
             value: opts.exid.clone().unwrap_or_default(),
-            reason: format!("vault {kind} stores the secret itself and takes no external id"),
-            hint: Some("drop --exid".into()),
+            reason: format!(
+                "vault {kind} with mech {mech} stores the secret itself and takes no external id"
+            ),
+            hint: Some(hint),
+        });
+    }
+    if opts.op_vault.is_some() && !caps.takes_location(mech) {
+        return Err(Error::InvalidInput {
+            what: "--op-vault",
+            value: opts.op_vault.clone().unwrap_or_default(),
+            reason:
+                "only a 1password replica (an item keyrack creates) is put in a 1Password vault"
+                    .into(),
+            hint: Some("use --vault 1password --mech replica, or drop --op-vault".into()),
         });
     }
     if mech == Mech::GithubApp && !caps.mechs.contains(&mech) {
@@ -267,9 +309,18 @@ fn acquire(
         )?),
         _ => None,
     };
-    let secret = match &prepared {
-        Some(p) => Secret::new(p.profile.clone()),
-        None => match given {
+    let recipients = rack.host()?.recipient_keys()?;
+    let ctx = rack.vault_context(&recipients, opts.login)?;
+    let adapter = vault::open_for_set(plan.vault, ctx, set_target(opts));
+    // A reference is read, not asked for: the round trip compares that read with unlock's.
+    let referenced = match &prepared {
+        Some(_) => None,
+        None => adapter.referenced(plan.mech).transpose()?,
+    };
+    let secret = match (&prepared, referenced) {
+        (Some(p), _) => Secret::new(p.profile.clone()),
+        (None, Some(v)) => v,
+        (None, None) => match given {
             Some(v) if v.expose().is_empty() => {
                 return Err(Error::SecretInput {
                     reason: "the secret is empty".into(),
@@ -280,7 +331,11 @@ fn acquire(
             None if plan.mech == Mech::GithubApp => {
                 crate::github::app::acquire(&opts.key, &opts.github, opts.source, rack.interact())?
             }
-            None => mech::acquire_secret(&opts.key, opts.source, rack.interact())?,
+            None => {
+                // fail before the secret is asked for when the vault cannot be reached at all
+                adapter.check_ready()?;
+                mech::acquire_secret(&opts.key, opts.source, rack.interact())?
+            }
         },
     };
     let mut acquired = Acquired {
@@ -307,7 +362,7 @@ fn prove(
 ) -> Result<HostEntry> {
     let recipients = host.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, opts.login)?;
-    let adapter = vault::open(plan.vault, ctx);
+    let adapter = vault::open_for_set(plan.vault, ctx, set_target(opts));
     // The second read of the proof may not sign in: a vault that signs in proves that what the
     // first read kept (aws.config: the encrypted token) serves the next unlock without a browser.
     let quiet = VaultContext {

@@ -515,6 +515,8 @@ pub struct SessionStatus {
     /// Files a daemon that stopped without releasing them had left (mirrored tokens), removed
     /// now.
     pub released: Vec<std::path::PathBuf>,
+    /// keyrack's AWS sign-in clients that expire within 7 days (or have): warn about them.
+    pub expiring_clients: Vec<crate::aws::client_expiry::ClientExpiry>,
 }
 
 /// Runs `status`: what the daemon holds (no secrets), optionally for one env, as `granted` rows;
@@ -548,6 +550,7 @@ pub fn status(rack: &Rack, env: Option<&str>) -> Result<SessionStatus> {
         rows,
         ended,
         released,
+        expiring_clients: crate::aws::client_expiry::expiring(rack.home(), jiff::Timestamp::now()),
     })
 }
 
@@ -556,5 +559,9 @@ pub fn held_row(g: &HeldGrant) -> KeyRow {
     let mut row = KeyRow::new(&g.slug, Status::Granted).expires(Some(g.expires_at));
     row.env = g.env.clone();
     row.vault = Some(g.vault);
+    row.profile = g
+        .labels
+        .get(crate::vault::aws_config::label::PROFILE)
+        .cloned();
     row
 }

@@ -12,9 +12,12 @@
 //! first. The conformance suite in `tests/` runs each adapter through the same cases.
 
 pub mod aws_config;
+pub mod onepassword;
+pub mod op_cli;
 pub mod os_daemon;
 pub mod os_direct;
 pub mod os_envvar;
+pub mod os_keychain;
 pub mod os_secure;
 
 use crate::crypto::RecipientKey;
@@ -35,14 +38,20 @@ pub use crate::grant::{Custody, Grant, Mech, VaultKind};
 pub struct VaultInfo {
     /// Which vault.
     pub kind: VaultKind,
-    /// `set` records an external id for it (`--exid`: a profile name, a URI).
-    pub takes_exid: bool,
+    /// The mechs with which `set` records an external id (`--exid`: a profile name, an
+    /// `op://` reference).
+    pub exid_with: &'static [Mech],
+    /// The mechs with which `set` accepts where to create the item (`--op-vault`).
+    pub location_with: &'static [Mech],
     /// `set` can store into it and `del` remove from it.
     pub writable: bool,
     /// Its secrets live in the session daemon itself (a set value is already unlocked).
     pub lives_in_daemon: bool,
     /// Whether `del` destroys the secret or forgets a pointer.
     pub custody: Custody,
+    /// Mechs whose keys it owns even though it references others (1password `replica`: an
+    /// item keyrack created, which `del` deletes).
+    pub owns_with: &'static [Mech],
     /// The mechs `set` accepts for it.
     pub mechs: &'static [Mech],
     /// The mech used when `set` is not given one.
@@ -50,14 +59,53 @@ pub struct VaultInfo {
     /// Keys that go to this vault when `set` is not told which (`AWS_PROFILE` → aws.config).
     pub default_for_keys: &'static [&'static str],
     /// Opens the adapter.
-    pub open: for<'a> fn(VaultContext<'a>) -> Box<dyn Vault + 'a>,
+    pub open: Opener,
+    /// Opens the adapter pointed where `set`'s flags say (vaults that take such flags).
+    pub open_for_set: Option<SetOpener>,
+}
+
+/// Opens a vault's adapter.
+pub type Opener = for<'a> fn(VaultContext<'a>) -> Box<dyn Vault + 'a>;
+/// Opens a vault's adapter pointed where `set`'s flags say.
+pub type SetOpener = for<'a> fn(VaultContext<'a>, SetTarget) -> Box<dyn Vault + 'a>;
+
+/// Where `set`'s flags point a vault: an external id (`--exid`) and where to create the item
+/// (`--op-vault`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetTarget {
+    /// The external id given.
+    pub exid: Option<String>,
+    /// Where to create the item.
+    pub location: Option<String>,
+}
+
+impl VaultInfo {
+    /// Whether `set` records an external id for a key stored with `mech`.
+    pub fn takes_exid(&self, mech: Mech) -> bool {
+        self.exid_with.contains(&mech)
+    }
+
+    /// Whether `set` accepts where to create the item of a key stored with `mech`.
+    pub fn takes_location(&self, mech: Mech) -> bool {
+        self.location_with.contains(&mech)
+    }
+
+    /// The custody of a key stored with `mech`.
+    pub fn custody_for(&self, mech: Mech) -> Custody {
+        if self.owns_with.contains(&mech) {
+            Custody::Owns
+        } else {
+            self.custody
+        }
+    }
 }
 
 impl std::fmt::Debug for VaultInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultInfo")
             .field("kind", &self.kind)
-            .field("takes_exid", &self.takes_exid)
+            .field("exid_with", &self.exid_with)
+            .field("location_with", &self.location_with)
             .field("writable", &self.writable)
             .field("lives_in_daemon", &self.lives_in_daemon)
             .field("custody", &self.custody)
@@ -75,6 +123,8 @@ pub fn info(kind: VaultKind) -> &'static VaultInfo {
         VaultKind::OsDaemon => &os_daemon::INFO,
         VaultKind::OsEnvvar => &os_envvar::INFO,
         VaultKind::AwsConfig => &aws_config::INFO,
+        VaultKind::OnePassword => &onepassword::INFO,
+        VaultKind::OsKeychain => &os_keychain::INFO,
     }
 }
 
@@ -157,6 +207,16 @@ pub trait Vault {
     }
     /// Destroys (owned) or forgets (referenced) the secret.
     fn del(&self, entry: &HostEntry) -> Result<()>;
+    /// Fails when the vault cannot be reached at all, before `set` asks anyone for a secret.
+    fn check_ready(&self) -> Result<()> {
+        Ok(())
+    }
+    /// For a key stored with `mech` that points at a secret kept elsewhere (a `reference`): the
+    /// value the pointer `set` was given points at, which the round trip compares the read with
+    /// (an error when no pointer was given). `None`: the vault stores what `set` is given.
+    fn referenced(&self, _mech: Mech) -> Option<Result<Secret>> {
+        None
+    }
     /// Renews a grant of this vault whose renewal deadline passed (called in the session
     /// daemon, through [`VaultRenewer`]). Vaults that renew nothing keep it.
     fn renew(&self, _grant: &Grant) -> Renewal {
@@ -167,6 +227,18 @@ pub trait Vault {
 /// Opens the adapter for `kind`.
 pub fn open<'a>(kind: VaultKind, ctx: VaultContext<'a>) -> Box<dyn Vault + 'a> {
     (info(kind).open)(ctx)
+}
+
+/// Opens the adapter for `kind` pointed where `set`'s flags say.
+pub fn open_for_set<'a>(
+    kind: VaultKind,
+    ctx: VaultContext<'a>,
+    target: SetTarget,
+) -> Box<dyn Vault + 'a> {
+    match info(kind).open_for_set {
+        Some(f) => f(ctx, target),
+        None => open(kind, ctx),
+    }
 }
 
 /// The [`Renewer`] the session daemon is started with: each grant is renewed by its vault.

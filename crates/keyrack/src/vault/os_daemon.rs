@@ -18,14 +18,17 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
 /// What os.daemon can do.
 pub const INFO: VaultInfo = VaultInfo {
     kind: VaultKind::OsDaemon,
-    takes_exid: false,
+    exid_with: &[],
+    location_with: &[],
     writable: true,
     lives_in_daemon: true,
     custody: Custody::Owns,
+    owns_with: &[],
     mechs: &[Mech::Session, Mech::Replica],
     default_mech: Mech::Session,
     default_for_keys: &[],
     open: |ctx| Box::new(OsDaemon::new(ctx)),
+    open_for_set: None,
 };
 
 /// The os.daemon adapter.

@@ -18,14 +18,17 @@ type Store = BTreeMap<String, Secret>;
 /// What os.direct can do.
 pub const INFO: VaultInfo = VaultInfo {
     kind: VaultKind::OsDirect,
-    takes_exid: false,
+    exid_with: &[],
+    location_with: &[],
     writable: true,
     lives_in_daemon: false,
     custody: Custody::Owns,
+    owns_with: &[],
     mechs: &[Mech::Replica, Mech::GithubApp],
     default_mech: Mech::Replica,
     default_for_keys: &[],
     open: |ctx| Box::new(OsDirect::new(ctx)),
+    open_for_set: None,
 };
 
 /// The os.direct adapter.

@@ -11,14 +11,17 @@ use crate::slug::Slug;
 /// What os.envvar can do: read only.
 pub const INFO: VaultInfo = VaultInfo {
     kind: VaultKind::OsEnvvar,
-    takes_exid: false,
+    exid_with: &[],
+    location_with: &[],
     writable: false,
     lives_in_daemon: false,
     custody: Custody::References,
+    owns_with: &[],
     mechs: &[],
     default_mech: Mech::Replica,
     default_for_keys: &[],
     open: |_| Box::new(OsEnvvar),
+    open_for_set: None,
 };
 
 /// The os.envvar adapter.

@@ -30,14 +30,17 @@ use crate::slug::Slug;
 /// What os.secure can do.
 pub const INFO: VaultInfo = VaultInfo {
     kind: VaultKind::OsSecure,
-    takes_exid: false,
+    exid_with: &[],
+    location_with: &[],
     writable: true,
     lives_in_daemon: false,
     custody: Custody::Owns,
+    owns_with: &[],
     mechs: &[Mech::Replica, Mech::GithubApp],
     default_mech: Mech::Replica,
     default_for_keys: &[],
     open: |ctx| Box::new(OsSecure::new(ctx)),
+    open_for_set: None,
 };
 
 /// The os.secure adapter.
