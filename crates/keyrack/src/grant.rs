@@ -129,7 +129,7 @@ pub enum Mech {
     #[serde(rename = "aws.sso")]
     AwsSso,
     /// GitHub App credentials (app id or client id, installation id, private key), minted at
-    /// unlock into an installation token that expires with its grant (see [`crate::github`]).
+    /// unlock into an installation token that expires with its grant (the `github` module).
     #[serde(rename = "github.app")]
     GithubApp,
 }
