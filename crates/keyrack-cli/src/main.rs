@@ -2,19 +2,25 @@
 
 mod cli;
 mod commands;
+mod fast_args;
 mod render;
 
 use clap::Parser;
 
 fn main() {
-    let cli = match cli::Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            // help and version exit 0; usage errors exit 1 (2 means "not granted").
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            std::process::exit(code);
-        }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    // The hot commands' plain forms skip building clap's command tree; clap takes the rest.
+    let cli = match fast_args::parse(&args, |name| std::env::var_os(name)) {
+        Some(c) => c,
+        None => match cli::Cli::try_parse() {
+            Ok(c) => c,
+            Err(e) => {
+                // help and version exit 0; usage errors exit 1 (2 means "not granted").
+                let code = if e.use_stderr() { 1 } else { 0 };
+                let _ = e.print();
+                std::process::exit(code);
+            }
+        },
     };
     let json = cli.global.json;
     let title = commands::title(&cli.command);

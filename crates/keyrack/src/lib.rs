@@ -11,10 +11,10 @@
 //!
 //! let rack = ops::Rack::from_env(Owner::default(), None)?;
 //! ops::init::run(&rack, &ops::init::InitOptions::default())?;
-//! let repo = rack.repo()?;
+//! let allowlist = rack.allowlist()?;
 //! let attempts = ops::get::get(
 //!     rack.home(),
-//!     repo.as_ref(),
+//!     allowlist.as_ref(),
 //!     &ops::get::GetOptions { keys: vec!["XAI_API_KEY".into()], ..Default::default() },
 //! )?;
 //! println!("{:?}", attempts[0].status);

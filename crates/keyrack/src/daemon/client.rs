@@ -106,7 +106,7 @@ impl Client {
         if buf.is_empty() {
             return Attempt::Retry;
         }
-        Attempt::Done(match serde_json::from_slice::<Response>(&buf) {
+        Attempt::Done(match Response::from_json(&buf) {
             Ok(Response::Error { message }) => Err(self.err(message)),
             Ok(r) => Ok(Some(r)),
             Err(e) => Err(self.err(format!("unreadable answer ({e})"))),

@@ -8,6 +8,7 @@
 //! - [`socket`]: where the socket lives and the login-session id.
 
 pub mod client;
+mod grants_line;
 pub mod protocol;
 pub mod server;
 pub mod socket;

@@ -3,12 +3,12 @@
 
 use serde::Serialize;
 
-use super::{unknown_env, Scope};
+use super::{unknown_env_at, Scope};
 use crate::daemon::client::Client;
 use crate::error::{Error, Result};
 use crate::firewall;
 use crate::home::Home;
-use crate::repo_manifest::RepoManifest;
+use crate::repo_manifest::allowlist::Allowlist;
 use crate::secret::Secret;
 use crate::slug::{self, Slug, ENV_SUDO, ORG_ALL};
 use crate::vault::{os_envvar, VaultKind};
@@ -96,12 +96,12 @@ pub struct GetOptions {
 }
 
 /// The env a `--for repo` / `source` / `exec` request is about.
-pub fn resolve_repo_env(repo: &RepoManifest, env: Option<&str>) -> Result<String> {
+pub fn resolve_repo_env(repo: &Allowlist, env: Option<&str>) -> Result<String> {
     match env {
         Some(e) => {
             slug::validate_env(e)?;
             if !repo.has_env(e) {
-                return Err(unknown_env(repo, e));
+                return Err(unknown_env_at(repo.path(), &repo.env_names(), e));
             }
             Ok(e.into())
         }
@@ -111,7 +111,7 @@ pub fn resolve_repo_env(repo: &RepoManifest, env: Option<&str>) -> Result<String
                 key: "the repository's keys".into(),
                 reason: format!(
                     "{} declares envs: {}",
-                    repo.path.display(),
+                    repo.path().display(),
                     names.join(", ")
                 ),
                 hint: format!(
@@ -124,7 +124,7 @@ pub fn resolve_repo_env(repo: &RepoManifest, env: Option<&str>) -> Result<String
 }
 
 /// Resolves the requested keys to attempts, asks the daemon once, then the environment.
-pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Result<Vec<Attempt>> {
+pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<Vec<Attempt>> {
     let owner = home.owner();
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut lookups: Vec<(usize, Slug)> = Vec::new();
@@ -137,7 +137,13 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
         let env = resolve_repo_env(repo, opts.env.as_deref())?;
         repo.keys_for(&env)
             .into_iter()
-            .map(|k| (k.key.clone(), Some(env.clone()), k.optional_if_has.clone()))
+            .map(|k| {
+                (
+                    k.key.into(),
+                    Some(env.clone()),
+                    k.optional_if_has.map(Into::into),
+                )
+            })
             .collect()
     } else {
         opts.keys
@@ -161,26 +167,26 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
                 Some(e) => {
                     slug::validate_env(&e)?;
                     if !repo.has_env(&e) {
-                        return Err(unknown_env(repo, &e));
+                        return Err(unknown_env_at(repo.path(), &repo.env_names(), &e));
                     }
                     Scope {
-                        org: repo.org.clone(),
+                        org: repo.org().into(),
                         env: e,
                     }
                 }
                 None => match repo.envs_declaring(&key).as_slice() {
                     [one] => Scope {
-                        org: repo.org.clone(),
+                        org: repo.org().into(),
                         env: one.clone(),
                     },
                     [] => {
                         let mut a = Attempt::new(
-                            format!("{}.?.{key}", repo.org),
+                            format!("{}.?.{key}", repo.org()),
                             &key,
                             "?",
                             Status::Absent,
                         );
-                        a.reason = Some(format!("{key} is not in {}", repo.path.display()));
+                        a.reason = Some(format!("{key} is not in {}", repo.path().display()));
                         a.fix = Some(format!(
                             "keyrack set --key {key} --env <env>{}",
                             owner.flag()
@@ -199,10 +205,9 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
             }
         };
         let slug = Slug::new(&scope.org, &scope.env, &key)?;
-        let flags = super::key_flags(&key, &scope.env, &scope.org, owner);
         let allowed =
             org_all || scope.env == ENV_SUDO || repo.is_some_and(|r| r.allows(&scope.env, &key));
-        let mut a = Attempt::new(slug.to_string(), &key, &scope.env, Status::Absent);
+        let mut a = Attempt::new(slug.as_str().into(), &key, &scope.env, Status::Absent);
         if let Some(var) = optional_if_has {
             a.waived = std::env::var_os(&var).is_some();
         }
@@ -212,6 +217,7 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
                 "not declared for env {} in the repo manifest",
                 scope.env
             ));
+            let flags = super::key_flags(&key, &scope.env, &scope.org, owner);
             a.fix = Some(format!("keyrack set {flags}"));
         } else {
             lookups.push((attempts.len(), slug));
@@ -228,7 +234,6 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
         .unwrap_or_else(|| vec![None; lookups.len()]);
     for ((idx, slug), grant) in lookups.into_iter().zip(answers) {
         let a = &mut attempts[idx];
-        let flags = super::key_flags(slug.key(), slug.env(), slug.org(), owner);
         let (secret, vault, expires_at, granted_by) = match grant {
             Some(g) => {
                 let by = (g.slug != slug).then(|| g.slug.to_string());
@@ -258,6 +263,7 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
                 }
             }
             None => {
+                let flags = super::key_flags(slug.key(), slug.env(), slug.org(), owner);
                 let marked = home.inventory_marker(&slug).exists()
                     || home.inventory_marker(&slug.with_env_all()).exists();
                 if marked {

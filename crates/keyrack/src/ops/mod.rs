@@ -22,6 +22,7 @@ use crate::fsio::WriteLock;
 use crate::home::Home;
 use crate::host_manifest::HostManifest;
 use crate::identity::{self, Identity};
+use crate::repo_manifest::allowlist::Allowlist;
 use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Owner, ENV_ALL, ENV_SUDO, ORG_ALL};
 
@@ -123,6 +124,12 @@ impl Rack {
             None => Ok(None),
         }
     }
+
+    /// The allowlist of the repo manifest above the working directory, if there is one
+    /// (cached: a warm call parses no YAML). What `get`, `source` and `exec` check.
+    pub fn allowlist(&self) -> Result<Option<Allowlist>> {
+        Allowlist::discover(&self.home, &self.cwd)
+    }
 }
 
 /// The org, env and manifest a key request resolves to.
@@ -186,17 +193,22 @@ pub fn resolve_scope(
 
 /// The error for an env the repo manifest does not declare.
 pub fn unknown_env(repo: &RepoManifest, env: &str) -> Error {
+    unknown_env_at(&repo.path, &repo.env_names(), env)
+}
+
+/// The error for an env the manifest at `path`, declaring `env_names`, does not declare.
+pub fn unknown_env_at(path: &Path, env_names: &[String], env: &str) -> Error {
     Error::InvalidInput {
         what: "env",
         value: env.into(),
         reason: format!(
             "{} declares envs: {}",
-            repo.path.display(),
-            list_or_none(&repo.env_names())
+            path.display(),
+            list_or_none(env_names)
         ),
         hint: Some(format!(
             "use one of those, or add a section `env.{env}: []` to {}",
-            repo.path.display()
+            path.display()
         )),
     }
 }
