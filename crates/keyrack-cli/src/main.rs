@@ -1,13 +1,30 @@
 //! The `keyrack` binary: parses arguments, calls the library, renders the result.
+// The entry point is ours (see `startup`); the test harness brings its own.
+#![cfg_attr(not(test), no_main)]
 
 mod cli;
 mod commands;
 mod fast_args;
 mod render;
+#[cfg(not(test))]
+mod startup;
 
 use clap::Parser;
 
-fn main() {
+/// The C entry point: start-up (see [`startup`]), then [`run`]. Never returns.
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    startup::init();
+    run()
+}
+
+/// Parses the command line, runs the command, renders an error, exits with the code.
+#[cfg_attr(test, allow(dead_code))]
+fn run() -> ! {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     // The hot commands' plain forms skip building clap's command tree; clap takes the rest.
     let cli = match fast_args::parse(&args, |name| std::env::var_os(name)) {

@@ -42,12 +42,7 @@ pub fn validate_key(key: &str) -> Result<()> {
     // (these checks run on bytes: every allowed character is ASCII, and every byte of a
     // non-ASCII character fails them, as the character would)
     let ok = match key.as_bytes() {
-        [first, rest @ ..] => {
-            matches!(first, b'A'..=b'Z' | b'a'..=b'z' | b'_')
-                && rest
-                    .iter()
-                    .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.')
-        }
+        [first, rest @ ..] => is_key_head(*first) && rest.iter().all(|c| is_key_tail(*c)),
         [] => false,
     };
     if ok {
@@ -60,6 +55,16 @@ pub fn validate_key(key: &str) -> Result<()> {
             hint: Some("use e.g. --key XAI_API_KEY".into()),
         })
     }
+}
+
+/// Whether `b` may start a key name.
+pub(crate) fn is_key_head(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_'
+}
+
+/// Whether `b` may follow the first byte of a key name.
+pub(crate) fn is_key_tail(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'.'
 }
 
 /// Checks an org name: `@all`, or `[A-Za-z0-9][A-Za-z0-9_-]*` (no dots: dots separate slug parts).

@@ -32,7 +32,7 @@ use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
 use sha2::{Digest, Sha256};
 
-use super::{AllowedKey, Allowlist, Builder, Span};
+use super::{hash_step, AllowedKey, Allowlist, Builder, Span, HASH_START};
 use crate::home::Home;
 use crate::slug::{self, ENV_ALL, ENV_SUDO};
 
@@ -373,24 +373,78 @@ fn source_unchanged(rest: &str, manifest: Option<&Path>) -> Option<()> {
     (now.id == id && now.canonical == *canonical).then_some(())
 }
 
-/// A `key` line's spans in `text`: the key and the optional `is-optional-if-has` name.
-fn parse_key(text: &str, rest: &str) -> Option<(Span, Option<Span>)> {
-    let (key, optional_if_has) = match rest.split_once(' ') {
-        Some((k, v)) => (k, Some(v)),
-        None => (rest, None),
-    };
-    slug::validate_key(key).ok()?;
-    if let Some(v) = optional_if_has {
-        slug::validate_key(v).ok()?;
+/// Reads a key name at `*at` in `bytes` (validated as [`slug::validate_key`] would), moving
+/// `*at` past it; its span and hash.
+fn scan_key(bytes: &[u8], at: &mut usize) -> Option<(Span, u32)> {
+    let start = *at;
+    let rest = bytes.get(start..)?;
+    let (&first, tail) = rest.split_first()?;
+    if !slug::is_key_head(first) {
+        return None;
     }
-    Some((
-        Span::within(text, key),
-        optional_if_has.map(|v| Span::within(text, v)),
-    ))
+    let mut h = hash_step(HASH_START, first);
+    let mut len = 1;
+    for &b in tail {
+        if !slug::is_key_tail(b) {
+            break;
+        }
+        h = hash_step(h, b);
+        len += 1;
+    }
+    *at = start + len;
+    let span = Span {
+        at: start as u32,
+        len: len as u32,
+    };
+    Some((span, h))
+}
+
+/// The sections: `env NAME`, `all` and `key KEY[ IF_HAS]` lines from `at` to `end` (each line
+/// ends in a newline), in one pass over the bytes.
+fn scan_sections(text: &str, mut at: usize, end: usize, b: &mut Builder) -> Option<()> {
+    let bytes = &text.as_bytes()[..end];
+    while at < end {
+        let rest = &bytes[at..];
+        if rest.starts_with(b"key ") {
+            at += 4;
+            let (key, h) = scan_key(bytes, &mut at)?;
+            let mut optional_if_has = None;
+            if bytes.get(at) == Some(&b' ') {
+                at += 1;
+                optional_if_has = Some(scan_key(bytes, &mut at)?.0);
+            }
+            b.key(key, h, optional_if_has)?;
+        } else if rest.starts_with(b"all\n") {
+            at += 3;
+            b.all()?;
+        } else if rest.starts_with(b"env ") {
+            let eol = at + rest.iter().position(|&c| c == b'\n')?;
+            let name = text.get(at + 4..eol)?;
+            slug::validate_env(name).ok()?;
+            if name == ENV_ALL || name == ENV_SUDO {
+                return None;
+            }
+            b.env(name)?;
+            at = eol;
+        } else {
+            return None;
+        }
+        if bytes.get(at) != Some(&b'\n') {
+            return None;
+        }
+        at += 1;
+    }
+    Some(())
 }
 
 /// Parses the verified file `text` from `body_at` and checks that every source is unchanged;
 /// `None` on any doubt. The allowlist's names stay in `text`.
+/// Where the line after `line` (a slice of `text`) starts.
+fn org_line_end(text: &str, line: &str) -> Option<usize> {
+    let at = Span::within(text, line);
+    Some((at.at + at.len) as usize + 1).filter(|&i| i <= text.len())
+}
+
 fn decode(manifest: &Path, text: String, body_at: usize) -> Option<Allowlist> {
     let body = text.get(body_at..)?.strip_suffix("\nend\n")?;
     let mut lines = body.split('\n');
@@ -410,23 +464,11 @@ fn decode(manifest: &Path, text: String, body_at: usize) -> Option<Allowlist> {
     let org = line.strip_prefix("org ")?;
     slug::validate_org(org).ok()?;
     let org = org.to_string();
+    // the sections follow the org line; `body` ends just before the final "\nend\n"
+    let sections = org_line_end(&text, line)?;
+    let end = body_at + body.len() + 1;
     let mut b = Builder::new(body.len() / 8);
-    for line in lines {
-        if let Some(rest) = line.strip_prefix("key ") {
-            let (key, optional_if_has) = parse_key(&text, rest)?;
-            b.key(key, optional_if_has)?;
-        } else if let Some(name) = line.strip_prefix("env ") {
-            slug::validate_env(name).ok()?;
-            if name == ENV_ALL || name == ENV_SUDO {
-                return None;
-            }
-            b.env(name)?;
-        } else if line == "all" {
-            b.all()?;
-        } else {
-            return None;
-        }
-    }
+    scan_sections(&text, sections, end, &mut b)?;
     b.finish(text, manifest.to_path_buf(), org)
 }
 

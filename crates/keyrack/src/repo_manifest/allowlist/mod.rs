@@ -50,6 +50,8 @@ struct Entry {
     optional_if_has: Span,
     /// The section: an index into `envs`, or `envs.len()` for `env.all`.
     section: u32,
+    /// [`hash`] of the key.
+    hash: u32,
     /// The next entry with the same key (in a later section), or `NONE`.
     next: u32,
 }
@@ -146,8 +148,8 @@ impl Builder {
         Some(())
     }
 
-    /// Adds a key to the open section.
-    fn key(&mut self, key: Span, optional_if_has: Option<Span>) -> Option<()> {
+    /// Adds a key (its span and [`hash`]) to the open section.
+    fn key(&mut self, key: Span, hash: u32, optional_if_has: Option<Span>) -> Option<()> {
         if self.envs.is_empty() && self.all_start.is_none() {
             return None;
         }
@@ -159,6 +161,7 @@ impl Builder {
             key,
             optional_if_has: optional_if_has.unwrap_or(Span { at: 0, len: 0 }),
             section,
+            hash,
             next: NONE,
         });
         Some(())
@@ -187,27 +190,31 @@ impl Builder {
         }
         let slots = (self.entries.len() * 2).next_power_of_two().max(8);
         let mut table = vec![NONE; slots];
-        // Chain each entry behind the last one with the same key (sections come in order).
-        let mut tails = vec![NONE; slots];
         let bytes = names.as_bytes();
         let text = |s: Span| &bytes[s.at as usize..(s.at + s.len) as usize];
         for i in 0..self.entries.len() {
-            let key = text(self.entries[i].key);
-            let mut slot = hash(key) as usize & (slots - 1);
+            let (hash, key, section) = {
+                let e = &self.entries[i];
+                (e.hash, text(e.key), e.section)
+            };
+            let mut slot = hash as usize & (slots - 1);
             loop {
                 let first = table[slot];
                 if first == NONE {
                     table[slot] = i as u32;
-                    tails[slot] = i as u32;
                     break;
                 }
-                if text(self.entries[first as usize].key) == key {
-                    let tail = tails[slot] as usize;
-                    if self.entries[tail].section == self.entries[i].section {
+                let f = &self.entries[first as usize];
+                if f.hash == hash && text(f.key) == key {
+                    // chain it behind the key's last entry (sections come in order)
+                    let mut tail = first as usize;
+                    while self.entries[tail].next != NONE {
+                        tail = self.entries[tail].next as usize;
+                    }
+                    if self.entries[tail].section == section {
                         return None; // twice in one section
                     }
                     self.entries[tail].next = i as u32;
-                    tails[slot] = i as u32;
                     break;
                 }
                 slot = (slot + 1) & (slots - 1);
@@ -225,14 +232,15 @@ impl Builder {
     }
 }
 
-/// FNV-1a: a small, fast hash for key names.
-fn hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+/// FNV-1a (32 bits): a small, fast hash for key names. [`hash_step`] is one byte of it.
+fn hash(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(HASH_START, |h, &b| hash_step(h, b))
+}
+
+const HASH_START: u32 = 0x811c_9dc5;
+
+fn hash_step(h: u32, b: u8) -> u32 {
+    (h ^ b as u32).wrapping_mul(0x0100_0193)
 }
 
 impl Allowlist {
@@ -275,7 +283,8 @@ impl Allowlist {
                     .optional_if_has
                     .as_deref()
                     .map(|v| Span::append(&mut names, v));
-                b.key(key, optional).expect("a section is open");
+                b.key(key, hash(k.key.as_bytes()), optional)
+                    .expect("a section is open");
             }
         };
         for (name, keys) in &m.envs {
@@ -323,10 +332,15 @@ impl Allowlist {
     /// The sections that list `key`, in order (declared envs by name, then `all`).
     fn sections_of<'a>(&'a self, key: &str) -> impl Iterator<Item = u32> + 'a {
         let mask = self.table.len() - 1;
-        let mut slot = hash(key.as_bytes()) as usize & mask;
+        let h = hash(key.as_bytes());
+        let mut slot = h as usize & mask;
         let mut at = loop {
             let first = self.table[slot];
-            if first == NONE || self.text(self.entries[first as usize].key) == key {
+            if first == NONE {
+                break first;
+            }
+            let e = &self.entries[first as usize];
+            if e.hash == h && self.text(e.key) == key {
                 break first;
             }
             slot = (slot + 1) & mask;

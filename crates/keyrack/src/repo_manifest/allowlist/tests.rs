@@ -500,3 +500,25 @@ fn paths_with_spaces_percents_newlines_and_non_utf8_bytes_are_cached() {
     assert!(w.cached().is_none());
     assert!(w.load().allows("test", "C"));
 }
+
+#[test]
+fn a_source_reached_through_another_path_invalidates_the_cache() {
+    // the same file (one inode, two links) reached through a retargeted symlink: nothing about
+    // the file changed, only where the manifest's `extends` resolves — which path-based checks
+    // of the parse (e.g. "inside the repository") depend on
+    let w = World::new();
+    w.write(
+        "keyrack.yml",
+        "org: acme\nextends: [shared/keyrack.yml]\nenv.test: [A]\n",
+    );
+    let one = w.write("one/keyrack.yml", "org: s\nenv.test: [ONE]\n");
+    fs::create_dir_all(w.repo.join("two")).unwrap();
+    fs::hard_link(&one, w.repo.join("two/keyrack.yml")).unwrap();
+    symlink("one", w.repo.join("shared")).unwrap();
+    w.load();
+    assert!(w.cached().is_some());
+    fs::remove_file(w.repo.join("shared")).unwrap();
+    symlink("two", w.repo.join("shared")).unwrap();
+    assert!(w.cached().is_none(), "the canonical path changed");
+    assert!(w.load().allows("test", "ONE"));
+}
