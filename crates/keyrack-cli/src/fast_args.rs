@@ -301,6 +301,73 @@ mod tests {
         assert!(accepted > 600, "the fast parser took only {accepted} cases");
     }
 
+    /// The flags clap declares for the hot commands are exactly those the fast parser reads,
+    /// and only the two global ones read the environment: a flag added to `cli.rs` fails here
+    /// until `parse` learns it (a new field already fails to compile).
+    #[test]
+    fn the_fast_parser_knows_every_flag_of_the_hot_commands() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let longs = |c: &clap::Command| -> Vec<String> {
+            let mut v: Vec<String> = c
+                .get_arguments()
+                .map(|a| a.get_long().unwrap_or("<positional>").to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(longs(&cmd), ["identity", "json", "owner"]);
+        let envs: Vec<(String, String)> = cmd
+            .get_arguments()
+            .filter_map(|a| {
+                Some((
+                    a.get_long()?.to_string(),
+                    a.get_env()?.to_string_lossy().into_owned(),
+                ))
+            })
+            .collect();
+        assert_eq!(
+            envs,
+            [
+                ("owner".to_string(), OWNER_ENV.to_string()),
+                ("identity".to_string(), IDENTITY_ENV.to_string())
+            ]
+        );
+        for (sub, flags) in [
+            (
+                "get",
+                &[
+                    "allow-dangerous",
+                    "env",
+                    "for",
+                    "key",
+                    "org",
+                    "unlock",
+                    "value",
+                ][..],
+            ),
+            (
+                "source",
+                &[
+                    "allow-dangerous",
+                    "env",
+                    "key",
+                    "lenient",
+                    "shell",
+                    "strict",
+                ],
+            ),
+            (
+                "exec",
+                &["<positional>", "allow-dangerous", "env", "key", "lenient"],
+            ),
+        ] {
+            let c = cmd.find_subcommand(sub).unwrap();
+            assert_eq!(longs(c), flags, "{sub}");
+            assert!(c.get_arguments().all(|a| a.get_env().is_none()), "{sub}");
+        }
+    }
+
     #[test]
     fn the_plain_hot_forms_take_the_fast_path() {
         for args in [

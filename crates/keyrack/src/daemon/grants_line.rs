@@ -169,7 +169,7 @@ mod tests {
     }
 
     fn grant(r: &mut Lcg) -> Option<Grant> {
-        if r.next() % 5 == 0 {
+        if r.next().is_multiple_of(5) {
             return None;
         }
         let env = r.pick(&["test", "prod", "all", "ci-1"]);
@@ -185,7 +185,7 @@ mod tests {
                 2 => Some(u64::MAX),
                 _ => Some(r.next()),
             },
-            aws: (r.next() % 9 == 0).then(|| AwsGrant {
+            aws: (r.next().is_multiple_of(9)).then(|| AwsGrant {
                 profile: "p".into(),
                 session: "s".into(),
                 cache_file: "/c".into(),
@@ -210,7 +210,7 @@ mod tests {
                 grants: grants.clone(),
             })
             .unwrap();
-            if r.next() % 2 == 0 {
+            if r.next().is_multiple_of(2) {
                 line.push(b'\n');
             }
             let plain = grants.iter().flatten().all(|g| g.aws.is_none());

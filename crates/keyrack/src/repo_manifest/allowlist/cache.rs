@@ -6,9 +6,12 @@
 //! is ignored, the manifest is parsed, and the file is rewritten:
 //! - it is a regular file (opened with `O_NOFOLLOW`: never a symlink), owned by this user, mode
 //!   0600, with one link; the same for the key file `cache/key`;
-//! - its tag verifies: ChaCha20-Poly1305 over the whole file with a random 32-byte key kept in
+//! - its tag verifies: ChaCha20-Poly1305 over the file's content with a random 32-byte key kept in
 //!   `cache/key`, so a file edited, truncated, copied from another home or written by anything
 //!   but keyrack is refused before a byte of it is interpreted;
+//! - it was written by this very keyrack binary (same device, inode, size, mtime and ctime of
+//!   the executable), so an upgrade whose parser reads a manifest differently never inherits
+//!   an allowlist an older parser produced;
 //! - it names this manifest path, and every file behind the allowlist (the manifest, then each
 //!   `extends` target as opened) still resolves to the same canonical path and has the same
 //!   device, inode, size, mtime and ctime (ns), so an edit, a replacement (rename, `git
@@ -24,7 +27,7 @@ use std::borrow::Cow;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -56,6 +59,43 @@ pub(super) struct FileId {
 }
 
 impl FileId {
+    /// The running keyrack executable's identity.
+    fn of_exe() -> Option<Self> {
+        Some(FileId::of(
+            &fs::metadata(std::env::current_exe().ok()?).ok()?,
+        ))
+    }
+
+    /// `dev ino size mtime_s mtime_ns ctime_s ctime_ns`.
+    fn push_to(&self, out: &mut String) {
+        let fields = [
+            self.dev as i128,
+            self.ino as i128,
+            self.size as i128,
+            self.mtime.0 as i128,
+            self.mtime.1 as i128,
+            self.ctime.0 as i128,
+            self.ctime.1 as i128,
+        ];
+        for (i, n) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(&n.to_string());
+        }
+    }
+
+    /// The fields [`FileId::push_to`] wrote, from `f`.
+    fn parse(f: &mut std::str::Split<'_, char>) -> Option<Self> {
+        Some(FileId {
+            dev: field(f)?,
+            ino: field(f)?,
+            size: field(f)?,
+            mtime: (field(f)?, field(f)?),
+            ctime: (field(f)?, field(f)?),
+        })
+    }
+
     fn of(m: &Metadata) -> Self {
         FileId {
             dev: m.dev(),
@@ -156,8 +196,9 @@ impl Cache {
                 _ => return, // changed recently (or gone): parse again next time
             }
         }
+        let Some(exe) = FileId::of_exe() else { return };
         let Some(key) = self.prepare() else { return };
-        let body = encode(&self.manifest, &identified, list);
+        let body = encode(&self.manifest, exe, &identified, list);
         let _ = replace_private(&self.file, &seal(&key, &body));
     }
 
@@ -172,8 +213,11 @@ impl Cache {
             Err(_) => return None,
         }
         let meta = fs::symlink_metadata(&self.dir).ok()?;
-        if !meta.is_dir() || meta.uid() != euid() || meta.mode() & 0o777 != 0o700 {
-            return None;
+        if !meta.is_dir() || meta.uid() != euid() {
+            return None; // not a directory of ours: leave it alone
+        }
+        if meta.mode() & 0o777 != 0o700 {
+            fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700)).ok()?;
         }
         let key_path = self.dir.join(KEY_FILE);
         if let Some(k) = read_private(&key_path, KEY_LEN as u64) {
@@ -193,7 +237,6 @@ impl Cache {
 /// fails its tag and is rebuilt, and a cold `get` does not wait for the disk.
 fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".keyrack-tmp-")
@@ -309,25 +352,21 @@ fn push_keys<'a>(out: &mut String, keys: impl Iterator<Item = AllowedKey<'a>>) {
 }
 
 /// The body: line-based, names as they are (they are validated names), paths in hex.
-fn encode(manifest: &Path, sources: &[Source], list: &Allowlist) -> Vec<u8> {
+fn encode(manifest: &Path, exe: FileId, sources: &[Source], list: &Allowlist) -> Vec<u8> {
     let mut out = String::with_capacity(256 + 24 * list.entries.len());
     out.push_str("manifest ");
     out.push_str(&escape_path(manifest));
+    out.push_str("\nexe ");
+    exe.push_to(&mut out);
     out.push('\n');
     for s in sources {
-        let id = &s.id;
-        out.push_str(&format!(
-            "source {} {} {} {} {} {} {} {} {}\n",
-            id.dev,
-            id.ino,
-            id.size,
-            id.mtime.0,
-            id.mtime.1,
-            id.ctime.0,
-            id.ctime.1,
-            escape_path(&s.opened),
-            escape_path(&s.canonical)
-        ));
+        out.push_str("source ");
+        s.id.push_to(&mut out);
+        out.push(' ');
+        out.push_str(&escape_path(&s.opened));
+        out.push(' ');
+        out.push_str(&escape_path(&s.canonical));
+        out.push('\n');
     }
     out.push_str("org ");
     out.push_str(&list.org);
@@ -357,13 +396,7 @@ fn field<T: std::str::FromStr>(f: &mut std::str::Split<'_, char>) -> Option<T> {
 /// identity now. The first source must be the manifest itself.
 fn source_unchanged(rest: &str, manifest: Option<&Path>) -> Option<()> {
     let mut f = rest.split(' ');
-    let id = FileId {
-        dev: field(&mut f)?,
-        ino: field(&mut f)?,
-        size: field(&mut f)?,
-        mtime: (field(&mut f)?, field(&mut f)?),
-        ctime: (field(&mut f)?, field(&mut f)?),
-    };
+    let id = FileId::parse(&mut f)?;
     let opened = unescape_path(f.next()?)?;
     let canonical = unescape_path(f.next()?)?;
     if f.next().is_some() || manifest.is_some_and(|m| *m != *opened) {
@@ -449,6 +482,10 @@ fn decode(manifest: &Path, text: String, body_at: usize) -> Option<Allowlist> {
     let body = text.get(body_at..)?.strip_suffix("\nend\n")?;
     let mut lines = body.split('\n');
     if *unescape_path(lines.next()?.strip_prefix("manifest ")?)? != *manifest {
+        return None;
+    }
+    let mut exe = lines.next()?.strip_prefix("exe ")?.split(' ');
+    if FileId::parse(&mut exe)? != FileId::of_exe()? || exe.next().is_some() {
         return None;
     }
     let mut line = lines.next()?;

@@ -91,7 +91,7 @@ fn generated(r: &mut Lcg) -> (String, Option<String>) {
                 continue;
             }
             used.push(k);
-            if r.next() % 3 == 0 {
+            if r.next().is_multiple_of(3) {
                 t.push_str(&format!("  - key: {k}\n    is-optional-if-has: OTHER\n"));
             } else {
                 t.push_str(&format!("  - {k}\n"));
@@ -103,16 +103,16 @@ fn generated(r: &mut Lcg) -> (String, Option<String>) {
         t
     };
     let mut main = String::from("org: acme\n");
-    let extended = if r.next() % 2 == 0 {
+    let extended = if r.next().is_multiple_of(2) {
         main.push_str("extends: [shared/keyrack.yml]\n");
         let mut s = String::from("org: shared\n");
         for e in ENVS {
-            if r.next() % 2 == 0 {
+            if r.next().is_multiple_of(2) {
                 s.push_str(&section(r, &format!("env.{e}")));
             }
         }
         s.push_str("env.base: []\n");
-        if r.next() % 2 == 0 {
+        if r.next().is_multiple_of(2) {
             s.push_str(&section(r, "env.all"));
         }
         Some(s)
@@ -120,12 +120,12 @@ fn generated(r: &mut Lcg) -> (String, Option<String>) {
         None
     };
     for e in ENVS {
-        if r.next() % 2 == 0 {
+        if r.next().is_multiple_of(2) {
             main.push_str(&section(r, &format!("env.{e}")));
         }
     }
     main.push_str("env.last: []\n");
-    if r.next() % 3 == 0 {
+    if r.next().is_multiple_of(3) {
         main.push_str(&section(r, "env.all"));
     }
     (main, extended)
@@ -521,4 +521,32 @@ fn a_source_reached_through_another_path_invalidates_the_cache() {
     symlink("two", w.repo.join("shared")).unwrap();
     assert!(w.cached().is_none(), "the canonical path changed");
     assert!(w.load().allows("test", "ONE"));
+}
+
+#[test]
+fn a_cache_written_by_another_keyrack_binary_is_refused() {
+    // an upgrade may parse manifests differently: its caches start afresh
+    let w = World::new();
+    w.write("keyrack.yml", "org: acme\nenv.test: [A]\n");
+    w.load();
+    let cache = w.cache();
+    let body = String::from_utf8(testing::body(&fs::read(cache.path()).unwrap())).unwrap();
+    let exe_line = body.lines().nth(1).unwrap().to_string();
+    assert!(exe_line.starts_with("exe "), "{body}");
+    let mut fields: Vec<String> = exe_line.split(' ').map(String::from).collect();
+    fields[2] = (fields[2].parse::<u64>().unwrap() + 1).to_string(); // another inode
+    let other = body.replacen(&exe_line, &fields.join(" "), 1);
+    fs::write(
+        cache.path(),
+        testing::seal_with_home_key(&cache, other.as_bytes()),
+    )
+    .unwrap();
+    assert!(w.cached().is_none());
+    // the same body as written is accepted again
+    fs::write(
+        cache.path(),
+        testing::seal_with_home_key(&cache, body.as_bytes()),
+    )
+    .unwrap();
+    assert!(w.cached().is_some());
 }
