@@ -1,8 +1,12 @@
 //! Command-line definitions (clap derive). `--help` text is product copy.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use keyrack::mech::Mech;
+use keyrack::vault::VaultKind;
 
 /// keyrack: a credential front desk for developers and the robots they run.
 ///
@@ -32,9 +36,101 @@ pub struct Global {
     /// Identity used to decrypt (age identity file or OpenSSH private key).
     #[arg(long, global = true, env = "KEYRACK_IDENTITY", value_name = "PATH")]
     pub identity: Option<PathBuf>,
-    /// Print only JSON on stdout.
+    /// Print exactly one JSON document on stdout, errors included (see docs/json.md).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Colour, emoji and box-drawing characters: `auto` uses them only on a terminal without
+    /// NO_COLOR or TERM=dumb (else plain ASCII); `always`; `never`.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+/// When to use colour and non-ASCII symbols.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set or TERM=dumb.
+    Auto,
+    /// Always (even in a pipe).
+    Always,
+    /// Never: plain ASCII.
+    Never,
+}
+
+/// `--vault`: every vault this build has, with `aws.iam.sso` as an alias of `aws.config`.
+fn vault_parser() -> impl TypedValueParser<Value = VaultKind> {
+    let values = VaultKind::ALL.map(|k| {
+        let v = PossibleValue::new(k.as_str()).help(match k {
+            VaultKind::OsSecure => "an age file per key, encrypted to every recipient (default)",
+            VaultKind::OsDirect => "plaintext JSON, mode 0600",
+            VaultKind::OsDaemon => "the session daemon's memory only",
+            VaultKind::OsEnvvar => "the process environment (read-only; CI)",
+            VaultKind::AwsConfig => "an AWS SSO profile in ~/.aws/config (default for AWS_PROFILE)",
+        });
+        if k == VaultKind::AwsConfig {
+            v.alias("aws.iam.sso")
+        } else {
+            v
+        }
+    });
+    PossibleValuesParser::new(values).map(|s| {
+        s.parse::<VaultKind>()
+            .expect("every possible value is a vault")
+    })
+}
+
+/// `--mech`: every mech, with the upper-case names of rhachet as aliases.
+fn mech_parser() -> impl TypedValueParser<Value = Mech> {
+    let values = Mech::ALL.map(|m| {
+        let (help, alias) = match m {
+            Mech::Replica => ("a static copy (default)", "PERMANENT_VIA_REPLICA"),
+            Mech::Reference => (
+                "points at an item kept elsewhere",
+                "PERMANENT_VIA_REFERENCE",
+            ),
+            Mech::Session => ("memory only, for the session", "EPHEMERAL_VIA_SESSION"),
+            Mech::AwsSso => ("an AWS SSO profile", "EPHEMERAL_VIA_AWS_SSO"),
+            Mech::GithubApp => (
+                "GitHub App credentials, minted into 1 h installation tokens",
+                "EPHEMERAL_VIA_GITHUB_APP",
+            ),
+        };
+        PossibleValue::new(m.as_str()).help(help).alias(alias)
+    });
+    PossibleValuesParser::new(values)
+        .map(|s| s.parse::<Mech>().expect("every possible value is a mech"))
+}
+
+/// A duration such as `9h`, `30m` or `1h30m`.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    keyrack::ops::set::parse_duration("duration", s).map_err(value_error)
+}
+
+/// A grant's lifetime: a duration, at most the daemon's cap.
+fn ttl(s: &str) -> Result<Duration, String> {
+    keyrack::ops::unlock::parse_ttl(s).map_err(value_error)
+}
+
+fn value_error(e: keyrack::Error) -> String {
+    match e {
+        keyrack::Error::InvalidInput { reason, hint, .. } => {
+            format!("{reason}; {}", hint.unwrap_or_default())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A duration, kept as written (it is recorded in the host manifest).
+fn duration_text(s: &str) -> Result<String, String> {
+    duration(s).map(|_| s.to_string())
+}
+
+/// How keyrack signs in to AWS SSO.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LoginDriver {
+    /// keyrack's own client (default).
+    Native,
+    /// Runs `aws sso login --profile P` and imports its token.
+    AwsCli,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,7 +156,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Every key this host has configured (no secrets).
     List(ListArgs),
-    /// Remove a key: host entry, vault copy, daemon grant and keyrack.yml line.
+    /// Remove this host's copy of a key (host entry, vault copy, daemon grant).
     Del(DelArgs),
     /// Inspect or stop the session daemon.
     #[command(subcommand)]
@@ -68,11 +164,70 @@ pub enum Command {
     /// AWS SSO helpers: credential_process, logout.
     #[command(subcommand)]
     Aws(AwsCommand),
+    /// CI: pass the secrets of a CI job (`${{ toJSON(secrets) }}`) through the firewall into the
+    /// keys keyrack.yml declares for an env (masked, into $GITHUB_ENV, or as JSON).
+    Firewall(FirewallArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Check the whole set-up: identity, host manifest, daemon, repo manifest, AWS; each with
+    /// its fix.
+    Doctor(DoctorArgs),
+    /// Ask for every key the repo declares for an env that this host lacks (guided).
+    Fill(FillArgs),
+    /// Set many keys at once from dotenv lines (KEY=value), each proven like `set`.
+    Import(ImportArgs),
+    /// Write the manual pages (one per command), or print keyrack(1).
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+#[derive(Debug, Args)]
+pub struct FillArgs {
+    /// The env (inferred when keyrack.yml declares only one).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The vault for every value (default: os.secure; aws.config for AWS_PROFILE).
+    #[arg(long, value_parser = vault_parser())]
+    pub vault: Option<VaultKind>,
+    /// Store values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The dotenv file (default: standard input).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The env (inferred when keyrack.yml declares only one).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The vault for every key (default: os.secure; aws.config for AWS_PROFILE, whose value
+    /// names an existing SSO profile).
+    #[arg(long, value_parser = vault_parser())]
+    pub vault: Option<VaultKind>,
+    /// Also add keys keyrack.yml does not declare for the env (default: skip them).
+    #[arg(long)]
+    pub declare: bool,
+    /// Store values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write keyrack.1, keyrack-get.1, … into this directory (default: print keyrack.1).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +241,9 @@ pub struct InitArgs {
     /// Label of this machine's recipient (default: user@host).
     #[arg(long)]
     pub label: Option<String>,
+    /// Rebuild a lost host manifest from the vault files and inventory markers left behind.
+    #[arg(long, conflicts_with_all = ["org", "envs"])]
+    pub recover: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,25 +275,79 @@ pub struct SetArgs {
     /// The env (inferred from keyrack.yml when unambiguous).
     #[arg(long)]
     pub env: Option<String>,
-    /// The vault: os.secure (default), os.direct, os.daemon.
-    #[arg(long)]
-    pub vault: Option<String>,
-    /// The mech: replica (default), session.
-    #[arg(long)]
-    pub mech: Option<String>,
+    /// The vault (default: os.secure; aws.config for AWS_PROFILE).
+    #[arg(long, value_parser = vault_parser())]
+    pub vault: Option<VaultKind>,
+    /// The mech (default: the vault's).
+    #[arg(long, value_parser = mech_parser())]
+    pub mech: Option<Mech>,
     /// `@all` for a machine-wide key not tied to this repository.
     #[arg(long)]
     pub org: Option<String>,
     /// External id, for vaults that reference a secret kept elsewhere.
     #[arg(long)]
     pub exid: Option<String>,
-    /// The longest a grant of this key may live (e.g. 1h).
-    #[arg(long, value_name = "DURATION")]
+    /// The longest a grant of this key may live (e.g. 1h); kept by a later set that omits it.
+    #[arg(long, value_name = "DURATION", value_parser = duration_text)]
     pub max_duration: Option<String>,
+    /// Store a value that looks like a long-lived token (get/source/exec still block it without
+    /// --allow-dangerous).
+    #[arg(long)]
+    pub allow_dangerous: bool,
     #[command(flatten)]
     pub aws: AwsProfileArgs,
     #[command(flatten)]
     pub login: LoginArgs,
+    #[command(flatten)]
+    pub github: GithubAppArgs,
+}
+
+/// GitHub App credentials (github.app): minted into an installation token at every unlock.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "GitHub App (github.app)")]
+pub struct GithubAppArgs {
+    /// The app's id, or its client id (Iv…).
+    #[arg(long, value_name = "ID")]
+    pub app_id: Option<String>,
+    /// The installation tokens are minted for.
+    #[arg(long, value_name = "ID")]
+    pub installation_id: Option<String>,
+    /// The app's private key file (.pem, PKCS#1 or PKCS#8); read from the file and stored
+    /// encrypted in the vault.
+    #[arg(long, value_name = "PEM_PATH")]
+    pub private_key: Option<PathBuf>,
+}
+
+/// Where `keyrack firewall` puts the keys that pass.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum FirewallInto {
+    /// `::add-mask::` for every line of every value (stdout), then appended to $GITHUB_ENV.
+    #[value(name = "github.actions")]
+    GithubActions,
+    /// One JSON object {KEY: value} on stdout.
+    Json,
+}
+
+/// `--from`: `json(env://VAR)` or `json(stdin://)`.
+fn secrets_from(s: &str) -> Result<keyrack::ops::ci::SecretsFrom, String> {
+    s.parse().map_err(value_error)
+}
+
+#[derive(Debug, Args)]
+pub struct FirewallArgs {
+    /// The env whose declared keys pass (its own keys and env.all's).
+    #[arg(long)]
+    pub env: String,
+    /// Where the secrets come from: json(env://VAR) (with `env: VAR: ${{ toJSON(secrets) }}` on
+    /// the step) or json(stdin://).
+    #[arg(long, value_name = "SOURCE", value_parser = secrets_from)]
+    pub from: keyrack::ops::ci::SecretsFrom,
+    /// Where the keys go: github.actions ($GITHUB_ENV, masked) or json (stdout).
+    #[arg(long, value_enum, value_name = "TARGET")]
+    pub into: FirewallInto,
+    /// Pass values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
 }
 
 /// A new AWS SSO profile, without the guided set-up (aws.config).
@@ -170,14 +382,14 @@ pub struct LoginArgs {
     #[arg(long)]
     pub device_code: bool,
     /// Give up waiting for the sign-in after this long (default 5m).
-    #[arg(long, value_name = "DURATION")]
-    pub login_timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub login_timeout: Option<Duration>,
     /// Never sign in; fail if the SSO session is not valid.
     #[arg(long)]
     pub no_prompt: bool,
-    /// `native` (keyrack's own client, default) or `aws-cli` (runs aws sso login --profile P).
-    #[arg(long, value_name = "DRIVER", value_parser = ["native", "aws-cli"])]
-    pub login_driver: Option<String>,
+    /// Who signs in: keyrack's own client (default), or `aws sso login --profile P`.
+    #[arg(long, value_name = "DRIVER", value_enum)]
+    pub login_driver: Option<LoginDriver>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,12 +409,16 @@ pub enum AwsCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).multiple(true).args(["names", "keys", "for_"])))]
 pub struct GetArgs {
     /// The key(s) to read.
-    #[arg(long = "key", value_name = "KEY", required_unless_present = "for_")]
+    #[arg(value_name = "KEY")]
+    pub names: Vec<String>,
+    /// The key(s) to read (same as the positional KEY).
+    #[arg(long = "key", value_name = "KEY")]
     pub keys: Vec<String>,
     /// `repo`: every key keyrack.yml declares for the env.
-    #[arg(long = "for", value_name = "repo", value_parser = ["repo"], conflicts_with = "keys")]
+    #[arg(long = "for", value_name = "repo", value_parser = ["repo"], conflicts_with_all = ["keys", "names"])]
     pub for_: Option<String>,
     /// The env (inferred when the key is declared in only one).
     #[arg(long)]
@@ -210,7 +426,7 @@ pub struct GetArgs {
     /// `@all` for machine-wide keys.
     #[arg(long)]
     pub org: Option<String>,
-    /// Print only the raw value (no newline).
+    /// Print only the raw value (no newline); one key only (several: --json).
     #[arg(long, conflicts_with = "json")]
     pub value: bool,
     /// Hand out values that look like long-lived tokens.
@@ -249,6 +465,12 @@ pub struct SourceArgs {
     /// Hand out values that look like long-lived tokens.
     #[arg(long)]
     pub allow_dangerous: bool,
+    /// Unlock locked keys first (decrypts; may prompt on the terminal, never on stdout).
+    #[arg(long)]
+    pub unlock: bool,
+    /// Print what undoes it instead (`unset K…`; fish: `set -e K`), for exactly these keys.
+    #[arg(long, conflicts_with_all = ["strict", "lenient", "allow_dangerous", "unlock"])]
+    pub unset: bool,
 }
 
 #[derive(Debug, Args)]
@@ -265,6 +487,9 @@ pub struct ExecArgs {
     /// Hand out values that look like long-lived tokens.
     #[arg(long)]
     pub allow_dangerous: bool,
+    /// Unlock locked keys first (decrypts; may prompt).
+    #[arg(long)]
+    pub unlock: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
@@ -272,15 +497,16 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct UnlockArgs {
-    /// Only this env (default: every env keyrack.yml declares).
+    /// Only this env (default: the everyday envs: keyrack.yml's `everyday:`, else every env but
+    /// prod; never prod or sudo without --env).
     #[arg(long)]
     pub env: Option<String>,
     /// Only these keys.
     #[arg(long = "key", value_name = "KEY")]
     pub keys: Vec<String>,
-    /// How long grants live (default 9h; sudo 30m), capped by each key's limits.
-    #[arg(long)]
-    pub duration: Option<String>,
+    /// How long grants live (default 9h; sudo 30m; at most 24h), capped by each key's limits.
+    #[arg(long, value_parser = ttl)]
+    pub duration: Option<Duration>,
     #[command(flatten)]
     pub login: LoginArgs,
 }
@@ -320,6 +546,9 @@ pub struct DelArgs {
     /// `@all` for a machine-wide key.
     #[arg(long)]
     pub org: Option<String>,
+    /// Also remove the key from keyrack.yml (the team's file: other hosts stop being asked for it).
+    #[arg(long)]
+    pub from_manifest: bool,
 }
 
 #[derive(Debug, Subcommand)]

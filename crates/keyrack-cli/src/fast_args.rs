@@ -3,7 +3,7 @@
 //! Building the full `Cli` command (every subcommand, every help text) and parsing with it costs
 //! more instructions than everything else `keyrack get` does. [`parse`] reads the plain forms
 //! of `get`, `source` and `exec` directly: long flags of those commands and the global flags,
-//! as `--flag value` or `--flag=value`. Whatever else it meets — help, version, short flags,
+//! as `--flag value` or `--flag=value`, and `get`'s positional keys. Whatever else it meets — help, version, short flags,
 //! unknown or repeated flags, conflicting flags, empty values, values that look like flags,
 //! non-UTF-8 text, a missing required argument — it returns `None`, and clap parses the
 //! command line as it always did, with its own errors. A differential test holds both parsers
@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command, ExecArgs, GetArgs, Global, Shell, SourceArgs};
+use crate::cli::{Cli, ColorChoice, Command, ExecArgs, GetArgs, Global, Shell, SourceArgs};
 
 /// The environment variables behind global flags (as `#[arg(env = …)]` declares them).
 const OWNER_ENV: &str = "KEYRACK_OWNER";
@@ -50,13 +50,15 @@ pub fn parse(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Optio
     let mut owner: Option<String> = None;
     let mut identity: Option<PathBuf> = None;
     let mut json = false;
+    let mut color: Option<ColorChoice> = None;
+    let mut names: Vec<String> = Vec::new();
     let mut keys: Vec<String> = Vec::new();
     let mut for_: Option<String> = None;
     let mut env_: Option<String> = None;
     let mut org: Option<String> = None;
     let mut shell: Option<Shell> = None;
     let (mut value, mut allow_dangerous, mut unlock) = (false, false, false);
-    let (mut strict, mut lenient) = (false, false);
+    let (mut strict, mut lenient, mut unset) = (false, false, false);
     let mut command: Option<Vec<OsString>> = None;
 
     let mut sub: Option<Sub> = None;
@@ -69,8 +71,12 @@ pub fn parse(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Optio
         let tok = args[i].to_str()?;
         i += 1;
         let Some(long) = tok.strip_prefix("--") else {
+            if sub == Some(Sub::Get) && !tok.is_empty() && !tok.starts_with('-') {
+                names.push(tok.to_string()); // `get KEY…`
+                continue;
+            }
             if sub.is_some() {
-                return None; // no positionals
+                return None; // no other positionals
             }
             sub = Some(match tok {
                 "get" => Sub::Get,
@@ -101,6 +107,15 @@ pub fn parse(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Optio
             (_, "owner") => once(&mut owner, take()?)?,
             (_, "identity") => once(&mut identity, PathBuf::from(take()?))?,
             (_, "json") if is_flag => flag(&mut json)?,
+            (_, "color") => {
+                let c = match take()?.as_str() {
+                    "auto" => ColorChoice::Auto,
+                    "always" => ColorChoice::Always,
+                    "never" => ColorChoice::Never,
+                    _ => return None,
+                };
+                once(&mut color, c)?
+            }
             (Some(_), "key") => keys.push(take()?),
             (Some(_), "env") => once(&mut env_, take()?)?,
             (Some(_), "allow-dangerous") if is_flag => flag(&mut allow_dangerous)?,
@@ -113,7 +128,8 @@ pub fn parse(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Optio
             }
             (Some(Sub::Get), "org") => once(&mut org, take()?)?,
             (Some(Sub::Get), "value") if is_flag => flag(&mut value)?,
-            (Some(Sub::Get), "unlock") if is_flag => flag(&mut unlock)?,
+            (Some(_), "unlock") if is_flag => flag(&mut unlock)?,
+            (Some(Sub::Source), "unset") if is_flag => flag(&mut unset)?,
             (Some(Sub::Source), "strict") if is_flag => flag(&mut strict)?,
             (Some(Sub::Source | Sub::Exec), "lenient") if is_flag => flag(&mut lenient)?,
             (Some(Sub::Source), "shell") => {
@@ -147,13 +163,16 @@ pub fn parse(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Optio
         owner,
         identity,
         json,
+        color: color.unwrap_or(ColorChoice::Auto),
     };
     let command = match sub? {
         Sub::Get => {
-            if keys.is_empty() == for_.is_none() || (value && json) {
-                return None; // neither or both of --key/--for; --value with --json
+            let some_keys = !keys.is_empty() || !names.is_empty();
+            if some_keys == for_.is_some() || (value && json) {
+                return None; // neither or both of keys/--for; --value with --json
             }
             Command::Get(GetArgs {
+                names,
                 keys,
                 for_,
                 env: env_,
@@ -164,7 +183,7 @@ pub fn parse(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Optio
             })
         }
         Sub::Source => {
-            if strict && lenient {
+            if strict && lenient || unset && (strict || lenient || allow_dangerous || unlock) {
                 return None;
             }
             Command::Source(SourceArgs {
@@ -174,6 +193,8 @@ pub fn parse(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Optio
                 lenient,
                 shell: shell.unwrap_or(Shell::Bash),
                 allow_dangerous,
+                unlock,
+                unset,
             })
         }
         Sub::Exec => {
@@ -183,6 +204,7 @@ pub fn parse(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Optio
                 keys,
                 lenient,
                 allow_dangerous,
+                unlock,
                 command,
             })
         }
@@ -227,6 +249,11 @@ mod tests {
         &["--org", "@all"],
         &["--allow-dangerous"],
         &["--unlock"],
+        &["--unset"],
+        &["--color", "never"],
+        &["--color=always"],
+        &["--color=rainbow"],
+        &["KEY2"],
         &["--strict"],
         &["--lenient"],
         &["--shell", "fish"],
@@ -316,7 +343,7 @@ mod tests {
             v.sort();
             v
         };
-        assert_eq!(longs(&cmd), ["identity", "json", "owner"]);
+        assert_eq!(longs(&cmd), ["color", "identity", "json", "owner"]);
         let envs: Vec<(String, String)> = cmd
             .get_arguments()
             .filter_map(|a| {
@@ -337,6 +364,7 @@ mod tests {
             (
                 "get",
                 &[
+                    "<positional>",
                     "allow-dangerous",
                     "env",
                     "for",
@@ -355,11 +383,20 @@ mod tests {
                     "lenient",
                     "shell",
                     "strict",
+                    "unlock",
+                    "unset",
                 ],
             ),
             (
                 "exec",
-                &["<positional>", "allow-dangerous", "env", "key", "lenient"],
+                &[
+                    "<positional>",
+                    "allow-dangerous",
+                    "env",
+                    "key",
+                    "lenient",
+                    "unlock",
+                ],
             ),
         ] {
             let c = cmd.find_subcommand(sub).unwrap();
@@ -384,6 +421,11 @@ mod tests {
                 "--unlock",
             ],
             &["source", "--env", "test"],
+            &["get", "A", "B", "--env", "test", "--color", "never"],
+            &["get", "A", "--value"],
+            &["source", "--env", "test", "--unlock", "--color=always"],
+            &["source", "--env", "test", "--unset", "--shell", "fish"],
+            &["exec", "--env", "test", "--unlock", "--", "cmd"],
             &["source", "--env", "test", "--lenient", "--shell", "fish"],
             &["--owner", "bot", "source", "--key", "A", "--strict"],
             &["exec", "--env", "test", "--", "cmd", "--json", "-x", "--"],
@@ -406,7 +448,11 @@ mod tests {
             &["get", "--key", "-A"],
             &["get", "--key", "A", "--help"],
             &["get", "-h"],
-            &["get", "KEY"],
+            &["get", "KEY", "--for", "repo"],
+            &["get", "-K"],
+            &["get", "A", "--color", "rainbow"],
+            &["source", "--unset", "--lenient"],
+            &["source", "KEY"],
             &["source", "--strict", "--lenient"],
             &["source", "--shell", "ksh"],
             &["exec", "--env", "test"],

@@ -195,7 +195,13 @@ fn set_consents_once_unlock_never_and_a_dead_session_signs_in_again() {
     assert!(v["expiresAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(w.s.get_value("AWS_PROFILE", "test").1, "acme.test");
     let (_, st) = w.s.json(&["status"]);
-    let left = st["grants"][0]["expiresAt"].as_u64().unwrap() - keyrack::daemon::protocol::now_ms();
+    let left = st["keys"][0]["expiresAt"]
+        .as_str()
+        .expect("RFC 3339 expiresAt")
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond() as u64
+        - keyrack::daemon::protocol::now_ms();
     assert!(
         left <= 8 * 3600 * 1000 && left > 7 * 3600 * 1000,
         "the grant lives as long as the SSO token: {left}"
@@ -398,7 +404,7 @@ fn a_different_user_is_signed_out_and_refused() {
     w.fake.set_user("mallory@example.com");
     let (code, v) = w.s.json(&["unlock", "--env", "test"]);
     assert_eq!(code, 2);
-    let row = &v["rows"][0];
+    let row = &v["keys"][0];
     assert_eq!(row["status"], "errored");
     let reason = row["reason"].as_str().unwrap();
     assert!(
@@ -619,12 +625,12 @@ fn bad_aws_input_gets_clear_errors() {
     }
     let (code, v) = w.s.json(&["unlock", "--env", "test"]);
     assert_eq!(code, 2);
-    assert_eq!(v["rows"][0]["status"], "errored");
-    assert!(v["rows"][0]["reason"]
+    assert_eq!(v["keys"][0]["status"], "errored");
+    assert!(v["keys"][0]["reason"]
         .as_str()
         .unwrap()
         .contains("not a readable age file"));
-    assert!(v["rows"][0]["fix"].is_string());
+    assert!(v["keys"][0]["fix"].is_string());
 
     // an unwritable ~/.aws
     let w2 = World::new();
@@ -661,7 +667,15 @@ fn the_mirror_stays_while_another_key_of_the_session_is_unlocked() {
     assert!(w.set_flags(&[]).status.success());
     let o = w.set_prod();
     assert!(o.status.success(), "{}", stderr(&o));
-    w.s.cmd().arg("unlock").assert().success();
+    // a bare unlock leaves prod locked: name both envs
+    w.s.cmd()
+        .args(["unlock", "--env", "test"])
+        .assert()
+        .success();
+    w.s.cmd()
+        .args(["unlock", "--env", "prod"])
+        .assert()
+        .success();
     w.s.cmd()
         .args(["relock", "--env", "test"])
         .assert()
@@ -823,7 +837,7 @@ fn no_prompt_fails_fast_while_another_keyrack_signs_in() {
     );
     assert_eq!(code, 2);
     assert!(
-        v["rows"][0]["reason"]
+        v["keys"][0]["reason"]
             .as_str()
             .unwrap()
             .contains("signing in"),

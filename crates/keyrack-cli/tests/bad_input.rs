@@ -19,6 +19,13 @@ fn assert_clear_error(o: &std::process::Output, code: i32, needle: &str) {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+fn assert_usage_error(o: &std::process::Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[test]
 fn malformed_yaml_names_file_line_and_column() {
     let s = sandbox();
@@ -143,9 +150,10 @@ fn unknown_flag_values() {
         &["set", "--key", "A", "--env", "test", "--vault", "os.nope"],
         "v",
     );
-    assert_clear_error(&o, 1, "unknown vault");
+    // checked by the argument parser: the usage error names the real choices
+    assert_usage_error(&o, "invalid value 'os.nope' for '--vault <VAULT>'");
     assert!(
-        stderr(&o).contains("os.secure, os.direct"),
+        stderr(&o).contains("os.secure, os.direct, os.daemon, os.envvar, aws.config"),
         "{}",
         stderr(&o)
     );
@@ -158,9 +166,15 @@ fn unknown_flag_values() {
         &["set", "--key", "A", "--env", "test", "--mech", "magic"],
         "v",
     );
-    assert_clear_error(&o, 1, "unknown mech");
+    assert_usage_error(&o, "invalid value 'magic' for '--mech <MECH>'");
+    assert!(
+        stderr(&o).contains("replica, reference, session, aws.sso"),
+        "{}",
+        stderr(&o)
+    );
     let o = s.run(&["unlock", "--duration", "forever"], "");
-    assert_clear_error(&o, 1, "--duration");
+    assert_usage_error(&o, "invalid value 'forever' for '--duration <DURATION>'");
+    assert!(stderr(&o).contains("9h, 30m or 1h30m"), "{}", stderr(&o));
     assert_eq!(s.read_manifest(), "org: acme\nenv.test: []\nenv.prod: []\n");
 }
 
@@ -243,8 +257,8 @@ fn corrupt_os_direct_store_is_reported() {
     std::fs::write(&f, "{ not json").unwrap();
     let (code, v) = s.json(&["unlock", "--env", "test"]);
     assert_eq!(code, 2);
-    assert_eq!(v["rows"][0]["status"], "errored");
-    assert!(v["rows"][0]["fix"]
+    assert_eq!(v["keys"][0]["status"], "errored");
+    assert!(v["keys"][0]["fix"]
         .as_str()
         .unwrap()
         .contains("direct.json"));

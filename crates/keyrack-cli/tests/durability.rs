@@ -85,7 +85,7 @@ fn sigkill_during_set_leaves_the_previous_host_manifest_readable() {
     }
     // every key that landed can be unlocked
     let (_, v) = s.json(&["unlock", "--env", "test"]);
-    for row in v["rows"].as_array().unwrap() {
+    for row in v["keys"].as_array().unwrap() {
         assert_ne!(row["status"], "errored", "{row}");
     }
 }

@@ -1,6 +1,13 @@
 //! Interop with the real `age` CLI: it decrypts our files, and we read files it made.
+//!
+//! An os.secure file decrypts to one JSON header line binding it to its slug, then the value.
 
 use std::process::Command;
+
+/// What `age -d` prints for an os.secure file of `slug` holding `value`.
+fn payload(slug: &str, value: &str) -> String {
+    format!("{{\"keyrack\":\"os.secure\",\"v\":1,\"slug\":\"{slug}\"}}\n{value}")
+}
 
 use keyrack_testkit::{ssh_keygen, stderr, Sandbox};
 
@@ -27,7 +34,7 @@ fn age_cli_decrypts_files_made_with_the_generated_identity() {
     ]);
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        "xai-generated",
+        payload("acme.test.XAI_API_KEY", "xai-generated"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -66,7 +73,7 @@ fn age_cli_decrypts_files_made_with_an_ssh_ed25519_key() {
     ]);
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        "via-ssh",
+        payload("acme.test.K", "via-ssh"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -97,29 +104,45 @@ fn keyrack_reads_a_file_made_by_the_age_cli() {
         .success();
     let file = s.secure_files()[0].clone();
     let plain = s.root.join("plain");
-    std::fs::write(&plain, "made-by-age-cli").unwrap();
+    std::fs::write(&plain, payload("acme.test.K", "made-by-age-cli")).unwrap();
     let pubfile = format!("{}.pub", key.display());
-    let o = age(&[
-        "-e",
-        "-R",
-        &pubfile,
-        "-o",
-        file.to_str().unwrap(),
-        plain.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = s.run(
-        &[
-            "--identity",
-            key.to_str().unwrap(),
-            "unlock",
-            "--env",
-            "test",
-        ],
-        "",
-    );
+    let encrypt = || {
+        let o = age(&[
+            "-e",
+            "-R",
+            &pubfile,
+            "-o",
+            file.to_str().unwrap(),
+            plain.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    encrypt();
+    let unlock = || {
+        s.run(
+            &[
+                "--identity",
+                key.to_str().unwrap(),
+                "unlock",
+                "--env",
+                "test",
+            ],
+            "",
+        )
+    };
+    let o = unlock();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(s.get_value("K", "test").1, "made-by-age-cli");
+    // without the header the file is bound to no key: refused, with the command that rewrites it
+    std::fs::write(&plain, "made-by-age-cli").unwrap();
+    encrypt();
+    let o = unlock();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("not bound to any key") && out.contains("keyrack set --key K --env test"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -142,7 +165,7 @@ fn ssh_rsa_identities_work_both_ways() {
     let o = age(&["-d", "-i", id, s.secure_files()[0].to_str().unwrap()]);
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        "via-rsa",
+        payload("acme.test.K", "via-rsa"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );

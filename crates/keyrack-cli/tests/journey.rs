@@ -56,7 +56,7 @@ fn full_journey() {
 
     let (code, v) = s.json(&["status"]);
     assert_eq!(code, 0);
-    assert_eq!(v["grants"][0]["slug"], "acme.test.XAI_API_KEY");
+    assert_eq!(v["keys"][0]["slug"], "acme.test.XAI_API_KEY");
     assert!(
         !v.to_string().contains("xai-123"),
         "status never shows secrets"
@@ -105,7 +105,8 @@ fn relock_one_env_leaves_the_others() {
     let s = sandbox();
     s.set("A", "test", "a");
     s.set("B", "prod", "b");
-    s.cmd().arg("unlock").assert().success();
+    s.cmd().args(["unlock", "--env", "test"]).assert().success();
+    s.cmd().args(["unlock", "--env", "prod"]).assert().success();
     s.cmd().args(["relock", "--env", "test"]).assert().success();
     assert_eq!(s.get_value("A", "test").0, 2);
     assert_eq!(s.get_value("B", "prod"), (0, "b".into(), String::new()));
@@ -146,7 +147,7 @@ fn unlock_reports_each_key_on_its_own_row() {
 
     let (code, v) = s.json(&["unlock", "--env", "test"]);
     assert_eq!(code, 2);
-    let rows = v["rows"].as_array().unwrap();
+    let rows = v["keys"].as_array().unwrap();
     let status = |slug: &str| {
         rows.iter()
             .find(|r| r["slug"] == slug)
@@ -239,9 +240,9 @@ fn env_all_fallback_keeps_the_true_slug() {
     s.cmd().args(["unlock", "--env", "prod"]).assert().success();
     let (code, v) = s.json(&["get", "--key", "SHARED", "--env", "prod"]);
     assert_eq!(code, 0);
-    assert_eq!(v["attempts"][0]["value"], "shared-v");
-    assert_eq!(v["attempts"][0]["slug"], "acme.prod.SHARED");
-    assert_eq!(v["attempts"][0]["grantedBy"], "acme.all.SHARED");
+    assert_eq!(v["keys"][0]["value"], "shared-v");
+    assert_eq!(v["keys"][0]["slug"], "acme.prod.SHARED");
+    assert_eq!(v["keys"][0]["grantedBy"], "acme.all.SHARED");
 }
 
 #[test]
@@ -276,7 +277,13 @@ fn machine_wide_and_sudo_keys() {
 
     let (code, v) = s.json(&["unlock", "--env", "sudo", "--key", "ROOT_PW"]);
     assert_eq!(code, 0, "{v}");
-    let left = v["rows"][0]["expiresAt"].as_u64().unwrap() - keyrack::daemon::protocol::now_ms();
+    let left = v["keys"][0]["expiresAt"]
+        .as_str()
+        .expect("RFC 3339 expiresAt")
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond() as u64
+        - keyrack::daemon::protocol::now_ms();
     assert!(
         left <= 30 * 60 * 1000 && left > 29 * 60 * 1000,
         "sudo default TTL is 30m: {left}"
@@ -303,7 +310,7 @@ fn get_for_repo_lists_every_declared_key() {
     s.cmd().args(["unlock", "--env", "test"]).assert().code(2);
     let (code, v) = s.json(&["get", "--for", "repo", "--env", "test"]);
     assert_eq!(code, 2);
-    let statuses: Vec<&str> = v["attempts"]
+    let statuses: Vec<&str> = v["keys"]
         .as_array()
         .unwrap()
         .iter()
@@ -337,5 +344,5 @@ fn os_daemon_keys_live_in_memory_only() {
     s.cmd().args(["daemon", "prune"]).assert().success();
     let (code, v) = s.json(&["unlock", "--env", "test"]);
     assert_eq!(code, 2);
-    assert_eq!(v["rows"][0]["status"], "lost", "{v}");
+    assert_eq!(v["keys"][0]["status"], "lost", "{v}");
 }

@@ -54,15 +54,30 @@ fn passphrase_protected_ssh_key_asks_once_on_the_terminal() {
     let out = p.exp_eof().unwrap();
     assert!(out.contains("created"), "{out}");
 
-    // a wrong passphrase is a clear error
+    // a wrong passphrase is asked again, three times in all, then a clear error
     let mut p = spawn_command(pty_cmd(&s, &["list"]), Some(20_000)).unwrap();
-    p.exp_string("passphrase for").unwrap();
-    p.send_line("wrong").unwrap();
-    let out = p.exp_eof().unwrap();
-    assert!(out.contains("wrong passphrase"), "{out}");
+    let mut out = String::new();
+    for _ in 0..3 {
+        out += &p.exp_string("passphrase for").unwrap();
+        p.send_line("wrong").unwrap();
+    }
+    out += &p.exp_eof().unwrap();
+    assert!(out.contains("wrong passphrase (3 tries)"), "{out}");
+    assert_eq!(out.matches("try again").count(), 2, "{out}");
 
-    // without a TTY: fail with the way around the prompt
-    let o = s.run(&["list"], "");
+    // without any controlling terminal (setsid, as in a daemon or CI): fail with the way
+    // around the prompt
+    let mut c = s.std_cmd();
+    c.arg("list").stdin(std::process::Stdio::null());
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe and allocates nothing.
+    unsafe {
+        c.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("needs a terminal"), "{}", stderr(&o));
     assert!(stderr(&o).contains("--identity"), "{}", stderr(&o));

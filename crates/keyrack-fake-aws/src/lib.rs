@@ -11,7 +11,18 @@
 //! - STS: `POST /` GetCallerIdentity, answering for the role credentials it issued.
 //!
 //! Knobs: token lifetime, pending polls, slow-down answers, revoking every session, which user
-//! signs in next, 5xx faults.
+//! signs in next, 5xx faults, the accounts and roles the portal lists (hostile names included).
+//! It counts every request that carried an SSO bearer token. [`Trap`] is a bare TCP listener
+//! that stands for a host the token must never reach: it records every connection and byte.
+//!
+//! [`FakeAws::start_https`] serves the same routes over TLS with a certificate from a test CA
+//! generated at start (its PEM file is [`FakeAws::ca_file`], for `AWS_CA_BUNDLE`).
+//! [`ConnectProxy`] is a loopback HTTP `CONNECT` proxy that records what it tunnelled.
+
+mod proxy;
+mod tls;
+
+pub use proxy::ConnectProxy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -77,6 +88,7 @@ struct State {
     refreshes: u32,
     role_credential_calls: u32,
     logouts: u32,
+    bearer_requests: u32,
 }
 
 impl State {
@@ -200,10 +212,11 @@ fn unauthorized() -> Reply {
 
 /// A running fake. Dropping it stops answering.
 pub struct FakeAws {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` in HTTPS mode.
     pub url: String,
     state: Arc<Mutex<State>>,
     server: Arc<Server>,
+    tls: Option<tls::Front>,
 }
 
 impl Drop for FakeAws {
@@ -216,8 +229,39 @@ impl FakeAws {
     /// Starts the fake on a random loopback port with 3 accounts (paginated 2 per page by
     /// `max_result`) and 2 roles each; the user `alice@example.com` signs in.
     pub fn start() -> Self {
+        Self::launch(false)
+    }
+
+    /// The same fake over HTTPS: a test CA is generated now, and a certificate it issues for
+    /// `127.0.0.1` and `localhost` is served. [`FakeAws::ca_file`] is the CA's PEM file (pass
+    /// it as `AWS_CA_BUNDLE`); without it the certificate is untrusted, as a TLS-inspecting
+    /// proxy's is.
+    pub fn start_https() -> Self {
+        Self::launch(true)
+    }
+
+    /// The PEM file of the test CA (HTTPS mode only).
+    pub fn ca_file(&self) -> &std::path::Path {
+        &self.tls.as_ref().expect("FakeAws::start_https").ca_file
+    }
+
+    /// TLS handshakes the HTTPS front saw fail (the client refused the certificate).
+    pub fn failed_handshakes(&self) -> u32 {
+        self.tls
+            .as_ref()
+            .expect("FakeAws::start_https")
+            .failed_handshakes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn launch(https: bool) -> Self {
         let server = Arc::new(Server::http("127.0.0.1:0").expect("bind 127.0.0.1"));
-        let url = format!("http://{}", server.server_addr().to_ip().expect("ip"));
+        let plain = server.server_addr().to_ip().expect("ip");
+        let tls = https.then(|| tls::Front::start(plain));
+        let url = match &tls {
+            Some(front) => format!("https://{}", front.addr),
+            None => format!("http://{plain}"),
+        };
         let state = Arc::new(Mutex::new(State {
             user: "alice@example.com".into(),
             token_lifetime: 8 * 3600,
@@ -249,7 +293,12 @@ impl FakeAws {
                 std::thread::spawn(move || handle(req, &st, &base));
             }
         });
-        FakeAws { url, state, server }
+        FakeAws {
+            url,
+            state,
+            server,
+            tls,
+        }
     }
 
     /// The environment that points AWS clients here.
@@ -331,6 +380,23 @@ impl FakeAws {
     pub fn garbage_next(&self, n: u32) {
         self.with(|s| s.garbage = n);
     }
+    /// The accounts the portal lists from now on: (id, name, email), as given (not validated).
+    pub fn set_accounts(&self, accounts: &[(&str, &str, &str)]) {
+        self.with(|s| {
+            s.accounts = accounts
+                .iter()
+                .map(|(i, n, e)| (i.to_string(), n.to_string(), e.to_string()))
+                .collect()
+        });
+    }
+    /// The roles the portal lists in every account from now on, as given (not validated).
+    pub fn set_roles(&self, roles: &[&str]) {
+        self.with(|s| s.roles = roles.iter().map(|r| r.to_string()).collect());
+    }
+    /// Requests seen that carried an `x-amz-sso_bearer_token` header.
+    pub fn bearer_requests(&self) -> u32 {
+        self.with(|s| s.bearer_requests)
+    }
     /// Approves a device sign-in (as the user would in a browser); `false` if unknown.
     pub fn approve_device(&self, user_code: &str) -> bool {
         self.with(|s| approve(s, user_code))
@@ -365,6 +431,9 @@ fn handle(mut req: Request, state: &Mutex<State>, base: &str) {
     let _ = req.as_reader().read_to_string(&mut body);
     let reply = {
         let mut s = state.lock().unwrap();
+        if header(&req, "x-amz-sso_bearer_token").is_some() {
+            s.bearer_requests += 1;
+        }
         if s.faults > 0 {
             s.faults -= 1;
             aws_error(500, "InternalServerException", "injected fault")
@@ -639,5 +708,52 @@ fn token(s: &mut State, field: &dyn Fn(&str) -> String) -> Reply {
             "UnsupportedGrantTypeException",
             &format!("grant type {other}"),
         ),
+    }
+}
+
+/// A host the SSO token must never reach: a bare TCP listener on 127.0.0.1 that accepts every
+/// connection and records what was sent (a TLS client hello, or a plain HTTP request).
+pub struct Trap {
+    /// The port it listens on.
+    pub port: u16,
+    seen: Arc<Mutex<(u32, Vec<u8>)>>,
+}
+
+impl Trap {
+    /// Starts listening on a random loopback port.
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new((0u32, Vec::new())));
+        let rec = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                rec.lock().unwrap().0 += 1;
+                let rec = Arc::clone(&rec);
+                std::thread::spawn(move || {
+                    use std::io::Read;
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        rec.lock().unwrap().1.extend_from_slice(&buf[..n]);
+                    }
+                });
+            }
+        });
+        Trap { port, seen }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u32 {
+        self.seen.lock().unwrap().0
+    }
+
+    /// Every byte received so far.
+    pub fn received(&self) -> Vec<u8> {
+        self.seen.lock().unwrap().1.clone()
     }
 }

@@ -41,6 +41,16 @@ pub enum Error {
         /// The `--owner` flag to repeat in the fix, if any.
         owner_flag: String,
     },
+    /// The host manifest is gone, but vault files or inventory markers of keys set here remain.
+    #[error("the host manifest {} is missing, but {evidence} remain from keys set on this host", path.display())]
+    HostManifestLost {
+        /// The missing host manifest.
+        path: PathBuf,
+        /// What remains ("2 os.secure files, 3 inventory markers").
+        evidence: String,
+        /// The `--owner` flag to repeat in the fix, if any.
+        owner_flag: String,
+    },
     /// A file that should be an age file is not one, or is damaged.
     #[error("{} is not a readable age file: {reason}", path.display())]
     CorruptFile {
@@ -128,6 +138,30 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A value keyrack will not store or hand out: too large, a NUL byte, or (without
+    /// `--allow-dangerous`) a long-lived token the firewall blocks.
+    #[error("the value of {slug} is refused: {reason}")]
+    ValueRefused {
+        /// The slug the value is for.
+        slug: String,
+        /// Why (never quotes the value).
+        reason: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// A vault file is not bound to the key it was read for: it holds another key's value (files
+    /// swapped or copied), or carries no binding at all (written by hand or by an older keyrack).
+    #[error("{} does not hold {slug}: {reason}", path.display())]
+    Unbound {
+        /// The vault file.
+        path: PathBuf,
+        /// The slug it was read for.
+        slug: String,
+        /// What it holds instead.
+        reason: String,
+        /// The command that rewrites it.
+        hint: String,
+    },
     /// A vault refused an operation it does not support.
     #[error("vault {vault} cannot {operation}: {reason}")]
     VaultRefused {
@@ -164,6 +198,14 @@ pub enum Error {
         /// How to fix it.
         hint: String,
     },
+    /// A GitHub API call failed, or GitHub App credentials cannot be used.
+    #[error("{message}")]
+    GitHub {
+        /// What happened.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
     /// The session daemon could not be reached or answered with an error.
     #[error("session daemon: {message}")]
     Daemon {
@@ -171,6 +213,42 @@ pub enum Error {
         message: String,
         /// How to fix it.
         hint: String,
+    },
+    /// The daemon's socket, or the directory it lives in, cannot be trusted (another user's,
+    /// a symlink, open to others): nothing was sent.
+    #[error("session daemon refused: {message}; nothing was sent")]
+    DaemonUntrusted {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// The user cancelled a prompt (Ctrl-C, Esc, or the end of input at the prompt).
+    #[error("cancelled: {what} was not answered")]
+    Cancelled {
+        /// What was being asked.
+        what: String,
+    },
+    /// Something this host holds is not unlocked in this session.
+    #[error("{what} is locked: {reason}")]
+    Locked {
+        /// What is locked (a slug, "AWS profile P").
+        what: String,
+        /// Why it counts as locked.
+        reason: String,
+        /// The command that unlocks it.
+        hint: String,
+    },
+    /// Some requested keys are not granted; the command has already shown which and why (its
+    /// rows), so this error only carries the outcome and its exit code.
+    #[error("{missing} of {total} requested keys not granted")]
+    NotGranted {
+        /// How many rows are not granted.
+        missing: usize,
+        /// How many rows were asked for.
+        total: usize,
+        /// The one fix shared by all of them, when there is one.
+        fix: Option<String>,
     },
 }
 
@@ -184,6 +262,9 @@ impl Error {
                     .into(),
             ),
             Error::NotInitialised { owner_flag, .. } => Some(format!("keyrack init{owner_flag}")),
+            Error::HostManifestLost { owner_flag, .. } => {
+                Some(format!("keyrack init --recover{owner_flag}"))
+            }
             Error::CorruptFile { hint, .. } => Some(hint.clone()),
             Error::WrongIdentity { .. } => Some(
                 "pass the identity that was used at init: keyrack --identity <path> …, or from a machine that can decrypt it run: keyrack recipient add --pubkey \"$(cat <key>.pub)\" --label <name>"
@@ -194,10 +275,17 @@ impl Error {
             | Error::SecretInput { hint, .. }
             | Error::NeedsTty { hint, .. }
             | Error::VaultRefused { hint, .. }
+            | Error::ValueRefused { hint, .. }
+            | Error::Unbound { hint, .. }
             | Error::Recipient { hint, .. }
             | Error::NotSet { hint, .. }
             | Error::Daemon { hint, .. }
-            | Error::Aws { hint, .. } => Some(hint.clone()),
+            | Error::DaemonUntrusted { hint, .. }
+            | Error::Locked { hint, .. }
+            | Error::Aws { hint, .. }
+            | Error::GitHub { hint, .. } => Some(hint.clone()),
+            Error::NotGranted { fix, .. } => fix.clone(),
+            Error::Cancelled { .. } => None,
             Error::Io { path, source, .. } => Some(match source.kind() {
                 std::io::ErrorKind::PermissionDenied => format!(
                     "make {} writable by you (ls -ld {0}; chmod u+rwx <dir>), or point KEYRACK_HOME at a writable directory",
@@ -215,11 +303,36 @@ impl Error {
         }
     }
 
-    /// The process exit code: `2` for refusals the caller can fix, `1` for errors.
+    /// The process exit code, a property of the kind of error: `2` for a key that is not
+    /// granted and for refusals the caller can fix, `130` for a prompt the user cancelled (as a
+    /// shell reports Ctrl-C), `1` for everything else (bad usage, failures).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::VaultRefused { .. } | Error::Recipient { .. } | Error::NotSet { .. } => 2,
-            _ => 1,
+            Error::VaultRefused { .. }
+            | Error::ValueRefused { .. }
+            | Error::Recipient { .. }
+            | Error::NotSet { .. }
+            | Error::Locked { .. }
+            | Error::NotGranted { .. }
+            | Error::HostManifestLost { .. } => 2,
+            Error::Cancelled { .. } => 130,
+            Error::Manifest { .. }
+            | Error::NoRepoManifest { .. }
+            | Error::NotInitialised { .. }
+            | Error::CorruptFile { .. }
+            | Error::WrongIdentity { .. }
+            | Error::Identity { .. }
+            | Error::Io { .. }
+            | Error::InvalidInput { .. }
+            | Error::EnvAmbiguous { .. }
+            | Error::SecretInput { .. }
+            | Error::NeedsTty { .. }
+            | Error::RoundTrip { .. }
+            | Error::Unbound { .. }
+            | Error::Aws { .. }
+            | Error::GitHub { .. }
+            | Error::Daemon { .. }
+            | Error::DaemonUntrusted { .. } => 1,
         }
     }
 
@@ -229,6 +342,7 @@ impl Error {
             Error::Manifest { .. } => "manifest",
             Error::NoRepoManifest { .. } => "no_repo_manifest",
             Error::NotInitialised { .. } => "not_initialised",
+            Error::HostManifestLost { .. } => "host_manifest_lost",
             Error::CorruptFile { .. } => "corrupt_file",
             Error::WrongIdentity { .. } => "wrong_identity",
             Error::Identity { .. } => "identity",
@@ -239,10 +353,17 @@ impl Error {
             Error::NeedsTty { .. } => "needs_tty",
             Error::RoundTrip { .. } => "round_trip",
             Error::VaultRefused { .. } => "vault_refused",
+            Error::ValueRefused { .. } => "value_refused",
+            Error::Unbound { .. } => "unbound",
             Error::Recipient { .. } => "recipient",
             Error::NotSet { .. } => "not_set",
             Error::Daemon { .. } => "daemon",
+            Error::DaemonUntrusted { .. } => "daemon_untrusted",
             Error::Aws { .. } => "aws",
+            Error::GitHub { .. } => "github",
+            Error::Cancelled { .. } => "cancelled",
+            Error::Locked { .. } => "locked",
+            Error::NotGranted { .. } => "not_granted",
         }
     }
 

@@ -58,6 +58,13 @@ impl Home {
         self.root.join("vault").join(vault).join(self.owner.label())
     }
 
+    /// The directories that only writers holding this owner's [`lock_file`](Self::lock_file)
+    /// write to (os.direct, os.secure): under that lock, any temp file in them is a killed
+    /// writer's leftover.
+    pub fn lock_only_dirs(&self) -> [PathBuf; 2] {
+        [self.vault_dir("os.direct"), self.vault_dir("os.secure")]
+    }
+
     /// `inventory/<owner>/`.
     pub fn inventory_dir(&self) -> PathBuf {
         self.root.join("inventory").join(self.owner.label())

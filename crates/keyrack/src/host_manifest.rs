@@ -76,7 +76,9 @@ pub struct HostManifest {
 
 /// Now as an RFC 3339 string (seconds precision, UTC).
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 impl HostManifest {
@@ -114,7 +116,13 @@ impl HostManifest {
             }
             Err(e) => return Err(Error::io("read", &path, e)),
         };
-        let plain = crypto::decrypt(&path, &data, identity).map_err(|e| match e {
+        Self::decrypt(home, &data, identity)
+    }
+
+    /// Decrypts and decodes the content of `home`'s host manifest file (armored or binary age).
+    pub fn decrypt(home: &Home, data: &[u8], identity: &Identity) -> Result<Self> {
+        let path = home.host_manifest();
+        let plain = crypto::decrypt(&path, data, identity).map_err(|e| match e {
             Error::CorruptFile { path, reason, .. } => Error::CorruptFile {
                 hint: format!(
                     "restore {} from a backup; to start over instead: mv {0} {0}.damaged && keyrack init{} (then set its keys again)",
@@ -126,8 +134,14 @@ impl HostManifest {
             },
             other => other,
         })?;
+        Self::from_plaintext(home, &plain)
+    }
+
+    /// Decodes the decrypted JSON of `home`'s host manifest and checks its format version.
+    pub fn from_plaintext(home: &Home, plain: &[u8]) -> Result<Self> {
+        let path = home.host_manifest();
         let manifest: HostManifest =
-            serde_json::from_slice(&plain).map_err(|e| Error::CorruptFile {
+            serde_json::from_slice(plain).map_err(|e| Error::CorruptFile {
                 path: path.clone(),
                 reason: format!("decrypted, but the content is not a keyrack host manifest ({e})"),
                 hint: format!(

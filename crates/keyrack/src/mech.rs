@@ -1,12 +1,13 @@
 //! Mechs: how a stored source becomes a usable secret, and what `set` asks the user for.
 
 use std::fmt;
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::interact::{Interact, Unanswered};
 use crate::secret::Secret;
 
 /// A mechanism.
@@ -24,11 +25,21 @@ pub enum Mech {
     /// An AWS SSO profile.
     #[serde(rename = "aws.sso")]
     AwsSso,
+    /// GitHub App credentials (app id or client id, installation id, private key), minted at
+    /// unlock into an installation token that expires with its grant (see [`crate::github`]).
+    #[serde(rename = "github.app")]
+    GithubApp,
 }
 
 impl Mech {
     /// Every mech, for messages.
-    pub const ALL: [Mech; 4] = [Mech::Replica, Mech::Reference, Mech::Session, Mech::AwsSso];
+    pub const ALL: [Mech; 5] = [
+        Mech::Replica,
+        Mech::Reference,
+        Mech::Session,
+        Mech::AwsSso,
+        Mech::GithubApp,
+    ];
 
     /// The canonical name.
     pub fn as_str(self) -> &'static str {
@@ -37,6 +48,7 @@ impl Mech {
             Mech::Reference => "reference",
             Mech::Session => "session",
             Mech::AwsSso => "aws.sso",
+            Mech::GithubApp => "github.app",
         }
     }
 }
@@ -55,6 +67,7 @@ impl FromStr for Mech {
             "reference" | "PERMANENT_VIA_REFERENCE" => Mech::Reference,
             "session" | "EPHEMERAL_VIA_SESSION" => Mech::Session,
             "aws.sso" | "EPHEMERAL_VIA_AWS_SSO" => Mech::AwsSso,
+            "github.app" | "EPHEMERAL_VIA_GITHUB_APP" => Mech::GithubApp,
             _ => {
                 return Err(Error::InvalidInput {
                     what: "mech",
@@ -70,49 +83,62 @@ impl FromStr for Mech {
     }
 }
 
+/// The mech hook of `unlock` (and of the proof at `set`): turns what the vault holds for `entry`
+/// into the grant handed out. Most mechs hand out the stored value as is; `github.app` mints an
+/// installation token from the stored app credentials, and the grant expires with the token.
+pub fn grant_from_stored(
+    entry: &crate::host_manifest::HostEntry,
+    stored: crate::vault::Grant,
+) -> Result<crate::vault::Grant> {
+    match entry.mech {
+        Mech::GithubApp => crate::github::app::mint_grant(entry, stored),
+        Mech::Replica | Mech::Reference | Mech::Session | Mech::AwsSso => Ok(stored),
+    }
+}
+
 /// Where `set` reads a secret from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecretSource {
-    /// A hidden prompt on the terminal.
+    /// Asked of the person, hidden ([`Interact::secret`]); the CLI does so when stdin is a
+    /// terminal.
     Prompt,
     /// Standard input (one trailing newline stripped).
     Stdin,
 }
 
-impl SecretSource {
-    /// A hidden prompt when stdin is a terminal, else stdin.
-    pub fn detect() -> Self {
-        if std::io::stdin().is_terminal() {
-            SecretSource::Prompt
-        } else {
-            SecretSource::Stdin
-        }
-    }
-}
-
 /// Acquires the value of a `replica`/`session` secret for `key`.
-pub fn acquire_secret(key: &str, source: SecretSource) -> Result<Secret> {
+pub fn acquire_secret(key: &str, source: SecretSource, interact: &dyn Interact) -> Result<Secret> {
+    let pipe_it = format!("printf %s \"$VALUE\" | keyrack set --key {key} …");
     let value = match source {
-        SecretSource::Prompt => inquire::Password::new(&format!("{key}:"))
-            .without_confirmation()
-            .with_display_mode(inquire::PasswordDisplayMode::Hidden)
-            .with_help_message("input is hidden; paste the value and press enter")
-            .prompt()
-            .map_err(|e| Error::SecretInput {
-                reason: format!("the prompt was not answered ({e})"),
-                hint: format!("run it again, or pipe the value: printf %s \"$VALUE\" | keyrack set --key {key} …"),
-            })?,
-        SecretSource::Stdin => read_stdin(key)?,
+        SecretSource::Prompt => match interact.secret(key) {
+            Ok(v) => v,
+            Err(Unanswered::NoTerminal) => {
+                return Err(Error::NeedsTty {
+                    what: format!("the value of {key}"),
+                    hint: format!("pipe the value: {pipe_it}"),
+                })
+            }
+            Err(Unanswered::Cancelled) => {
+                return Err(Error::Cancelled {
+                    what: format!("the value of {key}"),
+                })
+            }
+            Err(Unanswered::Failed(e)) => {
+                return Err(Error::SecretInput {
+                    reason: format!("the prompt was not answered ({e})"),
+                    hint: format!("run it again, or pipe the value: {pipe_it}"),
+                })
+            }
+        },
+        SecretSource::Stdin => Secret::new(read_stdin(key)?),
     };
-    if value.is_empty() {
+    if value.expose().is_empty() {
         return Err(Error::SecretInput {
             reason: "the secret is empty".into(),
-            hint: format!(
-                "pass a value on stdin: printf %s \"$VALUE\" | keyrack set --key {key} …"
-            ),
+            hint: format!("pass a value on stdin: {pipe_it}"),
         });
     }
-    Ok(Secret::new(value))
+    Ok(value)
 }
 
 fn read_stdin(key: &str) -> Result<String> {

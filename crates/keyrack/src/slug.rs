@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 pub const ENV_ALL: &str = "all";
 /// The elevated env: never written to a repo manifest, short default TTL.
 pub const ENV_SUDO: &str = "sudo";
+/// The production env: never unlocked by a bare `keyrack unlock` (unless the repo says so).
+pub const ENV_PROD: &str = "prod";
 /// The org of machine-wide keys that belong to no repo.
 pub const ORG_ALL: &str = "@all";
 
@@ -37,23 +39,29 @@ pub fn validate_env(env: &str) -> Result<()> {
     }
 }
 
-/// Checks a key name: an environment-variable name `[A-Za-z_][A-Za-z0-9_.]*`.
+/// Checks a key name: a shell identifier `[A-Za-z_][A-Za-z0-9_]*`, so every key can be exported
+/// by `source` and handed to `exec` (a name like `A.B`, `A-B` or `1A` cannot).
 pub fn validate_key(key: &str) -> Result<()> {
-    // (these checks run on bytes: every allowed character is ASCII, and every byte of a
-    // non-ASCII character fails them, as the character would)
-    let ok = match key.as_bytes() {
-        [first, rest @ ..] => is_key_head(*first) && rest.iter().all(|c| is_key_tail(*c)),
-        [] => false,
-    };
-    if ok {
+    if is_shell_identifier(key) {
         Ok(())
     } else {
         Err(Error::InvalidInput {
             what: "key",
             value: key.into(),
-            reason: "a key is an environment-variable name: letters, digits, '_' (and '.'), not starting with a digit".into(),
+            reason: "a key is an environment-variable name: letters, digits and '_', not starting with a digit (source and exec cannot export any other name)".into(),
             hint: Some("use e.g. --key XAI_API_KEY".into()),
         })
+    }
+}
+
+/// Whether `key` is a shell identifier `[A-Za-z_][A-Za-z0-9_]*`.
+///
+/// (The checks run on bytes: every allowed character is ASCII, and every byte of a non-ASCII
+/// character fails them, as the character would.)
+fn is_shell_identifier(key: &str) -> bool {
+    match key.as_bytes() {
+        [first, rest @ ..] => is_key_head(*first) && rest.iter().all(|c| is_key_tail(*c)),
+        [] => false,
     }
 }
 
@@ -64,7 +72,18 @@ pub(crate) fn is_key_head(b: u8) -> bool {
 
 /// Whether `b` may follow the first byte of a key name.
 pub(crate) fn is_key_tail(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'.'
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The key part of a slug read back from a file keyrack wrote: a shell identifier, or a dotted
+/// name older keyrack versions accepted (kept readable so such a host manifest still loads; new
+/// keys are checked by [`validate_key`]).
+fn validate_stored_key(key: &str) -> Result<()> {
+    if key.split('.').all(is_shell_identifier) {
+        Ok(())
+    } else {
+        validate_key(key)
+    }
 }
 
 /// Checks an org name: `@all`, or `[A-Za-z0-9][A-Za-z0-9_-]*` (no dots: dots separate slug parts).
@@ -160,24 +179,35 @@ impl Slug {
         validate_org(org)?;
         validate_env(env)?;
         validate_key(key)?;
+        Ok(Slug::from_checked_parts(org, env, key))
+    }
+
+    /// Joins parts that were already checked.
+    fn from_checked_parts(org: &str, env: &str, key: &str) -> Self {
         let mut text = String::with_capacity(org.len() + env.len() + key.len() + 2);
         for part in [org, ".", env, ".", key] {
             text.push_str(part);
         }
-        Ok(Slug {
+        Slug {
             env_at: (org.len() + 1) as u32,
             key_at: (org.len() + env.len() + 2) as u32,
             text,
-        })
+        }
     }
 
-    /// Parses `org.env.KEY`, splitting on the first two dots (the key may contain dots).
+    /// Parses `org.env.KEY`, splitting on the first two dots. Keys set by older keyrack versions
+    /// may contain dots (`org.env.A.B`); they still parse, so files that hold them stay readable.
     pub fn parse(s: &str) -> Result<Self> {
         let parts = s
             .split_once('.')
             .and_then(|(org, rest)| Some((org, rest.split_once('.')?)));
         match parts {
-            Some((org, (env, key))) => Slug::new(org, env, key),
+            Some((org, (env, key))) => {
+                validate_org(org)?;
+                validate_env(env)?;
+                validate_stored_key(key)?;
+                Ok(Slug::from_checked_parts(org, env, key))
+            }
             None => Err(Error::InvalidInput {
                 what: "slug",
                 value: s.into(),
@@ -207,7 +237,8 @@ impl Slug {
 
     /// The same key under `org.all`, used as the lookup fallback.
     pub fn with_env_all(&self) -> Slug {
-        Slug::new(self.org(), ENV_ALL, self.key()).expect("the parts of a slug are valid")
+        // (the key may be a legacy dotted one read back from a file: keep it as it is)
+        Slug::from_checked_parts(self.org(), ENV_ALL, self.key())
     }
 
     /// First 16 hex characters of sha256(slug): the file name used for vault files and
@@ -301,7 +332,7 @@ mod tests {
             }
             "key" => {
                 matches!(chars.next(), Some('A'..='Z' | 'a'..='z' | '_'))
-                    && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                    && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
             }
             _ => {
                 s == ORG_ALL
@@ -330,8 +361,9 @@ mod tests {
         let mut all = Vec::new();
         for org in ["a", "a-b", "ab"] {
             for env in ["b", "b-x", "bx", "b_1", "all"] {
+                // (`K.x`: a legacy dotted key, as read back from a file)
                 for key in ["K", "K.x", "K_", "KEY"] {
-                    all.push(Slug::new(org, env, key).unwrap());
+                    all.push(Slug::parse(&format!("{org}.{env}.{key}")).unwrap());
                 }
             }
         }
@@ -352,7 +384,7 @@ mod tests {
                 assert_eq!(x == y, parts(x) == parts(y));
             }
         }
-        let s = Slug::new("a", "b-x", "K.x").unwrap();
+        let s = Slug::parse("a.b-x.K.x").unwrap();
         assert_eq!(
             format!("{s:?}"),
             r#"Slug { org: "a", env: "b-x", key: "K.x" }"#
@@ -368,6 +400,21 @@ mod tests {
         assert_eq!(s.env(), "test");
         assert_eq!(s.key(), "SOME.DOTTED_KEY");
         assert_eq!(s.to_string(), "acme.test.SOME.DOTTED_KEY");
+    }
+
+    #[test]
+    fn keys_are_shell_identifiers() {
+        for ok in ["XAI_API_KEY", "_x", "a1", "A"] {
+            assert!(validate_key(ok).is_ok(), "{ok}");
+        }
+        for bad in ["A.B", "1A", "A-B", "A B", "", "ü", "A=B", "A\nB"] {
+            assert!(validate_key(bad).is_err(), "{bad:?}");
+            assert!(Slug::new("acme", "test", bad).is_err(), "{bad:?}");
+        }
+        // legacy dotted keys in stored files still parse; new ones cannot be made
+        assert!(Slug::parse("acme.test.A.B").is_ok());
+        assert!(Slug::parse("acme.test.A..B").is_err());
+        assert!(Slug::parse("acme.test.A-B").is_err());
     }
 
     #[test]

@@ -12,7 +12,9 @@ use keyrack::identity::{self, Identity};
 use keyrack::mech::Mech;
 use keyrack::secret::Secret;
 use keyrack::slug::{Owner, Slug};
-use keyrack::vault::{self, Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use keyrack::vault::{
+    self, Grant, Read, SetRules, Stored, Unlocked, Vault, VaultContext, VaultKind,
+};
 use keyrack::Error;
 
 struct World {
@@ -42,9 +44,12 @@ impl World {
             identity: Some(&self.identity),
             recipients: &self.recipients,
             login: Default::default(),
+            interact: &keyrack::interact::NonInteractive,
         }
     }
 }
+
+const GHP: &str = "ghp_0123456789abcdefghijklmnopqrstuvwxyz";
 
 fn secret(s: &str) -> Secret {
     Secret::new(s.into())
@@ -161,6 +166,37 @@ fn conformance(v: &dyn Vault) {
     let err = vault::set_proven(v, &fresh, Mech::AwsSso, &secret("x")).unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
 
+    // the admission rules unlock applies are checked before anything is stored
+    let big = "x".repeat(keyrack::secret::MAX_SECRET_BYTES + 1);
+    for bad in [big.as_str(), "a\0b", GHP] {
+        let err = vault::set_proven(v, &fresh, mech, &secret(bad)).unwrap_err();
+        assert!(matches!(err, Error::ValueRefused { .. }), "{kind}: {err}");
+        assert!(!err.to_string().contains("xxxx"), "never quotes the value");
+        assert!(
+            value_after_unlock(v, &fresh_entry).is_none(),
+            "{kind}: nothing kept after a refused value"
+        );
+    }
+    // a token is kept only when allowed, and unlock's read step says it is blocked
+    let rules = SetRules {
+        allow_dangerous: true,
+    };
+    let e = vault::set_proven_with(v, &fresh, mech, &secret(GHP), rules).unwrap();
+    match vault::read_grant(v, &e).unwrap() {
+        Read::Blocked(g, b) => {
+            assert_eq!(g.secret.expose(), GHP);
+            assert_eq!(b.pattern, "ghp_");
+        }
+        other => panic!("{kind}: expected blocked, got {other:?}"),
+    }
+    v.relock(&e).unwrap();
+    v.del(&e).unwrap();
+    assert!(matches!(
+        vault::read_grant(v, &entry).unwrap(),
+        Read::Granted(g) if g.secret.expose() == "second"
+    ));
+    v.relock(&entry).unwrap();
+
     // del destroys (owned vaults): unlock now reports lost
     v.del(&entry).unwrap();
     assert!(
@@ -252,6 +288,7 @@ fn os_secure_with_recipients_that_exclude_you_fails_set_and_keeps_nothing() {
         identity: Some(&w.identity),
         recipients: &recipients,
         login: Default::default(),
+        interact: &keyrack::interact::NonInteractive,
     };
     let v = vault::open(VaultKind::OsSecure, ctx);
     let s = slug("acme.test.UNREADABLE");
@@ -284,4 +321,40 @@ fn os_secure_corrupt_file_is_an_error_not_a_panic() {
         );
         assert!(err.fix().is_some());
     }
+}
+
+#[test]
+fn os_secure_files_are_bound_to_their_slug() {
+    let w = world();
+    let v = vault::open(VaultKind::OsSecure, w.ctx());
+    let (a, b) = (slug("acme.test.ALPHA"), slug("acme.test.BETA"));
+    let ea = vault::set_proven(v.as_ref(), &a, Mech::Replica, &secret("alpha")).unwrap();
+    vault::set_proven(v.as_ref(), &b, Mech::Replica, &secret("beta")).unwrap();
+    let (fa, fb) = (
+        keyrack::vault::os_secure::file_for(&w.home, &a),
+        keyrack::vault::os_secure::file_for(&w.home, &b),
+    );
+    std::fs::copy(&fb, &fa).unwrap();
+    let err = v.unlock(&ea).unwrap_err();
+    assert!(matches!(err, Error::Unbound { .. }), "{err}");
+    assert!(err.to_string().contains("acme.test.BETA"), "{err}");
+    assert!(err
+        .fix()
+        .unwrap()
+        .contains("keyrack set --key ALPHA --env test"));
+    assert!(v.get(&ea).is_none(), "never the other key's value");
+
+    // a valid age file of the right recipients but without the binding
+    let raw = keyrack::crypto::encrypt(&w.recipients, b"planted").unwrap();
+    std::fs::write(&fa, raw).unwrap();
+    let err = v.unlock(&ea).unwrap_err();
+    assert!(matches!(err, Error::Unbound { .. }), "{err}");
+    assert!(err.to_string().contains("not bound to any key"), "{err}");
+
+    // the payload is the header line, then the value byte for byte
+    let plain = keyrack::crypto::decrypt(&fb, &std::fs::read(&fb).unwrap(), &w.identity).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&plain).unwrap(),
+        "{\"keyrack\":\"os.secure\",\"v\":1,\"slug\":\"acme.test.BETA\"}\nbeta"
+    );
 }

@@ -1,11 +1,11 @@
 //! `keyrack aws credentials|logout`.
 
+use crate::ui::{self, Result};
 use keyrack::ops::aws;
-use keyrack::Result;
 
 use super::Ctx;
 use crate::cli::AwsCommand;
-use crate::render::{print_json, tree, Node};
+use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, c: AwsCommand) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -13,27 +13,30 @@ pub fn run(ctx: &Ctx, c: AwsCommand) -> Result<i32> {
         AwsCommand::Credentials { profile } => {
             let creds = aws::credentials(&rack, &profile)?;
             // credential_process reads exactly this JSON, with or without --json.
-            print_json(&serde_json::to_value(&creds).expect("json"));
+            ui::json(&creds)?;
             Ok(0)
         }
         AwsCommand::Logout { profile } => {
             let r = aws::logout(&rack, &profile)?;
             if ctx.json {
-                print_json(&serde_json::to_value(&r).expect("json"));
+                ui::json(&r)?;
             } else {
-                let mut n =
-                    Node::new(format!("sso session: {}", r.session)).leaf(if r.signed_out {
-                        "signed out server-side ✓"
-                    } else {
-                        "no token was kept (nothing to sign out)"
-                    });
-                n.push(Node::new(
-                    "token: removed from keyrack and from ~/.aws/sso/cache",
-                ));
+                let mut n = Node::new(format!("sso session: {}", r.session));
+                if r.signed_out {
+                    n.push(Node::new("signed out server-side ✓"));
+                    n.push(Node::new(
+                        "token: removed from keyrack and from ~/.aws/sso/cache",
+                    ));
+                } else {
+                    // the same words however many times it is run: nothing was left to remove
+                    n.push(Node::new(
+                        "already signed out: keyrack keeps no token for it (nothing to remove)",
+                    ));
+                }
                 for s in &r.relocked {
                     n.push(Node::new(format!("relocked: {s}")));
                 }
-                print!("{}", tree("aws logout", &[n]));
+                render::out("aws logout", &[n])?;
             }
             Ok(0)
         }

@@ -1,15 +1,23 @@
-use keyrack::ops::del;
-use keyrack::Result;
+use crate::ui::{self, Result};
+use keyrack::ops::del::{self, DelOptions};
 
 use super::Ctx;
 use crate::cli::DelArgs;
-use crate::render::{print_json, tree, Node};
+use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, a: DelArgs) -> Result<i32> {
     let rack = ctx.rack()?;
-    let r = del::run(&rack, &a.key, a.env.as_deref(), a.org.as_deref())?;
+    let r = del::run(
+        &rack,
+        &DelOptions {
+            key: a.key,
+            env: a.env,
+            org: a.org,
+            from_manifest: a.from_manifest,
+        },
+    )?;
     if ctx.json {
-        print_json(&serde_json::to_value(&r).expect("json"));
+        ui::json(&r)?;
         return Ok(0);
     }
     let mut n = Node::new(r.slug.to_string());
@@ -26,6 +34,18 @@ pub fn run(ctx: &Ctx, a: DelArgs) -> Result<i32> {
     if let Some(p) = &r.manifest_updated {
         n.push(Node::new(format!("removed from: {}", p.display())));
     }
-    print!("{}", tree("del", &[n]));
+    if let Some(p) = &r.manifest_kept {
+        let flags = keyrack::ops::key_flags(r.slug.key(), r.slug.env(), r.slug.org(), &ctx.owner);
+        n.push(
+            Node::new(format!(
+                "kept in: {} (the team's file still declares it; other hosts may need it)",
+                p.display()
+            ))
+            .leaf(format!(
+                "to remove it there too: keyrack del {flags} --from-manifest"
+            )),
+        );
+    }
+    render::out("del", &[n])?;
     Ok(0)
 }

@@ -1,137 +1,106 @@
 //! `get`, `source`, `exec`: the hot path. One daemon round trip; no decryption.
 
-use std::io::Write;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 
-use keyrack::ops::get::{self as hot, Attempt, GetOptions, Status};
+use keyrack::ops::get::{self as hot, GetOptions};
+use keyrack::ops::row::{require_satisfied, KeyRow, Status};
 use keyrack::ops::unlock::{self, UnlockOptions};
 use keyrack::{Error, Result};
 
 use super::Ctx;
 use crate::cli::{ExecArgs, GetArgs, Shell, SourceArgs};
-use crate::render::{print_json, time_left, tree, Node, Style};
+use crate::render::{self, key_rows, rows_json, Style};
+use crate::ui::{self, Failure};
 
-fn attempt_node(a: &Attempt, style: Style) -> Node {
-    let mut n = Node::new(a.slug.clone());
-    if let Some(v) = a.vault {
-        n.push(Node::new(format!("vault: {v}")));
-    }
-    if let Some(by) = &a.granted_by {
-        n.push(Node::new(format!("via: {by}")));
-    }
-    let status = match a.status {
-        Status::Granted => style.paint("32", "granted 🔓"),
-        Status::Locked => style.paint("33", "locked 🔒"),
-        Status::Absent => style.paint("33", "absent"),
-        Status::Blocked => style.paint("31", "blocked ⛔"),
-    };
-    let mut s = Node::new(format!("status: {status}"));
-    if let Some(t) = a.expires_at {
-        s.push(Node::new(format!("expires: {}", time_left(t))));
-    }
-    if a.status != Status::Granted {
-        if let Some(r) = &a.reason {
-            s.push(Node::new(format!("reason: {r}")));
-        }
-        if a.waived {
-            s.push(Node::new("waived: is-optional-if-has is satisfied"));
-        } else if let Some(f) = &a.fix {
-            s.push(Node::new(format!("{} {f}", style.paint("33", "fix:"))));
-        }
-    }
-    n.push(s);
-    n
-}
-
-fn attempts_json(attempts: &[Attempt]) -> serde_json::Value {
-    let rows: Vec<serde_json::Value> = attempts
-        .iter()
-        .map(|a| {
-            let mut v = serde_json::to_value(a).expect("json");
-            if let Some(s) = &a.secret {
-                v["value"] = serde_json::Value::String(s.expose().to_string());
-            }
-            v
-        })
-        .collect();
-    serde_json::json!({ "attempts": rows })
-}
-
-fn problems_to_stderr(title: &str, attempts: &[Attempt]) {
-    let style = Style::for_stderr();
-    let nodes: Vec<Node> = attempts
-        .iter()
-        .filter(|a| a.status != Status::Granted && !a.waived)
-        .map(|a| attempt_node(a, style))
-        .collect();
-    if !nodes.is_empty() {
-        eprint!("{}", tree(title, &nodes));
+/// The rows that need something, on stderr (the values' stream, stdout, stays clean).
+fn problems_to_stderr(title: &str, rows: &[KeyRow]) {
+    if rows.iter().any(|r| !r.satisfied()) {
+        render::err(title, &key_rows(rows, Style::for_stderr(), true));
     }
 }
 
-fn fetch(ctx: &Ctx, opts: &GetOptions) -> Result<Vec<Attempt>> {
+/// Asks the daemon; with `unlock`, first unlocks what is locked (one unlock per env, only the
+/// locked keys), then asks again.
+fn fetch(ctx: &Ctx, opts: &GetOptions, unlock: bool) -> Result<Vec<KeyRow>> {
     let rack = ctx.rack()?;
-    let allowlist = rack.allowlist()?;
-    hot::get(rack.home(), allowlist.as_ref(), opts)
+    // the allowlist, cached: a warm call parses no YAML
+    let repo = rack.allowlist()?;
+    let rows = hot::get(rack.home(), repo.as_ref(), opts)?;
+    if !unlock || !rows.iter().any(|x| x.status == Status::Locked) {
+        return Ok(rows);
+    }
+    let mut by_env: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for x in rows.iter().filter(|x| x.status == Status::Locked) {
+        by_env.entry(x.env.clone()).or_default().push(x.key.clone());
+    }
+    drop(rows);
+    for (env, keys) in by_env {
+        unlock::unlock(
+            &rack,
+            &UnlockOptions {
+                env: Some(env),
+                keys,
+                ..Default::default()
+            },
+        )?;
+    }
+    hot::get(rack.home(), repo.as_ref(), opts)
 }
 
-pub fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
+/// The outcome of rows already shown: `Ok` when all are satisfied, else the not-granted error
+/// (exit code 2) without printing it again.
+fn outcome(rows: &[KeyRow]) -> ui::Result<i32> {
+    require_satisfied(rows).map_err(Failure::Shown)?;
+    Ok(0)
+}
+
+pub fn get(ctx: &Ctx, a: GetArgs) -> ui::Result<i32> {
+    let mut keys = a.names;
+    keys.extend(a.keys);
+    if a.value && keys.len() > 1 {
+        return Err(Error::InvalidInput {
+            what: "--value",
+            value: format!("{} keys", keys.len()),
+            reason: "--value prints exactly one key's value".into(),
+            hint: Some(format!(
+                "for several keys use --json: keyrack get {} --json",
+                keys.join(" ")
+            )),
+        }
+        .into());
+    }
     let opts = GetOptions {
-        keys: a.keys,
+        keys,
         for_repo: a.for_.is_some(),
         env: a.env,
         org: a.org,
         allow_dangerous: a.allow_dangerous,
     };
-    let mut attempts = fetch(ctx, &opts)?;
-    if a.unlock && attempts.iter().any(|x| x.status == Status::Locked) {
-        let rack = ctx.rack()?;
-        let mut by_env: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for x in attempts.iter().filter(|x| x.status == Status::Locked) {
-            by_env.entry(x.env.clone()).or_default().push(x.key.clone());
-        }
-        for (env, keys) in by_env {
-            unlock::unlock(
-                &rack,
-                &UnlockOptions {
-                    env: Some(env),
-                    keys,
-                    ..Default::default()
-                },
-            )?;
-        }
-        attempts = fetch(ctx, &opts)?;
-    }
-    let ok = attempts.iter().all(|x| x.status == Status::Granted);
+    let rows = fetch(ctx, &opts, a.unlock)?;
     if a.value {
-        if attempts.len() != 1 {
+        if rows.len() != 1 {
             return Err(Error::InvalidInput {
                 what: "--value",
-                value: format!("{} keys", attempts.len()),
-                reason: "--value prints exactly one key".into(),
-                hint: Some("pass a single --key, or use --json / keyrack source".into()),
-            });
-        }
-        match &attempts[0].secret {
-            Some(s) if ok => {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(s.expose().as_bytes());
-                let _ = out.flush();
-                return Ok(0);
+                value: format!("{} keys", rows.len()),
+                reason: "--value prints exactly one key's value".into(),
+                hint: Some("pass a single key, or use --json / keyrack source".into()),
             }
-            _ => {
-                problems_to_stderr("get", &attempts);
-                return Ok(2);
-            }
+            .into());
         }
+        if let (Some(s), Status::Granted) = (&rows[0].secret, rows[0].status) {
+            ui::out(s.expose())?;
+            return Ok(0);
+        }
+        problems_to_stderr("get", &rows);
+        return outcome(&rows);
     }
     if ctx.json {
-        print_json(&attempts_json(&attempts));
+        ui::json(&serde_json::json!({ "keys": rows_json(&rows, true) }))?;
     } else {
-        let style = Style::for_stdout();
-        let nodes: Vec<Node> = attempts.iter().map(|x| attempt_node(x, style)).collect();
-        print!("{}", tree("get", &nodes));
+        render::out("get", &key_rows(&rows, Style::for_stdout(), false))?;
     }
-    Ok(if ok { 0 } else { 2 })
+    outcome(&rows)
 }
 
 /// Appends `value` quoted for `shell` as one literal word.
@@ -169,35 +138,36 @@ fn with_env_of_keys(ctx: &Ctx, mut opts: GetOptions) -> Result<GetOptions> {
     if !opts.keys.is_empty() && opts.env.is_none() {
         let rack = ctx.rack()?;
         if let Some(repo) = rack.allowlist()? {
-            opts.env = Some(hot::resolve_repo_env(&repo, None)?);
+            opts.env = Some(hot::resolve_allowed_env(&repo, None)?);
         }
     }
     Ok(opts)
 }
 
-pub fn source(ctx: &Ctx, a: SourceArgs) -> Result<i32> {
+pub fn source(ctx: &Ctx, a: SourceArgs) -> ui::Result<i32> {
     let opts = with_env_of_keys(ctx, env_opts(a.env, a.keys, a.allow_dangerous))?;
-    let attempts = fetch(ctx, &opts)?;
-    let satisfied = hot::all_satisfied(&attempts);
+    let rows = fetch(ctx, &opts, a.unlock)?;
+    let satisfied = hot::all_satisfied(&rows);
     if !satisfied && !a.lenient {
+        // Strict: not one value leaves, only what is missing and how to fix it.
         if ctx.json {
-            print_json(&attempts_json(&attempts));
+            ui::json(&serde_json::json!({ "keys": rows_json(&rows, false) }))?;
         } else {
-            problems_to_stderr("source", &attempts);
+            ui::err(super::direnv::one_line(true, &rows));
         }
-        return Ok(2);
+        return outcome(&rows);
     }
     if ctx.json {
-        print_json(&attempts_json(&attempts));
+        ui::json(&serde_json::json!({ "keys": rows_json(&rows, true) }))?;
         return Ok(0);
     }
     // sized up front so the secrets are not left behind in outgrown buffers; wiped on drop
-    let size: usize = attempts
+    let size: usize = rows
         .iter()
         .filter_map(|x| Some(x.key.len() + 4 * x.secret.as_ref()?.expose().len() + 16))
         .sum();
     let mut out = String::with_capacity(size);
-    for x in &attempts {
+    for x in &rows {
         if let Some(s) = &x.secret {
             out.push_str(match a.shell {
                 Shell::Bash | Shell::Zsh => "export ",
@@ -210,57 +180,208 @@ pub fn source(ctx: &Ctx, a: SourceArgs) -> Result<i32> {
         }
     }
     let out = keyrack::secret::Secret::new(out);
-    let _ = std::io::stdout().write_all(out.expose().as_bytes());
+    ui::out(out.expose())?;
     drop(out);
     if !satisfied {
-        problems_to_stderr("source", &attempts);
+        ui::err(super::direnv::one_line(false, &rows));
     }
     Ok(0)
 }
 
-pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
+/// A granted key handed to `exec`'s command: its name, env and value size (never the value).
+struct Passed {
+    key: String,
+    env: String,
+    bytes: usize,
+}
+
+pub fn exec(ctx: &Ctx, a: ExecArgs) -> ui::Result<i32> {
     let opts = with_env_of_keys(ctx, env_opts(a.env, a.keys, a.allow_dangerous))?;
-    let attempts = fetch(ctx, &opts)?;
+    let attempts = fetch(ctx, &opts, a.unlock)?;
     if !hot::all_satisfied(&attempts) {
         if !a.lenient {
-            problems_to_stderr("exec", &attempts);
-            return Ok(2);
+            // The command does not run; with --json its one document is the rows.
+            if ctx.json {
+                ui::json(&serde_json::json!({ "keys": rows_json(&attempts, false) }))?;
+            } else {
+                problems_to_stderr("exec", &attempts);
+            }
+            return outcome(&attempts);
         }
         problems_to_stderr("exec", &attempts);
     }
-    let vars: Vec<(&str, &str)> = attempts
-        .iter()
-        .filter_map(|x| Some((x.key.as_str(), x.secret.as_ref()?.expose())))
-        .collect();
-    let err = exec_with(&a.command, &vars);
-    drop(vars);
+    // The values go in the new program's environment (envp), never on a command line: the
+    // arguments are exactly the user's. A requested key that is not granted (e.g. locked, with a
+    // stale value exported in this shell) is not inherited by the command either.
+    let mut set: Vec<(&str, &str)> = Vec::with_capacity(attempts.len());
+    let mut removed: Vec<&str> = Vec::new();
+    let mut passed = Vec::with_capacity(attempts.len());
+    for x in &attempts {
+        match &x.secret {
+            Some(s) => {
+                set.push((x.key.as_str(), s.expose()));
+                passed.push(Passed {
+                    key: x.key.clone(),
+                    env: x.env.clone(),
+                    bytes: s.expose().len(),
+                });
+            }
+            None => removed.push(x.key.as_str()),
+        }
+    }
+    // execve in this process (no fork): the command gets keyrack's pid, stdio and signals.
+    let err = exec_with(&a.command, &set, &removed);
+    drop(set);
+    drop(removed);
     drop(attempts);
-    let style = Style::for_stderr();
-    let e = Error::InvalidInput {
-        what: "command",
-        value: a.command[0].to_string_lossy().into_owned(),
-        reason: format!("cannot run it: {err}"),
-        hint: Some("check the command name and your PATH".into()),
-    };
-    eprint!("{}", tree("exec", &[crate::render::error_node(&e, style)]));
-    Ok(if err.kind() == std::io::ErrorKind::NotFound {
-        127
+    crate::process::after_failed_exec();
+    let (e, code) = exec_failure(&a.command, &err, &passed);
+    if ctx.json {
+        let mut doc = render::error_json(&e);
+        doc["error"]["exitCode"] = code.into();
+        ui::json(&doc)?;
     } else {
-        126
-    })
+        render::err("exec", &[render::error_node(&e, Style::for_stderr())]);
+    }
+    Ok(code)
+}
+
+/// Why `execve` failed, in words that say what to do, and the shell's exit code for it
+/// (127 not found, 126 found but cannot run).
+fn exec_failure(command: &[OsString], err: &std::io::Error, passed: &[Passed]) -> (Error, i32) {
+    let program = &command[0];
+    let invalid = |reason: String, hint: String| Error::InvalidInput {
+        what: "command",
+        value: program.to_string_lossy().into_owned(),
+        reason,
+        hint: Some(hint),
+    };
+    let in_path = !program.as_bytes().contains(&b'/');
+    let shown = program.to_string_lossy();
+    match err.raw_os_error() {
+        Some(nix::libc::E2BIG) => (too_big(command, passed, &invalid), 126),
+        Some(nix::libc::ENOENT) if in_path => (
+            invalid(
+                "not found in any directory of PATH".into(),
+                format!("check the command name and your PATH (command -v {shown})"),
+            ),
+            127,
+        ),
+        Some(nix::libc::ENOENT) => (
+            invalid(
+                "no such file (or its #! interpreter does not exist)".into(),
+                "check the path, and the interpreter on the first line if it is a script".into(),
+            ),
+            127,
+        ),
+        Some(nix::libc::EACCES) => (
+            invalid(
+                "not executable: permission denied".into(),
+                if in_path {
+                    format!("make it executable (chmod +x \"$(command -v {shown})\"), or check the permissions of its directory")
+                } else {
+                    format!("make it executable (chmod +x {shown}), or check the permissions of its directories")
+                },
+            ),
+            126,
+        ),
+        _ => (
+            invalid(
+                format!("cannot run it: {err}"),
+                "check that it is a program this system can run".into(),
+            ),
+            126,
+        ),
+    }
+}
+
+/// `E2BIG`: one environment entry over `MAX_ARG_STRLEN`, or everything over `ARG_MAX`.
+fn too_big(
+    command: &[OsString],
+    passed: &[Passed],
+    invalid: &dyn Fn(String, String) -> Error,
+) -> Error {
+    let per_entry = crate::process::max_arg_strlen();
+    // `KEY=value` and its NUL
+    let entry = |p: &Passed| p.key.len() + 1 + p.bytes + 1;
+    let mut largest: Vec<&Passed> = passed.iter().collect();
+    largest.sort_by_key(|p| std::cmp::Reverse(p.bytes));
+    let list = |ps: &[&Passed]| {
+        ps.iter()
+            .map(|p| format!("{} ({} bytes)", p.key, p.bytes))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let too_long: Vec<&Passed> = largest
+        .iter()
+        .copied()
+        .filter(|p| entry(p) > per_entry)
+        .collect();
+    if let Some(first) = too_long.first() {
+        let also = match &too_long[1..] {
+            [] => String::new(),
+            more => format!(" (so are {})", list(more)),
+        };
+        return Error::InvalidInput {
+            what: "key",
+            value: first.key.clone(),
+            reason: format!(
+                "its value is {} bytes, too large to put in a program's environment: Linux takes at most {per_entry} bytes per KEY=value entry (MAX_ARG_STRLEN), so {} cannot be started with it{also}",
+                first.bytes,
+                command[0].to_string_lossy()
+            ),
+            hint: Some(format!(
+                "pass it another way, e.g. keyrack get --key {} --env {} --value > a file the command reads, and leave it out of exec (--key for each key the command needs)",
+                first.key, first.env
+            )),
+        };
+    }
+    // Everything together: arguments and environment (strings with their NUL, and pointers).
+    let strings: usize = command.iter().map(|a| a.len() + 1).sum::<usize>()
+        + environment_bytes(passed)
+        + passed.iter().map(entry).sum::<usize>();
+    let pointers = (command.len() + std::env::vars_os().count() + passed.len() + 2)
+        * std::mem::size_of::<usize>();
+    let limit = crate::process::arg_max()
+        .map(|m| format!("{m} bytes"))
+        .unwrap_or_else(|| "getconf ARG_MAX".into());
+    let added: usize = passed.iter().map(entry).sum();
+    invalid(
+        format!(
+            "its arguments and environment come to about {} bytes, more than the kernel takes (ARG_MAX: {limit}); keyrack adds {added} bytes, the largest: {}",
+            strings + pointers,
+            list(&largest[..largest.len().min(3)])
+        ),
+        "exec only the keys the command needs (--key K …), or raise the limit with ulimit -s (ARG_MAX is a quarter of the stack limit)".into(),
+    )
+}
+
+/// Bytes of the inherited environment the command keeps (the keys keyrack sets replace theirs).
+fn environment_bytes(passed: &[Passed]) -> usize {
+    std::env::vars_os()
+        .filter(|(k, _)| !passed.iter().any(|p| OsStr::new(&p.key) == k))
+        .map(|(k, v)| k.len() + 1 + v.len() + 1)
+        .sum()
 }
 
 /// Replaces this process with `command`, its environment this process's with `vars` set
-/// (they win); returns only on failure. It does what `Command::exec` does — an empty signal
-/// mask and SIGPIPE back to its default for the new program, then `execvp` with the new
-/// environment — without copying the whole environment into a map and back first (which cost
-/// `exec` of 50 keys 4 000 instructions per key): inherited entries are handed over as they
-/// are. A `PATH` among `vars` (it decides where a bare command name is looked up) or a NUL byte
-/// in a value (no environment can hold it) goes through `Command` itself.
-fn exec_with(command: &[std::ffi::OsString], vars: &[(&str, &str)]) -> std::io::Error {
+/// (they win) and `removed` taken out; returns only on failure (the caller then undoes, with
+/// [`crate::process::after_failed_exec`], what was changed for the new program).
+///
+/// It does what `Command::exec` does — an empty signal mask and SIGPIPE back to its default for
+/// the new program, the core limit keyrack started with given back (see [`crate::process`]),
+/// then `execvp` with the new environment — without copying the whole environment into a map and
+/// back first (which cost `exec` of 50 keys 4 000 instructions per key): inherited entries are
+/// handed over as they are. A `PATH` among `vars` (it decides where a bare command name is
+/// looked up) or a NUL byte in a value or argument (no environment can hold it) goes through
+/// `Command` itself.
+fn exec_with(
+    command: &[std::ffi::OsString],
+    vars: &[(&str, &str)],
+    removed: &[&str],
+) -> std::io::Error {
     use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
     use std::ffi::{c_char, CStr, CString};
-    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::process::CommandExt;
 
     extern "C" {
@@ -273,9 +394,13 @@ fn exec_with(command: &[std::ffi::OsString], vars: &[(&str, &str)]) -> std::io::
         for (k, v) in vars {
             cmd.env(k, v);
         }
+        for k in removed {
+            cmd.env_remove(k);
+        }
+        crate::process::give_back_core_limit(&mut cmd);
         cmd.exec()
     };
-    if vars.iter().any(|(k, v)| *k == "PATH" || v.contains('\0')) {
+    if vars.iter().any(|(k, v)| *k == "PATH" || v.contains('\0')) || removed.contains(&"PATH") {
         return with_command();
     }
     let Some(argv) = command
@@ -310,7 +435,9 @@ fn exec_with(command: &[std::ffi::OsString], vars: &[(&str, &str)]) -> std::io::
                 continue;
             };
             let name = &bytes[..eq + 1];
-            if !vars.iter().any(|(k, _)| k.as_bytes() == name) {
+            let replaced = vars.iter().any(|(k, _)| k.as_bytes() == name)
+                || removed.iter().any(|k| k.as_bytes() == name);
+            if !replaced {
                 envp.push(entry);
             }
         }
@@ -319,6 +446,9 @@ fn exec_with(command: &[std::ffi::OsString], vars: &[(&str, &str)]) -> std::io::
     let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     // SAFETY: setting a signal's disposition to its default installs no handler.
     let _ = unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    // This process stays non-dumpable until execve resets that for the new program, so no core
+    // file can be written between here and there whatever the limit.
+    crate::process::give_back_core_limit_now();
     let Err(e) = nix::unistd::execvpe(&argv[0], &argv, &envp);
     std::io::Error::from(e)
 }

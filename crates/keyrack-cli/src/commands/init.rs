@@ -1,9 +1,9 @@
+use crate::ui::{self, Result};
 use keyrack::ops::init::{self, InitOptions};
-use keyrack::Result;
 
 use super::Ctx;
 use crate::cli::InitArgs;
-use crate::render::{print_json, tree, Node};
+use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -16,7 +16,7 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
         },
     )?;
     if ctx.json {
-        print_json(&serde_json::to_value(&r).expect("json"));
+        ui::json(&r)?;
         return Ok(0);
     }
     let mut host =
@@ -46,6 +46,6 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
             }
         )));
     }
-    print!("{}", tree("init", &nodes));
+    render::out("init", &nodes)?;
     Ok(0)
 }

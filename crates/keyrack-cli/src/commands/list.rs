@@ -1,40 +1,26 @@
+use crate::ui::{self, Result};
 use keyrack::ops::list;
-use keyrack::Result;
 
 use super::Ctx;
 use crate::cli::ListArgs;
-use crate::render::{print_json, tree, Node};
+use crate::render::{self, entry_rows, rows_json, Node, Style};
 
 pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
     let rack = ctx.rack()?;
-    let entries = list::run(&rack, a.env.as_deref())?;
+    let rows = list::run(&rack, a.env.as_deref())?;
     if ctx.json {
-        print_json(&serde_json::json!({ "keys": entries }));
+        ui::json(&serde_json::json!({ "keys": rows_json(&rows, false) }))?;
         return Ok(0);
     }
-    let nodes: Vec<Node> = entries
-        .iter()
-        .map(|e| {
-            let mut n = Node::new(e.slug.to_string())
-                .leaf(format!("vault: {}", e.vault))
-                .leaf(format!("mech: {}", e.mech));
-            if let Some(d) = &e.max_duration {
-                n.push(Node::new(format!("max duration: {d}")));
-            }
-            n.leaf(format!("updated: {}", e.updated_at))
-        })
-        .collect();
-    if nodes.is_empty() {
-        print!(
-            "{}",
-            tree(
-                "list",
-                &[Node::new("no keys set on this host")
-                    .leaf("fix: keyrack set --key <KEY> --env <env>")]
-            )
-        );
+    let style = Style::for_stdout();
+    if rows.is_empty() {
+        render::out(
+            "list",
+            &[Node::new("no keys set on this host")
+                .leaf(style.fix("keyrack set --key <KEY> --env <env>"))],
+        )?;
     } else {
-        print!("{}", tree("list", &nodes));
+        render::out("list", &entry_rows(&rows, style))?;
     }
     Ok(0)
 }

@@ -1,11 +1,18 @@
 //! One module per command group; each turns arguments into library calls and renders.
 
 mod aws;
+pub mod complete;
 mod del;
+mod direnv;
+mod doctor;
+mod fill;
+mod firewall;
 mod get;
 mod init;
 mod list;
+mod man;
 mod recipient;
+mod recover;
 mod session;
 mod set;
 
@@ -16,6 +23,7 @@ use keyrack::slug::Owner;
 use keyrack::Result;
 
 use crate::cli::{Cli, Command, DaemonCommand, RecipientCommand};
+use crate::ui;
 
 /// What every command needs.
 pub struct Ctx {
@@ -24,32 +32,35 @@ pub struct Ctx {
     pub identity: Option<PathBuf>,
 }
 
-/// Sign-in options from flags.
-pub fn login_options(a: &crate::cli::LoginArgs) -> Result<keyrack::aws::login::LoginOptions> {
+/// Sign-in options from flags (already parsed and checked by clap).
+pub fn login_options(a: &crate::cli::LoginArgs) -> keyrack::aws::login::LoginOptions {
     use keyrack::aws::login::{Driver, LoginOptions};
     let mut o = LoginOptions {
         device_code: a.device_code,
         no_prompt: a.no_prompt,
         ..Default::default()
     };
-    if let Some(t) = &a.login_timeout {
-        o.timeout = keyrack::ops::set::parse_duration("--login-timeout", t)?;
+    if let Some(t) = a.login_timeout {
+        o.timeout = t;
     }
-    if a.login_driver.as_deref() == Some("aws-cli") {
+    if a.login_driver == Some(crate::cli::LoginDriver::AwsCli) {
         o.driver = Driver::AwsCli;
     }
-    Ok(o)
+    o
 }
 
 impl Ctx {
+    /// The rack, asking the person at this terminal whatever needs them.
     pub fn rack(&self) -> Result<Rack> {
-        Rack::from_env(self.owner.clone(), self.identity.clone())
+        Ok(Rack::from_env(self.owner.clone(), self.identity.clone())?
+            .with_interact(std::sync::Arc::new(crate::interact::Terminal)))
     }
 }
 
 /// The name shown in the tree header.
 pub fn title(c: &Command) -> &'static str {
     match c {
+        Command::Init(a) if a.recover => "init --recover",
         Command::Init(_) => "init",
         Command::Recipient(RecipientCommand::Add { .. }) => "recipient add",
         Command::Recipient(RecipientCommand::List) => "recipient list",
@@ -68,18 +79,29 @@ pub fn title(c: &Command) -> &'static str {
         Command::Daemon(DaemonCommand::Run) => "daemon run",
         Command::Aws(crate::cli::AwsCommand::Credentials { .. }) => "aws credentials",
         Command::Aws(crate::cli::AwsCommand::Logout { .. }) => "aws logout",
+        Command::Firewall(_) => "firewall",
         Command::Completions { .. } => "completions",
+        Command::Doctor(_) => "doctor",
+        Command::Fill(_) => "fill",
+        Command::Import(_) => "import",
+        Command::Man(_) => "man",
     }
 }
 
 /// Runs the command; returns the exit code.
-pub fn run(cli: Cli) -> Result<i32> {
+pub fn run(cli: Cli) -> ui::Result<i32> {
     let ctx = Ctx {
         json: cli.global.json,
         owner: Owner::new(cli.global.owner.as_deref())?,
         identity: cli.global.identity.clone(),
     };
     match cli.command {
+        Command::Init(a) if a.recover => recover::run(&ctx, a),
+        Command::Source(a) if a.unset => direnv::unset(&ctx, a),
+        Command::Doctor(a) => doctor::run(&ctx, a),
+        Command::Fill(a) => fill::fill(&ctx, a),
+        Command::Import(a) => fill::import(&ctx, a),
+        Command::Man(a) => man::run(&ctx, a),
         Command::Init(a) => init::run(&ctx, a),
         Command::Recipient(c) => recipient::run(&ctx, c),
         Command::Set(a) => set::run(&ctx, *a),
@@ -93,15 +115,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Del(a) => del::run(&ctx, a),
         Command::Daemon(c) => session::daemon(&ctx, c),
         Command::Aws(c) => aws::run(&ctx, c),
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "keyrack",
-                &mut std::io::stdout(),
-            );
-            Ok(0)
-        }
+        Command::Firewall(a) => firewall::run(&ctx, a),
+        Command::Completions { shell } => complete::registration(&ctx, shell),
     }
 }

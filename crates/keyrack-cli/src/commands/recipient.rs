@@ -1,9 +1,10 @@
+use crate::ui::{self, Result};
+use keyrack::aws::names::shown;
 use keyrack::ops::recipient;
-use keyrack::Result;
 
 use super::Ctx;
 use crate::cli::RecipientCommand;
-use crate::render::{print_json, tree, Node};
+use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
     let rack = ctx.rack()?;
@@ -11,18 +12,18 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
         RecipientCommand::List => {
             let list = recipient::list(&rack)?;
             if ctx.json {
-                print_json(&serde_json::json!({ "recipients": list }));
+                ui::json(&serde_json::json!({ "recipients": list }))?;
             } else {
                 let nodes: Vec<Node> = list
                     .iter()
                     .map(|r| {
-                        Node::new(r.label.clone())
+                        Node::new(shown(&r.label))
                             .leaf(format!("kind: {}", r.kind))
                             .leaf(format!("pubkey: {}", r.pubkey))
                             .leaf(format!("added: {}", r.added_at))
                     })
                     .collect();
-                print!("{}", tree("recipient list", &nodes));
+                render::out("recipient list", &nodes)?;
             }
             return Ok(0);
         }
@@ -34,15 +35,19 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
         }
     };
     if ctx.json {
-        print_json(&serde_json::to_value(&change).expect("json"));
+        ui::json(&change)?;
     } else {
-        let n = Node::new(change.recipient.label.clone())
-            .leaf(format!("kind: {}", change.recipient.kind))
-            .leaf(format!(
-                "re-encrypted: host manifest + {} os.secure file(s) ✓",
-                change.reencrypted_files
-            ));
-        print!("{}", tree(title, &[n]));
+        let mut n = Node::new(shown(&change.recipient.label))
+            .leaf(format!("kind: {}", change.recipient.kind));
+        let mut re = Node::new(format!(
+            "re-encrypted: host manifest + {} vault file(s) ✓",
+            change.reencrypted_files
+        ));
+        for (vault, count) in change.reencrypted.iter().filter(|(_, c)| **c > 0) {
+            re.push(Node::new(format!("{vault}: {count} file(s)")));
+        }
+        n.push(re);
+        render::out(title, &[n])?;
     }
     Ok(0)
 }

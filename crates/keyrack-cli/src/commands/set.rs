@@ -1,23 +1,30 @@
+use crate::ui::{self, Result};
 use keyrack::mech::SecretSource;
 use keyrack::ops::set::{self, SetOptions};
-use keyrack::Result;
+use keyrack::vault::VaultKind;
 
 use super::Ctx;
 use crate::cli::SetArgs;
-use crate::render::{print_json, tree, Node};
+use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
     let rack = ctx.rack()?;
-    let opts = SetOptions {
+    // On a terminal the secret is asked hidden, and an AWS profile is chosen with a guide.
+    let interactive = ui::stdin_is_terminal();
+    let mut opts = SetOptions {
         key: a.key,
         env: a.env,
-        vault: a.vault.as_deref().map(str::parse).transpose()?,
-        mech: a.mech.as_deref().map(str::parse).transpose()?,
+        vault: a.vault,
+        mech: a.mech,
         org: a.org,
         exid: a.exid,
         max_duration: a.max_duration,
-        source: SecretSource::detect(),
-        login: super::login_options(&a.login)?,
+        source: if interactive {
+            SecretSource::Prompt
+        } else {
+            SecretSource::Stdin
+        },
+        login: super::login_options(&a.login),
         aws: keyrack::ops::aws::ProfileFlags {
             sso_start_url: a.aws.sso_start_url,
             sso_region: a.aws.sso_region,
@@ -26,16 +33,43 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             profile_name: a.aws.profile_name,
             region: a.aws.region,
         },
+        allow_dangerous: a.allow_dangerous,
+        github: keyrack::github::app::AppFlags {
+            app_id: a.github.app_id,
+            installation_id: a.github.installation_id,
+            private_key: a.github.private_key,
+        },
     };
+    if interactive
+        && opts.vault.unwrap_or_else(|| set::default_vault(&opts.key)) == VaultKind::AwsConfig
+    {
+        let plan = set::plan(&rack, &opts)?;
+        if plan.needs_profile {
+            opts.aws = crate::aws_wizard::run(&rack, &plan, &opts.aws, opts.login)?;
+        }
+    }
     let r = set::run(&rack, &opts)?;
     if ctx.json {
-        print_json(&serde_json::to_value(&r).expect("json"));
+        ui::json(&r)?;
         return Ok(0);
     }
     let mut n = Node::new(r.slug.to_string())
         .leaf(format!("vault: {}", r.vault))
         .leaf(format!("mech: {}", r.mech))
         .leaf("round trip: store → unlock → get → relock ✓");
+    if r.mech == keyrack::mech::Mech::GithubApp {
+        n.push(Node::new(
+            "grant: a GitHub App installation token minted at each unlock (it expires with the token, about 1h)",
+        ));
+    }
+    if let Some(d) = &r.max_duration {
+        n.push(Node::new(format!("max duration: {d}")));
+    }
+    if let Some(b) = &r.blocked {
+        n.push(Node::new(format!(
+            "warning: {b}; stored because of --allow-dangerous, and get/source/exec still block it without that flag"
+        )));
+    }
     if let Some(p) = &r.manifest_updated {
         n.push(Node::new(format!("declared in: {}", p.display())));
     }
@@ -46,6 +80,6 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             r.slug.key()
         )));
     }
-    print!("{}", tree("set", &[n]));
+    render::out("set", &[n])?;
     Ok(0)
 }

@@ -3,8 +3,11 @@
 //!
 //! - [`config_file`]: a line-based `~/.aws/config` reader/editor that keeps every byte it does not own.
 //! - [`token_cache`]: `~/.aws/sso/cache/<sha1>.json` in the exact shape botocore and aws-config read.
+//! - [`names`]: the one validation of every AWS name keyrack reads or writes (region, account id,
+//!   start URL, role, profile and sso-session names).
 //! - [`endpoints`]: endpoint resolution honouring `AWS_ENDPOINT_URL_*`.
 //! - [`http`]: the blocking HTTP transport and AWS error decoding.
+//! - [`net`]: TLS trust (system store + `AWS_CA_BUNDLE`) and proxies (`HTTPS_PROXY`, `NO_PROXY`).
 //! - [`oidc`], [`portal`], [`sts`]: the three services.
 //! - [`login`]: PKCE (loopback) and device-code sign-in, and the opt-in `aws sso login` driver.
 
@@ -12,6 +15,8 @@ pub mod config_file;
 pub mod endpoints;
 pub mod http;
 pub mod login;
+pub mod names;
+pub mod net;
 pub mod oidc;
 pub mod portal;
 pub mod sts;

@@ -36,7 +36,7 @@ impl Registration {
 
 /// Registers a public client named `name` for PKCE, device code and refresh.
 pub fn register(region: &str, start_url: &str, name: &str) -> Result<Registration, AwsError> {
-    let url = format!("{}/client/register", endpoint(Service::SsoOidc, region));
+    let url = format!("{}/client/register", endpoint(Service::SsoOidc, region)?);
     let body = serde_json::json!({
         "clientName": name,
         "clientType": "public",
@@ -96,7 +96,7 @@ pub fn device_authorization(
 ) -> Result<DeviceAuthorization, AwsError> {
     let url = format!(
         "{}/device_authorization",
-        endpoint(Service::SsoOidc, &reg.region)
+        endpoint(Service::SsoOidc, &reg.region)?
     );
     let body = serde_json::json!({
         "clientId": reg.client_id,
@@ -144,7 +144,7 @@ pub struct TokenAnswer {
 
 /// Exchanges a grant for a token.
 pub fn create_token(reg: &Registration, grant: Grant<'_>) -> Result<TokenAnswer, AwsError> {
-    let url = format!("{}/token", endpoint(Service::SsoOidc, &reg.region));
+    let url = format!("{}/token", endpoint(Service::SsoOidc, &reg.region)?);
     let mut body = serde_json::json!({
         "clientId": reg.client_id,
         "clientSecret": reg.client_secret.expose(),

@@ -36,7 +36,7 @@ pub struct RoleCredentials {
 }
 
 fn get(region: &str, path_and_query: &str, token: &Secret) -> Result<http::Reply, AwsError> {
-    let url = format!("{}{path_and_query}", endpoint(Service::Sso, region));
+    let url = format!("{}{path_and_query}", endpoint(Service::Sso, region)?);
     http::send(
         "GET",
         &url,
@@ -137,7 +137,7 @@ pub fn role_credentials(
 
 /// Signs the session out server-side.
 pub fn logout(region: &str, token: &Secret) -> Result<(), AwsError> {
-    let url = format!("{}/logout", endpoint(Service::Sso, region));
+    let url = format!("{}/logout", endpoint(Service::Sso, region)?);
     http::send(
         "POST",
         &url,

@@ -19,7 +19,7 @@ pub struct CallerIdentity {
 
 /// Calls GetCallerIdentity in `region`.
 pub fn caller_identity(region: &str, creds: &RoleCredentials) -> Result<CallerIdentity, AwsError> {
-    let url = format!("{}/", endpoint(Service::Sts, region));
+    let url = format!("{}/", endpoint(Service::Sts, region)?);
     let body = "Action=GetCallerIdentity&Version=2011-06-15";
     let identity = Credentials::new(
         creds.access_key_id.clone(),

@@ -67,11 +67,17 @@ pub fn format_z(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Parses RFC 3339 with `Z` or an offset, with or without fractional seconds.
+/// Parses RFC 3339 with `Z` or an offset, with or without fractional seconds. Times before
+/// year 0 (UTC) are refused: [`format_z`] could not write them back in four digits.
 pub fn parse_time(s: &str) -> std::result::Result<jiff::Timestamp, String> {
-    s.trim()
+    let t = s
+        .trim()
         .parse::<jiff::Timestamp>()
-        .map_err(|e| format!("'{s}' is not an RFC 3339 time ({e})"))
+        .map_err(|e| format!("'{s}' is not an RFC 3339 time ({e})"))?;
+    if t.to_zoned(jiff::tz::TimeZone::UTC).year() < 0 {
+        return Err(format!("'{s}' is before the year 0"));
+    }
+    Ok(t)
 }
 
 mod z_time {
@@ -131,19 +137,22 @@ pub fn write(path: &Path, token: &SsoToken) -> Result<()> {
 /// Reads a cache file; `Ok(None)` when absent.
 pub fn read(path: &Path) -> Result<Option<SsoToken>> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::CorruptFile {
-                path: path.to_path_buf(),
-                reason: format!("not an SSO token cache file ({e})"),
-                hint: format!(
-                    "remove it (rm {}) and run keyrack unlock to sign in again",
-                    path.display()
-                ),
-            }),
+        Ok(bytes) => parse(path, &bytes).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", path, e)),
     }
+}
+
+/// Decodes the content of the cache file at `path` (`path` is only named in errors).
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<SsoToken> {
+    serde_json::from_slice(bytes).map_err(|e| Error::CorruptFile {
+        path: path.to_path_buf(),
+        reason: format!("not an SSO token cache file ({e})"),
+        hint: format!(
+            "remove it (rm {}) and run keyrack unlock to sign in again",
+            path.display()
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -176,5 +185,14 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("refreshToken"));
+    }
+
+    #[test]
+    fn times_that_cannot_be_written_back_are_refused() {
+        // 0000-01-01 at +02:00 is year -1 in UTC: format_z would write "-001-12-31T22:00:00Z"
+        let e = parse_time("0000-01-01T00:00:00+02:00").unwrap_err();
+        assert!(e.contains("before the year 0"), "{e}");
+        let t = parse_time("0000-01-01T00:00:00Z").unwrap();
+        assert_eq!(parse_time(&format_z(t)).unwrap(), t);
     }
 }

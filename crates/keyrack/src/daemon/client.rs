@@ -1,24 +1,38 @@
 //! Talking to the daemon: one connection per request, started on demand by `unlock`.
+//!
+//! Before a byte is written, every request checks where it is going: the runtime dir must be a
+//! private directory of this user (no symlink, not another user's, mode 0700) and the process
+//! serving the socket must run as this user (`SO_PEERCRED`). A request (connect, send, answer)
+//! gets [`CLIENT_TIMEOUT`] in all. A client that finds no daemon removes the files a dead
+//! daemon left behind (see [`super::ledger`]).
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use super::ledger;
 use super::protocol::{HeldGrant, RelockScope, Request, Response};
-use super::socket;
+use super::{platform, socket, CLIENT_TIMEOUT, MAX_REQUEST_BYTES};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::slug::Slug;
 use crate::vault::Grant;
+
+/// How long a starter waits for a new daemon to bind (it may first wait for an exiting one).
+const START_TIMEOUT: Duration = Duration::from_secs(8);
+/// Bytes of a request around its grants: `{"op":"unlock","grants":[` … `]}` and the newline.
+const UNLOCK_FRAME_BYTES: usize = 64;
 
 /// One try at a request.
 enum Attempt {
     Done(Result<Option<Response>>),
     /// The connection closed without an answer (a daemon exiting as we connected).
     Retry,
+    /// The daemon is at its connection or memory limit.
+    Busy,
 }
 
 /// A client for one owner's daemon.
@@ -26,6 +40,8 @@ enum Attempt {
 pub struct Client {
     path: PathBuf,
     home: Home,
+    /// Files removed because the daemon that held them is gone (`None`: not looked yet).
+    released: Arc<Mutex<Option<Vec<PathBuf>>>>,
 }
 
 /// What STATUS reports.
@@ -39,12 +55,77 @@ pub struct DaemonStatus {
     pub grants: Vec<HeldGrant>,
 }
 
+/// Serialises `req` as one request line, refusing one the daemon would not read.
+fn encode(req: &Request) -> Result<Zeroizing<Vec<u8>>> {
+    let mut line = Zeroizing::new(serde_json::to_vec(req).expect("request serialises"));
+    line.push(b'\n');
+    if line.len() > MAX_REQUEST_BYTES {
+        return Err(Error::Daemon {
+            message: format!(
+                "the request is {} bytes, over the daemon's limit of {MAX_REQUEST_BYTES}; nothing was sent",
+                line.len()
+            ),
+            hint: "unlock fewer keys at once (keyrack unlock --key <KEY>), or store smaller values"
+                .into(),
+        });
+    }
+    Ok(line)
+}
+
+/// The size of one grant on the wire.
+fn wire_size(g: &Grant) -> usize {
+    Zeroizing::new(serde_json::to_vec(g).expect("grant serialises")).len()
+}
+
+/// Refuses a grant too large to reach the daemon in any request.
+pub fn check_grant_size(g: &Grant) -> Result<()> {
+    let n = wire_size(g);
+    if n + UNLOCK_FRAME_BYTES > MAX_REQUEST_BYTES {
+        return Err(Error::InvalidInput {
+            what: "value",
+            value: g.slug.to_string(),
+            reason: format!(
+                "it takes {n} bytes on the way to the session daemon, which reads at most {MAX_REQUEST_BYTES} per request"
+            ),
+            hint: Some(format!(
+                "store a smaller value (a path or a reference instead of the content): keyrack set --key {} --env {}",
+                g.slug.key(),
+                g.slug.env()
+            )),
+        });
+    }
+    Ok(())
+}
+
+/// Splits grants into batches that each fit in one request.
+fn batches(grants: Vec<Grant>) -> Result<Vec<Vec<Grant>>> {
+    let budget = MAX_REQUEST_BYTES - UNLOCK_FRAME_BYTES;
+    let mut out: Vec<Vec<Grant>> = Vec::new();
+    let mut current: Vec<Grant> = Vec::new();
+    let mut used = 0;
+    for g in grants {
+        check_grant_size(&g)?;
+        let n = wire_size(&g) + 1; // and its comma
+        if !current.is_empty() && used + n > budget {
+            out.push(std::mem::take(&mut current));
+            used = 0;
+        }
+        used += n;
+        current.push(g);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    Ok(out)
+}
+
 impl Client {
     /// A client for `home`'s owner in this login session.
     pub fn new(home: &Home) -> Self {
         Client {
             path: socket::path(home),
             home: home.clone(),
+            released: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -53,23 +134,58 @@ impl Client {
         &self.path
     }
 
-    /// Sends a request. `Ok(None)` when no daemon is running.
-    pub fn call(&self, req: &Request) -> Result<Option<Response>> {
-        match self.call_once(req) {
-            // We met a daemon in the middle of exiting: ask once more (a new one, or none).
-            Attempt::Retry => {
-                std::thread::sleep(Duration::from_millis(20));
-                match self.call_once(req) {
-                    Attempt::Done(r) => r,
-                    Attempt::Retry => Ok(None),
-                }
-            }
-            Attempt::Done(r) => r,
-        }
+    /// Removes the files left by daemons that are gone (once per client; see
+    /// [`super::ledger::reap`]) and returns them.
+    pub fn release_leftovers(&self) -> Vec<PathBuf> {
+        let mut done = self.released.lock().unwrap_or_else(|p| p.into_inner());
+        done.get_or_insert_with(|| ledger::reap(&self.home).unwrap_or_default())
+            .clone()
     }
 
-    fn call_once(&self, req: &Request) -> Attempt {
-        let mut stream = match UnixStream::connect(&self.path) {
+    /// Sends a request. `Ok(None)` when no daemon is running.
+    pub fn call(&self, req: &Request) -> Result<Option<Response>> {
+        let line = encode(req)?;
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        let mut retried = false;
+        let mut pause = Duration::from_millis(5);
+        let result = loop {
+            match self.call_once(&line, deadline) {
+                Attempt::Done(r) => break r,
+                // We met a daemon in the middle of exiting: ask once more (a new one, or none).
+                Attempt::Retry if !retried => {
+                    retried = true;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Attempt::Retry => break Ok(None),
+                Attempt::Busy => {
+                    if Instant::now() + pause >= deadline {
+                        break Err(self.err(format!(
+                            "the daemon stayed busy for {} s (too many connections at once)",
+                            CLIENT_TIMEOUT.as_secs()
+                        )));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+            }
+        };
+        if matches!(result, Ok(None)) {
+            self.release_leftovers();
+        }
+        result
+    }
+
+    fn call_once(&self, line: &[u8], deadline: Instant) -> Attempt {
+        let dir = self.path.parent().unwrap_or(Path::new("/"));
+        match socket::check_runtime_dir(dir) {
+            Ok(true) => {}
+            Ok(false) => return Attempt::Done(Ok(None)),
+            Err(e) => return Attempt::Done(Err(e)),
+        }
+        if let Err(e) = socket::check_path_len(&self.path) {
+            return Attempt::Done(Err(e));
+        }
+        let mut stream = match platform::connect(&self.path, deadline) {
             Ok(s) => s,
             Err(e)
                 if matches!(
@@ -79,38 +195,58 @@ impl Client {
             {
                 return Attempt::Done(Ok(None))
             }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Attempt::Done(Err(self.not_answering(None)))
+            }
             Err(e) => {
                 return Attempt::Done(Err(
                     self.err(format!("cannot connect to {}: {e}", self.path.display()))
                 ))
             }
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-        let mut line = Zeroizing::new(serde_json::to_vec(req).expect("request serialises"));
-        line.push(b'\n');
+        // Who is listening? Not a byte goes to anyone but this user.
+        let pid = match socket::check_server(&stream, &self.path) {
+            Ok(pid) => pid,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        let sent = write_within(&mut stream, line, deadline);
         let mut buf = Zeroizing::new(Vec::with_capacity(512));
-        if let Err(e) = stream
-            .write_all(&line)
-            .and_then(|_| stream.read_to_end(&mut buf))
-        {
-            let reset = matches!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-            );
-            return if reset && buf.is_empty() {
-                Attempt::Retry
-            } else {
-                Attempt::Done(Err(self.err(format!("talking to the daemon failed: {e}"))))
+        let read = read_within(&mut stream, &mut buf, deadline);
+        // Read the answer even when sending failed: a refusal explains why.
+        if let Ok(r) = Response::from_json(&buf) {
+            return match r {
+                Response::Busy => Attempt::Busy,
+                Response::Error { message } => Attempt::Done(Err(self.err(message))),
+                r => Attempt::Done(Ok(Some(r))),
             };
         }
-        if buf.is_empty() {
-            return Attempt::Retry;
+        let timed_out = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )
+        };
+        match (sent, read) {
+            (Err(e), _) | (_, Err(e)) if timed_out(&e) => {
+                Attempt::Done(Err(self.not_answering(Some(pid))))
+            }
+            (Err(e), _) | (_, Err(e))
+                if buf.is_empty()
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    ) =>
+            {
+                Attempt::Retry
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                Attempt::Done(Err(self.err(format!("talking to the daemon failed: {e}"))))
+            }
+            (Ok(()), Ok(())) if buf.is_empty() => Attempt::Retry,
+            (Ok(()), Ok(())) => Attempt::Done(Err(
+                self.err(format!("unreadable answer ({} bytes)", buf.len()))
+            )),
         }
-        Attempt::Done(match Response::from_json(&buf) {
-            Ok(Response::Error { message }) => Err(self.err(message)),
-            Ok(r) => Ok(Some(r)),
-            Err(e) => Err(self.err(format!("unreadable answer ({e})"))),
-        })
     }
 
     fn err(&self, message: String) -> Error {
@@ -120,6 +256,26 @@ impl Client {
                 "keyrack daemon prune{}; then keyrack unlock",
                 self.home.owner().flag()
             ),
+        }
+    }
+
+    fn not_answering(&self, pid: Option<i32>) -> Error {
+        let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        Error::Daemon {
+            message: format!(
+                "the daemon{who} at {} did not answer within {} s: it is stopped or stuck",
+                self.path.display(),
+                CLIENT_TIMEOUT.as_secs()
+            ),
+            hint: match pid {
+                Some(p) => format!(
+                    "kill -CONT {p} if you paused it; otherwise end it with kill {p} and run keyrack unlock (a new daemon starts)"
+                ),
+                None => format!(
+                    "find it with: fuser -v {} (or lsof); end it with kill <pid>, then keyrack unlock",
+                    self.path.display()
+                ),
+            },
         }
     }
 
@@ -133,8 +289,16 @@ impl Client {
     }
 
     /// Starts the daemon (a detached `keyrack daemon run` of the same binary) unless one runs.
+    ///
+    /// The daemon starts with a clean environment: `KEYRACK_HOME` (absolute), the variables that
+    /// place its socket (`XDG_RUNTIME_DIR`, `TMPDIR`) and the idle window, nothing else — the
+    /// starter's environment may hold exported secrets, and the daemon runs no program (no
+    /// `PATH`) and derives no path from `HOME` (the files it releases are recorded absolute). It
+    /// runs in `/`, in a session of its own, with every descriptor above 2 closed on exec. Until
+    /// it is ready it reports on its stdout, a pipe read here, so a daemon that cannot start says
+    /// why; once bound it points stdio at `/dev/null`, which ends the pipe.
     pub fn ensure_running(&self) -> Result<()> {
-        if self.is_running() {
+        if self.call(&Request::Status)?.is_some() {
             return Ok(());
         }
         let exe = std::env::current_exe().map_err(|e| {
@@ -144,51 +308,131 @@ impl Client {
         })?;
         let root = std::path::absolute(self.home.root())
             .unwrap_or_else(|_| self.home.root().to_path_buf());
+        let (report_rx, report_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| self.err(format!("cannot create a pipe to start the daemon: {e}")))?;
         let mut cmd = std::process::Command::new(exe);
-        cmd.args(["daemon", "run"])
+        cmd.args(["--json", "daemon", "run"])
+            .env_clear()
             .env("KEYRACK_HOME", root)
+            .current_dir("/")
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::from(report_tx))
             .stderr(std::process::Stdio::null());
+        for var in platform::RUNTIME_ENV.iter().chain([&super::IDLE_ENV]) {
+            if let Some(v) = std::env::var_os(var) {
+                cmd.env(var, v);
+            }
+        }
         if let Some(o) = self.home.owner().name() {
             cmd.args(["--owner", o]);
         }
         use std::os::unix::process::CommandExt;
-        // SAFETY: setsid is async-signal-safe; it detaches the daemon from the terminal session.
+        // SAFETY: both calls are async-signal-safe: a new session (detached from the terminal)
+        // and close-on-exec for every inherited descriptor above 2.
         unsafe {
             cmd.pre_exec(|| {
-                let _ = nix::unistd::setsid();
+                platform::detach_session();
+                platform::cloexec_inherited_fds();
                 Ok(())
             });
         }
         let mut child = cmd
             .spawn()
             .map_err(|e| self.err(format!("cannot start the daemon: {e}")))?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.is_running() {
+        // our copy of the write end must go, or the pipe never reaches end of file
+        drop(cmd);
+        let deadline = Instant::now() + START_TIMEOUT;
+        let report = read_report(report_rx, deadline);
+        if !report.is_empty() {
+            let _ = child.wait();
+            return Err(self.start_failure(&report));
+        }
+        loop {
+            if self.call(&Request::Status)?.is_some() {
                 // reap the child in the background: it lives on as the daemon
                 std::thread::spawn(move || child.wait());
                 return Ok(());
             }
             if let Ok(Some(status)) = child.try_wait() {
-                if self.is_running() {
+                if self.call(&Request::Status)?.is_some() {
                     return Ok(());
                 }
-                return Err(self.err(format!("the daemon exited at start ({status})")));
+                return Err(Error::Daemon {
+                    message: format!("the daemon exited at start ({status}) without saying why"),
+                    hint: format!(
+                        "run it in the foreground to see the error: keyrack{} daemon run",
+                        self.home.owner().flag()
+                    ),
+                });
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                return Err(Error::Daemon {
+                    message: format!(
+                        "the daemon did not answer within {} s of starting",
+                        START_TIMEOUT.as_secs()
+                    ),
+                    hint: format!(
+                        "run it in the foreground to see what it waits for: keyrack{} daemon run",
+                        self.home.owner().flag()
+                    ),
+                });
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        Err(self.err("the daemon did not answer within 5 s of starting".into()))
     }
 
-    /// Pushes grants. Starts nothing: call [`Client::ensure_running`] first.
-    pub fn unlock(&self, grants: Vec<Grant>) -> Result<usize> {
-        match self.call(&Request::Unlock { grants })? {
-            Some(Response::Stored { count }) => Ok(count),
-            Some(r) => Err(self.unexpected(r)),
-            None => Err(self.err("the daemon is not running".into())),
+    /// The error a daemon reported on its way up (the JSON error of `keyrack --json`).
+    fn start_failure(&self, report: &[u8]) -> Error {
+        let v: serde_json::Value = serde_json::from_slice(report).unwrap_or_default();
+        let e = &v["error"];
+        let message = e["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(report).trim().to_string());
+        let hint = e["fix"].as_str().map(str::to_string).unwrap_or_else(|| {
+            format!(
+                "run it in the foreground to see the error: keyrack{} daemon run",
+                self.home.owner().flag()
+            )
+        });
+        let message = format!("the daemon could not start: {message}");
+        if e["code"] == "daemon_untrusted" {
+            Error::DaemonUntrusted { message, hint }
+        } else {
+            Error::Daemon { message, hint }
         }
+    }
+
+    /// Pushes grants, in as many requests as their size needs. Call [`Client::ensure_running`]
+    /// first (a daemon that exits meanwhile is started again).
+    pub fn unlock(&self, grants: Vec<Grant>) -> Result<usize> {
+        let mut count = 0;
+        for batch in batches(grants)? {
+            let req = Request::Unlock { grants: batch };
+            let mut restarts = 0;
+            loop {
+                match self.call(&req)? {
+                    Some(Response::Stored { count: n }) => {
+                        count += n;
+                        break;
+                    }
+                    Some(r) => return Err(self.unexpected(r)),
+                    // it exited (idle) between our check and this request: start another
+                    None if restarts < 3 => {
+                        restarts += 1;
+                        self.ensure_running()?;
+                    }
+                    None => {
+                        return Err(self.err(
+                            "the daemon exited each time it was started, before it took the grants"
+                                .into(),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(count)
     }
 
     /// Looks slugs up (with the `org.all` fallback). `None` when no daemon runs.
@@ -269,5 +513,130 @@ impl Client {
             Some(r) => Err(self.unexpected(r)),
             None => Ok(false),
         }
+    }
+}
+
+fn timeout_error() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "deadline passed")
+}
+
+fn left(deadline: Instant) -> std::io::Result<Duration> {
+    let d = deadline.saturating_duration_since(Instant::now());
+    if d.is_zero() {
+        Err(timeout_error())
+    } else {
+        Ok(d)
+    }
+}
+
+fn write_within(
+    stream: &mut std::os::unix::net::UnixStream,
+    mut bytes: &[u8],
+    deadline: Instant,
+) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        stream.set_write_timeout(Some(left(deadline)?))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn read_within(
+    stream: &mut std::os::unix::net::UnixStream,
+    buf: &mut Zeroizing<Vec<u8>>,
+    deadline: Instant,
+) -> std::io::Result<()> {
+    let mut chunk = Zeroizing::new([0u8; 16 << 10]);
+    loop {
+        stream.set_read_timeout(Some(left(deadline)?))?;
+        match stream.read(&mut chunk[..]) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                if buf.len() + n > buf.capacity() {
+                    // grow by copying, so no stale copy of an answer is left in freed memory
+                    let cap = (buf.capacity() * 2).max(buf.len() + n);
+                    let mut bigger = Zeroizing::new(Vec::with_capacity(cap));
+                    bigger.extend_from_slice(buf);
+                    *buf = bigger;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads what a starting daemon reports on its stdout until it closes it (ready, or exited).
+fn read_report(rx: std::os::fd::OwnedFd, deadline: Instant) -> Vec<u8> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut file = std::fs::File::from(rx);
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let Ok(left) = left(deadline) else {
+            return out;
+        };
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => continue,
+            Ok(_) => match file.read(&mut chunk) {
+                Ok(0) => return out,
+                Ok(n) if out.len() < 64 << 10 => out.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return out,
+            },
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return out,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mech::Mech;
+    use crate::secret::Secret;
+    use crate::vault::VaultKind;
+
+    fn grant(key: &str, bytes: usize) -> Grant {
+        Grant {
+            slug: Slug::parse(&format!("a.test.{key}")).unwrap(),
+            secret: Secret::new("x".repeat(bytes)),
+            vault: VaultKind::OsSecure,
+            mech: Mech::Replica,
+            expires_at: Some(1),
+            aws: None,
+        }
+    }
+
+    #[test]
+    fn many_large_grants_split_into_requests_that_fit() {
+        let grants: Vec<Grant> = (0..30)
+            .map(|i| grant(&format!("K{i}"), 200 << 10))
+            .collect();
+        let b = batches(grants).unwrap();
+        assert!(b.len() >= 2, "6 MB cannot go in one request");
+        assert_eq!(b.iter().map(Vec::len).sum::<usize>(), 30);
+        for batch in b {
+            let line = encode(&Request::Unlock { grants: batch }).unwrap();
+            assert!(line.len() <= MAX_REQUEST_BYTES);
+        }
+    }
+
+    #[test]
+    fn a_grant_too_large_for_any_request_is_a_clear_error() {
+        let e = batches(vec![grant("SMALL", 10), grant("HUGE", 5 << 20)]).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("a.test.HUGE"), "{text}");
+        assert!(!text.contains("not running"), "{text}");
     }
 }

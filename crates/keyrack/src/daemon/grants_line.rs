@@ -175,7 +175,9 @@ mod tests {
         let env = r.pick(&["test", "prod", "all", "ci-1"]);
         let key = r.pick(&["K", "XAI_API_KEY", "A.B", "_x"]);
         Some(Grant {
-            slug: Slug::new(r.pick(&["acme", "@all", "o-1"]), env, key).unwrap(),
+            // (`A.B`: a legacy dotted key, as a grant may still carry)
+            slug: Slug::parse(&format!("{}.{env}.{key}", r.pick(&["acme", "@all", "o-1"])))
+                .unwrap(),
             secret: Secret::new(secret(r)),
             vault: VaultKind::ALL[(r.next() as usize) % VaultKind::ALL.len()],
             mech: Mech::ALL[(r.next() as usize) % Mech::ALL.len()],

@@ -2,8 +2,11 @@
 //! daemon answers one JSON [`Response`] line and closes. Requests larger than
 //! [`super::MAX_REQUEST_BYTES`] or not valid JSON get [`Response::Error`].
 
+use std::io::{BufRead, BufReader, Read};
+
 use serde::{Deserialize, Serialize};
 
+use super::MAX_REQUEST_BYTES;
 use crate::slug::Slug;
 use crate::vault::Grant;
 
@@ -47,6 +50,45 @@ pub enum Request {
     },
     /// Stop the daemon now.
     Shutdown,
+}
+
+/// Why the daemon refused a request line (sent back as [`Response::Error`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Reading the connection failed (or timed out).
+    #[error("could not read the request: {0}")]
+    Read(#[from] std::io::Error),
+    /// More than [`MAX_REQUEST_BYTES`] before the end of the line.
+    #[error("request larger than {MAX_REQUEST_BYTES} bytes")]
+    TooLarge,
+    /// The stream ended before the `\n`.
+    #[error("incomplete request: the stream ended before the end of the line")]
+    Incomplete,
+    /// The line is not a JSON [`Request`].
+    #[error("malformed request: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+/// Reads one request line the way the daemon does: at most [`MAX_REQUEST_BYTES`] + 1 bytes up
+/// to the first `\n`, into `buf` (the caller owns it so it can wipe it), then
+/// [`decode_request`].
+pub fn read_request(reader: impl Read, buf: &mut Vec<u8>) -> Result<Request, RequestError> {
+    BufReader::new(reader)
+        .take(MAX_REQUEST_BYTES as u64 + 1)
+        .read_until(b'\n', buf)?;
+    decode_request(buf)
+}
+
+/// Decodes what [`read_request`] read: one JSON [`Request`] ending in its only `\n`, at most
+/// [`MAX_REQUEST_BYTES`] long.
+pub fn decode_request(buf: &[u8]) -> Result<Request, RequestError> {
+    if buf.len() > MAX_REQUEST_BYTES {
+        return Err(RequestError::TooLarge);
+    }
+    if buf.last() != Some(&b'\n') {
+        return Err(RequestError::Incomplete);
+    }
+    Ok(serde_json::from_slice::<Request>(buf)?)
 }
 
 /// Which grants a [`Request::Relock`] forgets.
@@ -119,6 +161,8 @@ pub enum Response {
     },
     /// Shutdown acknowledged.
     Bye,
+    /// Too many connections or request bytes in flight: try again shortly.
+    Busy,
     /// The request was refused or malformed.
     Error {
         /// What went wrong.

@@ -1,8 +1,15 @@
 //! The daemon's in-memory grant store. Expired grants are dropped on every read and by the
 //! sweep; secrets are zeroized when dropped (see [`crate::secret::Secret`]).
+//!
+//! A grant may carry a file to release (the SSO token an aws.config grant mirrors): the store
+//! removes it when the last grant carrying it goes, and keeps the [`Ledger`] in step — it takes
+//! the file over when the grant arrives and forgets it once removed — so a daemon that dies
+//! without releasing leaves a record the next client acts on.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
+use super::ledger::Ledger;
 use super::protocol::{now_ms, HeldGrant, RelockScope};
 use crate::slug::Slug;
 use crate::vault::Grant;
@@ -11,9 +18,23 @@ use crate::vault::Grant;
 #[derive(Default, Debug)]
 pub struct Store {
     grants: HashMap<Slug, Grant>,
+    ledger: Option<Ledger>,
+}
+
+/// The file a grant carries that must not outlive it.
+fn release_file(g: &Grant) -> Option<&Path> {
+    g.aws.as_ref().map(|a| a.cache_file.as_path())
 }
 
 impl Store {
+    /// A store that keeps `ledger` in step with the files its grants carry.
+    pub fn with_ledger(ledger: Ledger) -> Self {
+        Store {
+            grants: HashMap::new(),
+            ledger: Some(ledger),
+        }
+    }
+
     /// Drops grants whose expiry has passed; returns the slugs dropped.
     pub fn sweep(&mut self, now: u64) -> Vec<Slug> {
         let expired: Vec<Slug> = self
@@ -29,22 +50,22 @@ impl Store {
     /// Removes grants; an SSO token mirrored into `~/.aws/sso/cache` is deleted when the last
     /// grant of its session goes (so AWS tools stop working exactly when keyrack's grant ends).
     fn remove(&mut self, slugs: &[Slug]) {
-        let mut files = Vec::new();
+        let mut files: Vec<PathBuf> = Vec::new();
         for s in slugs {
             if let Some(g) = self.grants.remove(s) {
-                if let Some(aws) = g.aws {
-                    files.push(aws.cache_file);
+                if let Some(f) = release_file(&g) {
+                    files.push(f.to_path_buf());
                 }
             }
         }
-        for f in files {
-            let still_used = self
-                .grants
-                .values()
-                .any(|g| g.aws.as_ref().is_some_and(|a| a.cache_file == f));
-            if !still_used {
-                let _ = std::fs::remove_file(&f);
-            }
+        files.retain(|f| !self.grants.values().any(|g| release_file(g) == Some(f)));
+        files.sort();
+        files.dedup();
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+        if let Some(l) = &self.ledger {
+            let _ = l.release(&files);
         }
     }
 
@@ -87,11 +108,19 @@ impl Store {
     /// Stores grants, replacing any with the same slug. Grants without an expiry are refused.
     pub fn unlock(&mut self, grants: Vec<Grant>) -> usize {
         let mut n = 0;
+        let mut files = Vec::new();
         for g in grants {
             if g.expires_at.is_some() {
+                if let Some(f) = release_file(&g) {
+                    files.push(f.to_path_buf());
+                }
                 self.grants.insert(g.slug.clone(), g);
                 n += 1;
             }
+        }
+        if let Some(l) = &self.ledger {
+            // this daemon answers for these files from now on
+            let _ = l.adopt(&files);
         }
         n
     }
@@ -121,7 +150,7 @@ impl Store {
                 env: g.slug.env().into(),
                 vault: g.vault,
                 expires_at: g.expires_at.unwrap_or(0),
-                sso_cache_file: g.aws.as_ref().map(|a| a.cache_file.clone()),
+                sso_cache_file: release_file(g).map(Path::to_path_buf),
             })
             .collect();
         out.sort_by(|a, b| a.slug.cmp(&b.slug));

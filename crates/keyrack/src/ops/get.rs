@@ -1,84 +1,27 @@
 //! The hot path behind `get`, `source` and `exec`: one daemon round trip, then the process
 //! environment. Never decrypts, never reads the host manifest, never touches a vault.
-
-use serde::Serialize;
+//!
+//! The process environment serves only keys this host does not hold (the CI path): a key with
+//! an inventory marker is `locked` until it is unlocked, whatever the environment says (it may
+//! hold a value exported from another env, e.g. after `eval "$(keyrack source --env prod)"`).
+//! Every grant from the environment says so ([`Source::Env`]).
 
 use super::{unknown_env_at, Scope};
+use std::path::Path;
+
 use crate::daemon::client::Client;
 use crate::error::{Error, Result};
 use crate::firewall;
 use crate::home::Home;
 use crate::repo_manifest::allowlist::Allowlist;
-use crate::secret::Secret;
+use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Slug, ENV_SUDO, ORG_ALL};
 use crate::vault::{os_envvar, VaultKind};
 
-/// The answer for one requested key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Usable now.
-    Granted,
-    /// Set on this host, not unlocked.
-    Locked,
-    /// Not set here, or not allowlisted.
-    Absent,
-    /// The value was rejected by the firewall.
-    Blocked,
-}
+pub use super::row::{KeyRow, Source, Status};
 
-/// One key's attempt.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Attempt {
-    /// The slug asked for (the grant may have come from `org.all.KEY`).
-    pub slug: String,
-    /// The key.
-    pub key: String,
-    /// The env asked for.
-    pub env: String,
-    /// The outcome.
-    pub status: Status,
-    /// The value, when granted (serialised only where the caller asks).
-    #[serde(skip)]
-    pub secret: Option<Secret>,
-    /// Where the grant came from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vault: Option<VaultKind>,
-    /// The slug that actually granted it, if different (the `org.all` fallback).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub granted_by: Option<String>,
-    /// Expiry of the grant (unix ms).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<u64>,
-    /// Why it is not granted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The command that fixes it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-    /// Whether the repo manifest waives it (`is-optional-if-has` and that var is set).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub waived: bool,
-}
-
-impl Attempt {
-    fn new(slug: String, key: &str, env: &str, status: Status) -> Self {
-        Attempt {
-            slug,
-            key: key.into(),
-            env: env.into(),
-            status,
-            secret: None,
-            vault: None,
-            granted_by: None,
-            expires_at: None,
-            reason: None,
-            fix: None,
-            waived: false,
-        }
-    }
-}
+/// One key's answer: a [`KeyRow`] (the row type every command shares).
+pub type Attempt = KeyRow;
 
 /// What to get.
 #[derive(Debug, Clone, Default)]
@@ -96,37 +39,48 @@ pub struct GetOptions {
 }
 
 /// The env a `--for repo` / `source` / `exec` request is about.
-pub fn resolve_repo_env(repo: &Allowlist, env: Option<&str>) -> Result<String> {
+pub fn resolve_repo_env(repo: &RepoManifest, env: Option<&str>) -> Result<String> {
+    resolve_env_in(&repo.path, &repo.env_names(), |e| repo.has_env(e), env)
+}
+
+/// [`resolve_repo_env`] for the hot path's [`Allowlist`].
+pub fn resolve_allowed_env(repo: &Allowlist, env: Option<&str>) -> Result<String> {
+    resolve_env_in(repo.path(), &repo.env_names(), |e| repo.has_env(e), env)
+}
+
+fn resolve_env_in(
+    path: &Path,
+    names: &[String],
+    has_env: impl Fn(&str) -> bool,
+    env: Option<&str>,
+) -> Result<String> {
     match env {
         Some(e) => {
             slug::validate_env(e)?;
-            if !repo.has_env(e) {
-                return Err(unknown_env_at(repo.path(), &repo.env_names(), e));
+            if !has_env(e) {
+                return Err(unknown_env_at(path, names, e));
             }
             Ok(e.into())
         }
-        None => match repo.env_names().as_slice() {
+        None => match names {
             [one] => Ok(one.clone()),
             names => Err(Error::EnvAmbiguous {
-                key: "the repository's keys".into(),
-                reason: format!(
-                    "{} declares envs: {}",
-                    repo.path().display(),
-                    names.join(", ")
-                ),
-                hint: format!(
-                    "pass --env, e.g. --env {}",
-                    names.first().map(String::as_str).unwrap_or("test")
-                ),
+                key: "the request".into(),
+                reason: format!("{} declares envs: {}", path.display(), names.join(", ")),
+                hint: if names.is_empty() {
+                    format!("add `env.test: []` to {}", path.display())
+                } else {
+                    super::env_choices(names)
+                },
             }),
         },
     }
 }
 
 /// Resolves the requested keys to attempts, asks the daemon once, then the environment.
-pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<Vec<Attempt>> {
+pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<Vec<KeyRow>> {
     let owner = home.owner();
-    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut attempts: Vec<KeyRow> = Vec::new();
     let mut lookups: Vec<(usize, Slug)> = Vec::new();
     let org_all = opts.org.as_deref() == Some(ORG_ALL);
 
@@ -134,7 +88,7 @@ pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<V
         let repo = repo.ok_or_else(|| Error::NoRepoManifest {
             start: std::env::current_dir().unwrap_or_default(),
         })?;
-        let env = resolve_repo_env(repo, opts.env.as_deref())?;
+        let env = resolve_allowed_env(repo, opts.env.as_deref())?;
         repo.keys_for(&env)
             .into_iter()
             .map(|k| {
@@ -180,13 +134,18 @@ pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<V
                         env: one.clone(),
                     },
                     [] => {
-                        let mut a = Attempt::new(
+                        let mut a = KeyRow::named(
                             format!("{}.?.{key}", repo.org()),
-                            &key,
+                            repo.org(),
                             "?",
+                            &key,
                             Status::Absent,
                         );
-                        a.reason = Some(format!("{key} is not in {}", repo.path().display()));
+                        a.reason = Some(format!(
+                            "{key} is not in {}{}",
+                            repo.path().display(),
+                            super::did_you_mean_allowed_key(repo, None, &key)
+                        ));
                         a.fix = Some(format!(
                             "keyrack set --key {key} --env <env>{}",
                             owner.flag()
@@ -194,28 +153,27 @@ pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<V
                         attempts.push(a);
                         continue;
                     }
-                    many => {
-                        return Err(Error::EnvAmbiguous {
-                            key: key.clone(),
-                            reason: format!("it is declared in: {}", many.join(", ")),
-                            hint: format!("pass --env, e.g. --env {}", many[0]),
-                        })
-                    }
+                    many => Scope {
+                        org: repo.org().into(),
+                        env: super::env_by_unlocked(home, repo.org(), &key, many)?,
+                    },
                 },
             }
         };
         let slug = Slug::new(&scope.org, &scope.env, &key)?;
         let allowed =
             org_all || scope.env == ENV_SUDO || repo.is_some_and(|r| r.allows(&scope.env, &key));
-        let mut a = Attempt::new(slug.as_str().into(), &key, &scope.env, Status::Absent);
+        let mut a = KeyRow::new(&slug, Status::Absent);
         if let Some(var) = optional_if_has {
             a.waived = std::env::var_os(&var).is_some();
         }
         if !allowed {
             // Same answer whether or not this host has the key: nothing is looked up.
             a.reason = Some(format!(
-                "not declared for env {} in the repo manifest",
-                scope.env
+                "not declared for env {} in the repo manifest{}",
+                scope.env,
+                repo.map(|r| super::did_you_mean_allowed_key(r, Some(&scope.env), &key))
+                    .unwrap_or_default()
             ));
             let flags = super::key_flags(&key, &scope.env, &scope.org, owner);
             a.fix = Some(format!("keyrack set {flags}"));
@@ -234,20 +192,56 @@ pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<V
         .unwrap_or_else(|| vec![None; lookups.len()]);
     for ((idx, slug), grant) in lookups.into_iter().zip(answers) {
         let a = &mut attempts[idx];
-        let (secret, vault, expires_at, granted_by) = match grant {
+        let flags = || super::key_flags(slug.key(), slug.env(), slug.org(), owner);
+        let held = || {
+            home.inventory_marker(&slug).exists()
+                || home.inventory_marker(&slug.with_env_all()).exists()
+        };
+        let (secret, vault, source, expires_at, granted_by) = match grant {
             Some(g) => {
                 let by = (g.slug != slug).then(|| g.slug.to_string());
-                (Some(g.secret), Some(g.vault), g.expires_at, by)
+                (
+                    Some(g.secret),
+                    Some(g.vault),
+                    Some(Source::Daemon),
+                    g.expires_at,
+                    by,
+                )
+            }
+            // A key this host holds never falls back to the environment.
+            None if held() => {
+                a.status = Status::Locked;
+                a.reason = Some(if os_envvar::read(slug.key()).is_some() {
+                    format!(
+                        "set on this host, not unlocked (the {} in the process environment is not used for a key this host holds)",
+                        slug.key()
+                    )
+                } else {
+                    "set on this host, not unlocked".into()
+                });
+                a.fix = Some(format!("keyrack unlock {}", flags()));
+                a.shared_fix = Some(format!(
+                    "keyrack unlock {}",
+                    super::env_flags(slug.env(), slug.org(), owner)
+                ));
+                continue;
             }
             None => match os_envvar::read(slug.key()) {
-                Some(v) => (Some(v), Some(VaultKind::OsEnvvar), None, None),
-                None => (None, None, None, None),
+                Some(v) => (
+                    Some(v),
+                    Some(VaultKind::OsEnvvar),
+                    Some(Source::Env),
+                    None,
+                    None,
+                ),
+                None => (None, None, None, None, None),
             },
         };
         match secret {
             Some(value) => {
                 a.vault = vault;
-                a.expires_at = expires_at;
+                a.source = source;
+                a.expires_at = expires_at.and_then(super::row::timestamp_from_ms);
                 a.granted_by = granted_by;
                 match firewall::inspect(value.expose()).filter(|_| !opts.allow_dangerous) {
                     Some(b) => {
@@ -263,18 +257,9 @@ pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<V
                 }
             }
             None => {
-                let flags = super::key_flags(slug.key(), slug.env(), slug.org(), owner);
-                let marked = home.inventory_marker(&slug).exists()
-                    || home.inventory_marker(&slug.with_env_all()).exists();
-                if marked {
-                    a.status = Status::Locked;
-                    a.reason = Some("set on this host, not unlocked".into());
-                    a.fix = Some(format!("keyrack unlock {flags}"));
-                } else {
-                    a.status = Status::Absent;
-                    a.reason = Some("not set on this host".into());
-                    a.fix = Some(format!("keyrack set {flags}"));
-                }
+                a.status = Status::Absent;
+                a.reason = Some("not set on this host".into());
+                a.fix = Some(format!("keyrack set {}", flags()));
             }
         }
     }
@@ -282,8 +267,6 @@ pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<V
 }
 
 /// Whether every attempt is granted (or waived by `is-optional-if-has`).
-pub fn all_satisfied(attempts: &[Attempt]) -> bool {
-    attempts
-        .iter()
-        .all(|a| a.status == Status::Granted || a.waived)
+pub fn all_satisfied(attempts: &[KeyRow]) -> bool {
+    attempts.iter().all(KeyRow::satisfied)
 }

@@ -57,11 +57,24 @@ pub fn default_label() -> String {
 
 /// Runs `init`.
 pub fn run(rack: &Rack, opts: &InitOptions) -> Result<InitReport> {
+    if let Some(label) = &opts.label {
+        super::recipient::validate_label(label)?;
+    }
     let home = rack.home();
+    if let Some(org) = &opts.org {
+        check_org(rack, org, &opts.envs)?; // refused before anything is created
+    }
     fsio::ensure_private_dir(home.root())?;
     let _lock = rack.lock()?;
+    if !HostManifest::exists(home) {
+        // Keys were set here and only the manifest is gone: a new empty one would hide them.
+        let left = super::recover::evidence(home)?;
+        if left.any() {
+            return Err(super::recover::lost(home, &left));
+        }
+    }
     let (identity, generated) = match identity::discover(rack.explicit_identity(), home)? {
-        Some(src) => (Identity::load(src.path())?, false),
+        Some(src) => (Identity::load(src.path(), rack.interact())?, false),
         None => (identity::generate(&home.generated_identity())?, true),
     };
     let created = if HostManifest::exists(home) {
@@ -77,37 +90,7 @@ pub fn run(rack: &Rack, opts: &InitOptions) -> Result<InitReport> {
     rack.set_identity(identity);
 
     let (repo_manifest, repo_manifest_created) = match &opts.org {
-        Some(org) => {
-            slug::validate_org(org)?;
-            if org == slug::ORG_ALL {
-                return Err(Error::InvalidInput {
-                    what: "org",
-                    value: org.clone(),
-                    reason: "@all is for machine-wide keys, not a repository's org".into(),
-                    hint: Some("keyrack init --org <your-org>".into()),
-                });
-            }
-            match RepoManifest::find(rack.cwd())? {
-                Some(p) => (Some(p), false),
-                None => {
-                    let envs = if opts.envs.is_empty() {
-                        vec!["test".to_string(), "prod".to_string()]
-                    } else {
-                        opts.envs.clone()
-                    };
-                    let mut text = format!(
-                        "# keys this repository needs, per env (see: keyrack --help)\norg: {org}\n"
-                    );
-                    for e in &envs {
-                        slug::validate_env(e)?;
-                        text.push_str(&format!("env.{e}: []\n"));
-                    }
-                    let path = rack.cwd().join(repo_manifest::FILE_NAMES[0]);
-                    fsio::write_atomic(&path, text.as_bytes(), 0o644)?;
-                    (Some(path), true)
-                }
-            }
-        }
+        Some(org) => repo_manifest_for(rack, org, &opts.envs)?,
         None => (RepoManifest::find(rack.cwd())?, false),
     };
     Ok(InitReport {
@@ -120,4 +103,64 @@ pub fn run(rack: &Rack, opts: &InitOptions) -> Result<InitReport> {
         repo_manifest,
         repo_manifest_created,
     })
+}
+
+/// Refuses an `--org` keyrack.yml cannot take (`@all`, a bad name, envs that are not names),
+/// and one that differs from the org of the repository's existing keyrack.yml.
+fn check_org(rack: &Rack, org: &str, envs: &[String]) -> Result<()> {
+    slug::validate_org(org)?;
+    if org == slug::ORG_ALL {
+        return Err(Error::InvalidInput {
+            what: "org",
+            value: org.into(),
+            reason: "@all is for machine-wide keys, not a repository's org".into(),
+            hint: Some("keyrack init --org <your-org>".into()),
+        });
+    }
+    for e in envs {
+        slug::validate_env(e)?;
+    }
+    if let Some(path) = RepoManifest::find(rack.cwd())? {
+        let existing = RepoManifest::load(&path)?;
+        if existing.org != org {
+            return Err(Error::InvalidInput {
+                what: "org",
+                value: org.into(),
+                reason: format!(
+                    "{} already declares org '{}'; init does not change it",
+                    path.display(),
+                    existing.org
+                ),
+                hint: Some(format!(
+                    "run keyrack init (or --org {}) to keep it; to rename the org, edit `org:` in {} (keys set under the old org must be set again)",
+                    existing.org,
+                    path.display()
+                )),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The repo manifest for `--org`: the existing one (same org, checked by [`check_org`]), or a new
+/// `keyrack.yml` at the repository root (the directory holding `.git`, found by walking up from
+/// the working directory; the working directory itself outside a repository).
+fn repo_manifest_for(rack: &Rack, org: &str, envs: &[String]) -> Result<(Option<PathBuf>, bool)> {
+    if let Some(p) = RepoManifest::find(rack.cwd())? {
+        return Ok((Some(p), false));
+    }
+    let envs = if envs.is_empty() {
+        vec!["test".to_string(), "prod".to_string()]
+    } else {
+        envs.to_vec()
+    };
+    let mut text =
+        format!("# keys this repository needs, per env (see: keyrack --help)\norg: {org}\n");
+    for e in &envs {
+        text.push_str(&format!("env.{e}: []\n"));
+    }
+    let root = repo_manifest::repo_root(rack.cwd()).unwrap_or_else(|| rack.cwd().to_path_buf());
+    let path = root.join(repo_manifest::FILE_NAMES[0]);
+    fsio::write_atomic_through_links(&path, text.as_bytes(), 0o644)?;
+    Ok((Some(path), true))
 }

@@ -11,8 +11,8 @@ use crate::daemon::client::{Client, DaemonStatus};
 use crate::daemon::protocol::{now_ms, HeldGrant, RelockScope};
 use crate::error::{Error, Result};
 use crate::host_manifest::HostEntry;
-use crate::slug::{self, Slug, ENV_ALL, ENV_SUDO, ORG_ALL};
-use crate::vault::{self, Unlocked, Vault, VaultKind};
+use crate::slug::{self, Slug, ENV_ALL, ENV_PROD, ENV_SUDO, ORG_ALL};
+use crate::vault::{self, Grant, Read, Vault, VaultKind};
 
 /// Default grant lifetime.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
@@ -32,55 +32,67 @@ pub struct UnlockOptions {
     pub login: crate::aws::login::LoginOptions,
 }
 
-/// The outcome of one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RowStatus {
-    /// Now in the daemon.
-    Granted,
-    /// Not set on this host.
-    Absent,
-    /// Set, but the vault has no secret for it.
-    Lost,
-    /// The vault failed.
-    Errored,
+pub use super::row::{KeyRow, Status};
+
+/// An env a bare `unlock` (no `--env`) left locked on purpose, and how to unlock it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The env (`prod`, `sudo`, or one the repo's `everyday:` does not list).
+    pub env: String,
+    /// The flags that unlock it (`--env prod`).
+    pub flags: String,
+    /// The whole command.
+    pub fix: String,
 }
 
-/// One key's row in the unlock report.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UnlockRow {
-    /// The slug.
-    pub slug: String,
-    /// The vault.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vault: Option<VaultKind>,
-    /// Outcome.
-    pub status: RowStatus,
-    /// Grant expiry (unix ms).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<u64>,
-    /// Why not granted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The fixing command.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
+/// What `unlock` did: one row per key, and the envs it skipped.
+#[derive(Debug, Clone, Default)]
+pub struct UnlockReport {
+    /// One row per key in scope.
+    pub rows: Vec<KeyRow>,
+    /// Envs not unlocked because none was named (`prod`, `sudo`, not everyday).
+    pub skipped: Vec<Skipped>,
 }
 
-/// Parses `--duration`.
+/// The keys in scope of an unlock, and the envs left out.
+struct Targets {
+    slugs: Vec<Slug>,
+    skipped: Vec<Skipped>,
+}
+
+/// Parses `--duration` (at most [`crate::daemon::MAX_GRANT_TTL`]: the daemon refuses longer).
 pub fn parse_ttl(s: &str) -> Result<Duration> {
-    parse_duration("--duration", s)
+    let d = parse_duration("--duration", s)?;
+    let max = crate::daemon::MAX_GRANT_TTL;
+    if d > max {
+        return Err(Error::InvalidInput {
+            what: "--duration",
+            value: s.into(),
+            reason: format!(
+                "grants live at most {}h; the session daemon refuses longer ones",
+                max.as_secs() / 3600
+            ),
+            hint: Some(format!(
+                "use --duration {}h or less, and unlock again when it ends",
+                max.as_secs() / 3600
+            )),
+        });
+    }
+    Ok(d)
 }
 
-/// The slugs in scope of an unlock.
+/// The slugs in scope of an unlock. Without `--env`, only everyday envs ([`RepoManifest::is_everyday`]:
+/// never `prod` unless the repo says so, never `sudo`); the others are named in `skipped`.
+///
+/// [`RepoManifest::is_everyday`]: crate::repo_manifest::RepoManifest::is_everyday
 fn targets(
     rack: &Rack,
     opts: &UnlockOptions,
     host: &crate::host_manifest::HostManifest,
-) -> Result<Vec<Slug>> {
-    let repo = rack.repo()?;
+    repo: Option<&crate::repo_manifest::RepoManifest>,
+) -> Result<Targets> {
     let mut out: Vec<Slug> = Vec::new();
+    let mut skipped: BTreeSet<String> = BTreeSet::new();
     let wanted = |k: &str| opts.keys.is_empty() || opts.keys.iter().any(|w| w == k);
     for k in &opts.keys {
         slug::validate_key(k)?;
@@ -98,7 +110,6 @@ fn targets(
             });
         }
         let org = repo
-            .as_ref()
             .map(|r| r.org.clone())
             .unwrap_or_else(|| ORG_ALL.into());
         for k in &opts.keys {
@@ -111,45 +122,84 @@ fn targets(
             };
             out.push(pick);
         }
-        return Ok(out);
+        return Ok(Targets {
+            slugs: out,
+            skipped: vec![],
+        });
     }
-    if let Some(repo) = &repo {
-        let envs = match &opts.env {
-            Some(e) if e == ENV_ALL => vec![ENV_ALL.to_string()],
-            Some(e) if repo.has_env(e) => vec![e.clone()],
-            Some(e) => return Err(unknown_env(repo, e)),
-            None => repo.env_names(),
-        };
-        for env in &envs {
-            let keys: Vec<String> = if env == ENV_ALL {
-                repo.all.iter().map(|k| k.key.clone()).collect()
-            } else {
-                repo.keys_for(env).iter().map(|k| k.key.clone()).collect()
-            };
-            for k in keys.iter().filter(|k| wanted(k)) {
-                out.push(Slug::new(&repo.org, env, k)?);
+    let everyday = |env: &str| match repo {
+        Some(r) => r.is_everyday(env),
+        None => env != ENV_SUDO && env != ENV_PROD,
+    };
+    if let Some(repo) = repo {
+        match &opts.env {
+            Some(e) => {
+                if !repo.has_env(e) {
+                    return Err(unknown_env(repo, e));
+                }
+                let keys: Vec<String> = if e == ENV_ALL {
+                    repo.all.iter().map(|k| k.key.clone()).collect()
+                } else {
+                    repo.keys_for(e).iter().map(|k| k.key.clone()).collect()
+                };
+                for k in keys.iter().filter(|k| wanted(k)) {
+                    out.push(Slug::new(&repo.org, e, k)?);
+                }
+                for k in opts.keys.iter().filter(|k| !keys.contains(k)) {
+                    // asked for, but not declared for this env: report it as absent
+                    out.push(Slug::new(&repo.org, e, k)?);
+                }
             }
-            for k in opts.keys.iter().filter(|k| !keys.contains(k)) {
-                // asked for, but not declared for this env: report it as absent
-                out.push(Slug::new(&repo.org, env, k)?);
+            None if opts.keys.is_empty() => {
+                for (env, own) in &repo.envs {
+                    if everyday(env) {
+                        for k in repo.keys_for(env) {
+                            out.push(Slug::new(&repo.org, env, &k.key)?);
+                        }
+                    } else if !own.is_empty() {
+                        skipped.insert(env.clone());
+                    }
+                }
+            }
+            None => {
+                for k in &opts.keys {
+                    let declaring = repo.envs_declaring(k);
+                    if declaring.is_empty() {
+                        // declared nowhere: absent, in the everyday envs
+                        for env in repo.everyday_envs() {
+                            out.push(Slug::new(&repo.org, &env, k)?);
+                        }
+                    }
+                    for env in declaring {
+                        if everyday(&env) {
+                            out.push(Slug::new(&repo.org, &env, k)?);
+                        } else {
+                            skipped.insert(env);
+                        }
+                    }
+                }
             }
         }
     }
-    // machine-wide keys of the env (or all of them)
+    // machine-wide keys of the env (or of every everyday env)
     for entry in host
         .hosts
         .values()
-        .filter(|e| e.org == ORG_ALL && e.env != ENV_SUDO)
+        .filter(|e| e.org == ORG_ALL && e.env != ENV_SUDO && wanted(e.slug.key()))
     {
         let env_ok = match &opts.env {
             Some(e) => &entry.env == e || entry.env == ENV_ALL,
-            None => true,
+            None if everyday(&entry.env) => true,
+            None => {
+                skipped.insert(entry.env.clone());
+                false
+            }
         };
-        if env_ok && wanted(entry.slug.key()) && !out.contains(&entry.slug) {
+        if env_ok && !out.contains(&entry.slug) {
             out.push(entry.slug.clone());
         }
     }
-    if repo.is_none() && out.is_empty() && !opts.keys.is_empty() {
+    if repo.is_none() && out.is_empty() && !opts.keys.is_empty() && skipped.is_empty() {
         for k in &opts.keys {
             out.push(Slug::new(
                 ORG_ALL,
@@ -158,17 +208,54 @@ fn targets(
             )?);
         }
     }
-    Ok(out)
+    if opts.env.is_none() {
+        // sudo keys of this repo or machine-wide ones are never unlocked without --env sudo
+        let org = repo.map(|r| r.org.as_str());
+        let sudo: Vec<&str> = host
+            .hosts
+            .values()
+            .filter(|e| e.env == ENV_SUDO && (e.org == ORG_ALL || Some(e.org.as_str()) == org))
+            .filter(|e| wanted(e.slug.key()))
+            .map(|e| e.slug.key())
+            .collect();
+        if !sudo.is_empty() {
+            skipped.insert(ENV_SUDO.into());
+        }
+    }
+    let owner = rack.home().owner();
+    let skipped = skipped
+        .into_iter()
+        .map(|env| {
+            let mut flags = format!("--env {env}");
+            if env == ENV_SUDO {
+                flags.push_str(" --key <KEY>");
+            } else {
+                for k in &opts.keys {
+                    flags.push_str(&format!(" --key {k}"));
+                }
+            }
+            flags.push_str(&owner.flag());
+            Skipped {
+                fix: format!("keyrack unlock {flags}"),
+                env,
+                flags,
+            }
+        })
+        .collect();
+    Ok(Targets {
+        slugs: out,
+        skipped,
+    })
 }
 
 /// Runs `unlock`: decrypts the host manifest once, unlocks each key on its own row, pushes all
 /// grants to the daemon in one request.
-pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<Vec<UnlockRow>> {
+pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<UnlockReport> {
     let host = rack.host()?;
-    let slugs = targets(rack, opts, &host)?;
+    let repo = rack.repo()?;
+    let Targets { slugs, skipped } = targets(rack, opts, &host, repo.as_ref())?;
     let recipients = host.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, opts.login)?;
-    let repo = rack.repo()?;
     let owner = rack.home().owner();
     let mut adapters: HashMap<VaultKind, Box<dyn Vault + '_>> = HashMap::new();
     let mut rows = Vec::new();
@@ -186,18 +273,20 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<Vec<UnlockRow>> {
                 || repo
                     .as_ref()
                     .is_some_and(|r| r.allows(slug.env(), slug.key()));
-            rows.push(UnlockRow {
-                slug: slug.to_string(),
-                vault: None,
-                status: RowStatus::Absent,
-                expires_at: None,
-                reason: Some(if declared {
-                    "not set on this host".into()
-                } else {
-                    format!("not declared for env {} in the repo manifest", slug.env())
-                }),
-                fix: Some(format!("keyrack set {flags}")),
+            let mut row = KeyRow::new(&slug, Status::Absent);
+            row.reason = Some(if declared {
+                "not set on this host".into()
+            } else {
+                format!(
+                    "not declared for env {} in the repo manifest{}",
+                    slug.env(),
+                    repo.as_ref()
+                        .map(|r| super::did_you_mean_key(r, Some(slug.env()), slug.key()))
+                        .unwrap_or_default()
+                )
             });
+            row.fix = Some(format!("keyrack set {flags}"));
+            rows.push(row);
             continue;
         };
         if !done.insert(entry.slug.clone()) {
@@ -206,51 +295,89 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<Vec<UnlockRow>> {
         let adapter = adapters
             .entry(entry.vault)
             .or_insert_with(|| vault::open(entry.vault, ctx));
-        let mut row = UnlockRow {
-            slug: entry.slug.to_string(),
-            vault: Some(entry.vault),
-            status: RowStatus::Errored,
-            expires_at: None,
-            reason: None,
-            fix: None,
-        };
+        let mut row = KeyRow::new(&entry.slug, Status::Errored);
+        row.vault = Some(entry.vault);
         let entry_flags = key_flags(entry.slug.key(), &entry.env, &entry.org, owner);
-        match adapter.unlock(entry) {
-            Ok(Unlocked::Ready) => match adapter.get(entry) {
-                Some(mut grant) => {
-                    let ttl = ttl_for(entry, opts.duration)?;
-                    let mut expires = now + ttl.as_millis() as u64;
-                    if let Some(own) = grant.expires_at {
-                        expires = expires.min(own);
-                    }
-                    grant.expires_at = Some(expires);
-                    row.status = RowStatus::Granted;
-                    row.expires_at = Some(expires);
-                    grants.push(grant);
-                }
-                None => {
-                    row.reason = Some("the vault unlocked but returned no value".into());
-                    row.fix = Some(format!("keyrack set {entry_flags}"));
-                }
-            },
-            Ok(Unlocked::Lost(why)) => {
-                row.status = RowStatus::Lost;
+        let (grant, blocked) = match vault::read_grant(adapter.as_ref(), entry) {
+            Ok(Read::Granted(grant)) => (grant, None),
+            Ok(Read::Blocked(grant, blocked)) => (grant, Some(blocked)),
+            Ok(Read::Lost(why)) => {
+                row.status = Status::Lost;
                 row.reason = Some(why);
                 row.fix = Some(format!("keyrack set {entry_flags}"));
+                rows.push(row);
+                continue;
             }
+            // Ctrl-C at a sign-in prompt ends the whole unlock, as it would any command.
+            Err(e @ Error::Cancelled { .. }) => return Err(e),
             Err(e) => {
                 row.reason = Some(e.to_string());
                 row.fix = e.fix();
+                rows.push(row);
+                continue;
             }
+        };
+        let expires = match capped_expiry(&grant, entry, opts.duration, now) {
+            Ok(t) => t,
+            Err(e) => {
+                row.reason = Some(e.to_string());
+                row.fix = e.fix();
+                rows.push(row);
+                continue;
+            }
+        };
+        row = row.expires_at_ms(Some(expires));
+        row.status = Status::Granted;
+        if let Some(b) = blocked {
+            // Held like any grant (so `--allow-dangerous` can still read it), and shown for what
+            // every read path will do with it.
+            row.status = Status::Blocked;
+            row.reason = Some(format!(
+                "{}; get, source and exec hand it out only with --allow-dangerous",
+                b.reason()
+            ));
+            row.fix = Some(format!(
+                "replace it with a short-lived credential: keyrack set {entry_flags}"
+            ));
         }
+        grants.push(Grant {
+            expires_at: Some(expires),
+            ..grant
+        });
         rows.push(row);
     }
+    // A value too large to reach the daemon is that key's error; the others still unlock.
+    grants.retain(|g| match crate::daemon::client::check_grant_size(g) {
+        Ok(()) => true,
+        Err(e) => {
+            if let Some(row) = rows.iter_mut().find(|r| r.slug == g.slug.to_string()) {
+                row.status = Status::Errored;
+                row.expires_at = None;
+                row.reason = Some(e.to_string());
+                row.fix = e.fix();
+            }
+            false
+        }
+    });
     if !grants.is_empty() {
         let client = Client::new(rack.home());
         client.ensure_running()?;
         client.unlock(grants)?;
     }
-    Ok(rows)
+    Ok(UnlockReport { rows, skipped })
+}
+
+/// When `grant` expires: the requested TTL (default 9h, sudo 30m), capped by the key's
+/// maxDuration and by the grant's own expiry.
+fn capped_expiry(
+    grant: &Grant,
+    entry: &HostEntry,
+    requested: Option<Duration>,
+    now: u64,
+) -> Result<u64> {
+    let ttl = ttl_for(entry, requested)?;
+    let expires = now + ttl.as_millis() as u64;
+    Ok(grant.expires_at.map_or(expires, |own| expires.min(own)))
 }
 
 fn ttl_for(entry: &HostEntry, requested: Option<Duration>) -> Result<Duration> {
@@ -266,43 +393,83 @@ fn ttl_for(entry: &HostEntry, requested: Option<Duration>) -> Result<Duration> {
     Ok(ttl)
 }
 
-/// Runs `relock`: forgets grants in the daemon (all, one env, or some keys).
-pub fn relock(rack: &Rack, env: Option<&str>, keys: &[String]) -> Result<Vec<Slug>> {
+/// Runs `relock`: forgets grants in the daemon (all, one env, or some keys); one `locked` row
+/// per grant forgotten.
+pub fn relock(rack: &Rack, env: Option<&str>, keys: &[String]) -> Result<Vec<KeyRow>> {
     if let Some(e) = env {
         slug::validate_env(e)?;
     }
     let client = Client::new(rack.home());
+    let held = client.status()?.map(|s| s.grants).unwrap_or_default();
     let scope = if keys.is_empty() {
         match env {
             Some(e) => RelockScope::Env { env: e.into() },
             None => RelockScope::All,
         }
     } else {
-        let held = client.status()?.map(|s| s.grants).unwrap_or_default();
         RelockScope::Slugs {
             slugs: held
-                .into_iter()
+                .iter()
                 .filter(|g| keys.iter().any(|k| k == g.slug.key()))
                 .filter(|g| env.is_none_or(|e| g.env == e))
-                .map(|g| g.slug)
+                .map(|g| g.slug.clone())
                 .collect(),
         }
     };
-    client.relock(scope)
+    let slugs = if held.is_empty() {
+        vec![]
+    } else {
+        client.relock(scope)?
+    };
+    Ok(slugs
+        .iter()
+        .map(|s| {
+            let mut row = KeyRow::new(s, Status::Locked);
+            row.vault = held.iter().find(|g| &g.slug == s).map(|g| g.vault);
+            row
+        })
+        .collect())
 }
 
-/// Runs `status`: what the daemon holds (no secrets), optionally for one env.
-pub fn status(rack: &Rack, env: Option<&str>) -> Result<(Option<DaemonStatus>, Vec<HeldGrant>)> {
-    let st = Client::new(rack.home()).status()?;
-    let held = st
+/// What `status` reports.
+#[derive(Debug, Clone)]
+pub struct SessionStatus {
+    /// The daemon, when one runs.
+    pub daemon: Option<DaemonStatus>,
+    /// One `granted` row per grant it holds (of the env asked for).
+    pub rows: Vec<KeyRow>,
+    /// Files a daemon that stopped without releasing them had left (mirrored tokens), removed
+    /// now.
+    pub released: Vec<std::path::PathBuf>,
+}
+
+/// Runs `status`: what the daemon holds (no secrets), optionally for one env, as `granted` rows;
+/// removes what a daemon that died left behind.
+pub fn status(rack: &Rack, env: Option<&str>) -> Result<SessionStatus> {
+    let client = Client::new(rack.home());
+    let st = client.status()?;
+    let released = client.release_leftovers();
+    let rows = st
         .as_ref()
         .map(|s| {
             s.grants
                 .iter()
                 .filter(|g| env.is_none_or(|e| g.env == e))
-                .cloned()
+                .map(held_row)
                 .collect()
         })
         .unwrap_or_default();
-    Ok((st, held))
+    Ok(SessionStatus {
+        daemon: st,
+        rows,
+        released,
+    })
+}
+
+/// The row of a grant the daemon holds.
+pub fn held_row(g: &HeldGrant) -> KeyRow {
+    let mut row = KeyRow::new(&g.slug, Status::Granted).expires_at_ms(Some(g.expires_at));
+    row.env = g.env.clone();
+    row.vault = Some(g.vault);
+    row
 }

@@ -10,17 +10,22 @@
 //!     is-optional-if-has: AWS_ACCESS_KEY_ID
 //! env.prod: []
 //! env.all: [SHARED_KEY]
+//! everyday: [test]          # optional: what a bare `keyrack unlock` unlocks
 //! ```
+//!
+//! `everyday` is keyrack's own, optional field (rhachet's files have none, and read the same):
+//! the envs a bare `keyrack unlock` (no `--env`) unlocks. Without it, that is every declared env
+//! but `prod`; `sudo` is never one. Only the file being read counts (not the files it extends).
 
 pub mod allowlist;
 pub mod edit;
 mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::slug::{self, ENV_ALL, ENV_SUDO};
+use crate::slug::{self, ENV_ALL, ENV_PROD, ENV_SUDO};
 use serde_saphyr::Spanned;
 use yaml::{Node, Value};
 
@@ -55,6 +60,8 @@ pub struct RepoManifest {
     /// entries were met (a diamond's shared file once per entry naming it). The allowlist cache
     /// is keyed by these.
     pub sources: Vec<PathBuf>,
+    /// The envs a bare `keyrack unlock` unlocks, when the manifest says (`everyday:`).
+    pub everyday: Option<Vec<String>>,
 }
 
 impl RepoManifest {
@@ -104,6 +111,25 @@ impl RepoManifest {
             &mut done,
             &mut sources,
         )?;
+        let everyday = match &raw.everyday {
+            Some(list) => {
+                for e in list {
+                    if !envs.contains_key(&e.value) {
+                        return Err(raw.error_at(
+                            e.line,
+                            e.column,
+                            format!("everyday names env '{}', which is not declared", e.value),
+                            Some(format!(
+                                "declare it (env.{}: []) or remove it from everyday",
+                                e.value
+                            )),
+                        ));
+                    }
+                }
+                Some(list.iter().map(|e| e.value.clone()).collect())
+            }
+            None => None,
+        };
         Ok(RepoManifest {
             path: path.to_path_buf(),
             root,
@@ -111,7 +137,31 @@ impl RepoManifest {
             envs,
             all,
             sources,
+            everyday,
         })
+    }
+
+    /// Whether a bare `keyrack unlock` unlocks `env`: listed in `everyday:` when the manifest
+    /// has it, else any env but `prod`; never `sudo`; always `all` (its keys are everyday keys
+    /// of every env).
+    pub fn is_everyday(&self, env: &str) -> bool {
+        match env {
+            ENV_SUDO => false,
+            ENV_ALL => true,
+            _ => match &self.everyday {
+                Some(list) => list.iter().any(|e| e == env),
+                None => env != ENV_PROD,
+            },
+        }
+    }
+
+    /// The declared envs a bare `keyrack unlock` unlocks, sorted.
+    pub fn everyday_envs(&self) -> Vec<String> {
+        self.envs
+            .keys()
+            .filter(|e| self.is_everyday(e))
+            .cloned()
+            .collect()
     }
 
     /// Whether `env` is declared (`all` and `sudo` are always accepted).
@@ -159,6 +209,14 @@ impl RepoManifest {
     }
 }
 
+/// The repository root above `start`: the nearest directory (itself included) holding `.git`.
+pub fn repo_root(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
+}
+
 fn repo_root_of(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
     if dir.file_name().is_some_and(|n| n == ".agent") {
@@ -182,7 +240,7 @@ fn merge(
     sources: &mut Vec<PathBuf>,
 ) -> Result<()> {
     for ext in &raw.extends {
-        let target = root.join(&ext.value);
+        let target = extends_target(raw, ext, root)?;
         sources.push(target.clone());
         let canon = canonical(&target);
         if stack.contains(&canon) {
@@ -241,19 +299,80 @@ fn append_new(slot: &mut Vec<KeySpec>, more: &[KeySpec]) {
     }
 }
 
-struct Located<T> {
-    value: T,
-    line: u64,
-    column: u64,
+/// The file an `extends` entry names, refused unless it stays inside the repository root: no
+/// absolute path, no `..` above the root, no symbolic link (anywhere on the way) that leads out.
+fn extends_target(raw: &RawManifest, ext: &Located<String>, root: &Path) -> Result<PathBuf> {
+    let outside = |reason: String| {
+        raw.error_at(
+            ext.line,
+            ext.column,
+            format!(
+                "extends '{}' points outside the repository ({}): {reason}",
+                ext.value,
+                root.display()
+            ),
+            Some(
+                "extends paths are relative to the repository root and stay inside it; copy the file into the repository"
+                    .into(),
+            ),
+        )
+    };
+    let rel = Path::new(&ext.value);
+    let mut depth = 0usize;
+    for part in rel.components() {
+        match part {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| outside("'..' climbs above the repository root".into()))?;
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(outside("it is an absolute path".into()))
+            }
+        }
+    }
+    let target = root.join(rel);
+    if let Ok(real) = std::fs::canonicalize(&target) {
+        let real_root = canonical(root);
+        if !real.starts_with(&real_root) {
+            return Err(outside(format!(
+                "a symbolic link leads to {}",
+                real.display()
+            )));
+        }
+    }
+    Ok(target)
 }
 
-/// One file, schema-checked but not yet merged with what it extends.
-struct RawManifest {
-    path: PathBuf,
-    org: String,
-    extends: Vec<Located<String>>,
-    envs: BTreeMap<String, Vec<KeySpec>>,
-    all: Vec<KeySpec>,
+/// A value with the 1-based line and column it was read at.
+#[derive(Clone, Debug)]
+pub struct Located<T> {
+    /// The value.
+    pub value: T,
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+}
+
+/// One file, schema-checked but not yet merged with what it extends ([`RepoManifest::load`]
+/// reads every file of an `extends` chain this way, then merges them).
+#[derive(Clone, Debug)]
+pub struct RawManifest {
+    /// The file it was read from (named in errors).
+    pub path: PathBuf,
+    /// Its `org`.
+    pub org: String,
+    /// Its `extends` entries, not followed.
+    pub extends: Vec<Located<String>>,
+    /// Its own env sections (not `all`).
+    pub envs: BTreeMap<String, Vec<KeySpec>>,
+    /// Its `env.all` section.
+    pub all: Vec<KeySpec>,
+    /// Its `everyday:` envs, if it names them.
+    pub everyday: Option<Vec<Located<String>>>,
 }
 
 impl RawManifest {
@@ -287,6 +406,12 @@ impl RawManifest {
 
     fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// Parses and schema-checks the content of the manifest file at `path` (`path` is only
+    /// named in errors; nothing is read from disk and `extends` is not followed).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
         let text = String::from_utf8(bytes).map_err(|e| Error::Manifest {
             path: path.to_path_buf(),
             line: 0,
@@ -307,6 +432,7 @@ impl RawManifest {
             extends: Vec::new(),
             envs: BTreeMap::new(),
             all: Vec::new(),
+            everyday: None,
         };
         let doc: Node = serde_saphyr::from_str(text).map_err(|e| {
             let (line, column) = e
@@ -399,6 +525,7 @@ impl RawManifest {
                         }
                     }
                 }
+                "everyday" => this.everyday = Some(this.everyday_envs(node)?),
                 "keys" => {
                     return Err(this.key_err(
                         name,
@@ -436,7 +563,7 @@ impl RawManifest {
                         return Err(this.key_err(
                             name,
                             format!("unknown top-level field '{other}'"),
-                            Some("allowed: org, extends, env.<name>".into()),
+                            Some("allowed: org, extends, everyday, env.<name>".into()),
                         ))
                     }
                 },
@@ -459,6 +586,56 @@ impl RawManifest {
             )
         })?;
         Ok(this)
+    }
+
+    /// `everyday: [test, dev]` (a single name is accepted too).
+    fn everyday_envs(&self, node: &Node) -> Result<Vec<Located<String>>> {
+        let items = match &node.value {
+            Value::Seq(items) => items.clone(),
+            Value::Str(_) => vec![node.clone()],
+            Value::Null => vec![],
+            other => {
+                return Err(self.err(
+                    node,
+                    format!(
+                        "everyday must be a list of env names, found {}",
+                        other.kind()
+                    ),
+                    Some("write e.g. everyday: [test, dev]".into()),
+                ))
+            }
+        };
+        let mut out: Vec<Located<String>> = Vec::new();
+        for item in items {
+            let name = match &item.value {
+                Value::Str(s) => s.clone(),
+                other => {
+                    return Err(self.err(
+                        &item,
+                        format!("everyday entries must be env names, found {}", other.kind()),
+                        None,
+                    ))
+                }
+            };
+            if slug::validate_env(&name).is_err() || name == ENV_ALL || name == ENV_SUDO {
+                return Err(self.err(
+                    &item,
+                    format!("'{name}' cannot be an everyday env"),
+                    Some(
+                        "list envs this file declares, e.g. everyday: [test] (sudo is never unlocked implicitly)"
+                            .into(),
+                    ),
+                ));
+            }
+            if !out.iter().any(|e| e.value == name) {
+                out.push(Located {
+                    value: name,
+                    line: item.referenced.line(),
+                    column: item.referenced.column(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn keys(&self, section: &Node) -> Result<Vec<KeySpec>> {

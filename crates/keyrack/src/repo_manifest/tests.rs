@@ -233,3 +233,97 @@ fn edits_of_generated_manifests_keep_every_other_byte() {
         }
     }
 }
+
+#[test]
+fn extends_never_leaves_the_repository() {
+    let outer = tempfile::tempdir().unwrap();
+    let repo = outer.path().join("repo");
+    write(outer.path(), "x.yml", "org: evil\nenv.test: [X]\n");
+    write(&repo, "shared/ok.yml", "org: base\nenv.test: [OK]\n");
+    std::os::unix::fs::symlink(outer.path().join("x.yml"), repo.join("link.yml")).unwrap();
+    std::os::unix::fs::symlink(outer.path(), repo.join("up")).unwrap();
+    for (entry, reason) in [
+        ("/etc/passwd", "absolute path"),
+        ("../x.yml", "'..' climbs above"),
+        ("shared/../../x.yml", "'..' climbs above"),
+        ("link.yml", "symbolic link leads to"),
+        ("up/x.yml", "symbolic link leads to"),
+    ] {
+        let p = write(
+            &repo,
+            "keyrack.yml",
+            &format!("org: acme\nenv.test: []\nextends:\n  - {entry}\n"),
+        );
+        let e = RepoManifest::load(&p).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "{}:4:5: extends '{entry}' points outside the repository",
+                p.display()
+            )),
+            "{entry}: {msg}"
+        );
+        assert!(msg.contains(reason), "{entry}: {msg}");
+    }
+    // inside the root, `..` that does not climb out is fine
+    let p = write(
+        &repo,
+        "keyrack.yml",
+        "org: acme\nenv.test: []\nextends: [shared/../shared/ok.yml]\n",
+    );
+    assert!(RepoManifest::load(&p).unwrap().allows("test", "OK"));
+}
+
+#[test]
+fn everyday_envs_default_to_all_but_prod_and_can_be_declared() {
+    let m = load("org: acme\nenv.test: [A]\nenv.dev: [B]\nenv.prod: [P]\n").unwrap();
+    assert_eq!(m.everyday, None);
+    assert_eq!(m.everyday_envs(), ["dev", "test"]);
+    assert!(!m.is_everyday("prod") && !m.is_everyday("sudo") && m.is_everyday("all"));
+
+    let m =
+        load("org: acme\nenv.test: [A]\nenv.dev: [B]\nenv.prod: [P]\neveryday: [test]\n").unwrap();
+    assert_eq!(m.everyday_envs(), ["test"]);
+    assert!(!m.is_everyday("dev"));
+    // a repo may make prod everyday on purpose, never sudo
+    let m = load("org: acme\nenv.prod: [P]\neveryday: prod\n").unwrap();
+    assert_eq!(m.everyday_envs(), ["prod"]);
+    let e = load("org: acme\nenv.test: []\neveryday: [sudo]\n").unwrap_err();
+    assert!(e.to_string().contains(":3:"), "{e}");
+    let e = load("org: acme\nenv.test: []\neveryday: [staging]\n").unwrap_err();
+    assert!(e.to_string().contains("not declared"), "{e}");
+    assert!(e.to_string().contains(":3:"), "{e}");
+    let e = load("org: acme\nenv.test: []\neveryday: {a: b}\n").unwrap_err();
+    assert!(e.to_string().contains("list of env names"), "{e}");
+}
+
+#[test]
+fn the_line_editor_keeps_an_everyday_line() {
+    let text = "org: acme\neveryday: [test]\nenv.test: [A]\nenv.prod:\n  - P\n";
+    let added = add_key(text, "test", "B").unwrap();
+    assert_eq!(
+        added,
+        "org: acme\neveryday: [test]\nenv.test: [A, B]\nenv.prod:\n  - P\n"
+    );
+    let added = add_key(text, "dev", "D").unwrap();
+    assert_eq!(added, format!("{text}env.dev:\n  - D\n"));
+    let removed = remove_key(text, "prod", "P").unwrap();
+    assert_eq!(
+        removed,
+        "org: acme\neveryday: [test]\nenv.test: [A]\nenv.prod:\n"
+    );
+    let text = "org: acme\nenv.test:\n  - A\neveryday:\n  - test\n";
+    assert_eq!(
+        add_key(text, "test", "B").unwrap(),
+        "org: acme\nenv.test:\n  - A\n  - B\neveryday:\n  - test\n"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "keyrack.yml",
+        &add_key(text, "test", "B").unwrap(),
+    );
+    let m = RepoManifest::load(&p).unwrap();
+    assert_eq!(m.everyday_envs(), ["test"]);
+    assert!(m.allows("test", "B"));
+}

@@ -6,6 +6,10 @@
 //! recorded at set, and mirrors the token into `~/.aws/sso/cache` so every AWS tool works. The
 //! grant expires with the token. `relock` removes the mirror unless another unlocked key shares
 //! the session; the encrypted copy stays, so the next unlock needs no browser while it lives.
+//!
+//! Each encrypted file is bound to its name: the payload carries what it is (a session token or
+//! a client registration) and whose (the session, or the start URL and region), and a read
+//! checks both, so a file copied or swapped to another name is refused rather than used.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +21,7 @@ use super::{AwsGrant, Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
 use crate::aws::config_file::{AwsConfig, SsoProfile};
 use crate::aws::http::AwsError;
 use crate::aws::login::{self, LoginOptions};
+use crate::aws::names::{shown, ProfileName};
 use crate::aws::oidc::{self, Registration};
 use crate::aws::portal::{self, RoleCredentials};
 use crate::aws::sts;
@@ -28,6 +33,7 @@ use crate::fsio::{self, WriteLock};
 use crate::home::Home;
 use crate::host_manifest::HostEntry;
 use crate::identity::Identity;
+use crate::interact::{Interact, Notice};
 use crate::mech::Mech;
 use crate::secret::Secret;
 use crate::slug::Slug;
@@ -70,6 +76,24 @@ fn session_lock_path(home: &Home, cache_name: &str) -> PathBuf {
         .join(format!("session-{}.lock", digest(cache_name)))
 }
 
+/// What an encrypted file of this vault holds, inside the encryption: the kind and the name it
+/// belongs to, then the value. A file is only accepted under the name it was written for.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Bound<T> {
+    /// `aws.config/session` or `aws.config/client`.
+    keyrack: String,
+    /// The session (token-cache name), or `<start URL> in <region>` for a registration.
+    name: String,
+    value: T,
+}
+
+const KIND_SESSION: &str = "aws.config/session";
+const KIND_CLIENT: &str = "aws.config/client";
+
+fn registration_name(region: &str, start_url: &str) -> String {
+    format!("{start_url} in {region}")
+}
+
 /// A token the server accepted, with the role credentials that proved it.
 pub struct LiveSession {
     /// The token.
@@ -86,6 +110,7 @@ pub struct Sessions<'a> {
     identity: &'a Identity,
     recipients: &'a [crypto::RecipientKey],
     login: LoginOptions,
+    interact: &'a dyn Interact,
 }
 
 impl<'a> Sessions<'a> {
@@ -100,62 +125,113 @@ impl<'a> Sessions<'a> {
             })?,
             recipients: ctx.recipients,
             login: ctx.login,
+            interact: ctx.interact,
         })
     }
 
-    fn read_sealed<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<Option<T>> {
-        match std::fs::read(path) {
-            Ok(data) => {
-                let plain = crypto::decrypt(path, &data, self.identity)?;
-                serde_json::from_slice(&plain)
-                    .map(Some)
-                    .map_err(|e| Error::CorruptFile {
-                        path: path.to_path_buf(),
-                        reason: format!("not a keyrack SSO file ({e})"),
-                        hint: format!(
-                            "remove it (rm {}) and sign in again with keyrack unlock",
-                            path.display()
-                        ),
-                    })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read", path, e)),
+    /// Reads an encrypted file written for (`kind`, `name`). A file written for another name is
+    /// refused with a clear error; a file from before names were bound (no envelope) is not
+    /// trusted and reads as absent, so the token or registration is obtained again.
+    fn read_sealed<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<T>> {
+        let data = match std::fs::read(path) {
+            Ok(data) => data,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read", path, e)),
+        };
+        let plain = crypto::decrypt(path, &data, self.identity)?;
+        let not_ours = |e: serde_json::Error| Error::CorruptFile {
+            path: path.to_path_buf(),
+            reason: format!("not a keyrack SSO file ({e})"),
+            hint: format!(
+                "remove it (rm {}) and sign in again with keyrack unlock",
+                path.display()
+            ),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&plain).map_err(not_ours)?;
+        let Some(found_kind) = v.get("keyrack") else {
+            return Ok(None);
+        };
+        let found_kind = found_kind.as_str().unwrap_or_default();
+        let found_name = v.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+        if found_kind != kind || found_name != name {
+            return Err(Error::Aws {
+                message: format!(
+                    "{} holds the {} of '{}', not the {} of '{}': it was moved, copied or swapped, and keyrack does not use it",
+                    path.display(),
+                    what(found_kind),
+                    shown(found_name),
+                    what(kind),
+                    shown(name)
+                ),
+                hint: format!(
+                    "remove it (rm {}) and run keyrack unlock to sign in again",
+                    path.display()
+                ),
+            });
         }
+        let bound: Bound<T> = serde_json::from_value(v).map_err(not_ours)?;
+        Ok(Some(bound.value))
     }
 
-    fn write_sealed<T: serde::Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+    fn write_sealed<T: serde::Serialize>(
+        &self,
+        path: &Path,
+        kind: &str,
+        name: &str,
+        value: &T,
+    ) -> Result<()> {
         fsio::ensure_private_dir(path.parent().expect("has parent"))?;
-        let json = zeroize::Zeroizing::new(serde_json::to_vec(value).expect("serialises"));
+        let bound = Bound {
+            keyrack: kind.to_string(),
+            name: name.to_string(),
+            value,
+        };
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(&bound).expect("serialises"));
         fsio::write_atomic(path, &crypto::encrypt(self.recipients, &json)?, 0o600)
     }
 
     /// The stored token of a session.
     pub fn token(&self, cache_name: &str) -> Result<Option<SsoToken>> {
-        self.read_sealed(&token_path(self.home, cache_name))
+        self.read_sealed(&token_path(self.home, cache_name), KIND_SESSION, cache_name)
     }
 
-    /// Stores a session's token (encrypted).
+    /// Stores a session's token (encrypted, bound to the session's name).
     pub fn save_token(&self, cache_name: &str, token: &SsoToken) -> Result<()> {
-        self.write_sealed(&token_path(self.home, cache_name), token)
+        self.write_sealed(
+            &token_path(self.home, cache_name),
+            KIND_SESSION,
+            cache_name,
+            token,
+        )
     }
 
     /// Forgets a session's token (encrypted copy and mirror).
     pub fn forget(&self, cache_name: &str) -> Result<()> {
         fsio::remove_if_exists(&token_path(self.home, cache_name))?;
-        fsio::remove_if_exists(&token_cache::cache_file(cache_name)?)
+        let mirror = token_cache::cache_file(cache_name)?;
+        fsio::remove_if_exists(&mirror)?;
+        // The mirror is gone: its ledger entry must not later delete a token another tool
+        // (e.g. `aws sso login`) writes at the same path.
+        crate::daemon::ledger::Ledger::for_home(self.home).release(&[mirror])
     }
 
     /// keyrack's OIDC client for this start URL: cached until it expires, else registered now.
     pub fn registration(&self, region: &str, start_url: &str) -> Result<Registration> {
         let path = registration_path(self.home, region, start_url);
-        if let Some(reg) = self.read_sealed::<Registration>(&path)? {
-            if reg.is_fresh() {
+        let name = registration_name(region, start_url);
+        if let Some(reg) = self.read_sealed::<Registration>(&path, KIND_CLIENT, &name)? {
+            if reg.is_fresh() && reg.region == region && reg.start_url == start_url {
                 return Ok(reg);
             }
         }
         let reg = oidc::register(region, start_url, &crate::aws::client_name())
             .map_err(|e| e.into_error("registering keyrack's sign-in client"))?;
-        self.write_sealed(&path, &reg)?;
+        self.write_sealed(&path, KIND_CLIENT, &name, &reg)?;
         Ok(reg)
     }
 
@@ -225,7 +301,7 @@ impl<'a> Sessions<'a> {
             }
         }
         let reg = self.registration(region, start_url)?;
-        let token = login::sign_in(&reg, start_url, &self.login, profile)?;
+        let token = login::sign_in(&reg, start_url, &self.login, profile, self.interact)?;
         let creds = check(&token).map_err(|e| e.into_error("checking the new SSO session"))?;
         self.save_token(cache_name, &token)?;
         Ok(LiveSession {
@@ -238,9 +314,9 @@ impl<'a> Sessions<'a> {
     /// A live session for a profile, validated with GetRoleCredentials for its account/role.
     pub fn live_for_profile(&self, p: &SsoProfile) -> Result<LiveSession> {
         let (account, role, region) = (
-            p.account_id.clone(),
-            p.role_name.clone(),
-            p.sso_region.clone(),
+            p.account_id.to_string(),
+            p.role_name.to_string(),
+            p.sso_region.to_string(),
         );
         self.live(
             p.cache_name(),
@@ -249,6 +325,14 @@ impl<'a> Sessions<'a> {
             Some(&p.name),
             &move |t| portal::role_credentials(&region, &t.access_token, &account, &role).map(Some),
         )
+    }
+}
+
+fn what(kind: &str) -> &'static str {
+    match kind {
+        KIND_SESSION => "SSO session token",
+        KIND_CLIENT => "client registration",
+        _ => "unknown content",
     }
 }
 
@@ -275,7 +359,7 @@ impl<'a> AwsConfigVault<'a> {
     }
 
     fn profile(&self, name: &str) -> Result<SsoProfile> {
-        AwsConfig::load_default()?.sso_profile(name)
+        AwsConfig::load_default()?.sso_profile(&checked_profile(name)?)
     }
 
     fn remove_mirror_unless_shared(&self, slug: &Slug, file: &PathBuf) -> Result<()> {
@@ -290,9 +374,22 @@ impl<'a> AwsConfigVault<'a> {
             });
         if !shared {
             fsio::remove_if_exists(file)?;
+            let _ = crate::daemon::ledger::Ledger::for_home(self.ctx.home)
+                .release(std::slice::from_ref(file));
         }
         Ok(())
     }
+}
+
+/// A recorded profile name, validated (it is a name in `~/.aws/config` and an argument of
+/// `aws sso login --profile`).
+fn checked_profile(name: &str) -> Result<ProfileName> {
+    ProfileName::parse(name).map_err(|e| Error::Aws {
+        message: format!("the recorded AWS profile name is refused: {e}"),
+        hint:
+            "set the key again with a valid profile: keyrack set --key AWS_PROFILE --exid <profile>"
+                .into(),
+    })
 }
 
 /// Unlocks one aws.config entry: live session, SSO user check, mirror, grant.
@@ -305,7 +402,9 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
             entry.env
         ),
     })?;
-    let p = AwsConfig::load_default()?.sso_profile(&profile_name)?;
+    let config = AwsConfig::load_default()?;
+    let p = config.sso_profile(&checked_profile(&profile_name)?)?;
+    let _trust = crate::aws::net::ProfileTrust::of_profile(&config, &profile_name);
     let expected_user = entry.meta.get(meta::SSO_USER).cloned();
     let mut attempts = 0;
     let (live, creds) = loop {
@@ -318,8 +417,7 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
         let Some(expected) = &expected_user else {
             break (live, creds);
         };
-        let region = p.region.clone().unwrap_or_else(|| p.sso_region.clone());
-        let seen = sts::caller_identity(&region, &creds)
+        let seen = sts::caller_identity(p.call_region(), &creds)
             .map_err(|e| e.into_error("asking STS who signed in"))?;
         if &seen.user == expected {
             break (live, creds);
@@ -333,9 +431,14 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
                 hint: format!("sign in as {expected} (keyrack unlock --key {} --env {}), or set the key again to change user", entry.slug.key(), entry.env),
             });
         }
-        eprintln!("keyrack: signed in as {}, expected {expected}; that session was signed out — sign in as {expected}", seen.user);
+        sessions.interact.notice(&Notice::WrongSsoUser {
+            seen: seen.user,
+            expected: expected.clone(),
+        });
     };
     let cache_file = token_cache::cache_file(p.cache_name())?;
+    // recorded first: if nobody releases the mirror (a daemon killed), the next client removes it
+    crate::daemon::ledger::Ledger::for_home(sessions.home).record(&cache_file)?;
     token_cache::write(&cache_file, &live.token)?;
     Ok(Grant {
         slug: entry.slug.clone(),
@@ -347,9 +450,9 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
             profile: profile_name,
             session: p.cache_name().to_string(),
             cache_file,
-            sso_region: p.sso_region.clone(),
-            account_id: p.account_id.clone(),
-            role_name: p.role_name.clone(),
+            sso_region: p.sso_region.to_string(),
+            account_id: p.account_id.to_string(),
+            role_name: p.role_name.to_string(),
             access_token: live.token.access_token.clone(),
             role_credentials: Some(creds),
         }),
@@ -364,24 +467,25 @@ impl Vault for AwsConfigVault<'_> {
     /// `secret` is the profile name. Records session, account, role and the SSO user seen now.
     fn store(&self, _slug: &Slug, _mech: Mech, secret: &Secret) -> Result<Stored> {
         let p = self.profile(secret.expose())?;
+        let _trust =
+            crate::aws::net::ProfileTrust::of_profile(&AwsConfig::load_default()?, secret.expose());
         let sessions = Sessions::new(&self.ctx)?;
         let live = sessions.live_for_profile(&p)?;
         let creds = live
             .role_credentials
             .expect("profile check returns credentials");
-        let region = p.region.clone().unwrap_or_else(|| p.sso_region.clone());
-        let who = sts::caller_identity(&region, &creds)
+        let who = sts::caller_identity(p.call_region(), &creds)
             .map_err(|e| e.into_error("asking STS who signed in"))?;
         let mut m = BTreeMap::new();
         m.insert(meta::SESSION.into(), p.cache_name().to_string());
-        m.insert(meta::START_URL.into(), p.start_url.clone());
-        m.insert(meta::SSO_REGION.into(), p.sso_region.clone());
-        m.insert(meta::ACCOUNT_ID.into(), p.account_id.clone());
-        m.insert(meta::ROLE_NAME.into(), p.role_name.clone());
+        m.insert(meta::START_URL.into(), p.start_url.to_string());
+        m.insert(meta::SSO_REGION.into(), p.sso_region.to_string());
+        m.insert(meta::ACCOUNT_ID.into(), p.account_id.to_string());
+        m.insert(meta::ROLE_NAME.into(), p.role_name.to_string());
         m.insert(meta::SSO_USER.into(), who.user);
         // The profile and token are shared with other tools: nothing to undo on a failed proof
         // but the mirror, which relock already removes.
-        Ok(Stored::new(Some(p.name.clone()), m, || Ok(())))
+        Ok(Stored::new(Some(p.name.to_string()), m, || Ok(())))
     }
 
     fn is_unlocked(&self, entry: &HostEntry) -> bool {
@@ -412,5 +516,99 @@ impl Vault for AwsConfigVault<'_> {
         // A reference: forget the pointer (and our mirror); the profile and the encrypted token
         // stay for other keys of the same session. `keyrack aws logout` removes those.
         self.relock(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slug::Owner;
+
+    fn token(start_url: &str) -> SsoToken {
+        SsoToken {
+            start_url: start_url.into(),
+            region: "us-east-1".into(),
+            access_token: Secret::new("aoa-token".into()),
+            expires_at: jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600),
+            client_id: None,
+            client_secret: None,
+            registration_expires_at: None,
+            refresh_token: None,
+        }
+    }
+
+    #[test]
+    fn encrypted_files_are_bound_to_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path(), Owner::default());
+        let identity = crate::identity::generate(&dir.path().join("id.txt")).unwrap();
+        let recipients = [identity.recipient().clone()];
+        let s = Sessions {
+            home: &home,
+            identity: &identity,
+            recipients: &recipients,
+            login: LoginOptions::never_prompt(),
+            interact: &crate::interact::NonInteractive,
+        };
+        s.save_token("acme", &token("https://a.awsapps.com/start"))
+            .unwrap();
+        assert_eq!(
+            s.token("acme").unwrap().unwrap().start_url,
+            "https://a.awsapps.com/start"
+        );
+        // copied under another session's name: refused, naming both
+        std::fs::copy(token_path(&home, "acme"), token_path(&home, "other")).unwrap();
+        let e = s.token("other").unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "holds the SSO session token of 'acme', not the SSO session token of 'other'"
+            ),
+            "{e}"
+        );
+
+        // a registration copied to another start URL's file is refused too
+        let reg = Registration {
+            region: "us-east-1".into(),
+            start_url: "https://a.awsapps.com/start".into(),
+            client_id: "c".into(),
+            client_secret: Secret::new("s".into()),
+            expires_at: jiff::Timestamp::now().as_second() + 90 * 86400,
+        };
+        let a = registration_path(&home, "us-east-1", "https://a.awsapps.com/start");
+        s.write_sealed(
+            &a,
+            KIND_CLIENT,
+            &registration_name("us-east-1", "https://a.awsapps.com/start"),
+            &reg,
+        )
+        .unwrap();
+        let b = registration_path(&home, "us-east-1", "https://b.awsapps.com/start");
+        std::fs::copy(&a, &b).unwrap();
+        let e = s
+            .registration("us-east-1", "https://b.awsapps.com/start")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "holds the client registration of 'https://a.awsapps.com/start in us-east-1'"
+            ),
+            "{e}"
+        );
+        // a session file is not a registration
+        std::fs::copy(token_path(&home, "acme"), &b).unwrap();
+        let e = s
+            .registration("us-east-1", "https://b.awsapps.com/start")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("holds the SSO session token of 'acme'"), "{e}");
+
+        // a file from before names were bound is not trusted: it reads as absent
+        let legacy = serde_json::to_vec(&token("https://a.awsapps.com/start")).unwrap();
+        std::fs::write(
+            token_path(&home, "old"),
+            crypto::encrypt(&recipients, &legacy).unwrap(),
+        )
+        .unwrap();
+        assert!(s.token("old").unwrap().is_none());
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Every vault implements [`Vault`]; [`set_proven`] is the shared `set` that stores through the
 //! adapter and then proves the round trip (unlock → get → relock) before anything is recorded.
-//! The conformance suite in `tests/` runs each adapter through the same cases.
+//! [`read_grant`] is the one per-key step "read out of the vault → admit → grant" that both
+//! `unlock` and the proof at `set` go through, so whatever `unlock` would refuse, `set` refuses
+//! first. The conformance suite in `tests/` runs each adapter through the same cases.
 
 pub mod aws_config;
 pub mod os_daemon;
@@ -18,12 +20,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::RecipientKey;
 use crate::error::{Error, Result};
+use crate::firewall;
 use crate::home::Home;
 use crate::host_manifest::{now_rfc3339, HostEntry};
 use crate::identity::Identity;
 use crate::mech::Mech;
 use crate::secret::Secret;
-use crate::slug::Slug;
+use crate::slug::{Owner, Slug};
 
 /// The kinds of vault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -86,7 +89,7 @@ impl VaultKind {
     /// The mechs this vault accepts.
     pub fn mechs(self) -> &'static [Mech] {
         match self {
-            VaultKind::OsSecure | VaultKind::OsDirect => &[Mech::Replica],
+            VaultKind::OsSecure | VaultKind::OsDirect => &[Mech::Replica, Mech::GithubApp],
             VaultKind::OsDaemon => &[Mech::Session, Mech::Replica],
             VaultKind::OsEnvvar => &[],
             VaultKind::AwsConfig => &[Mech::AwsSso],
@@ -199,6 +202,8 @@ pub struct VaultContext<'a> {
     pub recipients: &'a [RecipientKey],
     /// How vaults that sign in (aws.config) may do so.
     pub login: crate::aws::login::LoginOptions,
+    /// Who answers questions and sees notices (a sign-in's link).
+    pub interact: &'a dyn crate::interact::Interact,
 }
 
 /// What [`Vault::store`] wrote, and how to take it back.
@@ -282,13 +287,136 @@ pub fn provisional_entry(
     }
 }
 
-/// The shared `set`: store through the adapter, then prove store → unlock → get (byte-equal) →
-/// relock. On any failure the store is undone and [`Error::RoundTrip`] names the step.
+/// Whether a value may be handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Fit to store and hand out.
+    Admitted,
+    /// Fit, but it looks like a long-lived token: every read path blocks it unless
+    /// `--allow-dangerous`.
+    Blocked(firewall::Blocked),
+}
+
+/// The admission rules every value passes before it is stored (`set`) or granted (`unlock`):
+/// at most [`crate::secret::MAX_SECRET_BYTES`], no NUL byte ([`Error::ValueRefused`] otherwise),
+/// and the firewall ([`Admission::Blocked`]).
+pub fn admit(slug: &Slug, secret: &Secret) -> Result<Admission> {
+    if let Some(reason) = crate::secret::unfit(secret.expose()) {
+        return Err(Error::ValueRefused {
+            slug: slug.to_string(),
+            reason,
+            hint: "store a smaller, text-only value (e.g. a path or a reference to the data, or base64 of binary data under 256 KiB)".into(),
+        });
+    }
+    Ok(match firewall::inspect(secret.expose()) {
+        Some(b) => Admission::Blocked(b),
+        None => Admission::Admitted,
+    })
+}
+
+/// What reading one key out of its vault gave.
+#[derive(Debug)]
+pub enum Read {
+    /// Admitted: the grant may go to the daemon.
+    Granted(Grant),
+    /// The grant may go to the daemon, but every read path blocks it without
+    /// `--allow-dangerous`.
+    Blocked(Grant, firewall::Blocked),
+    /// The host entry exists but the vault has no value for it.
+    Lost(String),
+}
+
+/// The one per-key step of `unlock` and of the proof at `set`: unlock in the adapter, take the
+/// grant, let the mech make the grant from it ([`crate::mech::grant_from_stored`]: `github.app`
+/// mints an installation token), check it against the admission rules ([`admit`]). Vault and
+/// mech failures and refused values are errors (that key's `errored` row).
+pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Read> {
+    match read_held(vault, entry)? {
+        Ok(held) => grant_from_held(vault, entry, held),
+        Err(why) => Ok(Read::Lost(why)),
+    }
+}
+
+/// The first half of [`read_grant`]: unlock in the adapter and take what the vault holds for
+/// `entry` (`Err(why)` when it holds nothing). `set` proves this byte-equal to what it stored.
+fn read_held(vault: &dyn Vault, entry: &HostEntry) -> Result<std::result::Result<Grant, String>> {
+    match vault.unlock(entry)? {
+        Unlocked::Lost(why) => return Ok(Err(why)),
+        Unlocked::Ready => {}
+    }
+    let Some(grant) = vault.get(entry) else {
+        return Ok(Err("the vault unlocked but returned no value".into()));
+    };
+    if grant.slug != entry.slug {
+        let _ = vault.relock(entry);
+        return Err(Error::VaultRefused {
+            vault: vault.kind().to_string(),
+            operation: "unlock",
+            reason: format!("it returned {} when asked for {}", grant.slug, entry.slug),
+            hint: format!(
+                "set it again: keyrack set --key {} --env {}",
+                entry.slug.key(),
+                entry.env
+            ),
+        });
+    }
+    Ok(Ok(grant))
+}
+
+/// The second half of [`read_grant`]: the mech makes the grant from what the vault holds
+/// (`github.app` mints a token), then the admission rules check it.
+fn grant_from_held(vault: &dyn Vault, entry: &HostEntry, held: Grant) -> Result<Read> {
+    let checked = crate::mech::grant_from_stored(entry, held).and_then(|grant| {
+        Ok(match admit(&entry.slug, &grant.secret)? {
+            Admission::Admitted => Read::Granted(grant),
+            Admission::Blocked(b) => Read::Blocked(grant, b),
+        })
+    });
+    if checked.is_err() {
+        let _ = vault.relock(entry);
+    }
+    checked
+}
+
+/// How [`set_proven_with`] treats values the firewall blocks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SetRules {
+    /// Store a value that looks like a long-lived token (`--allow-dangerous`).
+    pub allow_dangerous: bool,
+}
+
+/// The shared `set` with the default rules: a value the firewall blocks is refused.
 pub fn set_proven(
     vault: &dyn Vault,
     slug: &Slug,
     mech: Mech,
     secret: &Secret,
+) -> Result<HostEntry> {
+    set_proven_with(vault, slug, mech, secret, SetRules::default())
+}
+
+/// The refusal of a value the firewall blocks, at `set` (`owner` is repeated in the fix).
+pub fn dangerous(slug: &Slug, blocked: &firewall::Blocked, owner: &Owner) -> Error {
+    Error::ValueRefused {
+        slug: slug.to_string(),
+        reason: format!("{}; get, source and exec would block it", blocked.reason()),
+        hint: format!(
+            "store a short-lived credential instead, or if this one really must be kept: keyrack set {} --allow-dangerous",
+            crate::ops::key_flags(slug.key(), slug.env(), slug.org(), owner)
+        ),
+    }
+}
+
+/// The shared `set`: admit the value ([`admit`]), store through the adapter, then prove store →
+/// [`read_grant`] (the step `unlock` runs, the mech's included; what the vault read back is
+/// byte-equal to what was stored) → relock. On any failure the store is
+/// undone and [`Error::RoundTrip`] names the step.
+pub fn set_proven_with(
+    vault: &dyn Vault,
+    slug: &Slug,
+    mech: Mech,
+    secret: &Secret,
+    rules: SetRules,
 ) -> Result<HostEntry> {
     if !vault.kind().mechs().contains(&mech) {
         return Err(Error::InvalidInput {
@@ -300,6 +428,11 @@ pub fn set_proven(
                 vault.kind().default_mech()
             )),
         });
+    }
+    if let Admission::Blocked(b) = admit(slug, secret)? {
+        if !rules.allow_dangerous {
+            return Err(dangerous(slug, &b, &Owner::default()));
+        }
     }
     let stored = vault.store(slug, mech, secret)?;
     let entry = provisional_entry(
@@ -315,19 +448,34 @@ pub fn set_proven(
         reason: format!("{step}: {reason}"),
     };
     let proof = (|| {
-        match vault.unlock(&entry) {
-            Ok(Unlocked::Ready) => {}
-            Ok(Unlocked::Lost(why)) => return Err(fail("unlock", why)),
+        let held = match read_held(vault, &entry) {
+            Ok(Ok(held)) => held,
+            Ok(Err(why)) => return Err(fail("unlock", why)),
             Err(e) => return Err(fail("unlock", e.to_string())),
-        }
-        let grant = vault
-            .get(&entry)
-            .ok_or_else(|| fail("get", "the vault returned nothing after unlock".into()))?;
-        if grant.secret != *secret {
+        };
+        if held.secret != *secret {
             return Err(fail(
                 "get",
                 "the value read back differs from the value stored".into(),
             ));
+        }
+        match grant_from_held(vault, &entry, held) {
+            Ok(Read::Granted(_)) => {}
+            Ok(Read::Blocked(_, _)) if rules.allow_dangerous => {}
+            Ok(Read::Blocked(_, b)) => return Err(fail("admit", b.reason())),
+            Ok(Read::Lost(why)) => return Err(fail("unlock", why)),
+            Err(e @ Error::ValueRefused { .. }) => return Err(fail("admit", e.to_string())),
+            // the mech's own failure (a GitHub App the API refuses) keeps its own fix
+            Err(Error::GitHub { message, hint }) => {
+                return Err(Error::GitHub {
+                    message: format!(
+                        "round trip failed for {slug} in {}: {message}; nothing was kept",
+                        vault.kind()
+                    ),
+                    hint,
+                })
+            }
+            Err(e) => return Err(fail("unlock", e.to_string())),
         }
         vault
             .relock(&entry)

@@ -1,12 +1,25 @@
 //! `os.secure`: one armored age file per key at `vault/os.secure/<owner>/<h>.age`, encrypted to
-//! every recipient. `age -d -i <identity> <file>` prints the secret.
+//! every recipient. `age -d -i <identity> <file>` prints the payload: one JSON header line that
+//! binds the file to its slug, then the secret, byte for byte:
+//!
+//! ```text
+//! {"keyrack":"os.secure","v":1,"slug":"acme.test.XAI_API_KEY"}
+//! xai-…
+//! ```
+//!
+//! The header is checked on every read: a file that holds another key's value (two files swapped
+//! or copied) or carries no header (written by hand, or by a keyrack before the binding) is that
+//! key's error, with the `keyrack set` that rewrites it.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
 use super::{Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
-use crate::crypto::{self, RecipientKey};
+use crate::crypto;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::home::Home;
@@ -26,6 +39,92 @@ pub struct OsSecure<'a> {
 pub fn file_for(home: &Home, slug: &Slug) -> PathBuf {
     home.vault_dir("os.secure")
         .join(format!("{}.age", slug.file_stem()))
+}
+
+/// The name in the payload header.
+const HEADER_NAME: &str = "os.secure";
+/// The payload format this build writes and reads.
+const HEADER_VERSION: u64 = 1;
+
+/// The first line of every os.secure payload.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    keyrack: String,
+    v: u64,
+    slug: String,
+}
+
+/// The plaintext of `slug`'s file: the header line, then the secret.
+pub fn seal_payload(slug: &Slug, secret: &Secret) -> Zeroizing<Vec<u8>> {
+    let header = Header {
+        keyrack: HEADER_NAME.into(),
+        v: HEADER_VERSION,
+        slug: slug.to_string(),
+    };
+    let mut out = Zeroizing::new(serde_json::to_vec(&header).expect("header serialises"));
+    out.push(b'\n');
+    out.extend_from_slice(secret.expose().as_bytes());
+    out
+}
+
+/// The slug a decrypted payload's header binds it to, when it has a header this build reads
+/// (`init --recover` learns which key a file holds from it).
+pub fn payload_slug(plain: &[u8]) -> Option<String> {
+    let nl = plain.iter().position(|b| *b == b'\n')?;
+    let header: Header = serde_json::from_slice(&plain[..nl]).ok()?;
+    (header.keyrack == HEADER_NAME && header.v == HEADER_VERSION).then_some(header.slug)
+}
+
+/// Reads the secret out of a decrypted payload, checking that it is bound to `slug`.
+/// `fix` is the command that rewrites the file.
+pub fn open_payload(
+    path: &std::path::Path,
+    slug: &Slug,
+    plain: &[u8],
+    fix: &str,
+) -> Result<Secret> {
+    let unbound = |reason: String| Error::Unbound {
+        path: path.to_path_buf(),
+        slug: slug.to_string(),
+        reason,
+        hint: format!("rewrite it with the right value: {fix}"),
+    };
+    let header = plain
+        .iter()
+        .position(|b| *b == b'\n')
+        .and_then(|nl| {
+            serde_json::from_slice::<Header>(&plain[..nl])
+                .ok()
+                .map(|h| (nl, h))
+        })
+        .filter(|(_, h)| h.keyrack == HEADER_NAME);
+    let Some((nl, header)) = header else {
+        return Err(unbound(
+            "it is not bound to any key (no keyrack header: written by hand, or by a keyrack version before vault files were bound to their key)".into(),
+        ));
+    };
+    if header.v != HEADER_VERSION {
+        return Err(Error::CorruptFile {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it uses os.secure format v{}, this keyrack reads v{HEADER_VERSION}",
+                header.v
+            ),
+            hint: format!("use the keyrack that wrote it, or rewrite it: {fix}"),
+        });
+    }
+    if header.slug != slug.to_string() {
+        return Err(unbound(format!(
+            "it holds the value of {} (vault files were swapped or copied)",
+            header.slug
+        )));
+    }
+    let value = std::str::from_utf8(&plain[nl + 1..]).map_err(|_| Error::CorruptFile {
+        path: path.to_path_buf(),
+        reason: "the decrypted secret is not UTF-8 text".into(),
+        hint: format!("set it again: {fix}"),
+    })?;
+    Ok(Secret::new(value.to_string()))
 }
 
 impl<'a> OsSecure<'a> {
@@ -59,7 +158,7 @@ impl Vault for OsSecure<'_> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("read", &path, e)),
         };
-        let sealed = crypto::encrypt(self.ctx.recipients, secret.expose().as_bytes())?;
+        let sealed = crypto::encrypt(self.ctx.recipients, &seal_payload(slug, secret))?;
         fsio::write_atomic(&path, &sealed, 0o600)?;
         let undo_path = path.clone();
         Ok(Stored::new(None, BTreeMap::new(), move || match previous {
@@ -82,18 +181,17 @@ impl Vault for OsSecure<'_> {
             Err(e) => return Err(Error::io("read", &path, e)),
         };
         let plain = crypto::decrypt(&path, &data, self.identity()?)?;
-        let value = String::from_utf8(plain.to_vec()).map_err(|_| Error::CorruptFile {
-            path: path.clone(),
-            reason: "the decrypted secret is not UTF-8 text".into(),
-            hint: format!(
-                "set it again: keyrack set --key {} --env {}",
+        let fix = format!(
+            "keyrack set {}",
+            crate::ops::key_flags(
                 entry.slug.key(),
-                entry.env
-            ),
-        })?;
-        self.unlocked
-            .borrow_mut()
-            .insert(entry.slug.clone(), Secret::new(value));
+                entry.slug.env(),
+                entry.slug.org(),
+                self.ctx.home.owner()
+            )
+        );
+        let value = open_payload(&path, &entry.slug, &plain, &fix)?;
+        self.unlocked.borrow_mut().insert(entry.slug.clone(), value);
         Ok(Unlocked::Ready)
     }
 
@@ -117,28 +215,4 @@ impl Vault for OsSecure<'_> {
         self.unlocked.borrow_mut().remove(&entry.slug);
         fsio::remove_if_exists(&file_for(self.ctx.home, &entry.slug))
     }
-}
-
-/// Re-encrypts every os.secure file of `entries` to `recipients`, so recipient changes reach
-/// every secret (not only the host manifest). Returns how many files were rewritten.
-pub fn reencrypt_all<'e>(
-    home: &Home,
-    identity: &Identity,
-    recipients: &[RecipientKey],
-    entries: impl Iterator<Item = &'e HostEntry>,
-) -> Result<usize> {
-    let mut count = 0;
-    for entry in entries.filter(|e| e.vault == VaultKind::OsSecure) {
-        let path = file_for(home, &entry.slug);
-        let data = match std::fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("read", &path, e)),
-        };
-        let plain = crypto::decrypt(&path, &data, identity)?;
-        let sealed = crypto::encrypt(recipients, &plain)?;
-        fsio::write_atomic(&path, &sealed, 0o600)?;
-        count += 1;
-    }
-    Ok(count)
 }

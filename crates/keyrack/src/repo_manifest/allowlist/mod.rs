@@ -401,6 +401,11 @@ impl Allowlist {
         }
     }
 
+    /// Every key of every section (a key declared in several sections once per section).
+    pub fn declared_keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.entries.iter().map(|e| self.text(e.key))
+    }
+
     /// The envs that declare `key` in their own section, plus `all` if `env.all` does.
     pub fn envs_declaring(&self, key: &str) -> Vec<String> {
         let all = self.all_index();
