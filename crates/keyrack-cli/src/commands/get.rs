@@ -215,17 +215,9 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> ui::Result<i32> {
     // stale value exported in this shell) is not inherited by the command either.
     let mut set: Vec<(&str, &str)> = Vec::with_capacity(attempts.len());
     let mut removed: Vec<&str> = Vec::new();
-    let mut passed = Vec::with_capacity(attempts.len());
     for x in &attempts {
         match &x.secret {
-            Some(s) => {
-                set.push((x.key.as_str(), s.expose()));
-                passed.push(Passed {
-                    key: x.key.clone(),
-                    env: x.env.clone(),
-                    bytes: s.expose().len(),
-                });
-            }
+            Some(s) => set.push((x.key.as_str(), s.expose())),
             None => removed.push(x.key.as_str()),
         }
     }
@@ -233,8 +225,19 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> ui::Result<i32> {
     let err = exec_with(&a.command, &set, &removed);
     drop(set);
     drop(removed);
-    drop(attempts);
     crate::process::after_failed_exec();
+    // (what was passed matters only now, to explain a failure)
+    let passed: Vec<Passed> = attempts
+        .iter()
+        .filter_map(|x| {
+            Some(Passed {
+                key: x.key.clone(),
+                env: x.env.clone(),
+                bytes: x.secret.as_ref()?.expose().len(),
+            })
+        })
+        .collect();
+    drop(attempts);
     let (e, code) = exec_failure(&a.command, &err, &passed);
     if ctx.json {
         let mut doc = render::error_json(&e);
@@ -410,16 +413,26 @@ fn exec_with(
     else {
         return with_command();
     };
-    let set: Vec<CString> = vars
-        .iter()
-        .filter_map(|(k, v)| {
-            let mut entry = Vec::with_capacity(k.len() + v.len() + 2);
-            entry.extend_from_slice(k.as_bytes());
-            entry.push(b'=');
-            entry.extend_from_slice(v.as_bytes());
-            CString::new(entry).ok()
-        })
-        .collect();
+    // every `KEY=value\0` in one buffer, wiped when dropped (no value has a NUL: checked above)
+    let size = vars.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut entries = zeroize::Zeroizing::new(Vec::<u8>::with_capacity(size));
+    let mut ends = Vec::with_capacity(vars.len());
+    for (k, v) in vars {
+        entries.extend_from_slice(k.as_bytes());
+        entries.push(b'=');
+        entries.extend_from_slice(v.as_bytes());
+        entries.push(0);
+        ends.push(entries.len());
+    }
+    let mut start = 0;
+    let mut set: Vec<&CStr> = Vec::with_capacity(vars.len());
+    for end in ends {
+        match CStr::from_bytes_with_nul(&entries[start..end]) {
+            Ok(c) => set.push(c),
+            Err(_) => return with_command(), // a NUL in a key (a key is an identifier: never)
+        }
+        start = end;
+    }
     let mut envp: Vec<&CStr> = Vec::with_capacity(set.len() + 64);
     // SAFETY: `environ` is the C runtime's NULL-terminated array of NUL-terminated strings; this
     // process runs no other thread that could change it while it is read here.
@@ -442,7 +455,7 @@ fn exec_with(
             }
         }
     }
-    envp.extend(set.iter().map(CString::as_c_str));
+    envp.extend(set.iter().copied());
     let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     // SAFETY: setting a signal's disposition to its default installs no handler.
     let _ = unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };

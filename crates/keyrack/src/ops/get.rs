@@ -81,7 +81,9 @@ fn resolve_env_in(
 pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<Vec<KeyRow>> {
     let owner = home.owner();
     let mut attempts: Vec<KeyRow> = Vec::new();
-    let mut lookups: Vec<(usize, Slug)> = Vec::new();
+    // the rows to look up, and their slugs (sent to the daemon as they are)
+    let mut lookups: Vec<usize> = Vec::new();
+    let mut slugs: Vec<Slug> = Vec::new();
     let org_all = opts.org.as_deref() == Some(ORG_ALL);
 
     let requests: Vec<(String, Option<String>, Option<String>)> = if opts.for_repo {
@@ -178,7 +180,8 @@ pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<V
             let flags = super::key_flags(&key, &scope.env, &scope.org, owner);
             a.fix = Some(format!("keyrack set {flags}"));
         } else {
-            lookups.push((attempts.len(), slug));
+            lookups.push(attempts.len());
+            slugs.push(slug);
         }
         attempts.push(a);
     }
@@ -187,10 +190,9 @@ pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<V
         return Ok(attempts);
     }
     let client = Client::new(home);
-    let answers = client
-        .get(lookups.iter().map(|(_, s)| s.clone()).collect())?
-        .unwrap_or_else(|| vec![None; lookups.len()]);
-    for ((idx, slug), grant) in lookups.into_iter().zip(answers) {
+    let (slugs, answers) = client.get_keeping(slugs);
+    let answers = answers?.unwrap_or_else(|| vec![None; lookups.len()]);
+    for ((idx, slug), grant) in lookups.into_iter().zip(slugs).zip(answers) {
         let a = &mut attempts[idx];
         let flags = || super::key_flags(slug.key(), slug.env(), slug.org(), owner);
         let held = || {
