@@ -15,6 +15,7 @@ pub use error::DaemonError;
 
 pub mod client;
 mod error;
+mod grants_line;
 pub mod ledger;
 pub mod platform;
 pub mod protocol;

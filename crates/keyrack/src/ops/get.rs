@@ -6,13 +6,13 @@
 //! hold a value exported from another env, e.g. after `eval "$(keyrack source --env prod)"`).
 //! Every grant from the environment says so ([`Source::Env`]).
 
-use super::scope::{declarations, Scope};
-use super::unknown_env;
+use super::scope::{unknown_env_in, Declarations, Scope};
 use crate::daemon::client::{Client, Lookup};
 use crate::error::{Error, Result};
 use crate::firewall;
 use crate::grant::{Ended, Grant};
 use crate::home::Home;
+use crate::repo_manifest::allowlist::Allowlist;
 use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Slug, ENV_SUDO, ORG_ALL};
 use crate::vault::os_envvar;
@@ -39,11 +39,20 @@ pub struct GetOptions {
 
 /// The env a `--for repo` / `source` / `exec` request is about.
 pub fn resolve_repo_env(repo: &RepoManifest, env: Option<&str>) -> Result<String> {
+    resolve_env_in(repo, env)
+}
+
+/// [`resolve_repo_env`] for the hot path's [`Allowlist`].
+pub fn resolve_allowed_env(repo: &Allowlist, env: Option<&str>) -> Result<String> {
+    resolve_env_in(repo, env)
+}
+
+fn resolve_env_in(repo: &dyn Declarations, env: Option<&str>) -> Result<String> {
     match env {
         Some(e) => {
             slug::validate_env(e)?;
             if !repo.has_env(e) {
-                return Err(unknown_env(repo, e));
+                return Err(unknown_env_in(repo, e));
             }
             Ok(e.into())
         }
@@ -53,11 +62,11 @@ pub fn resolve_repo_env(repo: &RepoManifest, env: Option<&str>) -> Result<String
                 key: "the request".into(),
                 reason: format!(
                     "{} declares envs: {}",
-                    repo.path.display(),
+                    repo.path().display(),
                     names.join(", ")
                 ),
                 hint: if names.is_empty() {
-                    format!("add `env.test: []` to {}", repo.path.display())
+                    format!("add `env.test: []` to {}", repo.path().display())
                 } else {
                     super::env_choices(names)
                 },
@@ -76,33 +85,35 @@ struct Request {
 
 /// Resolves the requested keys to rows, asks the daemon once for those allowlisted, then the
 /// environment for keys this host does not hold.
-pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Result<Vec<KeyRow>> {
+pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<Vec<KeyRow>> {
     let mut rows: Vec<KeyRow> = Vec::new();
-    let mut lookups: Vec<(usize, Slug)> = Vec::new();
+    // the rows to look up, and their slugs (sent to the daemon as they are)
+    let mut lookups: Vec<usize> = Vec::new();
+    let mut slugs: Vec<Slug> = Vec::new();
     for req in requests(repo, opts)? {
         let (row, lookup) = resolve(home, repo, opts, req)?;
         if let Some(slug) = lookup {
-            lookups.push((rows.len(), slug));
+            lookups.push(rows.len());
+            slugs.push(slug);
         }
         rows.push(row);
     }
     if lookups.is_empty() {
         return Ok(rows);
     }
-    let Lookup { grants, ended } = Client::new(home)
-        .lookup(lookups.iter().map(|(_, s)| s.clone()).collect())?
-        .unwrap_or_else(|| Lookup {
-            grants: vec![None; lookups.len()],
-            ended: vec![],
-        });
-    for ((idx, slug), grant) in lookups.into_iter().zip(grants) {
+    let (slugs, answer_line) = Client::new(home).lookup_keeping(slugs);
+    let Lookup { grants, ended } = answer_line?.unwrap_or_else(|| Lookup {
+        grants: vec![None; lookups.len()],
+        ended: vec![],
+    });
+    for ((idx, slug), grant) in lookups.into_iter().zip(slugs).zip(grants) {
         answer(home, opts, &mut rows[idx], &slug, grant, &ended);
     }
     Ok(rows)
 }
 
 /// The keys asked for: by name, or every key the repo manifest declares for the env.
-fn requests(repo: Option<&RepoManifest>, opts: &GetOptions) -> Result<Vec<Request>> {
+fn requests(repo: Option<&Allowlist>, opts: &GetOptions) -> Result<Vec<Request>> {
     if !opts.for_repo {
         return Ok(opts
             .keys
@@ -117,14 +128,14 @@ fn requests(repo: Option<&RepoManifest>, opts: &GetOptions) -> Result<Vec<Reques
     let repo = repo.ok_or_else(|| Error::NoRepoManifest {
         start: std::env::current_dir().unwrap_or_default(),
     })?;
-    let env = resolve_repo_env(repo, opts.env.as_deref())?;
+    let env = resolve_allowed_env(repo, opts.env.as_deref())?;
     Ok(repo
         .keys_for(&env)
         .into_iter()
         .map(|k| Request {
-            key: k.key.clone(),
+            key: k.key.into(),
             env: Some(env.clone()),
-            optional_if_has: k.optional_if_has.clone(),
+            optional_if_has: k.optional_if_has.map(Into::into),
         })
         .collect())
 }
@@ -134,14 +145,14 @@ fn requests(repo: Option<&RepoManifest>, opts: &GetOptions) -> Result<Vec<Reques
 /// nothing is looked up.
 fn resolve(
     home: &Home,
-    repo: Option<&RepoManifest>,
+    repo: Option<&Allowlist>,
     opts: &GetOptions,
     req: Request,
 ) -> Result<(KeyRow, Option<Slug>)> {
     let owner = home.owner();
     let key = req.key.as_str();
     let scope = Scope::lookup(
-        declarations(repo),
+        repo.map(|r| r as &dyn Declarations),
         key,
         req.env.as_deref(),
         opts.org.as_deref(),
@@ -151,16 +162,16 @@ fn resolve(
         // no env declares it (only with a repo manifest: the resolver needs one here)
         let repo = repo.expect("a key declared nowhere was looked up in a repo manifest");
         let mut row = KeyRow::named(
-            format!("{}.?.{key}", repo.org),
-            &repo.org,
+            format!("{}.?.{key}", repo.org()),
+            repo.org(),
             "?",
             key,
             Status::Absent,
         );
         row.reason = Some(format!(
             "{key} is not in {}{}",
-            repo.path.display(),
-            super::did_you_mean_key(repo, None, key)
+            repo.path().display(),
+            super::did_you_mean_allowed_key(repo, None, key)
         ));
         row.fix = Some(format!(
             "keyrack set --key {key} --env <env>{}",
@@ -182,7 +193,7 @@ fn resolve(
     row.reason = Some(format!(
         "not declared for env {} in the repo manifest{}",
         scope.env,
-        repo.map(|r| super::did_you_mean_key(r, Some(&scope.env), key))
+        repo.map(|r| super::did_you_mean_allowed_key(r, Some(&scope.env), key))
             .unwrap_or_default()
     ));
     row.fix = Some(format!(

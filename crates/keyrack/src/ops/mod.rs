@@ -36,6 +36,7 @@ use crate::home::Home;
 use crate::host_manifest::HostManifest;
 use crate::identity::{self, Identity};
 use crate::interact::{Interact, NonInteractive};
+use crate::repo_manifest::allowlist::Allowlist;
 use crate::repo_manifest::RepoManifest;
 use crate::slug::{Owner, Slug, ENV_PROD, ENV_SUDO, ORG_ALL};
 
@@ -165,6 +166,12 @@ impl Rack {
             None => Ok(None),
         }
     }
+
+    /// The allowlist of the repo manifest above the working directory, if there is one
+    /// (cached: a warm call parses no YAML). What `get`, `source` and `exec` check.
+    pub fn allowlist(&self) -> Result<Option<Allowlist>> {
+        Allowlist::discover(&self.home, &self.cwd)
+    }
 }
 
 /// The error for an env the repo manifest does not declare.
@@ -207,6 +214,19 @@ pub fn did_you_mean_key(repo: &RepoManifest, env: Option<&str>, key: &str) -> St
             .map(|k| k.key.as_str())
             .collect(),
     };
+    did_you_mean_among(declared, key)
+}
+
+/// [`did_you_mean_key`] for the hot path's [`Allowlist`].
+pub fn did_you_mean_allowed_key(repo: &Allowlist, env: Option<&str>, key: &str) -> String {
+    let declared: Vec<&str> = match env {
+        Some(e) => repo.keys_for(e).into_iter().map(|k| k.key).collect(),
+        None => repo.declared_keys().collect(),
+    };
+    did_you_mean_among(declared, key)
+}
+
+fn did_you_mean_among(declared: Vec<&str>, key: &str) -> String {
     match did_you_mean(key, declared) {
         Some(near) => format!(" (did you mean {near}?)"),
         None => String::new(),

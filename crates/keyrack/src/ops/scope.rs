@@ -12,6 +12,7 @@ use std::path::Path;
 use super::{did_you_mean, env_by_unlocked, env_choices, list_or_none};
 use crate::error::{Error, Result};
 use crate::home::Home;
+use crate::repo_manifest::allowlist::Allowlist;
 use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Slug, ENV_ALL, ENV_SUDO, ORG_ALL};
 
@@ -44,6 +45,24 @@ impl Declarations for RepoManifest {
     }
     fn envs_declaring(&self, key: &str) -> Vec<String> {
         RepoManifest::envs_declaring(self, key)
+    }
+}
+
+impl Declarations for Allowlist {
+    fn org(&self) -> &str {
+        Allowlist::org(self)
+    }
+    fn path(&self) -> &Path {
+        Allowlist::path(self)
+    }
+    fn has_env(&self, env: &str) -> bool {
+        Allowlist::has_env(self, env)
+    }
+    fn env_names(&self) -> Vec<String> {
+        Allowlist::env_names(self)
+    }
+    fn envs_declaring(&self, key: &str) -> Vec<String> {
+        Allowlist::envs_declaring(self, key)
     }
 }
 
