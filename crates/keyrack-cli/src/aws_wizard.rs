@@ -183,7 +183,7 @@ fn diff(profile: &ProfileName, path: &std::path::Path, before: &str, after: &str
 #[cfg(test)]
 mod tests {
     //! The wizard's questions, through a scripted person against the loopback fake of AWS
-    //! (the pty tests in `tests/aws.rs` drive the same flow on a real terminal).
+    //! (the pty tests in `tests/it/aws_wizard.rs` drive the same flow on a real terminal).
 
     use std::sync::Arc;
 

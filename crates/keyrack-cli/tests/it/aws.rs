@@ -8,26 +8,7 @@ use std::process::{Command, Stdio};
 use keyrack_fake_aws::FakeAws;
 use keyrack_testkit::{stderr, stdout, Sandbox};
 
-const URL: &str = "https://d-1234567890.awsapps.com/start";
-
-/// `set` of AWS_PROFILE for env test without the wizard: the Acme Test account, admin role.
-const SET_TEST: [&str; 15] = [
-    "set",
-    "--key",
-    "AWS_PROFILE",
-    "--env",
-    "test",
-    "--sso-start-url",
-    URL,
-    "--sso-region",
-    "us-east-1",
-    "--account-id",
-    "123456789012",
-    "--role-name",
-    "AdministratorAccess",
-    "--profile-name",
-    "acme.test",
-];
+use crate::support::aws::{self as world, SET_TEST, URL};
 
 struct World {
     s: Sandbox,
@@ -42,22 +23,8 @@ impl World {
 
     fn with_browser(browser: bool) -> Self {
         let fake = FakeAws::start();
-        let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-        for (k, v) in fake.env() {
-            s.env(&k, &v);
-        }
-        let browser_log = s.root.join("browser.log");
-        let script = s.root.join("browser.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho \"$1\" >> {}\nexec curl -s -L --max-time 20 -o /dev/null \"$1\"\n",
-                browser_log.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut s = world::sandbox(&fake);
+        let (script, browser_log) = world::browser_script(&s, "");
         if browser {
             s.env("BROWSER", script.to_str().unwrap());
         }
@@ -71,9 +38,7 @@ impl World {
     }
 
     fn browser_opens(&self) -> usize {
-        std::fs::read_to_string(&self.browser_log)
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
+        world::browser_opens(&self.browser_log)
     }
 
     fn config(&self) -> PathBuf {

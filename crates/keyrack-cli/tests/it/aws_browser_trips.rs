@@ -20,25 +20,7 @@ use std::time::{Duration, Instant};
 use keyrack_fake_aws::{ConsentMode, FakeAws};
 use keyrack_testkit::{stderr, stdout, Sandbox};
 
-const URL: &str = "https://d-1234567890.awsapps.com/start";
-
-const SET_TEST: [&str; 15] = [
-    "set",
-    "--key",
-    "AWS_PROFILE",
-    "--env",
-    "test",
-    "--sso-start-url",
-    URL,
-    "--sso-region",
-    "us-east-1",
-    "--account-id",
-    "123456789012",
-    "--role-name",
-    "AdministratorAccess",
-    "--profile-name",
-    "acme.test",
-];
+use crate::support::aws::{self as world, SET_TEST, URL};
 
 struct World {
     s: Sandbox,
@@ -52,23 +34,8 @@ impl World {
     fn new(mode: ConsentMode) -> Self {
         let fake = FakeAws::start();
         fake.set_consent_mode(mode);
-        let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-        for (k, v) in fake.env() {
-            s.env(&k, &v);
-        }
-        let browser_log = s.root.join("browser.log");
-        let script = s.root.join("browser.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho \"$1\" >> {}\nexec curl -s -L --max-time 20 -o /dev/null \"$1\"\n",
-                browser_log.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        s.env("BROWSER", script.to_str().unwrap());
+        let mut s = world::sandbox(&fake);
+        let browser_log = world::install_browser(&mut s, "");
         s.manifest("org: acme\nenv.test: []\n");
         s.init();
         World {
@@ -83,9 +50,7 @@ impl World {
     }
 
     fn browser_opens(&self) -> usize {
-        std::fs::read_to_string(&self.browser_log)
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
+        world::browser_opens(&self.browser_log)
     }
 
     fn ok(&self, args: &[&str]) -> Output {

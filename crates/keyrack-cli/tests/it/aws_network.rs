@@ -18,25 +18,7 @@ use std::process::{Command, Output};
 use keyrack_fake_aws::{ConnectProxy, FakeAws, Trap};
 use keyrack_testkit::{stderr, stdout, Sandbox};
 
-const URL: &str = "https://d-1234567890.awsapps.com/start";
-
-const SET_TEST: [&str; 15] = [
-    "set",
-    "--key",
-    "AWS_PROFILE",
-    "--env",
-    "test",
-    "--sso-start-url",
-    URL,
-    "--sso-region",
-    "us-east-1",
-    "--account-id",
-    "123456789012",
-    "--role-name",
-    "AdministratorAccess",
-    "--profile-name",
-    "acme.test",
-];
+use crate::support::aws::{self as world, SET_TEST};
 
 struct World {
     s: Sandbox,
@@ -48,29 +30,16 @@ impl World {
     /// The fake over HTTPS; `AWS_CA_BUNDLE` is passed when `trusted`.
     fn https(trusted: bool) -> Self {
         let fake = FakeAws::start_https();
-        let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-        for (k, v) in fake.env() {
-            s.env(&k, &v);
-        }
+        let mut s = world::sandbox(&fake);
         if trusted {
             s.env("AWS_CA_BUNDLE", fake.ca_file().to_str().unwrap());
         }
         // The browser follows the authorize redirect as a signed-in user approving would. It
         // trusts the test CA itself and goes direct, so every CONNECT the proxy sees is keyrack's.
-        let browser_log = s.root.join("browser.log");
-        let script = s.root.join("browser.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho \"$1\" >> {}\nexec curl -s -L --noproxy '*' --cacert {} --max-time 20 -o /dev/null \"$1\"\n",
-                browser_log.display(),
-                fake.ca_file().display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        s.env("BROWSER", script.to_str().unwrap());
+        let browser_log = world::install_browser(
+            &mut s,
+            &format!("--noproxy '*' --cacert {}", fake.ca_file().display()),
+        );
         s.manifest("org: acme\nenv.test: []\nenv.prod: []\n");
         s.init();
         World {
@@ -81,9 +50,7 @@ impl World {
     }
 
     fn browser_opens(&self) -> usize {
-        std::fs::read_to_string(&self.browser_log)
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
+        world::browser_opens(&self.browser_log)
     }
 
     /// `host:port` of the fake's HTTPS front.

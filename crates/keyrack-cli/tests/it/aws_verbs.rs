@@ -9,7 +9,7 @@ use std::process::Command;
 use keyrack_fake_aws::FakeAws;
 use keyrack_testkit::{stderr, stdout, Sandbox};
 
-const URL: &str = "https://d-1234567890.awsapps.com/start";
+use crate::support::aws as world;
 
 /// Bytes of an existing config that are not keyrack's: they must survive every sync.
 const FOREIGN: &str = "# my own settings\n[default]\nregion = eu-west-1\ns3 =\n  max_concurrent_requests = 20\n\n[profile foreign]\nrole_arn = arn:aws:iam::111111111111:role/x\nsource_profile = default\n\n[services local]\ndynamodb =\n  endpoint_url = http://localhost:8000\n";
@@ -38,30 +38,15 @@ impl World {
         } else {
             FakeAws::start()
         };
-        let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-        for (k, v) in fake.env() {
-            s.env(&k, &v);
-        }
+        let mut s = world::sandbox(&fake);
         let cacert = if https {
             let ca = fake.ca_file().to_str().unwrap().to_string();
             s.env("AWS_CA_BUNDLE", &ca);
-            format!("--cacert {ca} ")
+            format!("--cacert {ca}")
         } else {
             String::new()
         };
-        let browser_log = s.root.join("browser.log");
-        let script = s.root.join("browser.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho \"$1\" >> {}\nexec curl -s -L {cacert}--max-time 20 -o /dev/null \"$1\"\n",
-                browser_log.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        s.env("BROWSER", script.to_str().unwrap());
+        let browser_log = world::install_browser(&mut s, &cacert);
         s.manifest("org: acme\nenv.test: []\nenv.prod: []\n");
         s.init();
         std::fs::create_dir_all(s.home.join(".aws")).unwrap();
@@ -71,36 +56,14 @@ impl World {
             fake,
             browser_log,
         };
-        let o = w.s.run(
-            &[
-                "set",
-                "--key",
-                "AWS_PROFILE",
-                "--env",
-                "test",
-                "--sso-start-url",
-                URL,
-                "--sso-region",
-                "us-east-1",
-                "--account-id",
-                "123456789012",
-                "--role-name",
-                "AdministratorAccess",
-                "--profile-name",
-                "acme.test",
-            ],
-            "",
-        );
-        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        world::set_test(&w.s, &[]);
         w.s.set("A", "test", "value-of-a");
         assert_eq!(w.browser_opens(), 1, "the one browser sign-in, at set");
         w
     }
 
     fn browser_opens(&self) -> usize {
-        std::fs::read_to_string(&self.browser_log)
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
+        world::browser_opens(&self.browser_log)
     }
 
     fn config_path(&self) -> PathBuf {

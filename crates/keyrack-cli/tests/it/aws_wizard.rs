@@ -14,10 +14,11 @@ use std::process::Command;
 
 use keyrack_fake_aws::FakeAws;
 use keyrack_testkit::{stderr, stdout, Sandbox};
-use rexpect::process::WaitStatus;
 use rexpect::session::{spawn_command, PtySession};
 
-const URL: &str = "https://d-1234567890.awsapps.com/start";
+use crate::support::aws::URL;
+
+use crate::support::pty::exit_code;
 
 struct World {
     s: Sandbox,
@@ -27,21 +28,7 @@ struct World {
 impl World {
     fn new() -> Self {
         let fake = FakeAws::start();
-        let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-        for (k, v) in fake.env() {
-            s.env(&k, &v);
-        }
-        let script = s.root.join("browser.sh");
-        std::fs::write(
-            &script,
-            "#!/bin/sh\nexec curl -s -L --max-time 20 -o /dev/null \"$1\"\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        s.env("BROWSER", script.to_str().unwrap());
-        s.manifest("org: acme\nenv.test: []\nenv.prod: []\n");
-        s.init();
+        let (s, _) = crate::support::aws::world(&fake, &["prod"]);
         World { s, fake }
     }
 
@@ -57,13 +44,6 @@ impl World {
             .env("TERM", "xterm")
             .args(["set", "--key", "AWS_PROFILE", "--env", env]);
         spawn_command(c, Some(30_000)).unwrap()
-    }
-}
-
-fn exit_code(p: &mut PtySession) -> i32 {
-    match p.process().wait().unwrap() {
-        WaitStatus::Exited(_, code) => code,
-        other => panic!("not exited: {other:?}"),
     }
 }
 

@@ -511,45 +511,9 @@ fn clock_before_2024_fails() {
     assert_eq!(o.status.code(), Some(2));
 }
 
-/// A world with the loopback fake of AWS and a stand-in browser.
+/// A world with the loopback fake of AWS, a stand-in browser and AWS_PROFILE set.
 fn aws_world() -> (Sandbox, FakeAws) {
-    let fake = FakeAws::start();
-    let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-    for (k, v) in fake.env() {
-        s.env(&k, &v);
-    }
-    let script = s.root.join("browser.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\nexec curl -s -L --max-time 20 -o /dev/null \"$1\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    s.env("BROWSER", script.to_str().unwrap());
-    s.manifest("org: acme\nenv.test: []\n");
-    s.init();
-    let o = s.run(
-        &[
-            "set",
-            "--key",
-            "AWS_PROFILE",
-            "--env",
-            "test",
-            "--sso-start-url",
-            "https://d-1234567890.awsapps.com/start",
-            "--sso-region",
-            "us-east-1",
-            "--account-id",
-            "123456789012",
-            "--role-name",
-            "AdministratorAccess",
-            "--profile-name",
-            "acme.test",
-        ],
-        "",
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    (s, fake)
+    crate::support::aws::signed_in()
 }
 
 #[test]

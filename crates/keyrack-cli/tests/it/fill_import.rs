@@ -2,30 +2,11 @@
 //! rexpect) and proves each one through `set`'s path; `keyrack import` sets many from dotenv
 //! lines, each key on its own row.
 
-use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
-
 use keyrack_fake_aws::FakeAws;
 use keyrack_testkit::{stderr, stdout, Sandbox};
-use rexpect::process::WaitStatus;
 use rexpect::session::spawn_command;
 
-fn pty_cmd(s: &Sandbox, args: &[&str]) -> Command {
-    let mut c = Command::new(s.bin());
-    c.env_clear()
-        .current_dir(&s.repo)
-        .envs(s.vars())
-        .env("TERM", "xterm")
-        .args(args);
-    c
-}
-
-fn exit_code(p: &mut rexpect::session::PtySession) -> i32 {
-    match p.process().wait().unwrap() {
-        WaitStatus::Exited(_, code) => code,
-        other => panic!("not exited: {other:?}"),
-    }
-}
+use crate::support::pty::{cmd as pty_cmd, exit_code};
 
 #[test]
 fn fill_asks_for_each_missing_key_hidden_and_proves_each() {
@@ -124,18 +105,8 @@ fn fill_without_a_terminal_fails_with_the_flags_to_use() {
 #[test]
 fn fill_sets_aws_profile_through_the_sso_wizard() {
     let fake = FakeAws::start();
-    let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-    for (k, v) in fake.env() {
-        s.env(&k, &v);
-    }
-    let script = s.root.join("browser.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\nexec curl -s -L --max-time 20 -o /dev/null \"$1\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    s.env("BROWSER", script.to_str().unwrap());
+    let mut s = crate::support::aws::sandbox(&fake);
+    crate::support::aws::install_browser(&mut s, "");
     s.manifest("org: acme\nenv.test: [AWS_PROFILE]\nenv.prod: []\n");
     s.init();
     let mut p = spawn_command(pty_cmd(&s, &["fill", "--env", "test"]), Some(30_000)).unwrap();

@@ -10,45 +10,12 @@ use keyrack_testkit::{stderr, Sandbox};
 #[test]
 fn set_rewrites_every_duplicate_line_of_a_profile_key() {
     let fake = FakeAws::start();
-    let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-    for (k, v) in fake.env() {
-        s.env(&k, &v);
-    }
-    let browser = s.root.join("browser.sh");
-    std::fs::write(
-        &browser,
-        "#!/bin/sh\nexec curl -s -L --max-time 20 -o /dev/null \"$1\"\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
-    s.env("BROWSER", browser.to_str().unwrap());
-    s.manifest("org: acme\nenv.test: []\n");
-    s.init();
+    let (s, _) = crate::support::aws::world(&fake, &[]);
     let config = s.home.join(".aws/config");
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
     let foreign = "# mine\n[profile acme.test]\nsso_account_id = 999999999999\nsso_role_name = Gone\n; an old paste\nsso_account_id = 999999999999\n";
     std::fs::write(&config, foreign).unwrap();
-    let o = s.run(
-        &[
-            "set",
-            "--key",
-            "AWS_PROFILE",
-            "--env",
-            "test",
-            "--sso-start-url",
-            "https://d-1234567890.awsapps.com/start",
-            "--sso-region",
-            "us-east-1",
-            "--account-id",
-            "123456789012",
-            "--role-name",
-            "AdministratorAccess",
-            "--profile-name",
-            "acme.test",
-        ],
-        "",
-    );
+    let o = s.run(&crate::support::aws::SET_TEST, "");
     let after = std::fs::read_to_string(&config).unwrap();
     assert!(o.status.success(), "{}\n{after}", stderr(&o));
     assert!(

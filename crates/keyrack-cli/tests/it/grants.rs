@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use keyrack_fake_aws::FakeAws;
-use keyrack_testkit::{stderr, stdout, Sandbox};
-
-const URL: &str = "https://d-1234567890.awsapps.com/start";
+use keyrack_testkit::{stderr, Sandbox};
 
 struct World {
     s: Sandbox,
@@ -19,43 +17,7 @@ struct World {
 }
 
 fn world() -> World {
-    let fake = FakeAws::start();
-    let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-    for (k, v) in fake.env() {
-        s.env(&k, &v);
-    }
-    let script = s.root.join("browser.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\nexec curl -s -L --max-time 20 -o /dev/null \"$1\"\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    s.env("BROWSER", script.to_str().unwrap());
-    s.manifest("org: acme\nenv.test: []\n");
-    s.init();
-    let o = s.run(
-        &[
-            "set",
-            "--key",
-            "AWS_PROFILE",
-            "--env",
-            "test",
-            "--sso-start-url",
-            URL,
-            "--sso-region",
-            "us-east-1",
-            "--account-id",
-            "123456789012",
-            "--role-name",
-            "AdministratorAccess",
-            "--profile-name",
-            "acme.test",
-        ],
-        "",
-    );
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let (s, fake) = crate::support::aws::signed_in();
     World { s, fake }
 }
 

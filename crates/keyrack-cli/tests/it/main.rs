@@ -32,3 +32,5 @@ mod trust_daemon;
 mod trust_files;
 mod vault_onepassword;
 mod vault_os_keychain;
+
+mod support;

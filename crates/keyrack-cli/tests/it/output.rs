@@ -3,27 +3,16 @@
 //! "cancelled" and refuse an empty answer, `--help` that lists the real choices, and messages
 //! that say one true thing (`aws logout` twice). The on-screen forms are in tests/cmd/*.md.
 
-use std::process::Command;
-
-use keyrack_fake_aws::FakeAws;
 use keyrack_testkit::{stderr, stdout, Sandbox};
 use rexpect::session::spawn_command;
 use serde_json::Value;
+
+use crate::support::pty::cmd as pty_cmd;
 
 fn sandbox(manifest: &str) -> Sandbox {
     let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
     s.manifest(manifest);
     s
-}
-
-fn pty_cmd(s: &Sandbox, args: &[&str]) -> Command {
-    let mut c = Command::new(s.bin());
-    c.env_clear()
-        .current_dir(&s.repo)
-        .envs(s.vars())
-        .env("TERM", "xterm")
-        .args(args);
-    c
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -466,43 +455,7 @@ fn help_lists_every_vault_mech_driver_and_shell() {
 
 #[test]
 fn aws_logout_twice_says_one_thing_each_time() {
-    let fake = FakeAws::start();
-    let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-    for (k, v) in fake.env() {
-        s.env(&k, &v);
-    }
-    let script = s.root.join("browser.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\nexec curl -s -L --max-time 20 -o /dev/null \"$1\"\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    s.env("BROWSER", script.to_str().unwrap());
-    s.manifest("org: acme\nenv.test: []\n");
-    s.init();
-    let o = s.run(
-        &[
-            "set",
-            "--key",
-            "AWS_PROFILE",
-            "--env",
-            "test",
-            "--sso-start-url",
-            "https://d-1234567890.awsapps.com/start",
-            "--sso-region",
-            "us-east-1",
-            "--account-id",
-            "123456789012",
-            "--role-name",
-            "AdministratorAccess",
-            "--profile-name",
-            "acme.test",
-        ],
-        "",
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (s, fake) = crate::support::aws::signed_in();
     s.cmd().args(["unlock", "--env", "test"]).assert().success();
 
     let first = s.run(&["aws", "logout", "--profile", "acme.test"], "");

@@ -7,15 +7,7 @@ use std::process::Command;
 use keyrack_testkit::{ssh_keygen, stderr, Sandbox};
 use rexpect::session::spawn_command;
 
-fn pty_cmd(s: &Sandbox, args: &[&str]) -> Command {
-    let mut c = Command::new(s.bin());
-    c.env_clear()
-        .current_dir(&s.repo)
-        .envs(s.vars())
-        .env("TERM", "xterm")
-        .args(args);
-    c
-}
+use crate::support::pty::cmd as pty_cmd;
 
 #[test]
 fn set_prompts_for_a_hidden_secret_on_a_tty() {

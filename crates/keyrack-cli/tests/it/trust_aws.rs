@@ -17,7 +17,7 @@ use std::process::{Command, Output};
 use keyrack_fake_aws::{FakeAws, Trap};
 use keyrack_testkit::{stderr, stdout, Sandbox};
 
-const URL: &str = "https://d-1234567890.awsapps.com/start";
+use crate::support::aws::URL;
 /// The overrides a hostile SSO region would otherwise be masked by (portal and OIDC URLs are
 /// built from it); STS keeps pointing at the fake.
 const SSO_VARS: &[&str] = &["AWS_ENDPOINT_URL_SSO", "AWS_ENDPOINT_URL_SSO_OIDC"];
@@ -32,22 +32,7 @@ struct World {
 impl World {
     fn new() -> Self {
         let fake = FakeAws::start();
-        let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-        for (k, v) in fake.env() {
-            s.env(&k, &v);
-        }
-        // the browser follows the authorize redirect, as a signed-in user approving would
-        let script = s.root.join("browser.sh");
-        std::fs::write(
-            &script,
-            "#!/bin/sh\nexec curl -s -L --max-time 20 -o /dev/null \"$1\"\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        s.env("BROWSER", script.to_str().unwrap());
-        s.manifest("org: acme\nenv.test: []\nenv.prod: []\n");
-        s.init();
+        let (s, _) = crate::support::aws::world(&fake, &["prod"]);
         World { s, fake }
     }
 

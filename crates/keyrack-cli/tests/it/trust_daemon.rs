@@ -684,56 +684,9 @@ fn a_stopped_daemon_makes_get_fail_within_seconds_and_say_what_to_do() {
 
 // ---------------------------------------------------------------- item 7: release ledger
 
-mod aws_world {
-    use super::*;
-    use keyrack_fake_aws::FakeAws;
-
-    pub const URL: &str = "https://d-1234567890.awsapps.com/start";
-
-    pub fn world() -> (Sandbox, FakeAws) {
-        let fake = FakeAws::start();
-        let mut s = Sandbox::new(bin());
-        for (k, v) in fake.env() {
-            s.env(&k, &v);
-        }
-        let script = s.root.join("browser.sh");
-        std::fs::write(
-            &script,
-            "#!/bin/sh\nexec curl -s -L --max-time 20 -o /dev/null \"$1\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        s.env("BROWSER", script.to_str().unwrap());
-        s.manifest("org: acme\nenv.test: []\n");
-        s.init();
-        let o = s.run(
-            &[
-                "set",
-                "--key",
-                "AWS_PROFILE",
-                "--env",
-                "test",
-                "--sso-start-url",
-                URL,
-                "--sso-region",
-                "us-east-1",
-                "--account-id",
-                "123456789012",
-                "--role-name",
-                "AdministratorAccess",
-                "--profile-name",
-                "acme.test",
-            ],
-            "",
-        );
-        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-        (s, fake)
-    }
-}
-
 #[test]
 fn a_killed_daemon_leaves_no_sso_token_behind() {
-    let (s, _fake) = aws_world::world();
+    let (s, _fake) = crate::support::aws::signed_in();
     let cache = s.home.join(".aws/sso/cache");
     let mirrors = || -> Vec<PathBuf> {
         std::fs::read_dir(&cache)

@@ -392,47 +392,12 @@ fn a_symlinked_keyrack_yml_is_edited_through_the_link() {
     assert!(!dotfiles.join("missing.yml").exists());
 }
 
-const URL: &str = "https://d-1234567890.awsapps.com/start";
-
 fn aws_sandbox(fake: &keyrack_fake_aws::FakeAws) -> Sandbox {
-    let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-    for (k, v) in fake.env() {
-        s.env(&k, &v);
-    }
-    let script = s.root.join("browser.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\nexec curl -s -L --max-time 20 -o /dev/null \"$1\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    s.env("BROWSER", script.to_str().unwrap());
-    s.manifest("org: acme\nenv.test: []\n");
-    s.init();
-    s
+    crate::support::aws::world(fake, &[]).0
 }
 
 fn set_aws(s: &Sandbox) -> std::process::Output {
-    s.run(
-        &[
-            "set",
-            "--key",
-            "AWS_PROFILE",
-            "--env",
-            "test",
-            "--sso-start-url",
-            URL,
-            "--sso-region",
-            "us-east-1",
-            "--account-id",
-            "123456789012",
-            "--role-name",
-            "AdministratorAccess",
-            "--profile-name",
-            "acme.test",
-        ],
-        "",
-    )
+    s.run(&crate::support::aws::SET_TEST, "")
 }
 
 #[test]

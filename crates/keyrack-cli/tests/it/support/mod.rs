@@ -1,0 +1,4 @@
+//! What many test modules share: worlds to start from.
+
+pub mod aws;
+pub mod pty;
