@@ -32,6 +32,20 @@ impl SessionBus {
     /// Starts a bus whose socket lives in `dir` (created; keep the path short: sockets are
     /// limited to about 100 bytes).
     pub fn start(dir: &Path) -> SessionBus {
+        Self::spawn(dir, Command::new("dbus-daemon"))
+    }
+
+    /// [`SessionBus::start`] for a bus that lives as long as the calling thread (through
+    /// `setpriv --pdeathsig`): a bus shared by a whole test process, started from a thread that
+    /// never ends, goes with the process. (The Secret Service client library keeps one session
+    /// bus connection per process, so one test process needs one bus.)
+    pub fn start_tied(dir: &Path) -> SessionBus {
+        let mut c = Command::new("setpriv");
+        c.args(["--pdeathsig", "TERM", "--", "dbus-daemon"]);
+        Self::spawn(dir, c)
+    }
+
+    fn spawn(dir: &Path, mut dbus_daemon: Command) -> SessionBus {
         std::fs::create_dir_all(dir).expect("mkdir bus dir");
         let conf = dir.join("bus.conf");
         std::fs::write(
@@ -54,7 +68,7 @@ impl SessionBus {
             ),
         )
         .expect("write bus.conf");
-        let mut child = Command::new("dbus-daemon")
+        let mut child = dbus_daemon
             .arg(format!("--config-file={}", conf.display()))
             .args(["--nofork", "--nopidfile", "--print-address=1"])
             .stdin(Stdio::null())

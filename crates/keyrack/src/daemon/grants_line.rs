@@ -194,7 +194,7 @@ mod tests {
                 1 => g.release = vec!["/c".into()],
                 2 => {
                     let mut labels = Labels::new();
-                    labels.insert("aws.profile".into(), "p".into());
+                    labels.insert("team".into(), "p".into());
                     g.labels = labels;
                 }
                 _ => g.payload = Some(Secret::new("{\"t\":1}".into())),
@@ -204,7 +204,7 @@ mod tests {
     }
 
     /// What the daemon writes, and lines near it: the fast reader agrees with serde on every
-    /// line it accepts, and accepts every line the daemon writes for grants without AWS details.
+    /// line it accepts, and accepts every line the daemon writes for grants without renewal data, files, labels or payload.
     #[test]
     fn the_fast_reader_agrees_with_serde() {
         let mut r = Lcg(11);
@@ -263,7 +263,7 @@ mod tests {
             &b"{\"status\":\"error\",\"message\":\"no\"}"[..],
             b"{\"status\":\"grants\", \"grants\":[]}",
             b"{\"grants\":[],\"status\":\"grants\"}",
-            b"{\"status\":\"grants\",\"grants\":[{\"slug\":\"a.b.C\",\"secret\":\"x\",\"vault\":\"aws.iam.sso\",\"mech\":\"replica\"}]}",
+            b"{\"status\":\"grants\",\"grants\":[{\"slug\":\"a.b.C\",\"secret\":\"x\",\"vault\":\"no.such.vault\",\"mech\":\"replica\"}]}",
             b"{\"status\":\"grants\",\"grants\":[{\"slug\":\"a.b.C\",\"secret\":\"x\",\"vault\":\"os.secure\",\"mech\":\"replica\",\"expiresAt\":1.0}]}",
             b"{\"status\":\"grants\",\"grants\":[{\"slug\":\"a.b.C\",\"secret\":\"x\",\"vault\":\"os.secure\",\"mech\":\"replica\",\"expiresAt\":18446744073709551616}]}",
             b"{\"status\":\"grants\",\"grants\":[null],\"ended\":[]}",

@@ -7,7 +7,7 @@
 //! own world, so they run one at a time.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
 use keyrack::aws::login::{self, LoginOptions};
@@ -34,18 +34,16 @@ struct World {
     _serial: MutexGuard<'static, ()>,
 }
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
 impl World {
     fn new() -> Self {
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let serial = crate::env_lock();
         let fake = FakeAws::start();
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
         std::fs::create_dir_all(repo.join(".git")).unwrap();
         std::fs::create_dir_all(dir.path().join("run")).unwrap();
         std::fs::write(repo.join("keyrack.yml"), "org: acme\nenv.test: []\n").unwrap();
-        // (edition 2021: set_var is safe; the tests of this binary hold SERIAL)
+        // (edition 2021: set_var is safe; every test of this binary holds the env lock)
         for (k, v) in fake.env() {
             std::env::set_var(k, v);
         }

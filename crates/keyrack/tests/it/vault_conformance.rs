@@ -237,6 +237,7 @@ fn conformance_with(v: &dyn Vault, mech: Mech) {
 
 #[test]
 fn the_registry_has_one_line_per_vault() {
+    let _env = crate::env_lock();
     let w = world();
     for kind in VaultKind::ALL {
         let caps = vault::info(kind);
@@ -254,6 +255,7 @@ fn the_registry_has_one_line_per_vault() {
 
 #[test]
 fn os_secure_conforms() {
+    let _env = crate::env_lock();
     let w = world();
     let v = vault::open(VaultKind::OsSecure, w.ctx());
     conformance(v.as_ref());
@@ -261,6 +263,7 @@ fn os_secure_conforms() {
 
 #[test]
 fn os_direct_conforms() {
+    let _env = crate::env_lock();
     let w = world();
     let v = vault::open(VaultKind::OsDirect, w.ctx());
     conformance(v.as_ref());
@@ -268,6 +271,7 @@ fn os_direct_conforms() {
 
 #[test]
 fn os_daemon_conforms() {
+    let _env = crate::env_lock();
     let w = world();
     let server = match Server::bind(&w.home).unwrap() {
         Bound::Ready(s) => s,
@@ -287,6 +291,7 @@ fn os_daemon_conforms() {
 
 #[test]
 fn os_envvar_reads_the_environment_and_refuses_to_store() {
+    let _env = crate::env_lock();
     let w = world();
     let v = vault::open(VaultKind::OsEnvvar, w.ctx());
     let err = vault::set_proven(
@@ -325,6 +330,7 @@ fn os_envvar_reads_the_environment_and_refuses_to_store() {
 
 #[test]
 fn os_secure_with_recipients_that_exclude_you_fails_set_and_keeps_nothing() {
+    let _env = crate::env_lock();
     let w = world();
     let other = age::x25519::Identity::generate().to_public();
     let recipients = vec![RecipientKey::X25519(other)];
@@ -351,6 +357,7 @@ fn os_secure_with_recipients_that_exclude_you_fails_set_and_keeps_nothing() {
 
 #[test]
 fn os_secure_corrupt_file_is_an_error_not_a_panic() {
+    let _env = crate::env_lock();
     let w = world();
     let v = vault::open(VaultKind::OsSecure, w.ctx());
     let s = slug("acme.test.CORRUPT");
@@ -370,6 +377,7 @@ fn os_secure_corrupt_file_is_an_error_not_a_panic() {
 
 #[test]
 fn os_secure_files_are_bound_to_their_slug() {
+    let _env = crate::env_lock();
     let w = world();
     let v = vault::open(VaultKind::OsSecure, w.ctx());
     let (a, b) = (slug("acme.test.ALPHA"), slug("acme.test.BETA"));
@@ -406,6 +414,7 @@ fn os_secure_files_are_bound_to_their_slug() {
 /// 1password, `replica` (keyrack creates the item), against the stand-in `op`.
 #[test]
 fn onepassword_replica_conforms() {
+    let _env = crate::env_lock();
     use keyrack::vault::onepassword::{OnePassword, SetTarget};
     use keyrack::vault::op_cli::OpCli;
     let w = world();
@@ -429,6 +438,7 @@ fn onepassword_replica_conforms() {
 /// 1password, `reference`: set reads the item twice (store, then the proof), del forgets.
 #[test]
 fn onepassword_reference_conforms() {
+    let _env = crate::env_lock();
     use keyrack::vault::onepassword::{OnePassword, SetTarget};
     use keyrack::vault::op_cli::OpCli;
     let w = world();
@@ -485,12 +495,9 @@ fn onepassword_reference_conforms() {
 #[cfg(target_os = "linux")]
 #[test]
 fn os_keychain_conforms() {
+    let _env = crate::env_lock();
     let w = world();
-    let root = w._dir.path();
-    let bus = keyrack_testkit::secret_service::SessionBus::start(&root.join("bus"));
-    bus.start_keyring(&root.join("gk-home"), &root.join("gk-run"));
-    // Only this test of this binary talks to a session bus.
-    std::env::set_var("DBUS_SESSION_BUS_ADDRESS", bus.address());
+    let bus = crate::session_bus();
     let v = vault::open(VaultKind::OsKeychain, w.ctx());
     conformance(v.as_ref());
     let left = bus.secret_tool(&["search", "--all", "service", "keyrack"]);
