@@ -65,6 +65,7 @@ fn vault_parser() -> impl TypedValueParser<Value = VaultKind> {
             VaultKind::OsDaemon => "the session daemon's memory only",
             VaultKind::OsEnvvar => "the process environment (read-only; CI)",
             VaultKind::AwsConfig => "an AWS SSO profile in ~/.aws/config (default for AWS_PROFILE)",
+            VaultKind::AwsParams => "an AWS SSM Parameter Store SecureString, shared by a team",
         });
         if k == VaultKind::AwsConfig {
             v.alias("aws.iam.sso")
@@ -218,7 +219,8 @@ pub struct SetArgs {
     /// `@all` for a machine-wide key not tied to this repository.
     #[arg(long)]
     pub org: Option<String>,
-    /// External id, for vaults that reference a secret kept elsewhere.
+    /// External id, for vaults that reference a secret kept elsewhere (aws.config: the profile
+    /// name; aws.params: the parameter name, default /keyrack/<org>/<env>/<KEY>).
     #[arg(long)]
     pub exid: Option<String>,
     /// The longest a grant of this key may live (e.g. 1h); kept by a later set that omits it.
@@ -231,7 +233,23 @@ pub struct SetArgs {
     #[command(flatten)]
     pub aws: AwsProfileArgs,
     #[command(flatten)]
+    pub params: ParamsArgs,
+    #[command(flatten)]
     pub login: LoginArgs,
+}
+
+/// Where an aws.params key lives in SSM Parameter Store.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "SSM Parameter Store (aws.params)")]
+pub struct ParamsArgs {
+    /// The KMS key that encrypts the SecureString (key id, ARN or alias/NAME; default: the
+    /// account's alias/aws/ssm).
+    #[arg(long, value_name = "KEY")]
+    pub kms_key_id: Option<String>,
+    /// The aws.config key whose role credentials sign (default: AWS_PROFILE of the same env;
+    /// machine-wide keys use the AWS credential chain).
+    #[arg(long, value_name = "KEY")]
+    pub via: Option<String>,
 }
 
 /// A new AWS SSO profile, without the guided set-up (aws.config).
@@ -253,7 +271,8 @@ pub struct AwsProfileArgs {
     /// Profile name to write in ~/.aws/config.
     #[arg(long, value_name = "NAME")]
     pub profile_name: Option<String>,
-    /// The profile's default region (default: the SSO region).
+    /// aws.config: the profile's default region (default: the SSO region). aws.params: the SSM
+    /// region (default: the signing profile's region; --org @all: AWS_REGION).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 }

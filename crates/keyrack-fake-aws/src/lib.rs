@@ -14,6 +14,11 @@
 //! signs in next, 5xx faults, the accounts and roles the portal lists (hostile names included).
 //! It counts every request that carried an SSO bearer token. [`Trap`] is a bare TCP listener
 //! that stands for a host the token must never reach: it records every connection and byte.
+//!
+//! [`ssm`]: moto (real SSM Parameter Store semantics), a counting front with faults, and the
+//! container / instance metadata credential endpoints.
+
+pub mod ssm;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -240,6 +240,79 @@ fn os_daemon_conforms() {
 }
 
 #[test]
+fn aws_params_conforms() {
+    // moto (installed by scripts/test.sh) stands for SSM; this is the only test of this binary
+    // that reads AWS_ENDPOINT_URL_SSM.
+    let moto = keyrack_fake_aws::ssm::Moto::shared();
+    std::env::set_var("AWS_ENDPOINT_URL_SSM", &moto.url);
+    let w = world();
+    let server = match Server::bind(&w.home).unwrap() {
+        Bound::Ready(s) => s,
+        Bound::AlreadyRunning => panic!("fresh home has no daemon"),
+    };
+    std::thread::spawn(move || server.serve());
+    // the unlocked aws.config key whose role credentials sign: as unlock leaves it in the daemon
+    let hour = keyrack::daemon::protocol::now_ms() + 3_600_000;
+    let profile = Grant {
+        slug: slug("acme.test.AWS_PROFILE"),
+        secret: secret("acme.test"),
+        vault: VaultKind::AwsConfig,
+        mech: Mech::AwsSso,
+        expires_at: Some(hour),
+        aws: Some(keyrack::vault::AwsGrant {
+            profile: "acme.test".into(),
+            session: "acme".into(),
+            cache_file: w.home.root().join("no-mirror.json"),
+            sso_region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            role_name: "AdministratorAccess".into(),
+            access_token: secret("unused while the role credentials are fresh"),
+            role_credentials: Some(keyrack::aws::portal::RoleCredentials {
+                access_key_id: "ASIACONFORMANCE".into(),
+                secret_access_key: secret("conformance-secret"),
+                session_token: secret("conformance-session"),
+                expiration: hour,
+            }),
+        }),
+    };
+    let client = Client::new(&w.home);
+    client.unlock(vec![profile]).unwrap();
+    let v = keyrack::vault::aws_params::AwsParamsVault::with_options(
+        w.ctx(),
+        keyrack::vault::aws_params::ParamsOptions {
+            region: Some("us-east-1".into()),
+            ..Default::default()
+        },
+    );
+    conformance(&v);
+    // set wrote a SecureString under the computed name; del (above) removed it
+    assert_eq!(moto.parameter("/keyrack/acme/test/CONFORMANCE_KEY"), None);
+    assert_eq!(
+        moto.parameter("/keyrack/acme/test/ODD").map(|(t, _)| t),
+        Some("SecureString".into())
+    );
+
+    // without the signing key in the session: an error naming it, not an ambient profile
+    client
+        .relock(keyrack::daemon::protocol::RelockScope::All)
+        .unwrap();
+    let e = vault::provisional_entry(
+        &slug("acme.test.ODD"),
+        VaultKind::AwsParams,
+        Mech::Replica,
+        None,
+        Default::default(),
+    );
+    let err = v.unlock(&e).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(err
+        .fix()
+        .unwrap()
+        .contains("keyrack unlock --key AWS_PROFILE --env test"));
+    let _ = client.shutdown();
+}
+
+#[test]
 fn os_envvar_reads_the_environment_and_refuses_to_store() {
     let w = world();
     let v = vault::open(VaultKind::OsEnvvar, w.ctx());

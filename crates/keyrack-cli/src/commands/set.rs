@@ -27,6 +27,8 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             region: a.aws.region,
         },
         allow_dangerous: a.allow_dangerous,
+        kms_key_id: a.params.kms_key_id,
+        via: a.params.via,
     };
     let r = set::run(&rack, &opts)?;
     if ctx.json {

@@ -17,6 +17,8 @@ pub enum Service {
     Sso,
     /// STS (GetCallerIdentity).
     Sts,
+    /// Systems Manager (Parameter Store, the aws.params vault).
+    Ssm,
 }
 
 impl Service {
@@ -25,6 +27,7 @@ impl Service {
             Service::SsoOidc => "AWS_ENDPOINT_URL_SSO_OIDC",
             Service::Sso => "AWS_ENDPOINT_URL_SSO",
             Service::Sts => "AWS_ENDPOINT_URL_STS",
+            Service::Ssm => "AWS_ENDPOINT_URL_SSM",
         }
     }
 
@@ -33,6 +36,7 @@ impl Service {
             Service::SsoOidc => "oidc",
             Service::Sso => "portal.sso",
             Service::Sts => "sts",
+            Service::Ssm => "ssm",
         }
     }
 
@@ -82,6 +86,7 @@ mod tests {
             "AWS_ENDPOINT_URL_SSO",
             "AWS_ENDPOINT_URL_SSO_OIDC",
             "AWS_ENDPOINT_URL_STS",
+            "AWS_ENDPOINT_URL_SSM",
         ] {
             assert!(
                 std::env::var_os(k).is_none(),
@@ -109,6 +114,14 @@ mod tests {
             assert_eq!(
                 endpoint(Service::Sso, "cn-northwest-1").unwrap(),
                 "https://portal.sso.cn-northwest-1.amazonaws.com.cn"
+            );
+            assert_eq!(
+                endpoint(Service::Ssm, "eu-west-1").unwrap(),
+                "https://ssm.eu-west-1.amazonaws.com"
+            );
+            assert_eq!(
+                endpoint(Service::Ssm, "cn-north-1").unwrap(),
+                "https://ssm.cn-north-1.amazonaws.com.cn"
             );
         });
     }

@@ -12,7 +12,7 @@ use crate::host_manifest::{now_rfc3339, HostManifest};
 use crate::mech::{self, Mech, SecretSource};
 use crate::repo_manifest::edit;
 use crate::slug::Slug;
-use crate::vault::{self, VaultContext, VaultKind};
+use crate::vault::{self, aws_params, VaultContext, VaultKind};
 
 /// Options of `set`.
 #[derive(Debug, Clone)]
@@ -39,6 +39,10 @@ pub struct SetOptions {
     pub aws: super::aws::ProfileFlags,
     /// Store a value the firewall blocks (it stays blocked on every read path without the flag).
     pub allow_dangerous: bool,
+    /// aws.params: `--kms-key-id`.
+    pub kms_key_id: Option<String>,
+    /// aws.params: `--via KEY`, the aws.config key whose role credentials sign.
+    pub via: Option<String>,
 }
 
 /// What `set` did.
@@ -103,7 +107,7 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
             ),
         });
     }
-    if opts.exid.is_some() && kind != VaultKind::AwsConfig {
+    if opts.exid.is_some() && !matches!(kind, VaultKind::AwsConfig | VaultKind::AwsParams) {
         return Err(Error::InvalidInput {
             what: "--exid",
             value: opts.exid.clone().unwrap_or_default(),
@@ -111,6 +115,22 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
             hint: Some("drop --exid".into()),
         });
     }
+    for (flag, value) in [("--kms-key-id", &opts.kms_key_id), ("--via", &opts.via)] {
+        if let (Some(v), false) = (value, kind == VaultKind::AwsParams) {
+            return Err(Error::InvalidInput {
+                what: flag,
+                value: v.clone(),
+                reason: format!("{flag} is for --vault aws.params, not {kind}"),
+                hint: Some(format!("drop {flag}, or pass --vault aws.params")),
+            });
+        }
+    }
+    let params = aws_params::ParamsOptions {
+        exid: opts.exid.clone(),
+        region: opts.aws.region.clone(),
+        kms_key_id: opts.kms_key_id.clone(),
+        via: opts.via.clone(),
+    };
     if let Some(d) = &opts.max_duration {
         parse_duration("--max-duration", d)?;
     }
@@ -127,9 +147,16 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
         )?),
         _ => None,
     };
-    let secret = match &prepared {
-        Some(p) => crate::secret::Secret::new(p.profile.clone()),
-        None => mech::acquire_secret(&opts.key, opts.source)?,
+    if kind == VaultKind::AwsParams {
+        // name, KMS key, region and the signing identity are checked before the secret is asked
+        aws_params::AwsParamsVault::with_options(ctx, params.clone()).preflight(&slug)?;
+    }
+    let secret = match (&prepared, kind, mech) {
+        (Some(p), _, _) => crate::secret::Secret::new(p.profile.clone()),
+        (None, VaultKind::AwsParams, Mech::Reference) => {
+            aws_params::AwsParamsVault::with_options(ctx, params.clone()).referenced_value(&slug)?
+        }
+        _ => mech::acquire_secret(&opts.key, opts.source)?,
     };
     let blocked = match admit_value(&slug, &secret, opts.allow_dangerous, rack.home().owner()) {
         Ok(b) => b,
@@ -148,7 +175,13 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     let mut host = rack.host()?;
     let recipients = host.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, opts.login)?;
-    let adapter = vault::open(kind, ctx);
+    let adapter: Box<dyn vault::Vault + '_> = match kind {
+        VaultKind::AwsParams => Box::new(aws_params::AwsParamsVault::with_options(
+            ctx,
+            params.clone(),
+        )),
+        _ => vault::open(kind, ctx),
+    };
     let previous = host.entry(&slug).cloned();
     let rules = vault::SetRules {
         allow_dangerous: opts.allow_dangerous,
@@ -186,8 +219,10 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     entry.max_duration = kept_max_duration(opts, previous.as_ref());
     if let Some(prev) = &previous {
         entry.created_at = prev.created_at.clone();
-        if prev.vault != kind {
-            // moving between vaults: the old copy goes once the new one is proven
+        let renamed = prev.exid != entry.exid && vault::custody_of(prev) == vault::Custody::Owns;
+        if prev.vault != kind || renamed {
+            // moving between vaults (or to another parameter keyrack named): the old copy goes
+            // once the new one is proven
             vault::open(prev.vault, ctx).del(prev)?;
         }
     }

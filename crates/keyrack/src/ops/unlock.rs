@@ -1,6 +1,6 @@
 //! `unlock`, `relock`, `status`: moving grants into and out of the session daemon.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -248,8 +248,11 @@ fn targets(
     })
 }
 
-/// Runs `unlock`: decrypts the host manifest once, unlocks each key on its own row, pushes all
-/// grants to the daemon in one request.
+/// Runs `unlock`: decrypts the host manifest once, unlocks each key on its own row, pushes the
+/// grants to the daemon. Vaults that read with grants of this session
+/// ([`VaultKind::reads_with_session_grants`]: aws.params signs with an unlocked aws.config key)
+/// are read last, after the other grants reached the daemon. Each vault is told every entry it
+/// is about to read first ([`Vault::prefetch`]), so it can read them in batches.
 pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<UnlockReport> {
     let host = rack.host()?;
     let repo = rack.repo()?;
@@ -258,10 +261,10 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<UnlockReport> {
     let ctx = rack.vault_context(&recipients, opts.login)?;
     let owner = rack.home().owner();
     let mut adapters: HashMap<VaultKind, Box<dyn Vault + '_>> = HashMap::new();
-    let mut rows = Vec::new();
-    let mut grants = Vec::new();
+    // rows in the order of the targets; the keys to read fill theirs in later
+    let mut rows: Vec<Option<KeyRow>> = Vec::new();
+    let mut reads: Vec<(usize, &HostEntry)> = Vec::new();
     let mut done = BTreeSet::new();
-    let now = now_ms();
     for slug in slugs {
         let entry: Option<&HostEntry> = host
             .entry(&slug)
@@ -286,71 +289,125 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<UnlockReport> {
                 )
             });
             row.fix = Some(format!("keyrack set {flags}"));
-            rows.push(row);
+            rows.push(Some(row));
             continue;
         };
         if !done.insert(entry.slug.clone()) {
             continue;
         }
-        let adapter = adapters
-            .entry(entry.vault)
-            .or_insert_with(|| vault::open(entry.vault, ctx));
-        let mut row = KeyRow::new(&entry.slug, Status::Errored);
-        row.vault = Some(entry.vault);
-        let entry_flags = key_flags(entry.slug.key(), &entry.env, &entry.org, owner);
-        let (grant, blocked) = match vault::read_grant(adapter.as_ref(), entry) {
-            Ok(Read::Granted(grant)) => (grant, None),
-            Ok(Read::Blocked(grant, blocked)) => (grant, Some(blocked)),
-            Ok(Read::Lost(why)) => {
-                row.status = Status::Lost;
-                row.reason = Some(why);
-                row.fix = Some(format!("keyrack set {entry_flags}"));
-                rows.push(row);
-                continue;
-            }
-            // Ctrl-C at a sign-in prompt ends the whole unlock, as it would any command.
-            Err(e @ Error::Cancelled { .. }) => return Err(e),
-            Err(e) => {
-                row.reason = Some(e.to_string());
-                row.fix = e.fix();
-                rows.push(row);
-                continue;
-            }
-        };
-        let expires = match capped_expiry(&grant, entry, opts.duration, now) {
-            Ok(t) => t,
-            Err(e) => {
-                row.reason = Some(e.to_string());
-                row.fix = e.fix();
-                rows.push(row);
-                continue;
-            }
-        };
-        row = row.expires_at_ms(Some(expires));
-        row.status = Status::Granted;
-        if let Some(b) = blocked {
-            // Held like any grant (so `--allow-dangerous` can still read it), and shown for what
-            // every read path will do with it.
-            row.status = Status::Blocked;
-            row.reason = Some(format!(
-                "{}; get, source and exec hand it out only with --allow-dangerous",
-                b.reason()
-            ));
-            row.fix = Some(format!(
-                "replace it with a short-lived credential: keyrack set {entry_flags}"
-            ));
+        reads.push((rows.len(), entry));
+        rows.push(None);
+    }
+    let client = Client::new(rack.home());
+    let now = now_ms();
+    let mut grants = Vec::new();
+    for later in [false, true] {
+        let phase: Vec<(usize, &HostEntry)> = reads
+            .iter()
+            .filter(|(_, e)| e.vault.reads_with_session_grants() == later)
+            .copied()
+            .collect();
+        if phase.is_empty() {
+            continue;
         }
-        grants.push(Grant {
+        if later {
+            // the grants they sign with (aws.config) must be in the daemon first
+            push(&client, std::mem::take(&mut grants), &mut rows)?;
+        }
+        let mut by_vault: BTreeMap<VaultKind, Vec<&HostEntry>> = BTreeMap::new();
+        for (_, e) in &phase {
+            by_vault.entry(e.vault).or_default().push(e);
+        }
+        for (kind, entries) in by_vault {
+            adapters
+                .entry(kind)
+                .or_insert_with(|| vault::open(kind, ctx))
+                .prefetch(&entries);
+        }
+        for (i, entry) in phase {
+            let adapter = adapters
+                .entry(entry.vault)
+                .or_insert_with(|| vault::open(entry.vault, ctx));
+            let (row, grant) = read_row(adapter.as_ref(), entry, opts, owner, now)?;
+            rows[i] = Some(row);
+            grants.extend(grant);
+        }
+    }
+    push(&client, grants, &mut rows)?;
+    Ok(UnlockReport {
+        rows: rows.into_iter().flatten().collect(),
+        skipped,
+    })
+}
+
+/// Reads one key out of its vault: its row, and its grant when there is one. Only a cancelled
+/// prompt is an error (it ends the whole unlock); every other failure is the key's own row.
+fn read_row(
+    adapter: &dyn Vault,
+    entry: &HostEntry,
+    opts: &UnlockOptions,
+    owner: &crate::slug::Owner,
+    now: u64,
+) -> Result<(KeyRow, Option<Grant>)> {
+    let mut row = KeyRow::new(&entry.slug, Status::Errored);
+    row.vault = Some(entry.vault);
+    let entry_flags = key_flags(entry.slug.key(), &entry.env, &entry.org, owner);
+    let (grant, blocked) = match vault::read_grant(adapter, entry) {
+        Ok(Read::Granted(grant)) => (grant, None),
+        Ok(Read::Blocked(grant, blocked)) => (grant, Some(blocked)),
+        Ok(Read::Lost(why)) => {
+            row.status = Status::Lost;
+            row.reason = Some(why);
+            row.fix = Some(format!("keyrack set {entry_flags}"));
+            return Ok((row, None));
+        }
+        // Ctrl-C at a sign-in prompt ends the whole unlock, as it would any command.
+        Err(e @ Error::Cancelled { .. }) => return Err(e),
+        Err(e) => {
+            row.reason = Some(e.to_string());
+            row.fix = e.fix();
+            return Ok((row, None));
+        }
+    };
+    let expires = match capped_expiry(&grant, entry, opts.duration, now) {
+        Ok(t) => t,
+        Err(e) => {
+            row.reason = Some(e.to_string());
+            row.fix = e.fix();
+            return Ok((row, None));
+        }
+    };
+    row = row.expires_at_ms(Some(expires));
+    row.status = Status::Granted;
+    if let Some(b) = blocked {
+        // Held like any grant (so `--allow-dangerous` can still read it), and shown for what
+        // every read path will do with it.
+        row.status = Status::Blocked;
+        row.reason = Some(format!(
+            "{}; get, source and exec hand it out only with --allow-dangerous",
+            b.reason()
+        ));
+        row.fix = Some(format!(
+            "replace it with a short-lived credential: keyrack set {entry_flags}"
+        ));
+    }
+    Ok((
+        row,
+        Some(Grant {
             expires_at: Some(expires),
             ..grant
-        });
-        rows.push(row);
-    }
-    // A value too large to reach the daemon is that key's error; the others still unlock.
+        }),
+    ))
+}
+
+/// Hands `grants` to the daemon (started when needed). A value too large to reach the daemon is
+/// that key's error; the others still unlock.
+fn push(client: &Client, mut grants: Vec<Grant>, rows: &mut [Option<KeyRow>]) -> Result<()> {
     grants.retain(|g| match crate::daemon::client::check_grant_size(g) {
         Ok(()) => true,
         Err(e) => {
-            if let Some(row) = rows.iter_mut().find(|r| r.slug == g.slug.to_string()) {
+            let slug = g.slug.to_string();
+            if let Some(row) = rows.iter_mut().flatten().find(|r| r.slug == slug) {
                 row.status = Status::Errored;
                 row.expires_at = None;
                 row.reason = Some(e.to_string());
@@ -360,11 +417,10 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<UnlockReport> {
         }
     });
     if !grants.is_empty() {
-        let client = Client::new(rack.home());
         client.ensure_running()?;
         client.unlock(grants)?;
     }
-    Ok(UnlockReport { rows, skipped })
+    Ok(())
 }
 
 /// When `grant` expires: the requested TTL (default 9h, sudo 30m), capped by the key's

@@ -7,6 +7,7 @@
 //! first. The conformance suite in `tests/` runs each adapter through the same cases.
 
 pub mod aws_config;
+pub mod aws_params;
 pub mod os_daemon;
 pub mod os_direct;
 pub mod os_envvar;
@@ -46,16 +47,20 @@ pub enum VaultKind {
     /// An AWS SSO profile in `~/.aws/config`, its token kept encrypted (alias `aws.iam.sso`).
     #[serde(rename = "aws.config", alias = "aws.iam.sso")]
     AwsConfig,
+    /// AWS SSM Parameter Store `SecureString`s (shared by a team).
+    #[serde(rename = "aws.params")]
+    AwsParams,
 }
 
 impl VaultKind {
     /// Every vault this build supports.
-    pub const ALL: [VaultKind; 5] = [
+    pub const ALL: [VaultKind; 6] = [
         VaultKind::OsSecure,
         VaultKind::OsDirect,
         VaultKind::OsDaemon,
         VaultKind::OsEnvvar,
         VaultKind::AwsConfig,
+        VaultKind::AwsParams,
     ];
 
     /// The canonical name.
@@ -66,6 +71,7 @@ impl VaultKind {
             VaultKind::OsDaemon => "os.daemon",
             VaultKind::OsEnvvar => "os.envvar",
             VaultKind::AwsConfig => "aws.config",
+            VaultKind::AwsParams => "aws.params",
         }
     }
 
@@ -78,12 +84,21 @@ impl VaultKind {
         }
     }
 
-    /// Whether the vault owns the secret (`del` destroys it) or only references it.
+    /// Whether the vault owns the secret (`del` destroys it) or only references it. aws.params
+    /// references in general and owns only the parameters keyrack named and wrote: ask
+    /// [`custody_of`] about one entry.
     pub fn custody(self) -> Custody {
         match self {
-            VaultKind::AwsConfig => Custody::References,
+            VaultKind::AwsConfig | VaultKind::AwsParams => Custody::References,
             _ => Custody::Owns,
         }
+    }
+
+    /// Whether reading this vault needs grants of the same session: aws.params signs with the
+    /// role credentials of an unlocked aws.config key, so `unlock` reads it after the other
+    /// vaults and hands their grants to the daemon first.
+    pub fn reads_with_session_grants(self) -> bool {
+        matches!(self, VaultKind::AwsParams)
     }
 
     /// The mechs this vault accepts.
@@ -93,6 +108,7 @@ impl VaultKind {
             VaultKind::OsDaemon => &[Mech::Session, Mech::Replica],
             VaultKind::OsEnvvar => &[],
             VaultKind::AwsConfig => &[Mech::AwsSso],
+            VaultKind::AwsParams => &[Mech::Replica, Mech::Reference],
         }
     }
 }
@@ -111,7 +127,7 @@ impl FromStr for VaultKind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                let later = matches!(s, "aws.params" | "1password");
+                let later = matches!(s, "1password" | "os.keychain");
                 Error::InvalidInput {
                     what: "vault",
                     value: s.into(),
@@ -126,6 +142,15 @@ impl FromStr for VaultKind {
                     )),
                 }
             })
+    }
+}
+
+/// Whether `del` of `entry` destroys the secret ([`VaultKind::custody`], refined per entry for
+/// aws.params: only a replica under a name keyrack computed is destroyed).
+pub fn custody_of(entry: &HostEntry) -> Custody {
+    match entry.vault {
+        VaultKind::AwsParams => aws_params::custody(entry),
+        k => k.custody(),
     }
 }
 
@@ -249,6 +274,10 @@ pub trait Vault {
     fn relock(&self, entry: &HostEntry) -> Result<()>;
     /// Destroys (owned) or forgets (referenced) the secret.
     fn del(&self, entry: &HostEntry) -> Result<()>;
+    /// Told every entry of this vault an `unlock` is about to read, before the first
+    /// [`Vault::unlock`]: a vault that can read many keys in one call (aws.params:
+    /// `GetParameters`, 10 names a call) reads them now and answers each `unlock` from that.
+    fn prefetch(&self, _entries: &[&HostEntry]) {}
 }
 
 /// Opens the adapter for `kind`.
@@ -259,6 +288,7 @@ pub fn open<'a>(kind: VaultKind, ctx: VaultContext<'a>) -> Box<dyn Vault + 'a> {
         VaultKind::OsDaemon => Box::new(os_daemon::OsDaemon::new(ctx)),
         VaultKind::OsEnvvar => Box::new(os_envvar::OsEnvvar),
         VaultKind::AwsConfig => Box::new(aws_config::AwsConfigVault::new(ctx)),
+        VaultKind::AwsParams => Box::new(aws_params::AwsParamsVault::new(ctx)),
     }
 }
 
