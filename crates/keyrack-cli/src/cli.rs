@@ -166,6 +166,62 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Check the whole set-up: identity, host manifest, daemon, repo manifest, AWS; each with
+    /// its fix.
+    Doctor(DoctorArgs),
+    /// Ask for every key the repo declares for an env that this host lacks (guided).
+    Fill(FillArgs),
+    /// Set many keys at once from dotenv lines (KEY=value), each proven like `set`.
+    Import(ImportArgs),
+    /// Write the manual pages (one per command), or print keyrack(1).
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+#[derive(Debug, Args)]
+pub struct FillArgs {
+    /// The env (inferred when keyrack.yml declares only one).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The vault for every value (default: os.secure; aws.config for AWS_PROFILE).
+    #[arg(long, value_parser = vault_parser())]
+    pub vault: Option<VaultKind>,
+    /// Store values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The dotenv file (default: standard input).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The env (inferred when keyrack.yml declares only one).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The vault for every key (default: os.secure; aws.config for AWS_PROFILE, whose value
+    /// names an existing SSO profile).
+    #[arg(long, value_parser = vault_parser())]
+    pub vault: Option<VaultKind>,
+    /// Also add keys keyrack.yml does not declare for the env (default: skip them).
+    #[arg(long)]
+    pub declare: bool,
+    /// Store values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write keyrack.1, keyrack-get.1, … into this directory (default: print keyrack.1).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +235,9 @@ pub struct InitArgs {
     /// Label of this machine's recipient (default: user@host).
     #[arg(long)]
     pub label: Option<String>,
+    /// Rebuild a lost host manifest from the vault files and inventory markers left behind.
+    #[arg(long, conflicts_with_all = ["org", "envs"])]
+    pub recover: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -371,6 +430,9 @@ pub struct SourceArgs {
     /// Unlock locked keys first (decrypts; may prompt on the terminal, never on stdout).
     #[arg(long)]
     pub unlock: bool,
+    /// Print what undoes it instead (`unset K…`; fish: `set -e K`), for exactly these keys.
+    #[arg(long, conflicts_with_all = ["strict", "lenient", "allow_dangerous", "unlock"])]
+    pub unset: bool,
 }
 
 #[derive(Debug, Args)]

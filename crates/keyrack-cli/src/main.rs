@@ -1,9 +1,15 @@
 //! The `keyrack` binary: parses arguments, calls the library, renders the result.
 
+// Every byte of output goes through `ui`.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod aws_wizard;
 mod cli;
 mod commands;
+mod interact;
 mod process;
 mod render;
+mod tty;
 mod ui;
 
 use clap::Parser;
@@ -11,6 +17,10 @@ use clap::Parser;
 fn main() {
     // Before anything can touch a secret: no core file of this process, ever.
     process::harden();
+    // A TAB in a shell with keyrack's completions: answer it and stop.
+    if let Some(code) = commands::complete::from_env() {
+        std::process::exit(code);
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => std::process::exit(usage(&e)),

@@ -105,6 +105,15 @@ impl Style {
         }
     }
 
+    /// Box drawing and emoji, no colour, whatever the stream: the sign-in tree keeps this shape
+    /// on every stream (scripts read its `└─ code:` line while the sign-in waits).
+    pub fn unicode_plain() -> Self {
+        Style {
+            color: false,
+            unicode: true,
+        }
+    }
+
     /// `fix:` in the fix colour.
     pub fn fix(&self, fix: &str) -> String {
         format!("{} {fix}", self.paint("33", "fix:"))

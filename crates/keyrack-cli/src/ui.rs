@@ -8,9 +8,11 @@
 //! truncated result is never mistaken for a complete one.
 //!
 //! stderr carries progress and errors only; failing to write it is ignored (there is nowhere left
-//! to report it), also without panicking.
+//! to report it), also without panicking. The sign-in notices and the spinner of
+//! [`crate::interact`] draw through [`err`]; only the prompts (inquire) draw on the terminal
+//! themselves, and `aws sso login` (opt-in driver) writes to a copy of stderr.
 
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Why a command did not finish.
@@ -69,4 +71,21 @@ pub fn err(text: impl AsRef<[u8]>) {
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_all(text.as_ref());
     let _ = stderr.flush();
+}
+
+/// Whether stdin is a terminal (someone can answer a prompt).
+pub fn stdin_is_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// Whether stderr is a terminal (a spinner can be drawn).
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// A copy of stderr for a helper program whose own output the person must follow (it is never
+/// given stdout, which carries `--json`).
+pub fn stderr_for_child() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsFd;
+    std::io::stderr().as_fd().try_clone_to_owned()
 }

@@ -66,3 +66,32 @@ fn set_rewrites_every_duplicate_line_of_a_profile_key() {
     );
     assert!(after.contains("; an old paste\n"), "{after}");
 }
+
+/// A `keyrack.yml` using YAML tags: the line editor used to append `  - NEW` after a tagged flow
+/// list (`env.dev: !!seq [C]`), writing a file that no longer parses (found by a mutation run of
+/// the manifest editor, 23 of 110 sampled edits). Every edit is now re-parsed and written only
+/// when exactly that one key changed.
+#[test]
+fn an_edit_keyrack_cannot_make_safely_leaves_keyrack_yml_untouched() {
+    let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
+    let text = "org: acme\nenv.test: [A]\nenv.dev: !!seq [C]\n";
+    s.manifest(text);
+    s.init();
+    let o = s.run(&["set", "--key", "NEW", "--env", "dev"], "value");
+    assert!(!o.status.success(), "the edit is refused");
+    let err = stderr(&o);
+    assert!(err.contains("cannot edit this file safely"), "{err}");
+    assert!(err.contains("by hand"), "the fix says what to do: {err}");
+    let path = s.repo.join("keyrack.yml");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "byte for byte"
+    );
+    // an ordinary edit of the same file still works
+    let o = s.run(&["set", "--key", "B", "--env", "test"], "value");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("env.test: [A, B]"));
+}

@@ -15,10 +15,17 @@
 //! It counts every request that carried an SSO bearer token. [`Trap`] is a bare TCP listener
 //! that stands for a host the token must never reach: it records every connection and byte.
 //!
+//! [`FakeAws::start_https`] serves the same routes over TLS with a certificate from a test CA
+//! generated at start (its PEM file is [`FakeAws::ca_file`], for `AWS_CA_BUNDLE`).
+//! [`ConnectProxy`] is a loopback HTTP `CONNECT` proxy that records what it tunnelled.
 //! [`ssm`]: moto (real SSM Parameter Store semantics), a counting front with faults, and the
 //! container / instance metadata credential endpoints.
 
+mod proxy;
 pub mod ssm;
+mod tls;
+
+pub use proxy::ConnectProxy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -208,10 +215,11 @@ fn unauthorized() -> Reply {
 
 /// A running fake. Dropping it stops answering.
 pub struct FakeAws {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` in HTTPS mode.
     pub url: String,
     state: Arc<Mutex<State>>,
     server: Arc<Server>,
+    tls: Option<tls::Front>,
 }
 
 impl Drop for FakeAws {
@@ -224,8 +232,39 @@ impl FakeAws {
     /// Starts the fake on a random loopback port with 3 accounts (paginated 2 per page by
     /// `max_result`) and 2 roles each; the user `alice@example.com` signs in.
     pub fn start() -> Self {
+        Self::launch(false)
+    }
+
+    /// The same fake over HTTPS: a test CA is generated now, and a certificate it issues for
+    /// `127.0.0.1` and `localhost` is served. [`FakeAws::ca_file`] is the CA's PEM file (pass
+    /// it as `AWS_CA_BUNDLE`); without it the certificate is untrusted, as a TLS-inspecting
+    /// proxy's is.
+    pub fn start_https() -> Self {
+        Self::launch(true)
+    }
+
+    /// The PEM file of the test CA (HTTPS mode only).
+    pub fn ca_file(&self) -> &std::path::Path {
+        &self.tls.as_ref().expect("FakeAws::start_https").ca_file
+    }
+
+    /// TLS handshakes the HTTPS front saw fail (the client refused the certificate).
+    pub fn failed_handshakes(&self) -> u32 {
+        self.tls
+            .as_ref()
+            .expect("FakeAws::start_https")
+            .failed_handshakes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn launch(https: bool) -> Self {
         let server = Arc::new(Server::http("127.0.0.1:0").expect("bind 127.0.0.1"));
-        let url = format!("http://{}", server.server_addr().to_ip().expect("ip"));
+        let plain = server.server_addr().to_ip().expect("ip");
+        let tls = https.then(|| tls::Front::start(plain));
+        let url = match &tls {
+            Some(front) => format!("https://{}", front.addr),
+            None => format!("http://{plain}"),
+        };
         let state = Arc::new(Mutex::new(State {
             user: "alice@example.com".into(),
             token_lifetime: 8 * 3600,
@@ -257,7 +296,12 @@ impl FakeAws {
                 std::thread::spawn(move || handle(req, &st, &base));
             }
         });
-        FakeAws { url, state, server }
+        FakeAws {
+            url,
+            state,
+            server,
+            tls,
+        }
     }
 
     /// The environment that points AWS clients here.

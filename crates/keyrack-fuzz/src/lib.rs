@@ -205,7 +205,8 @@ pub fn test_identity() -> &'static (Home, Identity) {
         let mut perms = std::fs::metadata(&file).expect("stat").permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
         std::fs::set_permissions(&file, perms).expect("chmod test identity");
-        let identity = Identity::load(&file).expect("load test identity");
+        let identity =
+            Identity::load(&file, &keyrack::interact::NonInteractive).expect("load test identity");
         assert_eq!(identity.recipient().to_string(), TEST_RECIPIENT);
         (fuzz_home(), identity)
     })

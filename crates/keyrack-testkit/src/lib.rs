@@ -2,12 +2,15 @@
 //! XDG_RUNTIME_DIR, a repository) and a runner for the real `keyrack` binary in it.
 //!
 //! Every sandbox has its own runtime dir, so each gets its own daemon; dropping the sandbox
-//! stops that daemon.
+//! stops that daemon. [`Scripted`] fakes the person at the keyboard for library-level tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 pub use assert_cmd;
+
+pub mod person;
+pub use person::Scripted;
 
 /// A throwaway world for one test.
 pub struct Sandbox {

@@ -41,6 +41,16 @@ pub enum Error {
         /// The `--owner` flag to repeat in the fix, if any.
         owner_flag: String,
     },
+    /// The host manifest is gone, but vault files or inventory markers of keys set here remain.
+    #[error("the host manifest {} is missing, but {evidence} remain from keys set on this host", path.display())]
+    HostManifestLost {
+        /// The missing host manifest.
+        path: PathBuf,
+        /// What remains ("2 os.secure files, 3 inventory markers").
+        evidence: String,
+        /// The `--owner` flag to repeat in the fix, if any.
+        owner_flag: String,
+    },
     /// A file that should be an age file is not one, or is damaged.
     #[error("{} is not a readable age file: {reason}", path.display())]
     CorruptFile {
@@ -244,6 +254,9 @@ impl Error {
                     .into(),
             ),
             Error::NotInitialised { owner_flag, .. } => Some(format!("keyrack init{owner_flag}")),
+            Error::HostManifestLost { owner_flag, .. } => {
+                Some(format!("keyrack init --recover{owner_flag}"))
+            }
             Error::CorruptFile { hint, .. } => Some(hint.clone()),
             Error::WrongIdentity { .. } => Some(
                 "pass the identity that was used at init: keyrack --identity <path> …, or from a machine that can decrypt it run: keyrack recipient add --pubkey \"$(cat <key>.pub)\" --label <name>"
@@ -291,7 +304,8 @@ impl Error {
             | Error::Recipient { .. }
             | Error::NotSet { .. }
             | Error::Locked { .. }
-            | Error::NotGranted { .. } => 2,
+            | Error::NotGranted { .. }
+            | Error::HostManifestLost { .. } => 2,
             Error::Cancelled { .. } => 130,
             Error::Manifest { .. }
             | Error::NoRepoManifest { .. }
@@ -318,6 +332,7 @@ impl Error {
             Error::Manifest { .. } => "manifest",
             Error::NoRepoManifest { .. } => "no_repo_manifest",
             Error::NotInitialised { .. } => "not_initialised",
+            Error::HostManifestLost { .. } => "host_manifest_lost",
             Error::CorruptFile { .. } => "corrupt_file",
             Error::WrongIdentity { .. } => "wrong_identity",
             Error::Identity { .. } => "identity",

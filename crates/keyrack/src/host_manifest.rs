@@ -76,7 +76,9 @@ pub struct HostManifest {
 
 /// Now as an RFC 3339 string (seconds precision, UTC).
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 impl HostManifest {

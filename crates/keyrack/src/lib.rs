@@ -6,6 +6,10 @@
 //! ([`vault`]) into a per-session daemon ([`daemon`]) for a bounded time; `get` / `source` /
 //! `exec` read them back in one socket round trip ([`ops::get`]).
 //!
+//! The library never prints or prompts: what it needs from a person (a secret, a passphrase, a
+//! browser sign-in) it asks through [`interact::Interact`], which the CLI implements on the
+//! terminal; operations return data that the caller renders.
+//!
 //! ```no_run
 //! use keyrack::{ops, slug::Owner};
 //!
@@ -17,10 +21,12 @@
 //!     repo.as_ref(),
 //!     &ops::get::GetOptions { keys: vec!["XAI_API_KEY".into()], ..Default::default() },
 //! )?;
-//! println!("{:?}", attempts[0].status);
+//! assert_eq!(attempts.len(), 1); // one key asked, one answer (granted, locked, absent, …)
 //! # Ok::<(), keyrack::Error>(())
 //! ```
 #![deny(missing_docs)]
+// The library never prints: what a person should see goes through `interact`.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod aws;
 pub mod crypto;
@@ -31,6 +37,7 @@ pub mod fsio;
 pub mod home;
 pub mod host_manifest;
 pub mod identity;
+pub mod interact;
 pub mod mech;
 pub mod ops;
 pub mod repo_manifest;
@@ -38,7 +45,6 @@ pub mod secret;
 pub mod slug;
 #[cfg(test)]
 mod testgen;
-pub mod tty;
 pub mod vault;
 
 pub use error::{Error, Result};

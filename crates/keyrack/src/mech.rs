@@ -1,12 +1,13 @@
 //! Mechs: how a stored source becomes a usable secret, and what `set` asks the user for.
 
 use std::fmt;
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::interact::{Interact, Unanswered};
 use crate::secret::Secret;
 
 /// A mechanism.
@@ -73,64 +74,46 @@ impl FromStr for Mech {
 /// Where `set` reads a secret from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecretSource {
-    /// A hidden prompt on the terminal.
+    /// Asked of the person, hidden ([`Interact::secret`]); the CLI does so when stdin is a
+    /// terminal.
     Prompt,
     /// Standard input (one trailing newline stripped).
     Stdin,
 }
 
-impl SecretSource {
-    /// A hidden prompt when stdin is a terminal, else stdin.
-    pub fn detect() -> Self {
-        if std::io::stdin().is_terminal() {
-            SecretSource::Prompt
-        } else {
-            SecretSource::Stdin
-        }
-    }
-}
-
 /// Acquires the value of a `replica`/`session` secret for `key`.
-pub fn acquire_secret(key: &str, source: SecretSource) -> Result<Secret> {
+pub fn acquire_secret(key: &str, source: SecretSource, interact: &dyn Interact) -> Result<Secret> {
+    let pipe_it = format!("printf %s \"$VALUE\" | keyrack set --key {key} …");
     let value = match source {
-        SecretSource::Prompt => inquire::Password::new(&format!("{key}:"))
-            .without_confirmation()
-            .with_display_mode(inquire::PasswordDisplayMode::Hidden)
-            .with_help_message("input is hidden; paste the value and press enter (Ctrl-C cancels)")
-            // an empty answer is refused in the prompt, before it is accepted and shown as ********
-            .with_validator(inquire::validator::ValueRequiredValidator::new(
-                "the value is empty: paste it and press enter, or Ctrl-C to cancel",
-            ))
-            .prompt()
-            .map_err(|e| {
-                let shown = e.to_string();
-                prompt_error(e, &format!("the value of {key}"), || Error::SecretInput {
-                    reason: format!("the prompt was not answered ({shown})"),
-                    hint: format!("run it again, or pipe the value: printf %s \"$VALUE\" | keyrack set --key {key} …"),
+        SecretSource::Prompt => match interact.secret(key) {
+            Ok(v) => v,
+            Err(Unanswered::NoTerminal) => {
+                return Err(Error::NeedsTty {
+                    what: format!("the value of {key}"),
+                    hint: format!("pipe the value: {pipe_it}"),
                 })
-            })?,
-        SecretSource::Stdin => read_stdin(key)?,
+            }
+            Err(Unanswered::Cancelled) => {
+                return Err(Error::Cancelled {
+                    what: format!("the value of {key}"),
+                })
+            }
+            Err(Unanswered::Failed(e)) => {
+                return Err(Error::SecretInput {
+                    reason: format!("the prompt was not answered ({e})"),
+                    hint: format!("run it again, or pipe the value: {pipe_it}"),
+                })
+            }
+        },
+        SecretSource::Stdin => Secret::new(read_stdin(key)?),
     };
-    if value.is_empty() {
+    if value.expose().is_empty() {
         return Err(Error::SecretInput {
             reason: "the secret is empty".into(),
-            hint: format!(
-                "pass a value on stdin: printf %s \"$VALUE\" | keyrack set --key {key} …"
-            ),
+            hint: format!("pass a value on stdin: {pipe_it}"),
         });
     }
-    Ok(Secret::new(value))
-}
-
-/// A prompt that ended without an answer: Ctrl-C or Esc is [`Error::Cancelled`] (exit 130);
-/// anything else (the terminal went away) is `other()`.
-pub fn prompt_error(e: inquire::InquireError, what: &str, other: impl FnOnce() -> Error) -> Error {
-    match e {
-        inquire::InquireError::OperationInterrupted | inquire::InquireError::OperationCanceled => {
-            Error::Cancelled { what: what.into() }
-        }
-        _ => other(),
-    }
+    Ok(value)
 }
 
 fn read_stdin(key: &str) -> Result<String> {

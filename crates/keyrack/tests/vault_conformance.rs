@@ -44,6 +44,7 @@ impl World {
             identity: Some(&self.identity),
             recipients: &self.recipients,
             login: Default::default(),
+            interact: &keyrack::interact::NonInteractive,
         }
     }
 }
@@ -360,6 +361,7 @@ fn os_secure_with_recipients_that_exclude_you_fails_set_and_keeps_nothing() {
         identity: Some(&w.identity),
         recipients: &recipients,
         login: Default::default(),
+        interact: &keyrack::interact::NonInteractive,
     };
     let v = vault::open(VaultKind::OsSecure, ctx);
     let s = slug("acme.test.UNREADABLE");

@@ -140,7 +140,7 @@ pub fn source(ctx: &Ctx, a: SourceArgs) -> ui::Result<i32> {
         if ctx.json {
             ui::json(&serde_json::json!({ "keys": rows_json(&rows, false) }))?;
         } else {
-            problems_to_stderr("source", &rows);
+            ui::err(super::direnv::one_line(true, &rows));
         }
         return outcome(&rows);
     }
@@ -168,7 +168,7 @@ pub fn source(ctx: &Ctx, a: SourceArgs) -> ui::Result<i32> {
     ui::out(&out)?;
     out.clear();
     if !satisfied {
-        problems_to_stderr("source", &rows);
+        ui::err(super::direnv::one_line(false, &rows));
     }
     Ok(0)
 }

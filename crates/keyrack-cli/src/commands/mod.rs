@@ -1,11 +1,17 @@
 //! One module per command group; each turns arguments into library calls and renders.
 
 mod aws;
+pub mod complete;
 mod del;
+mod direnv;
+mod doctor;
+mod fill;
 mod get;
 mod init;
 mod list;
+mod man;
 mod recipient;
+mod recover;
 mod session;
 mod set;
 
@@ -43,14 +49,17 @@ pub fn login_options(a: &crate::cli::LoginArgs) -> keyrack::aws::login::LoginOpt
 }
 
 impl Ctx {
+    /// The rack, asking the person at this terminal whatever needs them.
     pub fn rack(&self) -> Result<Rack> {
-        Rack::from_env(self.owner.clone(), self.identity.clone())
+        Ok(Rack::from_env(self.owner.clone(), self.identity.clone())?
+            .with_interact(std::sync::Arc::new(crate::interact::Terminal)))
     }
 }
 
 /// The name shown in the tree header.
 pub fn title(c: &Command) -> &'static str {
     match c {
+        Command::Init(a) if a.recover => "init --recover",
         Command::Init(_) => "init",
         Command::Recipient(RecipientCommand::Add { .. }) => "recipient add",
         Command::Recipient(RecipientCommand::List) => "recipient list",
@@ -70,6 +79,10 @@ pub fn title(c: &Command) -> &'static str {
         Command::Aws(crate::cli::AwsCommand::Credentials { .. }) => "aws credentials",
         Command::Aws(crate::cli::AwsCommand::Logout { .. }) => "aws logout",
         Command::Completions { .. } => "completions",
+        Command::Doctor(_) => "doctor",
+        Command::Fill(_) => "fill",
+        Command::Import(_) => "import",
+        Command::Man(_) => "man",
     }
 }
 
@@ -81,6 +94,12 @@ pub fn run(cli: Cli) -> ui::Result<i32> {
         identity: cli.global.identity.clone(),
     };
     match cli.command {
+        Command::Init(a) if a.recover => recover::run(&ctx, a),
+        Command::Source(a) if a.unset => direnv::unset(&ctx, a),
+        Command::Doctor(a) => doctor::run(&ctx, a),
+        Command::Fill(a) => fill::fill(&ctx, a),
+        Command::Import(a) => fill::import(&ctx, a),
+        Command::Man(a) => man::run(&ctx, a),
         Command::Init(a) => init::run(&ctx, a),
         Command::Recipient(c) => recipient::run(&ctx, c),
         Command::Set(a) => set::run(&ctx, *a),
@@ -94,20 +113,6 @@ pub fn run(cli: Cli) -> ui::Result<i32> {
         Command::Del(a) => del::run(&ctx, a),
         Command::Daemon(c) => session::daemon(&ctx, c),
         Command::Aws(c) => aws::run(&ctx, c),
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            // Rendered in memory: clap_complete panics on a failed write.
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "keyrack", &mut script);
-            if ctx.json {
-                ui::json(&serde_json::json!({
-                    "shell": shell.to_string(),
-                    "script": String::from_utf8_lossy(&script),
-                }))?;
-            } else {
-                ui::out(script)?;
-            }
-            Ok(0)
-        }
+        Command::Completions { shell } => complete::registration(&ctx, shell),
     }
 }

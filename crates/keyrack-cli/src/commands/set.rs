@@ -1,6 +1,7 @@
 use crate::ui::{self, Result};
 use keyrack::mech::SecretSource;
 use keyrack::ops::set::{self, SetOptions};
+use keyrack::vault::VaultKind;
 
 use super::Ctx;
 use crate::cli::SetArgs;
@@ -8,7 +9,9 @@ use crate::render::{self, Node};
 
 pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
     let rack = ctx.rack()?;
-    let opts = SetOptions {
+    // On a terminal the secret is asked hidden, and an AWS profile is chosen with a guide.
+    let interactive = ui::stdin_is_terminal();
+    let mut opts = SetOptions {
         key: a.key,
         env: a.env,
         vault: a.vault,
@@ -16,7 +19,11 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
         org: a.org,
         exid: a.exid,
         max_duration: a.max_duration,
-        source: SecretSource::detect(),
+        source: if interactive {
+            SecretSource::Prompt
+        } else {
+            SecretSource::Stdin
+        },
         login: super::login_options(&a.login),
         aws: keyrack::ops::aws::ProfileFlags {
             sso_start_url: a.aws.sso_start_url,
@@ -30,6 +37,14 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
         kms_key_id: a.params.kms_key_id,
         via: a.params.via,
     };
+    if interactive
+        && opts.vault.unwrap_or_else(|| set::default_vault(&opts.key)) == VaultKind::AwsConfig
+    {
+        let plan = set::plan(&rack, &opts)?;
+        if plan.needs_profile {
+            opts.aws = crate::aws_wizard::run(&rack, &plan, &opts.aws, opts.login)?;
+        }
+    }
     let r = set::run(&rack, &opts)?;
     if ctx.json {
         ui::json(&r)?;

@@ -116,6 +116,18 @@ mod tests {
                 "https://portal.sso.cn-northwest-1.amazonaws.com.cn"
             );
             assert_eq!(
+                endpoint(Service::SsoOidc, "cn-north-1").unwrap(),
+                "https://oidc.cn-north-1.amazonaws.com.cn"
+            );
+            assert_eq!(
+                endpoint(Service::SsoOidc, "eusc-de-east-1").unwrap(),
+                "https://oidc.eusc-de-east-1.amazonaws.eu"
+            );
+            assert_eq!(
+                endpoint(Service::Sso, "us-gov-west-1").unwrap(),
+                "https://portal.sso.us-gov-west-1.amazonaws.com"
+            );
+            assert_eq!(
                 endpoint(Service::Ssm, "eu-west-1").unwrap(),
                 "https://ssm.eu-west-1.amazonaws.com"
             );

@@ -1,5 +1,6 @@
 //! The blocking HTTP transport for AWS calls, and decoding of AWS error responses
-//! (`x-amzn-ErrorType` header, `{error, error_description}` or `{message}` bodies).
+//! (`x-amzn-ErrorType` header, `{error, error_description}` or `{message}` bodies). Trust
+//! (system store + `AWS_CA_BUNDLE`) and proxies (`HTTPS_PROXY`, `NO_PROXY`) are [`super::net`]'s.
 
 use std::time::Duration;
 
@@ -35,6 +36,36 @@ pub enum AwsError {
     Refused {
         /// Why.
         reason: String,
+    },
+    /// The endpoint could not be reached through the proxy (`HTTPS_PROXY`, …) in use.
+    UnreachableViaProxy {
+        /// The URL.
+        url: String,
+        /// The proxy URL (credentials not shown).
+        proxy: String,
+        /// The variable the proxy came from.
+        var: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server's TLS certificate is not trusted here (unknown CA, wrong name, expired).
+    Untrusted {
+        /// The host (and port) connected to.
+        host: String,
+        /// What is wrong with the certificate.
+        reason: String,
+        /// The proxy the connection went through, if any (credentials not shown).
+        proxy: Option<String>,
+    },
+    /// A network setting (`AWS_CA_BUNDLE`, `ca_bundle`, `HTTPS_PROXY`, …) cannot be used;
+    /// nothing was sent.
+    Settings {
+        /// The setting, as the user wrote it (`AWS_CA_BUNDLE=/path`).
+        setting: String,
+        /// What is wrong with it.
+        reason: String,
+        /// How to fix it.
+        hint: String,
     },
 }
 
@@ -94,18 +125,36 @@ impl AwsError {
                 format!("{doing}: nothing was sent: {reason}"),
                 "fix the region in the profile's settings (keyrack set … --sso-region <region>, or edit the AWS config file)".to_string(),
             ),
+            AwsError::UnreachableViaProxy {
+                url,
+                proxy,
+                var,
+                reason,
+            } => (
+                format!("{doing}: cannot reach {url} through the proxy {proxy} ({var}): {reason}"),
+                format!("check that the proxy in {var} is up and lets you CONNECT to that host, or list the host in NO_PROXY to go direct"),
+            ),
+            AwsError::Untrusted { host, reason, proxy } => (
+                format!(
+                    "{doing}: the TLS certificate of {host} is not trusted: {reason}{}",
+                    proxy
+                        .as_ref()
+                        .map(|p| format!(" (connected through the proxy {p})"))
+                        .unwrap_or_default()
+                ),
+                "if your network inspects TLS (a corporate proxy), export AWS_CA_BUNDLE=/path/to/its-ca-certificates.pem and retry; if it does not, the connection is being intercepted: do not sign in".to_string(),
+            ),
+            AwsError::Settings {
+                setting,
+                reason,
+                hint,
+            } => (
+                format!("{doing}: nothing was sent: {setting}: {reason}"),
+                hint.clone(),
+            ),
         };
         Error::Aws { message, hint }
     }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .user_agent(concat!("keyrack/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
 }
 
 /// A successful answer.
@@ -131,11 +180,9 @@ pub fn send(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Result<Reply, AwsError> {
-    let agent = agent();
-    let unreachable = |e: ureq::Error| AwsError::Unreachable {
-        url: url.into(),
-        reason: e.to_string(),
-    };
+    let route = super::net::route(url, Duration::from_secs(20))?;
+    let agent = route.agent;
+    let unreachable = |e: ureq::Error| super::net::classify(url, route.proxy.as_ref(), e);
     let mut resp = match (method, body) {
         ("GET", _) => {
             let mut r = agent.get(url);

@@ -1,13 +1,17 @@
 //! Signing in to IAM Identity Center.
 //!
-//! - PKCE (default): a loopback listener on 127.0.0.1 with a random port, the browser opened on
-//!   the authorize URL (via `webbrowser`, which honours `$BROWSER`), `state` and the verifier
-//!   checked, a small "you can close this tab" page.
-//! - Device code: `--device-code`, or automatically when no browser can be opened.
+//! - PKCE (default): a loopback listener on 127.0.0.1 with a random port, the authorize URL
+//!   handed to the person ([`Interact::open_url`]: the CLI opens it with `webbrowser`, which
+//!   honours `$BROWSER`), `state` and the verifier checked, a small "you can close this tab" page.
+//! - Device code: `--device-code`, or automatically when no browser can be opened here
+//!   ([`Interact::can_open_url`]).
 //! - `aws-cli` (opt-in): runs `aws sso login --profile P` and imports the token it wrote.
 //!
-//! The URL (and user code) is always printed on stderr; a spinner shows while waiting; a deadline
-//! ends the wait with a clear error.
+//! The URL (and user code) is always shown ([`Notice::SignIn`]); a [`Progress`] shows while
+//! waiting; a deadline ends the wait with a clear error. Nothing here prints: the [`Interact`]
+//! draws.
+//!
+//! [`Progress`]: crate::interact::Progress
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,7 +26,7 @@ use super::oidc::{self, Grant, Registration, TokenAnswer};
 use super::token_cache::SsoToken;
 use super::SCOPE;
 use crate::error::{Error, Result};
-use crate::secret::Secret;
+use crate::interact::{Interact, Notice, SignInStep, Unanswered};
 
 /// How sign-in happens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -68,44 +72,6 @@ impl Default for LoginOptions {
     }
 }
 
-/// Whether a browser can be opened here (`$BROWSER`, or a graphical session).
-pub fn browser_available() -> bool {
-    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    set("BROWSER") || set("DISPLAY") || set("WAYLAND_DISPLAY") || cfg!(target_os = "macos")
-}
-
-fn open_browser(url: &str) {
-    let url = url.to_string();
-    // In a thread: a browser command that waits would otherwise block the callback listener.
-    std::thread::spawn(move || {
-        let _ = webbrowser::open(&url);
-    });
-}
-
-struct Waiting {
-    bar: indicatif::ProgressBar,
-}
-
-impl Waiting {
-    fn new(what: &str) -> Self {
-        let bar =
-            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("   {spinner} {msg} ({elapsed})")
-                .expect("template"),
-        );
-        bar.set_message(what.to_string());
-        bar.enable_steady_tick(Duration::from_millis(120));
-        Waiting { bar }
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        self.bar.finish_and_clear();
-    }
-}
-
 fn token_from(answer: TokenAnswer, reg: &Registration, start_url: &str) -> SsoToken {
     SsoToken {
         start_url: start_url.into(),
@@ -138,12 +104,14 @@ pub fn refresh(token: &SsoToken, reg: &Registration) -> std::result::Result<SsoT
     Ok(t)
 }
 
-/// Signs in with keyrack's registered client. `profile` is only used by the aws-cli driver.
+/// Signs in with keyrack's registered client, through the person behind `interact`. `profile`
+/// is only used by the aws-cli driver.
 pub fn sign_in(
     reg: &Registration,
     start_url: &str,
     opts: &LoginOptions,
     profile: Option<&str>,
+    interact: &dyn Interact,
 ) -> Result<SsoToken> {
     if opts.no_prompt {
         return Err(Error::Aws {
@@ -152,12 +120,41 @@ pub fn sign_in(
         });
     }
     match opts.driver {
-        Driver::AwsCli => aws_cli(start_url, profile, opts),
-        Driver::Native if opts.device_code || !browser_available() => {
-            device_code(reg, start_url, opts)
+        Driver::AwsCli => aws_cli(start_url, profile, opts, interact),
+        Driver::Native if opts.device_code || !interact.can_open_url() => {
+            device_code(reg, start_url, opts, interact)
         }
-        Driver::Native => pkce(reg, start_url, opts),
+        Driver::Native => pkce(reg, start_url, opts, interact),
     }
+}
+
+/// The sign-in of `start_url` cannot wait for anyone: nobody is there to follow it.
+fn nobody_to_sign_in(start_url: &str, e: Unanswered) -> Error {
+    Error::NeedsTty {
+        what: format!("signing in to {start_url}"),
+        hint: match e {
+            Unanswered::NoTerminal => "run keyrack unlock where you can open the sign-in link (a browser sign-in follows), or pass --no-prompt to fail instead of signing in".into(),
+            e => format!("the sign-in could not be shown ({e}); run the command again"),
+        },
+    }
+}
+
+/// Shows the sign-in step, then hands its link to the person.
+fn present(interact: &dyn Interact, start_url: &str, step: SignInStep) -> Result<()> {
+    let url = match &step {
+        SignInStep::Browser { url } | SignInStep::DeviceCode { url, .. } => url.clone(),
+        SignInStep::AwsCli { .. } => String::new(),
+    };
+    interact.notice(&Notice::SignIn {
+        start_url: start_url.into(),
+        step,
+    });
+    if !url.is_empty() {
+        interact
+            .open_url(&url)
+            .map_err(|e| nobody_to_sign_in(start_url, e))?;
+    }
+    Ok(())
 }
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {
@@ -182,17 +179,28 @@ pub fn pkce_challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
+/// `5m`, `1h 30m`, `2s`.
+fn timeout_shown(d: Duration) -> String {
+    let d = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
+    format!("{d:#}")
+}
+
 fn timed_out(start_url: &str, opts: &LoginOptions, flow: &str) -> Error {
     Error::Aws {
         message: format!(
             "sign-in to {start_url} did not complete within {} ({flow}); nothing was saved",
-            humantime::format_duration(opts.timeout)
+            timeout_shown(opts.timeout)
         ),
         hint: "run the command again and finish the sign-in in the browser (or pass --login-timeout 10m; --device-code to sign in from another device)".into(),
     }
 }
 
-fn pkce(reg: &Registration, start_url: &str, opts: &LoginOptions) -> Result<SsoToken> {
+fn pkce(
+    reg: &Registration,
+    start_url: &str,
+    opts: &LoginOptions,
+    interact: &dyn Interact,
+) -> Result<SsoToken> {
     let listener =
         TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("listen on", "127.0.0.1", e))?;
     let port = listener
@@ -212,11 +220,8 @@ fn pkce(reg: &Registration, start_url: &str, opts: &LoginOptions) -> Result<SsoT
         enc(SCOPE),
         pkce_challenge(&verifier)
     );
-    eprintln!("🔐 keyrack sign-in: {start_url}");
-    eprintln!("   ├─ open: {url}");
-    eprintln!("   └─ (the browser opens it; if it does not, open the link yourself)");
-    open_browser(&url);
-    let _spin = Waiting::new("waiting for the browser sign-in…");
+    present(interact, start_url, SignInStep::Browser { url })?;
+    let _waiting = interact.progress("waiting for the browser sign-in…");
     let deadline = Instant::now() + opts.timeout;
     listener
         .set_nonblocking(true)
@@ -322,16 +327,23 @@ fn callback(stream: TcpStream, state: &str) -> Callback {
     }
 }
 
-fn device_code(reg: &Registration, start_url: &str, opts: &LoginOptions) -> Result<SsoToken> {
+fn device_code(
+    reg: &Registration,
+    start_url: &str,
+    opts: &LoginOptions,
+    interact: &dyn Interact,
+) -> Result<SsoToken> {
     let auth = oidc::device_authorization(reg, start_url)
         .map_err(|e| e.into_error("starting the device sign-in"))?;
-    eprintln!("🔐 keyrack sign-in: {start_url}");
-    eprintln!("   ├─ open: {}", auth.verification_uri_complete);
-    eprintln!("   └─ code: {}", auth.user_code);
-    if browser_available() {
-        open_browser(&auth.verification_uri_complete);
-    }
-    let _spin = Waiting::new("waiting for the device sign-in…");
+    present(
+        interact,
+        start_url,
+        SignInStep::DeviceCode {
+            url: auth.verification_uri_complete.clone(),
+            code: auth.user_code.clone(),
+        },
+    )?;
+    let _waiting = interact.progress("waiting for the device sign-in…");
     let deadline = Instant::now()
         + opts
             .timeout
@@ -363,26 +375,35 @@ fn device_code(reg: &Registration, start_url: &str, opts: &LoginOptions) -> Resu
     }
 }
 
-fn aws_cli(start_url: &str, profile: Option<&str>, opts: &LoginOptions) -> Result<SsoToken> {
+fn aws_cli(
+    start_url: &str,
+    profile: Option<&str>,
+    opts: &LoginOptions,
+    interact: &dyn Interact,
+) -> Result<SsoToken> {
     let profile = profile.ok_or_else(|| Error::Aws {
         message: "the aws-cli driver signs in through a profile, and none is configured yet".into(),
         hint:
             "use the native driver for the first set (default), or pass --exid <existing profile>"
                 .into(),
     })?;
-    eprintln!("🔐 keyrack sign-in: {start_url}");
-    eprintln!("   └─ running: aws sso login --profile {profile}");
-    // Its output (with the sign-in URL) is streamed to our stderr: stdout stays for --json.
-    use std::os::fd::AsFd;
-    let to_stderr = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| Error::io("duplicate", "stderr", e))?;
+    // Its output (with the sign-in URL) goes where the person follows it, never to our stdout
+    // (which carries --json).
+    let output = interact
+        .child_output()
+        .map_err(|e| nobody_to_sign_in(start_url, e))?;
+    present(
+        interact,
+        start_url,
+        SignInStep::AwsCli {
+            profile: profile.to_string(),
+        },
+    )?;
     let mut child = std::process::Command::new("aws")
         .args(["sso", "login", "--profile", profile])
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::from(to_stderr))
-        .stderr(std::process::Stdio::inherit())
+        .stdout(output.stdout)
+        .stderr(output.stderr)
         .spawn()
         .map_err(|e| Error::Aws {
             message: format!("cannot run the AWS CLI: {e}"),
@@ -419,9 +440,4 @@ fn aws_cli(start_url: &str, profile: Option<&str>, opts: &LoginOptions) -> Resul
         ),
         hint: "check the profile's sso_session settings".into(),
     })
-}
-
-/// The access token of a sign-in, for display-free checks.
-pub fn bearer(token: &SsoToken) -> &Secret {
-    &token.access_token
 }

@@ -8,6 +8,7 @@
 //!   start URL, role, profile and sso-session names).
 //! - [`endpoints`]: endpoint resolution honouring `AWS_ENDPOINT_URL_*`.
 //! - [`http`]: the blocking HTTP transport and AWS error decoding.
+//! - [`net`]: TLS trust (system store + `AWS_CA_BUNDLE`) and proxies (`HTTPS_PROXY`, `NO_PROXY`).
 //! - [`oidc`], [`portal`], [`sts`]: the three SSO services.
 //! - [`ssm`]: Parameter Store (the aws.params vault); [`chain`]: the standard credential chain
 //!   its machine-wide keys sign with.
@@ -19,6 +20,7 @@ pub mod endpoints;
 pub mod http;
 pub mod login;
 pub mod names;
+pub mod net;
 pub mod oidc;
 pub mod portal;
 pub mod ssm;

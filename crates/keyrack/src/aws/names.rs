@@ -363,13 +363,23 @@ impl Region {
         })
     }
 
-    /// The DNS suffix of the region's partition (`amazonaws.com`, `amazonaws.com.cn` for `cn-`).
+    /// The DNS suffix of the region's partition, from the partition table of the SDKs
+    /// (botocore's `partitions.json`): `amazonaws.com` (aws, aws-us-gov), `amazonaws.com.cn`
+    /// for `cn-`, `amazonaws.eu` for the European Sovereign Cloud (`eusc-`), and the isolated
+    /// partitions' own suffixes.
     pub fn dns_suffix(&self) -> &'static str {
-        if self.0.starts_with("cn-") {
-            "amazonaws.com.cn"
-        } else {
-            "amazonaws.com"
-        }
+        const PARTITIONS: [(&str, &str); 6] = [
+            ("cn-", "amazonaws.com.cn"),
+            ("eusc-", "amazonaws.eu"),
+            ("us-iso-", "c2s.ic.gov"),
+            ("us-isob-", "sc2s.sgov.gov"),
+            ("us-isof-", "csp.hci.ic.gov"),
+            ("eu-isoe-", "cloud.adc-e.uk"),
+        ];
+        PARTITIONS
+            .iter()
+            .find(|(prefix, _)| self.0.starts_with(prefix))
+            .map_or("amazonaws.com", |(_, suffix)| suffix)
     }
 }
 
@@ -383,13 +393,13 @@ impl StartUrl {
 }
 
 fn check_region(v: &str) -> Result<(), String> {
-    // ^[a-z]{2}(-[a-z]+)+-\d+$
+    // ^([a-z]{2}|eusc)(-[a-z]+)+-\d+$ (eusc: the European Sovereign Cloud, eusc-de-east-1)
     if v.len() > 64 {
         return Err("it is longer than any AWS region".into());
     }
     let parts: Vec<&str> = v.split('-').collect();
     let ok = parts.len() >= 3
-        && parts[0].len() == 2
+        && (parts[0].len() == 2 || parts[0] == "eusc")
         && parts[0].bytes().all(|b| b.is_ascii_lowercase())
         && parts[1..parts.len() - 1]
             .iter()
@@ -652,10 +662,25 @@ mod tests {
             Region::parse("cn-north-1").unwrap().dns_suffix(),
             "amazonaws.com.cn"
         );
-        assert_eq!(
-            Region::parse("us-east-1").unwrap().dns_suffix(),
-            "amazonaws.com"
-        );
+        for (region, suffix) in [
+            ("us-east-1", "amazonaws.com"),
+            ("us-gov-west-1", "amazonaws.com"),
+            ("cn-northwest-1", "amazonaws.com.cn"),
+            ("eusc-de-east-1", "amazonaws.eu"),
+            ("us-iso-east-1", "c2s.ic.gov"),
+            ("us-isob-east-1", "sc2s.sgov.gov"),
+            ("us-isof-south-1", "csp.hci.ic.gov"),
+            ("eu-isoe-west-1", "cloud.adc-e.uk"),
+        ] {
+            assert_eq!(
+                Region::parse(region).unwrap().dns_suffix(),
+                suffix,
+                "{region}"
+            );
+        }
+        for bad in ["eusx-de-east-1", "euscx-de-east-1"] {
+            assert!(Region::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

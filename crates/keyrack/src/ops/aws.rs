@@ -1,10 +1,12 @@
-//! AWS SSO operations: preparing the profile behind `set --key AWS_PROFILE` (guided on a TTY or
-//! from flags), `keyrack aws credentials` (credential_process), `keyrack aws logout`.
+//! AWS SSO operations: the profile behind `set --key AWS_PROFILE` (from `--exid` or flags, and
+//! [`ProfileSetup`], the library half of the guided set-up whose questions the CLI asks),
+//! `keyrack aws credentials` (credential_process), `keyrack aws logout`.
 
 use serde::Serialize;
 
 use super::{Rack, Scope};
 use crate::aws::config_file::{AwsConfig, Section};
+use crate::aws::login::LoginOptions;
 use crate::aws::names::{
     shown, AccountId, Field, NameError, ProfileName, Region, RoleName, SessionName, StartUrl,
 };
@@ -13,11 +15,12 @@ use crate::aws::token_cache::format_z;
 use crate::daemon::client::Client;
 use crate::daemon::protocol::now_ms;
 use crate::error::{Error, Result};
+use crate::interact::{Notice, PortalEntry, Unanswered};
+use crate::secret::Secret;
 use crate::slug::ORG_ALL;
 use crate::vault::aws_config::Sessions;
-use crate::vault::VaultContext;
 
-/// Flags that describe a profile to write without the wizard.
+/// Flags that describe a profile to write (typed, or the answer of the guided set-up).
 #[derive(Debug, Clone, Default)]
 pub struct ProfileFlags {
     /// Portal start URL.
@@ -179,20 +182,12 @@ fn write_profile(cfg: &mut AwsConfig, p: &ProfileSpec<'_>) -> Result<bool> {
     Ok(a || b)
 }
 
-/// Decides (and writes, when needed) the profile for an aws.config `set`. Every flag is
-/// validated before the config file is read, so a refused value changes nothing.
-pub fn prepare_profile(
-    ctx: &VaultContext<'_>,
-    scope: &Scope,
-    exid: Option<&str>,
-    flags: &ProfileFlags,
-    interactive: bool,
-) -> Result<Prepared> {
+/// Whether an aws.config `set` still needs its profile chosen: no `--exid` and the flags do not
+/// describe a whole profile. Every given flag is validated first (bad usage names the flag).
+pub fn needs_profile(exid: Option<&str>, flags: &ProfileFlags) -> Result<bool> {
     let checked = flags.check()?;
-    let exid = exid.map(|n| profile_arg("--exid", n)).transpose()?;
-    let mut cfg = AwsConfig::load_default()?;
-    let original = cfg.text();
     if let Some(name) = exid {
+        profile_arg("--exid", name)?;
         if flags.any() {
             return Err(Error::InvalidInput {
                 what: "--exid",
@@ -201,253 +196,377 @@ pub fn prepare_profile(
                 hint: Some("pass one or the other".into()),
             });
         }
+        return Ok(false);
+    }
+    Ok(checked.complete().is_none())
+}
+
+/// Decides (and writes, when needed) the profile for an aws.config `set`: the existing `--exid`
+/// profile, or the one the flags describe. Every flag is validated before the config file is
+/// read, so a refused value changes nothing. Without either, fails with the flags to pass (a
+/// front end that can ask guides the person with [`ProfileSetup`] first).
+pub fn prepare_profile(
+    scope: &Scope,
+    exid: Option<&str>,
+    flags: &ProfileFlags,
+) -> Result<Prepared> {
+    needs_profile(exid, flags)?;
+    let checked = flags.check()?;
+    let mut cfg = AwsConfig::load_default()?;
+    let original = cfg.text();
+    if let Some(name) = exid {
+        let name = profile_arg("--exid", name)?;
         cfg.sso_profile(&name)?; // must exist and be a valid SSO profile
         return Ok(Prepared {
             profile: name.into(),
             restore: None,
         });
     }
-    if let Some((url, sso_region, account, role, profile)) = checked.complete() {
-        let session = session_name_for(&cfg, scope, url)?;
-        let region = checked.region.as_ref().unwrap_or(sso_region);
-        let spec = ProfileSpec {
-            session: &session,
-            start_url: url,
+    let Some((url, sso_region, account, role, profile)) = checked.complete() else {
+        return Err(Error::NeedsTty {
+            what: "choosing the AWS SSO profile".into(),
+            hint: FLAGS_HINT.into(),
+        });
+    };
+    let session = session_name_for(&cfg, scope, url)?;
+    let region = checked.region.as_ref().unwrap_or(sso_region);
+    let spec = ProfileSpec {
+        session: &session,
+        start_url: url,
+        sso_region,
+        account,
+        role,
+        profile,
+        region,
+    };
+    let changed = write_profile(&mut cfg, &spec)?;
+    if changed {
+        cfg.save()?;
+    }
+    Ok(Prepared {
+        profile: profile.to_string(),
+        restore: changed.then(|| (cfg.path().to_path_buf(), original)),
+    })
+}
+
+/// The error of a guided set-up that got no answer: cancelled (exit 130), or the flags that
+/// avoid the questions.
+pub fn unanswered(e: Unanswered) -> Error {
+    let what = "the AWS SSO set-up".to_string();
+    match e {
+        Unanswered::Cancelled => Error::Cancelled { what },
+        Unanswered::NoTerminal => Error::NeedsTty {
+            what,
+            hint: FLAGS_HINT.into(),
+        },
+        Unanswered::Failed(e) => Error::NeedsTty {
+            what,
+            hint: format!("it was interrupted ({e}); run it again, or {FLAGS_HINT}"),
+        },
+    }
+}
+
+/// An AWS access portal: start URL and IAM Identity Center region, both validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Portal {
+    /// The start URL.
+    pub start_url: StartUrl,
+    /// The SSO region.
+    pub sso_region: Region,
+}
+
+impl Portal {
+    /// A portal from typed answers (trimmed), each validated ([`crate::aws::names`]).
+    pub fn parse(start_url: &str, sso_region: &str) -> Result<Self> {
+        Ok(Portal {
+            start_url: StartUrl::parse(start_url.trim()).map_err(NameError::for_prompt)?,
+            sso_region: Region::parse_sso(sso_region.trim()).map_err(NameError::for_prompt)?,
+        })
+    }
+}
+
+/// A portal already named by an `[sso-session]` of the config file, as written there (not yet
+/// validated: [`ProfileSetup::known_portal`] validates it, naming file:line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownPortal {
+    /// The sso-session name.
+    pub session: String,
+    /// Its start URL.
+    pub start_url: String,
+    /// Its SSO region.
+    pub sso_region: String,
+}
+
+/// An account the portal assigns to the signed-in person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The account id (validated).
+    pub id: AccountId,
+    /// Its name, as the portal gave it (escape it with [`shown`] to display it).
+    pub name: String,
+    /// Its e-mail address, as the portal gave it.
+    pub email: String,
+}
+
+/// The library half of the guided AWS set-up (`set --key AWS_PROFILE` on a terminal): it reads
+/// the config file, signs in (the one browser trip), lists accounts and roles, suggests the
+/// profile name and shows what would change; the questions are the caller's. Its result is a
+/// complete [`ProfileFlags`] for [`super::set::run`], which writes the profile.
+pub struct ProfileSetup<'r> {
+    rack: &'r Rack,
+    scope: Scope,
+    cfg: AwsConfig,
+    flags: CheckedFlags,
+    given: ProfileFlags,
+    login: LoginOptions,
+}
+
+/// A signed-in portal session of the guided set-up.
+pub struct PortalSession {
+    portal: Portal,
+    session: SessionName,
+    access_token: Secret,
+}
+
+impl PortalSession {
+    /// The portal signed in to.
+    pub fn portal(&self) -> &Portal {
+        &self.portal
+    }
+
+    /// The sso-session name its profiles share.
+    pub fn session(&self) -> &SessionName {
+        &self.session
+    }
+}
+
+/// What writing the chosen profile would do ([`ProfileSetup::plan`]).
+#[derive(Debug, Clone)]
+pub struct ProfilePlan {
+    /// The profile name.
+    pub profile: ProfileName,
+    /// The config file.
+    pub path: std::path::PathBuf,
+    /// The profile's section as it is, when it exists.
+    pub before: Option<String>,
+    /// The profile's section as it would be.
+    pub after: Option<String>,
+    /// The flags that write it through [`super::set::run`].
+    pub flags: ProfileFlags,
+}
+
+impl ProfilePlan {
+    /// `(before, after)` when an existing profile would change (ask before changing it).
+    pub fn changes_existing(&self) -> Option<(&str, &str)> {
+        match (&self.before, &self.after) {
+            (Some(b), a) if Some(b) != a.as_ref() => Some((b, a.as_deref().unwrap_or(""))),
+            _ => None,
+        }
+    }
+
+    /// The error when the person declines to change the existing profile.
+    pub fn declined(&self) -> Error {
+        let profile = &self.profile;
+        Error::Aws {
+            message: format!("profile {profile} was left as it is"),
+            hint: format!("choose another profile name, or reuse it unchanged: keyrack set --key AWS_PROFILE --exid {profile}"),
+        }
+    }
+}
+
+impl<'r> ProfileSetup<'r> {
+    /// Starts a guided set-up in `scope` (from [`super::set::plan`]) with the flags already given
+    /// (each validated) and the sign-in options.
+    pub fn begin(
+        rack: &'r Rack,
+        scope: &Scope,
+        flags: &ProfileFlags,
+        login: LoginOptions,
+    ) -> Result<Self> {
+        Ok(ProfileSetup {
+            rack,
+            scope: scope.clone(),
+            flags: flags.check()?,
+            given: flags.clone(),
+            cfg: AwsConfig::load_default()?,
+            login,
+        })
+    }
+
+    /// The portal `--sso-start-url` and `--sso-region` name, when both were given.
+    pub fn flagged_portal(&self) -> Option<Portal> {
+        Some(Portal {
+            start_url: self.flags.start_url.clone()?,
+            sso_region: self.flags.sso_region.clone()?,
+        })
+    }
+
+    /// The portals the config file's `[sso-session]`s name.
+    pub fn known_portals(&self) -> Vec<KnownPortal> {
+        self.cfg
+            .sso_sessions()
+            .into_iter()
+            .map(|(session, start_url, sso_region)| KnownPortal {
+                session,
+                start_url,
+                sso_region,
+            })
+            .collect()
+    }
+
+    /// A known portal's settings, validated (a refusal names file:line).
+    pub fn known_portal(&self, known: &KnownPortal) -> Result<Portal> {
+        let (start_url, sso_region) = self.cfg.session_settings(&known.session)?;
+        Ok(Portal {
+            start_url,
             sso_region,
+        })
+    }
+
+    /// Signs in to `portal` unless its session is alive (the one browser trip of `set`); the
+    /// token is kept encrypted for the `set` that follows.
+    pub fn sign_in(&self, target: &Portal) -> Result<PortalSession> {
+        let session = session_name_for(&self.cfg, &self.scope, &target.start_url)?;
+        let recipients = self.rack.host()?.recipient_keys()?;
+        let ctx = self.rack.vault_context(&recipients, self.login)?;
+        let sessions = Sessions::new(&ctx)?;
+        let region = target.sso_region.clone();
+        let live = sessions.live(
+            &session,
+            &target.start_url,
+            &target.sso_region,
+            None,
+            &move |t| portal::list_accounts(&region, &t.access_token).map(|_| None),
+        )?;
+        Ok(PortalSession {
+            portal: target.clone(),
+            session,
+            access_token: live.token.access_token,
+        })
+    }
+
+    /// The accounts assigned to the signed-in person. Portal answers are input too: an entry
+    /// with an invalid id is left out (a [`Notice::SkippedPortalEntry`]); none usable is an
+    /// error.
+    pub fn accounts(&self, s: &PortalSession) -> Result<Vec<Account>> {
+        let listed = portal::list_accounts(&s.portal.sso_region, &s.access_token)
+            .map_err(|e| e.into_error("listing your AWS accounts"))?;
+        let mut accounts = Vec::new();
+        for a in listed {
+            match AccountId::parse(&a.account_id) {
+                Ok(id) => accounts.push(Account {
+                    id,
+                    name: a.account_name,
+                    email: a.email_address,
+                }),
+                Err(e) => self.rack.interact().notice(&Notice::SkippedPortalEntry {
+                    entry: PortalEntry::Account,
+                    name: Some(shown(&a.account_name)),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        if accounts.is_empty() {
+            return Err(Error::Aws {
+                message: format!(
+                    "no usable AWS account is assigned to you at {}",
+                    s.portal.start_url
+                ),
+                hint: "ask your AWS administrator for an account assignment, then run keyrack set again".into(),
+            });
+        }
+        Ok(accounts)
+    }
+
+    /// The roles of `account` for the signed-in person (invalid names left out with a notice);
+    /// none usable is an error.
+    pub fn roles(&self, s: &PortalSession, account: &Account) -> Result<Vec<RoleName>> {
+        let listed = portal::list_roles(&s.portal.sso_region, &s.access_token, &account.id)
+            .map_err(|e| e.into_error("listing your roles"))?;
+        let mut roles = Vec::new();
+        for r in &listed {
+            match RoleName::parse(r) {
+                Ok(r) => roles.push(r),
+                Err(e) => self.rack.interact().notice(&Notice::SkippedPortalEntry {
+                    entry: PortalEntry::Role,
+                    name: None,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        if roles.is_empty() {
+            return Err(Error::Aws {
+                message: format!(
+                    "no usable role is assigned to you in {} ({})",
+                    shown(&account.name),
+                    account.id
+                ),
+                hint: "pick another account, or ask for a permission set".into(),
+            });
+        }
+        Ok(roles)
+    }
+
+    /// The suggested profile name: `<org>.<account name>` (the sso-session for `@all` keys),
+    /// lowercased, anything but letters, digits and `-` made `-`.
+    pub fn suggested_profile(&self, s: &PortalSession, account: &Account) -> String {
+        let slugify = |s: &str| {
+            s.to_lowercase()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect::<String>()
+        };
+        let base = if self.scope.org == ORG_ALL {
+            s.session.to_string()
+        } else {
+            self.scope.org.clone()
+        };
+        format!("{base}.{}", slugify(&account.name))
+    }
+
+    /// What writing `profile` for `account`/`role` would change, and the flags that write it.
+    /// Nothing is written here.
+    pub fn plan(
+        &self,
+        s: &PortalSession,
+        account: &AccountId,
+        role: &RoleName,
+        profile: &ProfileName,
+    ) -> Result<ProfilePlan> {
+        let region = self.flags.region.as_ref().unwrap_or(&s.portal.sso_region);
+        let before = self.cfg.section_text(&Section::profile(profile));
+        let mut next = AwsConfig::load(self.cfg.path())?;
+        let spec = ProfileSpec {
+            session: &s.session,
+            start_url: &s.portal.start_url,
+            sso_region: &s.portal.sso_region,
             account,
             role,
             profile,
             region,
         };
-        let changed = write_profile(&mut cfg, &spec)?;
-        if changed {
-            cfg.save()?;
-        }
-        return Ok(Prepared {
-            profile: profile.to_string(),
-            restore: changed.then(|| (cfg.path().to_path_buf(), original)),
-        });
-    }
-    if !interactive {
-        return Err(Error::NeedsTty {
-            what: "choosing the AWS SSO profile".into(),
-            hint: FLAGS_HINT.into(),
-        });
-    }
-    wizard(ctx, scope, &mut cfg, &checked, original)
-}
-
-fn ask<T>(r: std::result::Result<T, inquire::InquireError>) -> Result<T> {
-    r.map_err(|e| {
-        let shown = e.to_string();
-        crate::mech::prompt_error(e, "the AWS SSO set-up", || Error::NeedsTty {
-            what: "the AWS SSO set-up".into(),
-            hint: format!("it was interrupted ({shown}); run it again, or {FLAGS_HINT}"),
-        })
-    })
-}
-
-/// A prompt validator from a name parser: the user is asked again, with the reason.
-fn validator<T>(
-    parse: fn(&str) -> std::result::Result<T, NameError>,
-) -> impl Fn(&str) -> std::result::Result<inquire::validator::Validation, inquire::CustomUserError> + Clone
-{
-    move |s: &str| {
-        Ok(match parse(s.trim()) {
-            Ok(_) => inquire::validator::Validation::Valid,
-            Err(e) => inquire::validator::Validation::Invalid(e.to_string().into()),
+        write_profile(&mut next, &spec)?;
+        Ok(ProfilePlan {
+            profile: profile.clone(),
+            path: self.cfg.path().to_path_buf(),
+            before,
+            after: next.section_text(&Section::profile(profile)),
+            flags: ProfileFlags {
+                sso_start_url: Some(s.portal.start_url.to_string()),
+                sso_region: Some(s.portal.sso_region.to_string()),
+                account_id: Some(account.to_string()),
+                role_name: Some(role.to_string()),
+                profile_name: Some(profile.to_string()),
+                region: self.given.region.clone(),
+            },
         })
     }
-}
-
-fn wizard(
-    ctx: &VaultContext<'_>,
-    scope: &Scope,
-    cfg: &mut AwsConfig,
-    flags: &CheckedFlags,
-    original: String,
-) -> Result<Prepared> {
-    let known = cfg.sso_sessions();
-    let (url, sso_region) = match (&flags.start_url, &flags.sso_region) {
-        (Some(u), Some(r)) => (u.clone(), r.clone()),
-        _ => {
-            const NEW: &str = "another start URL…";
-            let label = |(n, u, r): &(String, String, String)| {
-                format!("{}  ({}, {})", shown(u), shown(n), shown(r))
-            };
-            let mut choices: Vec<String> = known.iter().map(label).collect();
-            choices.push(NEW.into());
-            let pick = if known.is_empty() {
-                NEW.to_string()
-            } else {
-                ask(inquire::Select::new("AWS access portal:", choices).prompt())?
-            };
-            match known.iter().find(|k| pick == label(k)) {
-                // values from the file are validated (a refusal names file:line)
-                Some((n, _, _)) => cfg.session_settings(n)?,
-                None => {
-                    let url = ask(inquire::Text::new("start URL:")
-                        .with_placeholder("https://d-1234567890.awsapps.com/start")
-                        .with_validator(validator(StartUrl::parse))
-                        .prompt())?;
-                    let region = ask(inquire::Text::new("SSO region:")
-                        .with_default("us-east-1")
-                        .with_validator(validator(Region::parse_sso))
-                        .prompt())?;
-                    (
-                        StartUrl::parse(url.trim()).map_err(NameError::for_prompt)?,
-                        Region::parse_sso(region.trim()).map_err(NameError::for_prompt)?,
-                    )
-                }
-            }
-        }
-    };
-    let session = session_name_for(cfg, scope, &url)?;
-    let sessions = Sessions::new(ctx)?;
-    let region_for_check = sso_region.clone();
-    let live = sessions.live(&session, &url, &sso_region, None, &move |t| {
-        portal::list_accounts(&region_for_check, &t.access_token).map(|_| None)
-    })?;
-    let listed = portal::list_accounts(&sso_region, &live.token.access_token)
-        .map_err(|e| e.into_error("listing your AWS accounts"))?;
-    // Portal answers are input too: an entry with an invalid id is skipped, names are shown
-    // with control characters escaped.
-    let mut accounts = Vec::new();
-    for a in listed {
-        match AccountId::parse(&a.account_id) {
-            Ok(id) => accounts.push((id, a)),
-            Err(e) => eprintln!(
-                "keyrack: skipped an account the portal listed ({}): {e}",
-                shown(&a.account_name)
-            ),
-        }
-    }
-    if accounts.is_empty() {
-        return Err(Error::Aws {
-            message: format!("no usable AWS account is assigned to you at {url}"),
-            hint:
-                "ask your AWS administrator for an account assignment, then run keyrack set again"
-                    .into(),
-        });
-    }
-    let labels: Vec<String> = accounts
-        .iter()
-        .map(|(id, a)| {
-            format!(
-                "{} ({id}) {}",
-                shown(&a.account_name),
-                shown(&a.email_address)
-            )
-        })
-        .collect();
-    let chosen = ask(inquire::Select::new("account:", labels.clone())
-        .with_page_size(12)
-        .prompt())?;
-    let (account_id, account) = &accounts[labels
-        .iter()
-        .position(|l| *l == chosen)
-        .expect("chosen from list")];
-    let listed_roles = portal::list_roles(&sso_region, &live.token.access_token, account_id)
-        .map_err(|e| e.into_error("listing your roles"))?;
-    let mut roles: Vec<RoleName> = Vec::new();
-    for r in &listed_roles {
-        match RoleName::parse(r) {
-            Ok(r) => roles.push(r),
-            Err(e) => eprintln!("keyrack: skipped a role the portal listed: {e}"),
-        }
-    }
-    let role = match roles.as_slice() {
-        [] => {
-            return Err(Error::Aws {
-                message: format!(
-                    "no usable role is assigned to you in {} ({account_id})",
-                    shown(&account.account_name)
-                ),
-                hint: "pick another account, or ask for a permission set".into(),
-            })
-        }
-        [one] => one.clone(),
-        _ => {
-            let names: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-            let pick = ask(inquire::Select::new("role:", names.clone()).prompt())?;
-            roles[names
-                .iter()
-                .position(|n| *n == pick)
-                .expect("chosen from list")]
-            .clone()
-        }
-    };
-    let slugify = |s: &str| {
-        s.to_lowercase()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect::<String>()
-    };
-    let suggested = format!(
-        "{}.{}",
-        if scope.org == ORG_ALL {
-            session.to_string()
-        } else {
-            scope.org.clone()
-        },
-        slugify(&account.account_name)
-    );
-    let profile = ask(inquire::Text::new("profile name:")
-        .with_default(&suggested)
-        .with_validator(validator(ProfileName::parse))
-        .prompt())?;
-    let profile = ProfileName::parse(profile.trim()).map_err(NameError::for_prompt)?;
-    let region = flags.region.as_ref().unwrap_or(&sso_region);
-    let before = cfg.section_text(&Section::profile(&profile));
-    let mut next = AwsConfig::load(cfg.path())?;
-    let spec = ProfileSpec {
-        session: &session,
-        start_url: &url,
-        sso_region: &sso_region,
-        account: account_id,
-        role: &role,
-        profile: &profile,
-        region,
-    };
-    write_profile(&mut next, &spec)?;
-    let after = next.section_text(&Section::profile(&profile));
-    if let Some(before) = &before {
-        if Some(before) != after.as_ref() {
-            eprintln!(
-                "profile {profile} exists in {} and would change:",
-                cfg.path().display()
-            );
-            for l in before.lines() {
-                eprintln!("  - {}", shown(l));
-            }
-            for l in after.as_deref().unwrap_or("").lines() {
-                eprintln!("  + {}", shown(l));
-            }
-            if !ask(inquire::Confirm::new("change it?")
-                .with_default(false)
-                .prompt())?
-            {
-                return Err(Error::Aws {
-                    message: format!("profile {profile} was left as it is"),
-                    hint: format!("choose another profile name, or reuse it unchanged: keyrack set --key AWS_PROFILE --exid {profile}"),
-                });
-            }
-        }
-    }
-    let changed = next.text() != original;
-    if changed {
-        next.save()?;
-    }
-    Ok(Prepared {
-        profile: profile.to_string(),
-        restore: changed.then(|| (next.path().to_path_buf(), original)),
-    })
 }
 
 /// The `credential_process` answer (Version 1).
@@ -534,7 +653,9 @@ pub struct LogoutReport {
 /// Signs the profile's SSO session out server-side and deletes both copies of its token.
 pub fn logout(rack: &Rack, profile: &str) -> Result<LogoutReport> {
     let profile = profile_arg("--profile", profile)?;
-    let p = AwsConfig::load_default()?.sso_profile(&profile)?;
+    let config = AwsConfig::load_default()?;
+    let p = config.sso_profile(&profile)?;
+    let _trust = crate::aws::net::ProfileTrust::of_profile(&config, &profile);
     let recipients = rack.host()?.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, crate::aws::login::LoginOptions::never_prompt())?;
     let sessions = Sessions::new(&ctx)?;

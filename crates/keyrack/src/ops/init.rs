@@ -66,8 +66,15 @@ pub fn run(rack: &Rack, opts: &InitOptions) -> Result<InitReport> {
     }
     fsio::ensure_private_dir(home.root())?;
     let _lock = rack.lock()?;
+    if !HostManifest::exists(home) {
+        // Keys were set here and only the manifest is gone: a new empty one would hide them.
+        let left = super::recover::evidence(home)?;
+        if left.any() {
+            return Err(super::recover::lost(home, &left));
+        }
+    }
     let (identity, generated) = match identity::discover(rack.explicit_identity(), home)? {
-        Some(src) => (Identity::load(src.path())?, false),
+        Some(src) => (Identity::load(src.path(), rack.interact())?, false),
         None => (identity::generate(&home.generated_identity())?, true),
     };
     let created = if HostManifest::exists(home) {

@@ -8,32 +8,40 @@
 
 pub mod aws;
 pub mod del;
+pub mod doctor;
+pub mod fill;
 pub mod get;
+pub mod import;
 pub mod init;
 pub mod list;
 pub mod recipient;
+pub mod recover;
 pub mod row;
 pub mod set;
 pub mod unlock;
 
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::fsio::WriteLock;
 use crate::home::Home;
 use crate::host_manifest::HostManifest;
 use crate::identity::{self, Identity};
+use crate::interact::{Interact, NonInteractive};
 use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Owner, Slug, ENV_ALL, ENV_PROD, ENV_SUDO, ORG_ALL};
 
 /// The context every operation runs in: the owner's home, the identity (loaded lazily: the
-/// hot path never loads it) and the working directory for manifest discovery.
+/// hot path never loads it), the working directory for manifest discovery, and who answers
+/// questions ([`Interact`]; [`NonInteractive`] unless [`Rack::with_interact`] says otherwise).
 pub struct Rack {
     home: Home,
     identity_path: Option<PathBuf>,
     identity: OnceCell<Identity>,
     cwd: PathBuf,
+    interact: Arc<dyn Interact>,
 }
 
 impl Rack {
@@ -46,6 +54,7 @@ impl Rack {
             identity_path: identity,
             identity: OnceCell::new(),
             cwd,
+            interact: Arc::new(NonInteractive),
         })
     }
 
@@ -56,7 +65,19 @@ impl Rack {
             identity_path: identity,
             identity: OnceCell::new(),
             cwd,
+            interact: Arc::new(NonInteractive),
         }
+    }
+
+    /// The same rack, asking `interact` whatever needs a person (secrets, passphrases, sign-ins).
+    pub fn with_interact(mut self, interact: Arc<dyn Interact>) -> Self {
+        self.interact = interact;
+        self
+    }
+
+    /// Who answers questions.
+    pub fn interact(&self) -> &dyn Interact {
+        &*self.interact
     }
 
     /// The owner's home.
@@ -74,7 +95,8 @@ impl Rack {
         if let Some(id) = self.identity.get() {
             return Ok(id);
         }
-        let id = identity::load_discovered(self.identity_path.as_deref(), &self.home)?;
+        let id =
+            identity::load_discovered(self.identity_path.as_deref(), &self.home, self.interact())?;
         Ok(self.identity.get_or_init(|| id))
     }
 
@@ -89,6 +111,10 @@ impl Rack {
     /// Decrypts the host manifest.
     pub fn host(&self) -> Result<HostManifest> {
         if !HostManifest::exists(&self.home) {
+            let left = recover::evidence(&self.home)?;
+            if left.any() {
+                return Err(recover::lost(&self.home, &left));
+            }
             return Err(Error::NotInitialised {
                 home: self.home.root().to_path_buf(),
                 owner: self.home.owner().label().into(),
@@ -109,6 +135,7 @@ impl Rack {
             identity: Some(self.identity()?),
             recipients,
             login,
+            interact: self.interact(),
         })
     }
 

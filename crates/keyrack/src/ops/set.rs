@@ -80,8 +80,27 @@ pub fn default_vault(key: &str) -> VaultKind {
     }
 }
 
-/// Runs `set`.
-pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
+/// What `set` settled before it asks for anything or stores anything ([`plan`]).
+#[derive(Debug, Clone)]
+pub struct SetPlan {
+    /// The org and env the key resolves to.
+    pub scope: Scope,
+    /// The slug to set.
+    pub slug: Slug,
+    /// The vault.
+    pub vault: VaultKind,
+    /// The mech.
+    pub mech: Mech,
+    /// An aws.config key whose profile is neither `--exid` nor fully described by flags: the
+    /// caller may guide the person to one ([`super::aws::ProfileSetup`]) and pass the result as
+    /// [`SetOptions::aws`]; otherwise `set` fails with the flags to pass.
+    pub needs_profile: bool,
+}
+
+/// The checks of `set` that need no answer from anyone: scope, vault, flags, initialised, the
+/// identity loads. [`run`] starts with it; a guided front end calls it first, so a bad flag fails
+/// before any question.
+pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
     let repo = rack.repo()?;
     let scope: Scope = resolve_scope(
         repo.as_ref(),
@@ -125,38 +144,77 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
             });
         }
     }
-    let params = aws_params::ParamsOptions {
-        exid: opts.exid.clone(),
-        region: opts.aws.region.clone(),
-        kms_key_id: opts.kms_key_id.clone(),
-        via: opts.via.clone(),
-    };
     if let Some(d) = &opts.max_duration {
         parse_duration("--max-duration", d)?;
     }
+    let needs_profile =
+        kind == VaultKind::AwsConfig && super::aws::needs_profile(opts.exid.as_deref(), &opts.aws)?;
     // Fail fast (not initialised, wrong identity) before asking for the secret.
     let recipients = rack.host()?.recipient_keys()?;
-    let ctx = rack.vault_context(&recipients, opts.login)?;
+    rack.vault_context(&recipients, opts.login)?;
+    Ok(SetPlan {
+        scope,
+        slug,
+        vault: kind,
+        mech,
+        needs_profile,
+    })
+}
+
+/// Runs `set`.
+pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
+    run_given(rack, opts, None)
+}
+
+/// Runs `set` with the value already in hand (`fill`, `import`): the same checks, proof and
+/// records as [`run`], without asking for the secret. `given` is ignored for aws.config, whose
+/// value is the profile `prepare_profile` decides.
+pub fn run_given(
+    rack: &Rack,
+    opts: &SetOptions,
+    given: Option<crate::secret::Secret>,
+) -> Result<SetReport> {
+    let SetPlan {
+        scope,
+        slug,
+        vault: kind,
+        mech,
+        ..
+    } = plan(rack, opts)?;
     let prepared = match kind {
         VaultKind::AwsConfig => Some(super::aws::prepare_profile(
-            &ctx,
             &scope,
             opts.exid.as_deref(),
             &opts.aws,
-            opts.source == SecretSource::Prompt,
         )?),
         _ => None,
     };
+    let params = params_of(opts);
+    let mut referenced = None;
     if kind == VaultKind::AwsParams {
         // name, KMS key, region and the signing identity are checked before the secret is asked
-        aws_params::AwsParamsVault::with_options(ctx, params.clone()).preflight(&slug)?;
-    }
-    let secret = match (&prepared, kind, mech) {
-        (Some(p), _, _) => crate::secret::Secret::new(p.profile.clone()),
-        (None, VaultKind::AwsParams, Mech::Reference) => {
-            aws_params::AwsParamsVault::with_options(ctx, params.clone()).referenced_value(&slug)?
+        let recipients = rack.host()?.recipient_keys()?;
+        let ctx = rack.vault_context(&recipients, opts.login)?;
+        let adapter = aws_params::AwsParamsVault::with_options(ctx, params.clone());
+        adapter.preflight(&slug)?;
+        if mech == Mech::Reference {
+            // nothing is written: the value is the parameter's, read once and proven below
+            referenced = Some(adapter.referenced_value(&slug)?);
         }
-        _ => mech::acquire_secret(&opts.key, opts.source)?,
+    }
+    let secret = match (&prepared, referenced) {
+        (Some(p), _) => crate::secret::Secret::new(p.profile.clone()),
+        (None, Some(v)) => v,
+        (None, None) => match given {
+            Some(v) if v.expose().is_empty() => {
+                return Err(Error::SecretInput {
+                    reason: "the secret is empty".into(),
+                    hint: format!("give {} a value, or leave it out", opts.key),
+                })
+            }
+            Some(v) => v,
+            None => mech::acquire_secret(&opts.key, opts.source, rack.interact())?,
+        },
     };
     let blocked = match admit_value(&slug, &secret, opts.allow_dangerous, rack.home().owner()) {
         Ok(b) => b,
@@ -259,6 +317,16 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
     })
 }
 
+/// What an aws.params `set` was told about the parameter.
+fn params_of(opts: &SetOptions) -> aws_params::ParamsOptions {
+    aws_params::ParamsOptions {
+        exid: opts.exid.clone(),
+        region: opts.aws.region.clone(),
+        kms_key_id: opts.kms_key_id.clone(),
+        via: opts.via.clone(),
+    }
+}
+
 /// The admission rules `unlock` applies ([`vault::admit`]), checked before anything is stored:
 /// a value that is too large or holds a NUL byte is refused, and so is one the firewall blocks
 /// unless `allow_dangerous`. Returns the firewall's reason when such a value is let through.
@@ -293,21 +361,64 @@ fn save_and_mark(rack: &Rack, host: &HostManifest, slug: &Slug) -> Result<()> {
     fsio::touch_private(&rack.home().inventory_marker(slug))
 }
 
-/// Parses a duration like `9h`, `30m`, `1h30m`.
+/// Parses a duration: whole units in jiff's friendly form — `9h`, `30m`, `1h30m`, `1h 30m`, `90s`,
+/// `2d`, `1w`, `500ms`, spelled-out units (`2hours`, `5min`) and decimals (`1.5h`) — or ISO 8601
+/// (`PT1H30M`). A day is 24 hours; months and years are refused (their length varies); the
+/// duration must be longer than zero.
 pub fn parse_duration(what: &'static str, s: &str) -> Result<std::time::Duration> {
-    match humantime::parse_duration(s) {
+    const EXAMPLES: &str = "use e.g. 9h, 30m or 1h30m";
+    let bad = |reason: String| Error::InvalidInput {
+        what,
+        value: s.into(),
+        reason,
+        hint: Some(EXAMPLES.into()),
+    };
+    let span: jiff::Span = s
+        .trim()
+        .parse()
+        .map_err(|e| bad(format!("not a duration ({e})")))?;
+    let d = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| bad(format!("not a fixed duration ({e})")))?;
+    match std::time::Duration::try_from(d) {
         Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(Error::InvalidInput {
-            what,
-            value: s.into(),
-            reason: "must be longer than zero".into(),
-            hint: Some("use e.g. 9h, 30m or 1h30m".into()),
-        }),
-        Err(e) => Err(Error::InvalidInput {
-            what,
-            value: s.into(),
-            reason: format!("not a duration ({e})"),
-            hint: Some("use e.g. 9h, 30m or 1h30m".into()),
-        }),
+        _ => Err(bad("must be longer than zero".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_in_the_documented_forms() {
+        for (s, secs) in [
+            ("9h", 9 * 3600),
+            ("30m", 1800),
+            ("1h30m", 5400),
+            ("1h 30m", 5400),
+            ("90s", 90),
+            ("2d", 2 * 86400),
+            ("1w", 7 * 86400),
+            ("2hours", 7200),
+            ("5min", 300),
+            ("1.5h", 5400),
+            ("PT1H30M", 5400),
+        ] {
+            assert_eq!(
+                parse_duration("--duration", s).unwrap(),
+                Duration::from_secs(secs),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            parse_duration("--duration", "500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        for s in ["", "0s", "-1h", "abc", "1h30", "1mo", "1y"] {
+            let e = parse_duration("--duration", s).unwrap_err().to_string();
+            assert!(e.contains("--duration"), "{s}: {e}");
+        }
     }
 }

@@ -108,11 +108,70 @@ pub fn edit_file(path: &Path, edit: impl FnOnce(&str) -> Option<String>) -> Resu
     let Some(new_text) = edit(&text) else {
         return Ok(false);
     };
+    check_one_key_changed(path, &text, &new_text)?;
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
     fsio::write_atomic_through_links(path, new_text.as_bytes(), mode)?;
     Ok(true)
+}
+
+/// The line editor understands the YAML keyrack writes, not every YAML: a manifest using tags,
+/// anchors or aliases could be edited into something else. Both texts are parsed, and the edit
+/// is written only if exactly one key of one env was added or removed and nothing else changed.
+fn check_one_key_changed(path: &Path, old: &str, new: &str) -> Result<()> {
+    use std::collections::BTreeSet;
+    type Keys = BTreeSet<(String, String, Option<String>, Option<String>)>;
+    let flatten = |m: &super::RawManifest| -> Keys {
+        let all = m.all.iter().map(|k| ("all".to_string(), k));
+        m.envs
+            .iter()
+            .flat_map(|(env, keys)| keys.iter().map(move |k| (env.clone(), k)))
+            .chain(all)
+            .map(|(env, k)| {
+                (
+                    env,
+                    k.key.clone(),
+                    k.optional_if_has.clone(),
+                    k.hint.clone(),
+                )
+            })
+            .collect()
+    };
+    let refuse = |why: String| {
+        Error::Manifest {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("keyrack cannot edit this file safely: {why}; it was left unchanged"),
+        hint: Some(
+            "add or remove the key under its env.<env>: section by hand (keyrack's editor does not handle YAML tags, anchors or aliases)"
+                .into(),
+        ),
+    }
+    };
+    let before = super::RawManifest::from_bytes(path, old.as_bytes().to_vec())?;
+    let after = super::RawManifest::from_bytes(path, new.as_bytes().to_vec())
+        .map_err(|e| refuse(format!("the edited text would not parse ({e})")))?;
+    let same_rest = before.org == after.org
+        && before
+            .extends
+            .iter()
+            .map(|e| &e.value)
+            .eq(after.extends.iter().map(|e| &e.value))
+        && before
+            .everyday
+            .as_ref()
+            .map(|v| v.iter().map(|e| e.value.clone()).collect::<Vec<_>>())
+            == after
+                .everyday
+                .as_ref()
+                .map(|v| v.iter().map(|e| e.value.clone()).collect::<Vec<_>>());
+    let (b, a) = (flatten(&before), flatten(&after));
+    if !same_rest || b.symmetric_difference(&a).count() != 1 {
+        return Err(refuse("the edit would change more than the one key".into()));
+    }
+    Ok(())
 }
 
 fn find_section(lines: &[&str], env: &str) -> Option<usize> {

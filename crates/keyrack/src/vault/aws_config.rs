@@ -33,6 +33,7 @@ use crate::fsio::{self, WriteLock};
 use crate::home::Home;
 use crate::host_manifest::HostEntry;
 use crate::identity::Identity;
+use crate::interact::{Interact, Notice};
 use crate::mech::Mech;
 use crate::secret::Secret;
 use crate::slug::Slug;
@@ -109,6 +110,7 @@ pub struct Sessions<'a> {
     identity: &'a Identity,
     recipients: &'a [crypto::RecipientKey],
     login: LoginOptions,
+    interact: &'a dyn Interact,
 }
 
 impl<'a> Sessions<'a> {
@@ -123,6 +125,7 @@ impl<'a> Sessions<'a> {
             })?,
             recipients: ctx.recipients,
             login: ctx.login,
+            interact: ctx.interact,
         })
     }
 
@@ -298,7 +301,7 @@ impl<'a> Sessions<'a> {
             }
         }
         let reg = self.registration(region, start_url)?;
-        let token = login::sign_in(&reg, start_url, &self.login, profile)?;
+        let token = login::sign_in(&reg, start_url, &self.login, profile, self.interact)?;
         let creds = check(&token).map_err(|e| e.into_error("checking the new SSO session"))?;
         self.save_token(cache_name, &token)?;
         Ok(LiveSession {
@@ -399,7 +402,9 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
             entry.env
         ),
     })?;
-    let p = AwsConfig::load_default()?.sso_profile(&checked_profile(&profile_name)?)?;
+    let config = AwsConfig::load_default()?;
+    let p = config.sso_profile(&checked_profile(&profile_name)?)?;
+    let _trust = crate::aws::net::ProfileTrust::of_profile(&config, &profile_name);
     let expected_user = entry.meta.get(meta::SSO_USER).cloned();
     let mut attempts = 0;
     let (live, creds) = loop {
@@ -426,7 +431,10 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
                 hint: format!("sign in as {expected} (keyrack unlock --key {} --env {}), or set the key again to change user", entry.slug.key(), entry.env),
             });
         }
-        eprintln!("keyrack: signed in as {}, expected {expected}; that session was signed out — sign in as {expected}", seen.user);
+        sessions.interact.notice(&Notice::WrongSsoUser {
+            seen: seen.user,
+            expected: expected.clone(),
+        });
     };
     let cache_file = token_cache::cache_file(p.cache_name())?;
     // recorded first: if nobody releases the mirror (a daemon killed), the next client removes it
@@ -459,6 +467,8 @@ impl Vault for AwsConfigVault<'_> {
     /// `secret` is the profile name. Records session, account, role and the SSO user seen now.
     fn store(&self, _slug: &Slug, _mech: Mech, secret: &Secret) -> Result<Stored> {
         let p = self.profile(secret.expose())?;
+        let _trust =
+            crate::aws::net::ProfileTrust::of_profile(&AwsConfig::load_default()?, secret.expose());
         let sessions = Sessions::new(&self.ctx)?;
         let live = sessions.live_for_profile(&p)?;
         let creds = live
@@ -538,6 +548,7 @@ mod tests {
             identity: &identity,
             recipients: &recipients,
             login: LoginOptions::never_prompt(),
+            interact: &crate::interact::NonInteractive,
         };
         s.save_token("acme", &token("https://a.awsapps.com/start"))
             .unwrap();

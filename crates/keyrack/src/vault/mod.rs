@@ -227,6 +227,8 @@ pub struct VaultContext<'a> {
     pub recipients: &'a [RecipientKey],
     /// How vaults that sign in (aws.config) may do so.
     pub login: crate::aws::login::LoginOptions,
+    /// Who answers questions and sees notices (a sign-in's link).
+    pub interact: &'a dyn crate::interact::Interact,
 }
 
 /// What [`Vault::store`] wrote, and how to take it back.

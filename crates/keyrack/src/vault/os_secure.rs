@@ -67,6 +67,14 @@ pub fn seal_payload(slug: &Slug, secret: &Secret) -> Zeroizing<Vec<u8>> {
     out
 }
 
+/// The slug a decrypted payload's header binds it to, when it has a header this build reads
+/// (`init --recover` learns which key a file holds from it).
+pub fn payload_slug(plain: &[u8]) -> Option<String> {
+    let nl = plain.iter().position(|b| *b == b'\n')?;
+    let header: Header = serde_json::from_slice(&plain[..nl]).ok()?;
+    (header.keyrack == HEADER_NAME && header.v == HEADER_VERSION).then_some(header.slug)
+}
+
 /// Reads the secret out of a decrypted payload, checking that it is bound to `slug`.
 /// `fix` is the command that rewrites the file.
 pub fn open_payload(
