@@ -178,6 +178,26 @@ fn set_unlock_get_relock_del_round_trip() {
     assert_eq!(code, 0);
     assert_eq!(w.s.get_value("API_KEY", "test").1, "rotated-value");
 
+    // --kms-key-id: the KMS key encrypts it (KeyId sent), and the entry records it
+    w.set_ok(
+        "SIGNED",
+        "kms-value",
+        &["--kms-key-id", "alias/keyrack-team"],
+    );
+    let (_, d) = w.moto.ssm(
+        "DescribeParameters",
+        serde_json::json!({"ParameterFilters": [{"Key": "Name", "Values": [w.name("SIGNED")]}]}),
+    );
+    assert_eq!(d["Parameters"][0]["KeyId"], "alias/keyrack-team", "{d}");
+    let (_, list) = w.s.json(&["list"]);
+    assert_eq!(
+        row(list["keys"].as_array().unwrap(), "SIGNED")["meta"]["kmsKeyId"],
+        "alias/keyrack-team"
+    );
+    let o = w.set("SIGNED", "x", &["--kms-key-id", "not a key"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--kms-key-id"), "{}", stderr(&o));
+
     // del deletes the parameter keyrack named (and wrote)
     let (code, v) = w.s.json(&["del", "--key", "API_KEY", "--env", "test"]);
     assert_eq!(code, 0, "{v}");
@@ -481,6 +501,26 @@ fn access_denied_rows_carry_a_paste_ready_iam_statement() {
         })
     );
     assert_eq!(row(&rows, "AWS_PROFILE")["status"], "granted");
+
+    // one denied name refuses AWS's whole batch: keyrack asks again one name a call, so only
+    // that key's row fails
+    w.front.allow_all();
+    w.set_ok("OPEN_KEY", "open", &[]);
+    w.front.deny_name(
+        "GetParameters",
+        &w.name("API_KEY"),
+        "User: arn:aws:sts::123456789012:assumed-role/Dev/alice is not authorized to perform: ssm:GetParameters on resource: arn:aws:ssm:us-east-1:123456789012:parameter/keyrack/denied/test/API_KEY",
+    );
+    w.front.reset();
+    let (_, rows) = w.unlock(&["--env", "test"]);
+    assert_eq!(row(&rows, "API_KEY")["status"], "errored");
+    assert_eq!(row(&rows, "OPEN_KEY")["status"], "granted", "{rows:#?}");
+    assert_eq!(w.s.get_value("OPEN_KEY", "test").1, "open");
+    assert_eq!(
+        w.front.count("GetParameters"),
+        3,
+        "the batch, then each name"
+    );
 
     // KMS: the key AWS named, kms:Decrypt
     w.front.allow_all();

@@ -212,7 +212,8 @@ pub struct SsmCall {
 struct FrontState {
     calls: Vec<SsmCall>,
     throttle: u32,
-    deny: Vec<(String, String)>,
+    /// (operation, only calls carrying this name, message)
+    deny: Vec<(String, Option<String>, String)>,
 }
 
 /// A front for SSM: counts calls, forwards them to moto, or answers faults.
@@ -303,6 +304,13 @@ impl SsmFront {
                     }
                     let fault = {
                         let mut s = st.lock().unwrap();
+                        let denied = s
+                            .deny
+                            .iter()
+                            .find(|(op, name, _)| {
+                                op == &operation && name.as_ref().is_none_or(|n| names.contains(n))
+                            })
+                            .map(|(_, _, m)| m.clone());
                         s.calls.push(SsmCall {
                             operation: operation.clone(),
                             names,
@@ -313,10 +321,7 @@ impl SsmFront {
                             s.throttle -= 1;
                             Some(json_error(400, "ThrottlingException", "Rate exceeded"))
                         } else {
-                            s.deny
-                                .iter()
-                                .find(|(op, _)| op == &operation)
-                                .map(|(_, m)| json_error(400, "AccessDeniedException", m))
+                            denied.map(|m| json_error(400, "AccessDeniedException", &m))
                         }
                     };
                     if let Some(reply) = fault {
@@ -383,7 +388,17 @@ impl SsmFront {
             .lock()
             .unwrap()
             .deny
-            .push((operation.into(), message.into()));
+            .push((operation.into(), None, message.into()));
+    }
+
+    /// Calls of `operation` that carry the parameter `name` answer `AccessDeniedException` (as
+    /// AWS refuses a whole `GetParameters` batch when one of its names is denied).
+    pub fn deny_name(&self, operation: &str, name: &str, message: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .deny
+            .push((operation.into(), Some(name.into()), message.into()));
     }
 
     /// Stops denying.
