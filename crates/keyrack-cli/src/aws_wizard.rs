@@ -189,8 +189,8 @@ mod tests {
             login: Default::default(),
             aws: Default::default(),
             allow_dangerous: false,
-            kms_key_id: None,
-            via: None,
+            github: Default::default(),
+            params: Default::default(),
         };
         let run = |person: Arc<Scripted>| {
             let home = Home::at(dir.path().join(".keyrack"), Owner::default());

@@ -90,6 +90,10 @@ fn mech_parser() -> impl TypedValueParser<Value = Mech> {
             ),
             Mech::Session => ("memory only, for the session", "EPHEMERAL_VIA_SESSION"),
             Mech::AwsSso => ("an AWS SSO profile", "EPHEMERAL_VIA_AWS_SSO"),
+            Mech::GithubApp => (
+                "GitHub App credentials, minted into 1 h installation tokens",
+                "EPHEMERAL_VIA_GITHUB_APP",
+            ),
         };
         PossibleValue::new(m.as_str()).help(help).alias(alias)
     });
@@ -161,6 +165,9 @@ pub enum Command {
     /// AWS SSO helpers: credential_process, logout.
     #[command(subcommand)]
     Aws(AwsCommand),
+    /// CI: pass the secrets of a CI job (`${{ toJSON(secrets) }}`) through the firewall into the
+    /// keys keyrack.yml declares for an env (masked, into $GITHUB_ENV, or as JSON).
+    Firewall(FirewallArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -295,6 +302,56 @@ pub struct SetArgs {
     pub params: ParamsArgs,
     #[command(flatten)]
     pub login: LoginArgs,
+    #[command(flatten)]
+    pub github: GithubAppArgs,
+}
+
+/// GitHub App credentials (github.app): minted into an installation token at every unlock.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "GitHub App (github.app)")]
+pub struct GithubAppArgs {
+    /// The app's id, or its client id (Iv…).
+    #[arg(long, value_name = "ID")]
+    pub app_id: Option<String>,
+    /// The installation tokens are minted for.
+    #[arg(long, value_name = "ID")]
+    pub installation_id: Option<String>,
+    /// The app's private key file (.pem, PKCS#1 or PKCS#8); read from the file and stored
+    /// encrypted in the vault.
+    #[arg(long, value_name = "PEM_PATH")]
+    pub private_key: Option<PathBuf>,
+}
+
+/// Where `keyrack firewall` puts the keys that pass.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum FirewallInto {
+    /// `::add-mask::` for every line of every value (stdout), then appended to $GITHUB_ENV.
+    #[value(name = "github.actions")]
+    GithubActions,
+    /// One JSON object {KEY: value} on stdout.
+    Json,
+}
+
+/// `--from`: `json(env://VAR)` or `json(stdin://)`.
+fn secrets_from(s: &str) -> Result<keyrack::ops::ci::SecretsFrom, String> {
+    s.parse().map_err(value_error)
+}
+
+#[derive(Debug, Args)]
+pub struct FirewallArgs {
+    /// The env whose declared keys pass (its own keys and env.all's).
+    #[arg(long)]
+    pub env: String,
+    /// Where the secrets come from: json(env://VAR) (with `env: VAR: ${{ toJSON(secrets) }}` on
+    /// the step) or json(stdin://).
+    #[arg(long, value_name = "SOURCE", value_parser = secrets_from)]
+    pub from: keyrack::ops::ci::SecretsFrom,
+    /// Where the keys go: github.actions ($GITHUB_ENV, masked) or json (stdout).
+    #[arg(long, value_enum, value_name = "TARGET")]
+    pub into: FirewallInto,
+    /// Pass values that look like long-lived tokens.
+    #[arg(long)]
+    pub allow_dangerous: bool,
 }
 
 /// Where an aws.params key lives in SSM Parameter Store.

@@ -231,7 +231,13 @@ fn guided_profile(
 }
 
 /// How a notice looks on stderr.
+/// A notice as stderr shows it (ASCII and no emoji unless stderr is a terminal and colour is
+/// on, like every other tree).
 fn shown(notice: &Notice) -> String {
+    shown_with(notice, Style::for_stderr())
+}
+
+fn shown_with(notice: &Notice, style: Style) -> String {
     match notice {
         Notice::SignIn { start_url, step } => {
             let lines = match step {
@@ -248,7 +254,7 @@ fn shown(notice: &Notice) -> String {
                 ))],
             };
             tree(
-                Style::unicode_plain(),
+                style,
                 &format!("sign-in: {start_url}"),
                 &lines,
             )
@@ -335,23 +341,44 @@ mod tests {
     fn sign_in_notices_keep_their_tree() {
         // the same on every stream and with --color never
         crate::render::init(crate::cli::ColorChoice::Never);
-        let browser = shown(&Notice::SignIn {
-            start_url: "https://d-1.awsapps.com/start".into(),
-            step: SignInStep::Browser {
-                url: "http://x/authorize".into(),
+        let rich = Style::unicode_plain();
+        let browser = shown_with(
+            &Notice::SignIn {
+                start_url: "https://d-1.awsapps.com/start".into(),
+                step: SignInStep::Browser {
+                    url: "http://x/authorize".into(),
+                },
             },
-        });
+            rich,
+        );
         assert_eq!(
             browser,
             "🔐 keyrack sign-in: https://d-1.awsapps.com/start\n   ├─ open: http://x/authorize\n   └─ (the browser opens it; if it does not, open the link yourself)\n"
         );
-        let device = shown(&Notice::SignIn {
-            start_url: "u".into(),
-            step: SignInStep::DeviceCode {
-                url: "v".into(),
-                code: "ABCD-EFGH".into(),
+        let device = shown_with(
+            &Notice::SignIn {
+                start_url: "u".into(),
+                step: SignInStep::DeviceCode {
+                    url: "v".into(),
+                    code: "ABCD-EFGH".into(),
+                },
             },
-        });
+            rich,
+        );
+        let plain = shown_with(
+            &Notice::SignIn {
+                start_url: "u".into(),
+                step: SignInStep::DeviceCode {
+                    url: "v".into(),
+                    code: "ABCD-EFGH".into(),
+                },
+            },
+            Style::plain(),
+        );
+        assert_eq!(
+            plain,
+            "keyrack sign-in: u\n   |- open: v\n   `- code: ABCD-EFGH\n"
+        );
         assert_eq!(
             device,
             "🔐 keyrack sign-in: u\n   ├─ open: v\n   └─ code: ABCD-EFGH\n"

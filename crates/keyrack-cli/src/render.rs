@@ -105,8 +105,17 @@ impl Style {
         }
     }
 
-    /// Box drawing and emoji, no colour, whatever the stream: the sign-in tree keeps this shape
-    /// on every stream (scripts read its `└─ code:` line while the sign-in waits).
+    /// ASCII, no emoji, no colour (a pipe, `NO_COLOR`, `TERM=dumb`).
+    #[cfg(test)]
+    pub fn plain() -> Self {
+        Style {
+            color: false,
+            unicode: false,
+        }
+    }
+
+    /// Box drawing and emoji, no colour.
+    #[cfg(test)]
     pub fn unicode_plain() -> Self {
         Style {
             color: false,

@@ -308,7 +308,12 @@ fn spawn_and_approve(w: &World, args: &[&str]) -> std::process::Output {
     let mut line = String::new();
     while err.read_line(&mut line).unwrap() > 0 {
         seen.push_str(&line);
-        if let Some(code) = line.trim().strip_prefix("└─ code: ") {
+        // the sign-in tree: box drawing on a terminal, ASCII on this pipe
+        let l = line.trim();
+        if let Some(code) = l
+            .strip_prefix("└─ code: ")
+            .or_else(|| l.strip_prefix("`- code: "))
+        {
             assert!(
                 w.fake.approve_device(code.trim()),
                 "unknown user code {code}"
@@ -317,6 +322,11 @@ fn spawn_and_approve(w: &World, args: &[&str]) -> std::process::Output {
         line.clear();
     }
     let mut o = child.wait_with_output().unwrap();
+    // stderr is a pipe here: the sign-in tree is ASCII, without emoji, like every other tree
+    assert!(
+        seen.contains("keyrack sign-in: ") && !seen.contains('🔐') && !seen.contains("└─"),
+        "{seen}"
+    );
     o.stderr = seen.into_bytes();
     o
 }

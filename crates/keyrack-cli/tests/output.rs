@@ -398,6 +398,10 @@ fn help_lists_every_vault_mech_driver_and_shell() {
         "reference",
         "session",
         "aws.sso",
+        "github.app",
+        "--app-id",
+        "--installation-id",
+        "--private-key",
         "native",
         "aws-cli",
     ] {

@@ -712,3 +712,52 @@ fn machine_wide_keys_use_the_credential_chain() {
             .unwrap();
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn a_team_github_app_lives_in_ssm_and_is_minted_at_unlock() {
+    use keyrack_fake_github::FakeGitHub;
+    let mut w = World::new("ghapp");
+    let gh = FakeGitHub::start();
+    w.s.env("GITHUB_API_URL", &gh.url);
+    let pem = w.s.root.join("app.pem");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f"])
+        .arg(&pem)
+        .status()
+        .expect("ssh-keygen is installed");
+    assert!(st.success());
+    let public = std::process::Command::new("ssh-keygen")
+        .args(["-e", "-m", "PKCS8", "-f"])
+        .arg(pem.with_extension("pem.pub"))
+        .output()
+        .unwrap();
+    gh.add_app("4242", &String::from_utf8(public.stdout).unwrap(), &[99]);
+    let o = w.set(
+        "GITHUB_TOKEN",
+        "",
+        &[
+            "--mech",
+            "github.app",
+            "--app-id",
+            "4242",
+            "--installation-id",
+            "99",
+            "--private-key",
+            pem.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    // SSM holds the app's credentials (a SecureString), never a minted token
+    let (kind, stored) = w.moto.parameter(&w.name("GITHUB_TOKEN")).unwrap();
+    assert_eq!(kind, "SecureString");
+    assert!(!stored.contains("ghs_"), "the bundle, not a token");
+    let (code, rows) = w.unlock(&["--env", "test"]);
+    assert_eq!(code, 0, "{rows:#?}");
+    let token = w.s.get_value("GITHUB_TOKEN", "test").1;
+    assert!(token.starts_with("ghs_"), "{token}");
+    assert_eq!(gh.issued().last(), Some(&token));
+    // keyrack named and wrote it: del removes it from SSM
+    let (_, v) = w.s.json(&["del", "--key", "GITHUB_TOKEN", "--env", "test"]);
+    assert_eq!(v["secretDestroyed"], true);
+    assert_eq!(w.moto.parameter(&w.name("GITHUB_TOKEN")), None);
+}

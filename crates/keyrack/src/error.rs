@@ -198,6 +198,14 @@ pub enum Error {
         /// How to fix it.
         hint: String,
     },
+    /// A GitHub API call failed, or GitHub App credentials cannot be used.
+    #[error("{message}")]
+    GitHub {
+        /// What happened.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
     /// The session daemon could not be reached or answered with an error.
     #[error("session daemon: {message}")]
     Daemon {
@@ -274,7 +282,8 @@ impl Error {
             | Error::Daemon { hint, .. }
             | Error::DaemonUntrusted { hint, .. }
             | Error::Locked { hint, .. }
-            | Error::Aws { hint, .. } => Some(hint.clone()),
+            | Error::Aws { hint, .. }
+            | Error::GitHub { hint, .. } => Some(hint.clone()),
             Error::NotGranted { fix, .. } => fix.clone(),
             Error::Cancelled { .. } => None,
             Error::Io { path, source, .. } => Some(match source.kind() {
@@ -321,6 +330,7 @@ impl Error {
             | Error::RoundTrip { .. }
             | Error::Unbound { .. }
             | Error::Aws { .. }
+            | Error::GitHub { .. }
             | Error::Daemon { .. }
             | Error::DaemonUntrusted { .. } => 1,
         }
@@ -350,6 +360,7 @@ impl Error {
             Error::Daemon { .. } => "daemon",
             Error::DaemonUntrusted { .. } => "daemon_untrusted",
             Error::Aws { .. } => "aws",
+            Error::GitHub { .. } => "github",
             Error::Cancelled { .. } => "cancelled",
             Error::Locked { .. } => "locked",
             Error::NotGranted { .. } => "not_granted",

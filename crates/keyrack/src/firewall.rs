@@ -7,7 +7,9 @@
 //! line is stripped of surrounding whitespace, quotes and a `Bearer ` / `token ` prefix. A token
 //! of the full documented shape is found anywhere in the value (`GH_TOKEN=ghp_…`, JSON, a later
 //! line). AWS access key ids are matched case-insensitively; `ASIA…` (temporary STS keys) is
-//! allowed on purpose.
+//! allowed on purpose, and so is a value that is exactly one GitHub App installation token
+//! (`ghs_…`, at most an hour long-lived): the classic 40-character form and the long stateless
+//! form (`ghs_` + 36 or more of `[A-Za-z0-9._]`) alike, whatever its random body happens to hold.
 
 /// Prefixes of long-lived credentials, what they are, and how many token characters follow the
 /// prefix in a real token (used when the token is found inside a longer text).
@@ -56,11 +58,25 @@ impl Blocked {
 
 /// Checks a value; `Some` when it must be blocked.
 pub fn inspect(value: &str) -> Option<Blocked> {
+    if is_installation_token(value) {
+        return None;
+    }
     let visible: String = value.chars().filter(|c| !INVISIBLE.contains(c)).collect();
     visible
         .split(['\n', '\r'])
         .find_map(|line| at_start(unwrap_line(line)))
         .or_else(|| anywhere(&visible))
+}
+
+/// Whether `value` is exactly one GitHub App installation token: `ghs_` followed by at least
+/// 36 characters of `[A-Za-z0-9._]` (the classic form has exactly 36 letters and digits).
+pub fn is_installation_token(value: &str) -> bool {
+    value.strip_prefix("ghs_").is_some_and(|body| {
+        body.len() >= 36
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+    })
 }
 
 /// Strips surrounding whitespace, quotes and `Bearer ` / `token ` prefixes until none is left.
@@ -211,6 +227,45 @@ mod tests {
                 Some("AKIA…"),
                 "{v:?} should be blocked"
             );
+        }
+    }
+
+    #[test]
+    fn lets_installation_tokens_through_in_both_forms() {
+        let classic = "ghs_16C7e42F292c6912E7710c838347Ae178B4a";
+        assert_eq!(classic.len(), 40);
+        // the long stateless form: dots and underscores, and a random body that happens to hold
+        // what would otherwise look like a long-lived token after a `.` boundary
+        let stateless = format!(
+            "ghs_{}.{}.AKIAIOSFODNN7EXAMPLE.ghp_0123456789abcdefghijklmnopqrstuvwxyz_x",
+            "A1b2_C3d4".repeat(8),
+            "z9Y8x7W6v5".repeat(20)
+        );
+        for v in [
+            classic.to_string(),
+            stateless,
+            format!("ghs_{}", "a".repeat(36)),
+        ] {
+            assert!(is_installation_token(&v), "{v}");
+            assert_eq!(inspect(&v), None, "{v} should pass");
+        }
+        // not one installation token: the usual rules apply
+        for v in [
+            format!("{classic}\nghp_0123456789abcdefghijklmnopqrstuvwxyz"),
+            "ghs_x ghp_0123456789abcdefghijklmnopqrstuvwxyz".to_string(),
+            "Bearer ghs_0123456789abcdefghijklmnopqrstuvwxyz AKIAIOSFODNN7EXAMPLE".to_string(),
+        ] {
+            assert!(!is_installation_token(&v), "{v}");
+            assert!(inspect(&v).is_some(), "{v} should be blocked");
+        }
+        for v in [
+            "ghs_",
+            "ghs_short",
+            "ghs_0123456789abcdefghijklmnopqrstuvwxy",
+            "xghs_0123456789abcdefghijklmnopqrstuvwxyz",
+        ] {
+            assert!(!is_installation_token(v), "{v}");
+            assert_eq!(inspect(v), None, "{v}: no long-lived pattern either");
         }
     }
 

@@ -34,6 +34,7 @@ pub mod daemon;
 pub mod error;
 pub mod firewall;
 pub mod fsio;
+pub mod github;
 pub mod home;
 pub mod host_manifest;
 pub mod identity;

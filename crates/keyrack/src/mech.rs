@@ -25,11 +25,21 @@ pub enum Mech {
     /// An AWS SSO profile.
     #[serde(rename = "aws.sso")]
     AwsSso,
+    /// GitHub App credentials (app id or client id, installation id, private key), minted at
+    /// unlock into an installation token that expires with its grant (see [`crate::github`]).
+    #[serde(rename = "github.app")]
+    GithubApp,
 }
 
 impl Mech {
     /// Every mech, for messages.
-    pub const ALL: [Mech; 4] = [Mech::Replica, Mech::Reference, Mech::Session, Mech::AwsSso];
+    pub const ALL: [Mech; 5] = [
+        Mech::Replica,
+        Mech::Reference,
+        Mech::Session,
+        Mech::AwsSso,
+        Mech::GithubApp,
+    ];
 
     /// The canonical name.
     pub fn as_str(self) -> &'static str {
@@ -38,6 +48,7 @@ impl Mech {
             Mech::Reference => "reference",
             Mech::Session => "session",
             Mech::AwsSso => "aws.sso",
+            Mech::GithubApp => "github.app",
         }
     }
 }
@@ -56,6 +67,7 @@ impl FromStr for Mech {
             "reference" | "PERMANENT_VIA_REFERENCE" => Mech::Reference,
             "session" | "EPHEMERAL_VIA_SESSION" => Mech::Session,
             "aws.sso" | "EPHEMERAL_VIA_AWS_SSO" => Mech::AwsSso,
+            "github.app" | "EPHEMERAL_VIA_GITHUB_APP" => Mech::GithubApp,
             _ => {
                 return Err(Error::InvalidInput {
                     what: "mech",
@@ -68,6 +80,19 @@ impl FromStr for Mech {
                 })
             }
         })
+    }
+}
+
+/// The mech hook of `unlock` (and of the proof at `set`): turns what the vault holds for `entry`
+/// into the grant handed out. Most mechs hand out the stored value as is; `github.app` mints an
+/// installation token from the stored app credentials, and the grant expires with the token.
+pub fn grant_from_stored(
+    entry: &crate::host_manifest::HostEntry,
+    stored: crate::vault::Grant,
+) -> Result<crate::vault::Grant> {
+    match entry.mech {
+        Mech::GithubApp => crate::github::app::mint_grant(entry, stored),
+        Mech::Replica | Mech::Reference | Mech::Session | Mech::AwsSso => Ok(stored),
     }
 }
 

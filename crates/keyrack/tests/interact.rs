@@ -190,8 +190,8 @@ fn guided_setup_signs_in_once_skips_hostile_entries_and_diffs_an_existing_profil
         login: LoginOptions::default(),
         aws: ProfileFlags::default(),
         allow_dangerous: false,
-        kms_key_id: None,
-        via: None,
+        github: Default::default(),
+        params: Default::default(),
     };
     let plan = set::plan(&rack, &opts).unwrap();
     assert_eq!(plan.vault, VaultKind::AwsConfig);
@@ -288,8 +288,8 @@ fn set_asks_the_secret_through_the_trait_or_names_the_pipe() {
         login: LoginOptions::never_prompt(),
         aws: ProfileFlags::default(),
         allow_dangerous: false,
-        kms_key_id: None,
-        via: None,
+        github: Default::default(),
+        params: Default::default(),
     };
     let nobody = w.rack(Arc::new(NonInteractive));
     let e = set::run(&nobody, &opts).unwrap_err();

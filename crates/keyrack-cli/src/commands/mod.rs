@@ -6,6 +6,7 @@ mod del;
 mod direnv;
 mod doctor;
 mod fill;
+mod firewall;
 mod get;
 mod init;
 mod list;
@@ -78,6 +79,7 @@ pub fn title(c: &Command) -> &'static str {
         Command::Daemon(DaemonCommand::Run) => "daemon run",
         Command::Aws(crate::cli::AwsCommand::Credentials { .. }) => "aws credentials",
         Command::Aws(crate::cli::AwsCommand::Logout { .. }) => "aws logout",
+        Command::Firewall(_) => "firewall",
         Command::Completions { .. } => "completions",
         Command::Doctor(_) => "doctor",
         Command::Fill(_) => "fill",
@@ -113,6 +115,7 @@ pub fn run(cli: Cli) -> ui::Result<i32> {
         Command::Del(a) => del::run(&ctx, a),
         Command::Daemon(c) => session::daemon(&ctx, c),
         Command::Aws(c) => aws::run(&ctx, c),
+        Command::Firewall(a) => firewall::run(&ctx, a),
         Command::Completions { shell } => complete::registration(&ctx, shell),
     }
 }

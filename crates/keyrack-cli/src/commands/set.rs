@@ -34,8 +34,15 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             region: a.aws.region,
         },
         allow_dangerous: a.allow_dangerous,
-        kms_key_id: a.params.kms_key_id,
-        via: a.params.via,
+        github: keyrack::github::app::AppFlags {
+            app_id: a.github.app_id,
+            installation_id: a.github.installation_id,
+            private_key: a.github.private_key,
+        },
+        params: keyrack::vault::aws_params::ParamsFlags {
+            kms_key_id: a.params.kms_key_id,
+            via: a.params.via,
+        },
     };
     if interactive
         && opts.vault.unwrap_or_else(|| set::default_vault(&opts.key)) == VaultKind::AwsConfig
@@ -54,6 +61,11 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
         .leaf(format!("vault: {}", r.vault))
         .leaf(format!("mech: {}", r.mech))
         .leaf("round trip: store → unlock → get → relock ✓");
+    if r.mech == keyrack::mech::Mech::GithubApp {
+        n.push(Node::new(
+            "grant: a GitHub App installation token minted at each unlock (it expires with the token, about 1h)",
+        ));
+    }
     if let Some(d) = &r.max_duration {
         n.push(Node::new(format!("max duration: {d}")));
     }

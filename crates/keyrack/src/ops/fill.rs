@@ -177,8 +177,8 @@ pub fn set_options(opts: &FillOptions, m: &Missing) -> SetOptions {
         login: opts.login,
         aws: Default::default(),
         allow_dangerous: opts.allow_dangerous,
-        kms_key_id: None,
-        via: None,
+        github: Default::default(),
+        params: Default::default(),
     }
 }
 

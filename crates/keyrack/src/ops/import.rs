@@ -372,8 +372,8 @@ pub fn run(rack: &Rack, opts: &ImportOptions, text: &str, from: &str) -> Result<
             login: opts.login,
             aws: Default::default(),
             allow_dangerous: opts.allow_dangerous,
-            kms_key_id: None,
-            via: None,
+            github: Default::default(),
+            params: Default::default(),
         };
         match set::run_given(rack, &set_opts, (!aws).then(|| e.value.clone())) {
             Ok(r) => {

@@ -4,9 +4,12 @@
 //!   (decrypt the host manifest).
 //! - [`unlock`]: pull keys out of vaults into the daemon; relock and status.
 //! - [`get`]: the hot path (`get`, `source`, `exec`): daemon round trip, never decrypts.
+//! - [`ci`]: the CI path (`keyrack firewall`): secrets passed as JSON → the declared keys,
+//!   through the firewall, for GitHub Actions' `$GITHUB_ENV`; no home, identity or daemon.
 //! - [`row`]: the one row type ([`row::KeyRow`]) every command that reports keys returns.
 
 pub mod aws;
+pub mod ci;
 pub mod del;
 pub mod doctor;
 pub mod fill;

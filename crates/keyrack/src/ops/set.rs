@@ -39,10 +39,10 @@ pub struct SetOptions {
     pub aws: super::aws::ProfileFlags,
     /// Store a value the firewall blocks (it stays blocked on every read path without the flag).
     pub allow_dangerous: bool,
-    /// aws.params: `--kms-key-id`.
-    pub kms_key_id: Option<String>,
-    /// aws.params: `--via KEY`, the aws.config key whose role credentials sign.
-    pub via: Option<String>,
+    /// GitHub App credentials (`--mech github.app`; flags given without `--mech` imply it).
+    pub github: crate::github::app::AppFlags,
+    /// aws.params: `--kms-key-id`, `--via`.
+    pub params: crate::vault::aws_params::ParamsFlags,
 }
 
 /// What `set` did.
@@ -114,7 +114,18 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
         fsio::resolve_link_target(&r.path)?; // a refused link fails before the secret is asked for
     }
     let kind = opts.vault.unwrap_or_else(|| default_vault(&opts.key));
-    let mech = opts.mech.unwrap_or(kind.default_mech());
+    let mech = match opts.mech {
+        None if !opts.github.is_empty() => Mech::GithubApp,
+        Some(m) if m != Mech::GithubApp && !opts.github.is_empty() => {
+            return Err(Error::InvalidInput {
+                what: "mech",
+                value: m.to_string(),
+                reason: "--app-id, --installation-id and --private-key describe a GitHub App (--mech github.app)".into(),
+                hint: Some("drop those flags, or use --mech github.app".into()),
+            })
+        }
+        m => m.unwrap_or(kind.default_mech()),
+    };
     if kind == VaultKind::OsEnvvar {
         return Err(Error::VaultRefused {
             vault: kind.to_string(),
@@ -134,7 +145,10 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
             hint: Some("drop --exid".into()),
         });
     }
-    for (flag, value) in [("--kms-key-id", &opts.kms_key_id), ("--via", &opts.via)] {
+    for (flag, value) in [
+        ("--kms-key-id", &opts.params.kms_key_id),
+        ("--via", &opts.params.via),
+    ] {
         if let (Some(v), false) = (value, kind == VaultKind::AwsParams) {
             return Err(Error::InvalidInput {
                 what: flag,
@@ -146,6 +160,17 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
     }
     if let Some(d) = &opts.max_duration {
         parse_duration("--max-duration", d)?;
+    }
+    if mech == Mech::GithubApp && !kind.mechs().contains(&mech) {
+        // before asking for anything: the vault must keep the credentials themselves
+        return Err(Error::InvalidInput {
+            what: "mech",
+            value: mech.to_string(),
+            reason: format!("vault {kind} does not keep GitHub App credentials"),
+            hint: Some(
+                "use --vault os.secure (the default) or another vault that stores secrets".into(),
+            ),
+        });
     }
     let needs_profile =
         kind == VaultKind::AwsConfig && super::aws::needs_profile(opts.exid.as_deref(), &opts.aws)?;
@@ -213,6 +238,9 @@ pub fn run_given(
                 })
             }
             Some(v) => v,
+            None if mech == Mech::GithubApp => {
+                crate::github::app::acquire(&opts.key, &opts.github, opts.source, rack.interact())?
+            }
             None => mech::acquire_secret(&opts.key, opts.source, rack.interact())?,
         },
     };
@@ -322,8 +350,8 @@ fn params_of(opts: &SetOptions) -> aws_params::ParamsOptions {
     aws_params::ParamsOptions {
         exid: opts.exid.clone(),
         region: opts.aws.region.clone(),
-        kms_key_id: opts.kms_key_id.clone(),
-        via: opts.via.clone(),
+        kms_key_id: opts.params.kms_key_id.clone(),
+        via: opts.params.via.clone(),
     }
 }
 

@@ -29,8 +29,12 @@
 //! secret); a missing parameter is `lost`; `AccessDeniedException` (SSM or KMS) carries a
 //! paste-ready IAM statement in its fix; throttling is retried with backoff by the client.
 //!
-//! **del** deletes the parameter only when keyrack named it *and* wrote it (a `replica` under
-//! `/keyrack/…`); a `--exid` parameter or a `reference` is only forgotten.
+//! **del** deletes the parameter only when keyrack named it *and* wrote it (a `replica` or
+//! `github.app` credentials under `/keyrack/…`); a `--exid` parameter or a `reference` is only
+//! forgotten.
+//!
+//! Mech `github.app` keeps the app's credentials bundle as the SecureString (a team shares one
+//! GitHub App); `unlock` mints the installation token from it like any owning vault.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -75,6 +79,16 @@ pub const IDENTITY_CHAIN: &str = "chain";
 /// The aws.config key a repository key signs with unless `--via` names another.
 pub const DEFAULT_VIA: &str = "AWS_PROFILE";
 
+/// The aws.params flags of `set` (`--kms-key-id`, `--via`); `--exid` and `--region` are shared
+/// with other vaults.
+#[derive(Clone, Debug, Default)]
+pub struct ParamsFlags {
+    /// `--kms-key-id`.
+    pub kms_key_id: Option<String>,
+    /// `--via KEY`.
+    pub via: Option<String>,
+}
+
 /// What `set` was told about the parameter.
 #[derive(Clone, Debug, Default)]
 pub struct ParamsOptions {
@@ -98,10 +112,11 @@ pub fn computed_name(slug: &Slug) -> std::result::Result<ParameterName, NameErro
     ParameterName::parse(&format!("/keyrack/{org}/{}/{}", slug.env(), slug.key()))
 }
 
-/// Whether `del` destroys the parameter of `entry`: only a replica keyrack named.
+/// Whether `del` destroys the parameter of `entry`: only one keyrack named and wrote (a
+/// `replica`, or `github.app` credentials), never a `reference`.
 pub fn custody(entry: &HostEntry) -> Custody {
     let named = entry.meta.get(meta::NAMED).map(String::as_str) == Some(NAMED_BY_KEYRACK);
-    if named && entry.mech == Mech::Replica {
+    if named && entry.mech != Mech::Reference {
         Custody::Owns
     } else {
         Custody::References
@@ -921,6 +936,8 @@ mod tests {
         m.insert(meta::NAMED.to_string(), NAMED_BY_KEYRACK.to_string());
         let mut e =
             super::super::provisional_entry(&s, VaultKind::AwsParams, Mech::Replica, None, m);
+        assert_eq!(custody(&e), Custody::Owns);
+        e.mech = Mech::GithubApp;
         assert_eq!(custody(&e), Custody::Owns);
         e.mech = Mech::Reference;
         assert_eq!(custody(&e), Custody::References);

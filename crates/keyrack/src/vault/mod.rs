@@ -104,11 +104,11 @@ impl VaultKind {
     /// The mechs this vault accepts.
     pub fn mechs(self) -> &'static [Mech] {
         match self {
-            VaultKind::OsSecure | VaultKind::OsDirect => &[Mech::Replica],
+            VaultKind::OsSecure | VaultKind::OsDirect => &[Mech::Replica, Mech::GithubApp],
             VaultKind::OsDaemon => &[Mech::Session, Mech::Replica],
             VaultKind::OsEnvvar => &[],
             VaultKind::AwsConfig => &[Mech::AwsSso],
-            VaultKind::AwsParams => &[Mech::Replica, Mech::Reference],
+            VaultKind::AwsParams => &[Mech::Replica, Mech::Reference, Mech::GithubApp],
         }
     }
 }
@@ -357,17 +357,25 @@ pub enum Read {
 }
 
 /// The one per-key step of `unlock` and of the proof at `set`: unlock in the adapter, take the
-/// grant, check it against the admission rules ([`admit`]). Vault failures and refused values
-/// are errors (that key's `errored` row).
+/// grant, let the mech make the grant from it ([`crate::mech::grant_from_stored`]: `github.app`
+/// mints an installation token), check it against the admission rules ([`admit`]). Vault and
+/// mech failures and refused values are errors (that key's `errored` row).
 pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Read> {
+    match read_held(vault, entry)? {
+        Ok(held) => grant_from_held(vault, entry, held),
+        Err(why) => Ok(Read::Lost(why)),
+    }
+}
+
+/// The first half of [`read_grant`]: unlock in the adapter and take what the vault holds for
+/// `entry` (`Err(why)` when it holds nothing). `set` proves this byte-equal to what it stored.
+fn read_held(vault: &dyn Vault, entry: &HostEntry) -> Result<std::result::Result<Grant, String>> {
     match vault.unlock(entry)? {
-        Unlocked::Lost(why) => return Ok(Read::Lost(why)),
+        Unlocked::Lost(why) => return Ok(Err(why)),
         Unlocked::Ready => {}
     }
     let Some(grant) = vault.get(entry) else {
-        return Ok(Read::Lost(
-            "the vault unlocked but returned no value".into(),
-        ));
+        return Ok(Err("the vault unlocked but returned no value".into()));
     };
     if grant.slug != entry.slug {
         let _ = vault.relock(entry);
@@ -382,14 +390,22 @@ pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Read> {
             ),
         });
     }
-    match admit(&entry.slug, &grant.secret) {
-        Ok(Admission::Admitted) => Ok(Read::Granted(grant)),
-        Ok(Admission::Blocked(b)) => Ok(Read::Blocked(grant, b)),
-        Err(e) => {
-            let _ = vault.relock(entry);
-            Err(e)
-        }
+    Ok(Ok(grant))
+}
+
+/// The second half of [`read_grant`]: the mech makes the grant from what the vault holds
+/// (`github.app` mints a token), then the admission rules check it.
+fn grant_from_held(vault: &dyn Vault, entry: &HostEntry, held: Grant) -> Result<Read> {
+    let checked = crate::mech::grant_from_stored(entry, held).and_then(|grant| {
+        Ok(match admit(&entry.slug, &grant.secret)? {
+            Admission::Admitted => Read::Granted(grant),
+            Admission::Blocked(b) => Read::Blocked(grant, b),
+        })
+    });
+    if checked.is_err() {
+        let _ = vault.relock(entry);
     }
+    checked
 }
 
 /// How [`set_proven_with`] treats values the firewall blocks.
@@ -422,7 +438,8 @@ pub fn dangerous(slug: &Slug, blocked: &firewall::Blocked, owner: &Owner) -> Err
 }
 
 /// The shared `set`: admit the value ([`admit`]), store through the adapter, then prove store →
-/// [`read_grant`] (the step `unlock` runs; byte-equal) → relock. On any failure the store is
+/// [`read_grant`] (the step `unlock` runs, the mech's included; what the vault read back is
+/// byte-equal to what was stored) → relock. On any failure the store is
 /// undone and [`Error::RoundTrip`] names the step.
 pub fn set_proven_with(
     vault: &dyn Vault,
@@ -461,19 +478,34 @@ pub fn set_proven_with(
         reason: format!("{step}: {reason}"),
     };
     let proof = (|| {
-        let grant = match read_grant(vault, &entry) {
-            Ok(Read::Granted(g)) => g,
-            Ok(Read::Blocked(g, _)) if rules.allow_dangerous => g,
-            Ok(Read::Blocked(_, b)) => return Err(fail("admit", b.reason())),
-            Ok(Read::Lost(why)) => return Err(fail("unlock", why)),
-            Err(e @ Error::ValueRefused { .. }) => return Err(fail("admit", e.to_string())),
+        let held = match read_held(vault, &entry) {
+            Ok(Ok(held)) => held,
+            Ok(Err(why)) => return Err(fail("unlock", why)),
             Err(e) => return Err(fail("unlock", e.to_string())),
         };
-        if grant.secret != *secret {
+        if held.secret != *secret {
             return Err(fail(
                 "get",
                 "the value read back differs from the value stored".into(),
             ));
+        }
+        match grant_from_held(vault, &entry, held) {
+            Ok(Read::Granted(_)) => {}
+            Ok(Read::Blocked(_, _)) if rules.allow_dangerous => {}
+            Ok(Read::Blocked(_, b)) => return Err(fail("admit", b.reason())),
+            Ok(Read::Lost(why)) => return Err(fail("unlock", why)),
+            Err(e @ Error::ValueRefused { .. }) => return Err(fail("admit", e.to_string())),
+            // the mech's own failure (a GitHub App the API refuses) keeps its own fix
+            Err(Error::GitHub { message, hint }) => {
+                return Err(Error::GitHub {
+                    message: format!(
+                        "round trip failed for {slug} in {}: {message}; nothing was kept",
+                        vault.kind()
+                    ),
+                    hint,
+                })
+            }
+            Err(e) => return Err(fail("unlock", e.to_string())),
         }
         vault
             .relock(&entry)

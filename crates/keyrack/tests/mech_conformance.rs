@@ -1,0 +1,195 @@
+//! The `github.app` mech's conformance, in every vault that accepts it: set proves store → read →
+//! mint → relock (the value read back is the stored bundle, byte for byte; the grant is the
+//! minted token), unlock's read step mints a fresh token that expires with it, a vault that reads
+//! back something else fails set, credentials GitHub refuses fail set and keep nothing.
+//!
+//! Its own test binary (one test): it points `GITHUB_API_URL` of this process at the fake.
+
+use std::cell::Cell;
+use std::path::Path;
+
+use keyrack::github::app::{AppCredentials, Issuer};
+use keyrack::home::Home;
+use keyrack::host_manifest::HostEntry;
+use keyrack::identity;
+use keyrack::mech::Mech;
+use keyrack::secret::Secret;
+use keyrack::slug::{Owner, Slug};
+use keyrack::vault::{self, Grant, Read, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use keyrack::Error;
+use keyrack_fake_github::FakeGitHub;
+
+/// Returns another value from `get`: the proof must catch it.
+struct Sabotaged<'a> {
+    inner: &'a dyn Vault,
+    gets: Cell<u32>,
+}
+
+impl Vault for Sabotaged<'_> {
+    fn kind(&self) -> VaultKind {
+        self.inner.kind()
+    }
+    fn store(&self, s: &Slug, m: Mech, v: &Secret) -> keyrack::Result<Stored> {
+        self.inner.store(s, m, v)
+    }
+    fn is_unlocked(&self, e: &HostEntry) -> bool {
+        self.inner.is_unlocked(e)
+    }
+    fn unlock(&self, e: &HostEntry) -> keyrack::Result<Unlocked> {
+        self.inner.unlock(e)
+    }
+    fn get(&self, e: &HostEntry) -> Option<Grant> {
+        self.gets.set(self.gets.get() + 1);
+        self.inner.get(e).map(|mut g| {
+            g.secret = Secret::new(
+                g.secret
+                    .expose()
+                    .replace("installationId", "installationID"),
+            );
+            g
+        })
+    }
+    fn relock(&self, e: &HostEntry) -> keyrack::Result<()> {
+        self.inner.relock(e)
+    }
+    fn del(&self, e: &HostEntry) -> keyrack::Result<()> {
+        self.inner.del(e)
+    }
+}
+
+fn keypair(dir: &Path) -> (String, String) {
+    let private = dir.join("app.pem");
+    let st = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-C", "app", "-f",
+        ])
+        .arg(&private)
+        .status()
+        .expect("ssh-keygen is installed");
+    assert!(st.success());
+    let public = std::process::Command::new("ssh-keygen")
+        .args(["-e", "-m", "PKCS8", "-f"])
+        .arg(dir.join("app.pem.pub"))
+        .output()
+        .unwrap();
+    (
+        std::fs::read_to_string(private).unwrap(),
+        String::from_utf8(public.stdout).unwrap(),
+    )
+}
+
+fn conformance(v: &dyn Vault, gh: &FakeGitHub, bundle: &Secret, wrong: &Secret) {
+    let kind = v.kind();
+    let s = Slug::parse("acme.test.GITHUB_TOKEN").unwrap();
+    let before = gh.issued().len();
+
+    // set: the proof mints once and ends relocked
+    let entry = vault::set_proven(v, &s, Mech::GithubApp, bundle).unwrap();
+    assert_eq!((entry.vault, entry.mech), (kind, Mech::GithubApp));
+    assert!(!v.is_unlocked(&entry), "{kind}: set ends relocked");
+    assert_eq!(gh.issued().len(), before + 1, "{kind}: the proof minted");
+
+    // what the vault holds is the bundle, byte for byte
+    assert!(matches!(v.unlock(&entry).unwrap(), Unlocked::Ready));
+    assert_eq!(v.get(&entry).unwrap().secret, *bundle, "{kind}");
+    v.relock(&entry).unwrap();
+
+    // unlock's read step mints a fresh token; the grant expires with it
+    let now_ms = jiff::Timestamp::now().as_millisecond() as u64;
+    match vault::read_grant(v, &entry).unwrap() {
+        Read::Granted(g) => {
+            assert_eq!(g.secret.expose(), gh.issued().last().unwrap(), "{kind}");
+            assert!(g.secret.expose().starts_with("ghs_"));
+            assert_eq!((g.mech, g.slug.clone()), (Mech::GithubApp, s.clone()));
+            let exp = g.expires_at.expect("a minted grant expires");
+            assert!(
+                (now_ms + 3_590_000..=now_ms + 3_605_000).contains(&exp),
+                "{kind}: expires with the token (1 h): {exp} vs {now_ms}"
+            );
+        }
+        other => panic!("{kind}: {other:?}"),
+    }
+    v.relock(&entry).unwrap();
+    assert_eq!(gh.issued().len(), before + 2);
+
+    // a vault that reads back something else fails set; the stored bundle survives
+    let sab = Sabotaged {
+        inner: v,
+        gets: Cell::new(0),
+    };
+    let err = vault::set_proven(&sab, &s, Mech::GithubApp, bundle).unwrap_err();
+    assert!(matches!(err, Error::RoundTrip { .. }), "{kind}: {err}");
+    assert!(sab.gets.get() > 0);
+    assert!(matches!(
+        vault::read_grant(v, &entry).unwrap(),
+        Read::Granted(_)
+    ));
+    v.relock(&entry).unwrap();
+
+    // credentials GitHub refuses fail set with GitHub's reason and the fix; nothing is kept
+    let fresh = Slug::parse("acme.test.NEVER_KEPT").unwrap();
+    let err = vault::set_proven(v, &fresh, Mech::GithubApp, wrong).unwrap_err();
+    match &err {
+        Error::GitHub { message, .. } => {
+            assert!(
+                message.contains("401") && message.contains("nothing was kept"),
+                "{err}"
+            )
+        }
+        other => panic!("{kind}: {other}"),
+    }
+    assert!(err.fix().unwrap().contains("app id"), "{err}");
+    let fresh_entry =
+        vault::provisional_entry(&fresh, kind, Mech::GithubApp, None, Default::default());
+    assert!(
+        matches!(v.unlock(&fresh_entry).unwrap(), Unlocked::Lost(_)),
+        "{kind}: nothing kept"
+    );
+
+    // del destroys the credentials
+    v.del(&entry).unwrap();
+    assert!(matches!(v.unlock(&entry).unwrap(), Unlocked::Lost(_)));
+}
+
+#[test]
+fn github_app_conforms_in_every_vault_that_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, public) = keypair(dir.path());
+    let gh = FakeGitHub::start();
+    gh.add_app("31337", &public, &[5]);
+    std::env::set_var("GITHUB_API_URL", &gh.url);
+    let creds = AppCredentials::new(Issuer::AppId(31337), 5, Secret::new(pem.clone())).unwrap();
+    let bundle = creds.to_bundle();
+    let round = AppCredentials::from_bundle(bundle.expose()).unwrap();
+    assert_eq!(
+        (round.issuer.clone(), round.installation_id),
+        (Issuer::AppId(31337), 5)
+    );
+    let wrong = AppCredentials::new(Issuer::AppId(999), 5, Secret::new(pem))
+        .unwrap()
+        .to_bundle();
+
+    let home = Home::at(dir.path().join("kr"), Owner::default());
+    let id = identity::generate(&home.generated_identity()).unwrap();
+    let recipients = vec![id.recipient().clone()];
+    let ctx = VaultContext {
+        home: &home,
+        identity: Some(&id),
+        recipients: &recipients,
+        login: Default::default(),
+        interact: &keyrack::interact::NonInteractive,
+    };
+    let kinds: Vec<VaultKind> = VaultKind::ALL
+        .into_iter()
+        .filter(|k| k.mechs().contains(&Mech::GithubApp))
+        .collect();
+    assert!(kinds.contains(&VaultKind::OsSecure) && kinds.contains(&VaultKind::OsDirect));
+    assert!(
+        !kinds.contains(&VaultKind::OsDaemon),
+        "the daemon would hand out the credentials themselves"
+    );
+    for kind in kinds {
+        let v = vault::open(kind, ctx);
+        conformance(v.as_ref(), &gh, &bundle, &wrong);
+    }
+}
