@@ -162,7 +162,7 @@ pub enum Command {
     /// Inspect or stop the session daemon.
     #[command(subcommand)]
     Daemon(DaemonCommand),
-    /// AWS SSO helpers: credential_process, logout.
+    /// AWS SSO helpers: credential_process, logout, sync, console, env.
     #[command(subcommand)]
     Aws(AwsCommand),
     /// CI: pass the secrets of a CI job (`${{ toJSON(secrets) }}`) through the firewall into the
@@ -425,6 +425,66 @@ pub enum AwsCommand {
         #[arg(long)]
         profile: String,
     },
+    /// Write a profile for every account and role you can reach through an sso-session
+    /// (shown as a diff first; marked `keyrack_generated`).
+    Sync(AwsSyncArgs),
+    /// Sign in to the AWS console with an unlocked profile's role credentials (opens the
+    /// browser, or prints the URL); never signs in to SSO.
+    Console(AwsConsoleArgs),
+    /// Print an unlocked profile's role credentials as environment variables
+    /// (AWS_ACCESS_KEY_ID, …) for tools that cannot read SSO profiles; never signs in.
+    Env(AwsEnvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AwsSyncArgs {
+    /// The sso-session to list accounts and roles through (`[sso-session NAME]`).
+    #[arg(long, value_name = "NAME")]
+    pub sso_session: String,
+    /// Profile names: placeholders {account_name} {account_id} {role_name} {sso_session};
+    /// the result is made a valid profile name.
+    #[arg(
+        long,
+        value_name = "TEMPLATE",
+        default_value = "{account_name}.{role_name}"
+    )]
+    pub template: String,
+    /// The region of new profiles (default: the SSO region).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Also remove profiles this command generated whose account or role is gone.
+    #[arg(long)]
+    pub prune: bool,
+    /// Write the changes without asking.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AwsConsoleArgs {
+    /// The profile (unlocked: keyrack unlock).
+    #[arg(long)]
+    pub profile: String,
+    /// Print the sign-in URL on stdout instead of opening the browser (it is a credential for
+    /// 15 minutes).
+    #[arg(long)]
+    pub print: bool,
+    /// How long the console session lasts (15m to 12h, and never past the role credentials;
+    /// default: as long as the credentials).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct AwsEnvArgs {
+    /// The profile (unlocked: keyrack unlock).
+    #[arg(long)]
+    pub profile: String,
+    /// Quote for this shell.
+    #[arg(long, value_enum, default_value_t = Shell::Bash)]
+    pub shell: Shell,
 }
 
 #[derive(Debug, Args)]
@@ -509,6 +569,10 @@ pub struct ExecArgs {
     /// Unlock locked keys first (decrypts; may prompt).
     #[arg(long)]
     pub unlock: bool,
+    /// Also pass this unlocked AWS profile's role credentials (AWS_ACCESS_KEY_ID, …; and its
+    /// region) and unset AWS_PROFILE; alone, without --env/--key, only these.
+    #[arg(long, value_name = "PROFILE")]
+    pub aws_profile: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,

@@ -9,6 +9,11 @@
 //! - Portal: `GET /assignment/accounts`, `GET /assignment/roles` (paginated),
 //!   `GET /federation/credentials`, `POST /logout` (invalidates the session).
 //! - STS: `POST /` GetCallerIdentity, answering for the role credentials it issued.
+//! - Sign-in (console federation): `GET /federation?Action=getSigninToken&Session=…` checks the
+//!   session JSON (`sessionId`, `sessionKey`, `sessionToken`) against the role credentials it
+//!   issued and `SessionDuration` against AWS's 900–43200 s, and answers `{"SigninToken"}`;
+//!   `GET /federation?Action=login&SigninToken=…&Destination=…` accepts a token it issued
+//!   (answering 200, not redirecting to the real console).
 //!
 //! Knobs: token lifetime, pending polls, slow-down answers, revoking every session, which user
 //! signs in next, 5xx faults, the accounts and roles the portal lists (hostile names included).
@@ -84,6 +89,10 @@ struct State {
     garbage: u32,
     accounts: Vec<(String, String, String)>,
     roles: Vec<String>,
+    account_roles: HashMap<String, Vec<String>>,
+    secrets: HashMap<String, (String, String)>,
+    signins: Vec<Signin>,
+    console_logins: Vec<String>,
     counter: u64,
     authorizations: u32,
     device_approvals: u32,
@@ -94,7 +103,26 @@ struct State {
     bearer_requests: u32,
 }
 
+/// A console sign-in token the fake issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signin {
+    /// The `SigninToken`.
+    pub token: String,
+    /// The access key id of the role credentials it was made from.
+    pub access_key_id: String,
+    /// The account of those credentials.
+    pub account_id: String,
+    /// Their role.
+    pub role_name: String,
+    /// The `SessionDuration` asked for, if any.
+    pub session_duration: Option<u64>,
+}
+
 impl State {
+    fn roles_of(&self, account: &str) -> &[String] {
+        self.account_roles.get(account).unwrap_or(&self.roles)
+    }
+
     fn next(&mut self, prefix: &str) -> String {
         self.counter += 1;
         let nanos = SystemTime::now()
@@ -396,6 +424,24 @@ impl FakeAws {
     pub fn set_roles(&self, roles: &[&str]) {
         self.with(|s| s.roles = roles.iter().map(|r| r.to_string()).collect());
     }
+    /// The roles the portal lists in `account` from now on (overrides [`FakeAws::set_roles`]
+    /// for that account), as given (not validated).
+    pub fn set_account_roles(&self, account: &str, roles: &[&str]) {
+        self.with(|s| {
+            s.account_roles.insert(
+                account.to_string(),
+                roles.iter().map(|r| r.to_string()).collect(),
+            );
+        });
+    }
+    /// The console sign-in tokens issued (`getSigninToken`), oldest first.
+    pub fn signins(&self) -> Vec<Signin> {
+        self.with(|s| s.signins.clone())
+    }
+    /// The destinations of the console logins (`Action=login`) seen with a valid token.
+    pub fn console_logins(&self) -> Vec<String> {
+        self.with(|s| s.console_logins.clone())
+    }
     /// Requests seen that carried an `x-amz-sso_bearer_token` header.
     pub fn bearer_requests(&self) -> u32 {
         self.with(|s| s.bearer_requests)
@@ -565,7 +611,7 @@ fn route(s: &mut State, req: &Request, body: &str, base: &str) -> Reply {
             }
             let account = q.get("account_id").cloned().unwrap_or_default();
             let items: Vec<serde_json::Value> = s
-                .roles
+                .roles_of(&account)
                 .iter()
                 .map(|r| serde_json::json!({ "roleName": r, "accountId": account }))
                 .collect();
@@ -578,13 +624,17 @@ fn route(s: &mut State, req: &Request, body: &str, base: &str) -> Reply {
             s.role_credential_calls += 1;
             let account = q.get("account_id").cloned().unwrap_or_default();
             let role = q.get("role_name").cloned().unwrap_or_default();
-            if !s.accounts.iter().any(|(id, _, _)| *id == account) || !s.roles.contains(&role) {
+            if !s.accounts.iter().any(|(id, _, _)| *id == account)
+                || !s.roles_of(&account).contains(&role)
+            {
                 return aws_error(403, "ForbiddenException", "No access");
             }
             let n = s.counter + 1;
             s.counter = n;
             let akid = format!("ASIAFAKE{n:012}");
             s.keys.insert(akid.clone(), (user, account, role));
+            s.secrets
+                .insert(akid.clone(), (format!("secret{n}"), format!("session{n}")));
             json(
                 200,
                 serde_json::json!({ "roleCredentials": {
@@ -593,6 +643,7 @@ fn route(s: &mut State, req: &Request, body: &str, base: &str) -> Reply {
                 }}),
             )
         }
+        (Method::Get, "/federation") => federation(s, &q),
         (Method::Post, "/logout") => {
             let token = header(req, "x-amz-sso_bearer_token").unwrap_or_default();
             s.logouts += 1;
@@ -628,6 +679,58 @@ fn route(s: &mut State, req: &Request, body: &str, base: &str) -> Reply {
         }
         _ => Response::from_string(format!("fake-aws: no route for {} {path}", req.method()))
             .with_status_code(404),
+    }
+}
+
+/// The console federation endpoint: `getSigninToken` and `login`.
+fn federation(s: &mut State, q: &HashMap<String, String>) -> Reply {
+    let bad = |what: &str| {
+        Response::from_string(format!("Invalid {what} parameter")).with_status_code(400)
+    };
+    match q.get("Action").map(String::as_str) {
+        Some("getSigninToken") => {
+            let duration = match q.get("SessionDuration") {
+                None => None,
+                Some(d) => match d.parse::<u64>() {
+                    Ok(n) if (900..=43200).contains(&n) => Some(n),
+                    _ => return bad("SessionDuration"),
+                },
+            };
+            let session: serde_json::Value = match q.get("Session") {
+                Some(j) => serde_json::from_str(j).unwrap_or(serde_json::Value::Null),
+                None => return bad("Session"),
+            };
+            let field = |k: &str| session.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            let akid = field("sessionId").to_string();
+            let issued = s.secrets.get(&akid).cloned();
+            let Some((secret, token)) = issued else {
+                return bad("credentials");
+            };
+            if field("sessionKey") != secret || field("sessionToken") != token {
+                return bad("credentials");
+            }
+            let (_, account, role) = s.keys.get(&akid).cloned().unwrap_or_default();
+            let signin = s.next("signin-token-");
+            s.signins.push(Signin {
+                token: signin.clone(),
+                access_key_id: akid,
+                account_id: account,
+                role_name: role,
+                session_duration: duration,
+            });
+            json(200, serde_json::json!({ "SigninToken": signin }))
+        }
+        Some("login") => {
+            let token = q.get("SigninToken").cloned().unwrap_or_default();
+            let destination = q.get("Destination").cloned().unwrap_or_default();
+            if !s.signins.iter().any(|x| x.token == token) || !destination.starts_with("https://") {
+                return bad("SigninToken");
+            }
+            s.console_logins.push(destination.clone());
+            Response::from_string(format!("<h1>signed in to {destination}</h1>"))
+                .with_status_code(200)
+        }
+        _ => bad("Action"),
     }
 }
 

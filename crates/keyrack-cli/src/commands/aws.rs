@@ -1,4 +1,4 @@
-//! `keyrack aws credentials|logout`.
+//! `keyrack aws credentials|logout` (sync, console, env: [`super::aws_verbs`]).
 
 use crate::ui::{self, Result};
 use keyrack::ops::aws;
@@ -16,6 +16,9 @@ pub fn run(ctx: &Ctx, c: AwsCommand) -> Result<i32> {
             ui::json(&creds)?;
             Ok(0)
         }
+        AwsCommand::Sync(a) => super::aws_verbs::sync(ctx, &rack, a),
+        AwsCommand::Console(a) => super::aws_verbs::console(ctx, &rack, a),
+        AwsCommand::Env(a) => super::aws_verbs::env(ctx, &rack, a),
         AwsCommand::Logout { profile } => {
             let r = aws::logout(&rack, &profile)?;
             if ctx.json {

@@ -87,7 +87,7 @@ fn candidates_for(arg: &clap::Arg) -> Option<Candidates> {
     match (long, value_name) {
         (Some("env"), _) => Some(envs),
         (Some("key"), _) | (None, Some("KEY")) => Some(keys),
-        (Some("profile" | "exid"), _) => Some(profiles),
+        (Some("profile" | "exid" | "aws-profile"), _) => Some(profiles),
         _ => None,
     }
 }

@@ -181,8 +181,14 @@ struct Passed {
 }
 
 pub fn exec(ctx: &Ctx, a: ExecArgs) -> ui::Result<i32> {
-    let opts = with_env_of_keys(ctx, env_opts(a.env, a.keys, a.allow_dangerous))?;
-    let attempts = fetch(ctx, &opts, a.unlock)?;
+    // --aws-profile: the role credentials from the daemon (locked: refused, never a sign-in).
+    let aws = super::aws_verbs::exec_credentials(ctx, a.aws_profile.as_deref())?;
+    let attempts = if aws.is_some() && a.env.is_none() && a.keys.is_empty() {
+        Vec::new() // only the AWS credentials were asked for
+    } else {
+        let opts = with_env_of_keys(ctx, env_opts(a.env, a.keys, a.allow_dangerous))?;
+        fetch(ctx, &opts, a.unlock)?
+    };
     if !hot::all_satisfied(&attempts) {
         if !a.lenient {
             // The command does not run; with --json its one document is the rows.
@@ -218,6 +224,21 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> ui::Result<i32> {
         }
     }
     drop(attempts);
+    if let Some(e) = &aws {
+        for v in &e.vars {
+            cmd.env(v.name, v.value.expose());
+            passed.push(Passed {
+                key: v.name.to_string(),
+                env: e.profile.clone(),
+                bytes: v.value.expose().len(),
+            });
+        }
+        // SDKs given env credentials must not also be pointed at a profile.
+        for k in super::aws_verbs::EXEC_UNSET {
+            cmd.env_remove(k);
+        }
+    }
+    drop(aws);
     crate::process::give_back_core_limit(&mut cmd);
     use std::os::unix::process::CommandExt;
     // execve in this process (no fork): the command gets keyrack's pid, stdio and signals.

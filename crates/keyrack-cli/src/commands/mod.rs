@@ -1,6 +1,7 @@
 //! One module per command group; each turns arguments into library calls and renders.
 
 mod aws;
+mod aws_verbs;
 pub mod complete;
 mod del;
 mod direnv;
@@ -79,6 +80,9 @@ pub fn title(c: &Command) -> &'static str {
         Command::Daemon(DaemonCommand::Run) => "daemon run",
         Command::Aws(crate::cli::AwsCommand::Credentials { .. }) => "aws credentials",
         Command::Aws(crate::cli::AwsCommand::Logout { .. }) => "aws logout",
+        Command::Aws(crate::cli::AwsCommand::Sync(_)) => "aws sync",
+        Command::Aws(crate::cli::AwsCommand::Console(_)) => "aws console",
+        Command::Aws(crate::cli::AwsCommand::Env(_)) => "aws env",
         Command::Firewall(_) => "firewall",
         Command::Completions { .. } => "completions",
         Command::Doctor(_) => "doctor",

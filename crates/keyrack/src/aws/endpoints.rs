@@ -75,6 +75,21 @@ pub fn endpoint(service: Service, region: &str) -> Result<String, AwsError> {
     Ok(url)
 }
 
+/// The variable that points the AWS sign-in (console federation) endpoint elsewhere.
+pub const SIGNIN_ENV: &str = "AWS_ENDPOINT_URL_SIGNIN";
+
+/// The base URL (no trailing slash) of the AWS sign-in endpoint: `AWS_ENDPOINT_URL_SIGNIN`, then
+/// the catch-all `AWS_ENDPOINT_URL` (as for every other service), then `default`, the sign-in
+/// host of the credentials' partition (`https://signin.aws.amazon.com`, …).
+pub fn signin(default: &str) -> String {
+    let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    from_env(SIGNIN_ENV)
+        .or_else(|| from_env("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|| default.to_string())
+        .trim_end_matches('/')
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +102,7 @@ mod tests {
             "AWS_ENDPOINT_URL_SSO_OIDC",
             "AWS_ENDPOINT_URL_STS",
             "AWS_ENDPOINT_URL_SSM",
+            SIGNIN_ENV,
         ] {
             assert!(
                 std::env::var_os(k).is_none(),

@@ -9,6 +9,7 @@
 //! - [`row`]: the one row type ([`row::KeyRow`]) every command that reports keys returns.
 
 pub mod aws;
+pub mod aws_verbs;
 pub mod ci;
 pub mod del;
 pub mod doctor;
