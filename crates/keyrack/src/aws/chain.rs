@@ -63,7 +63,7 @@ pub fn resolve() -> Result<SigningCredentials> {
         }
         (None, None) => tried.push("no AWS_ACCESS_KEY_ID in the environment".into()),
     }
-    if let Some(url) = container_url()? {
+    if let Some(url) = container_url(&var)? {
         return container(&url);
     }
     tried.push("no AWS_CONTAINER_CREDENTIALS_* in the environment".into());
@@ -85,10 +85,9 @@ pub fn resolve() -> Result<SigningCredentials> {
     }
 }
 
-/// The container credentials URL, when the environment names one (a refused FULL_URI is an
-/// error: it names a host that must not receive the authorization token).
-fn container_url() -> Result<Option<String>> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+/// The container credentials URL, when the environment (`var`) names one (a refused FULL_URI is
+/// an error: it names a host that must not receive the authorization token).
+fn container_url(var: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>> {
     if let Some(rel) = var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
         if !rel.starts_with('/') {
             return Err(refused_container(
@@ -309,4 +308,59 @@ fn imds(base: &str) -> std::result::Result<Option<SigningCredentials>, String> {
     Ok(Some(a.into_credentials(format!(
         "the instance role {role} (instance metadata)"
     ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url_for(vars: &[(&str, &str)]) -> Result<Option<String>> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        container_url(&move |k: &str| {
+            vars.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn container_urls_go_to_the_agent_loopback_or_https_only() {
+        assert_eq!(url_for(&[]).unwrap(), None);
+        assert_eq!(
+            url_for(&[(
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "/v2/credentials/abc"
+            )])
+            .unwrap(),
+            Some("http://169.254.170.2/v2/credentials/abc".into())
+        );
+        for ok in [
+            "https://creds.example.com/x",
+            "http://127.0.0.1:51679/creds",
+            "http://localhost/creds",
+            "http://[::1]:8080/creds",
+            "http://169.254.170.23/v1/credentials",
+            "http://[fd00:ec2::23]/v1/credentials",
+        ] {
+            assert_eq!(
+                url_for(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", ok)]).unwrap(),
+                Some(ok.to_string()),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "http://example.com/creds",
+            "http://127.0.0.1.evil.example/creds",
+            "http://user@127.0.0.1/creds",
+            "http://10.0.0.1/creds",
+            "ftp://127.0.0.1/creds",
+        ] {
+            let e = url_for(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", bad)]).unwrap_err();
+            assert!(e.to_string().contains("nothing was sent"), "{bad}: {e}");
+        }
+        assert!(url_for(&[("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "@evil.example/x")]).is_err());
+    }
 }
