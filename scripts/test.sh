@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs the tools the tests drive (the age CLI for interop,
 # ssh-keygen for SSH identities, fish for shell quoting, python3 + setpriv for the foreign-uid
-# daemon test, flock for the sign-in lock test, curl as the test browser, faketime for doctor's clock
-# check, the AWS CLI v1 for botocore interop, moto's server for SSM Parameter Store (the aws.params
-# vault)) when they are missing and this machine can install them (Debian/Ubuntu as root; pip for
-# the AWS CLI and moto).
+# daemon test and the stand-in 1Password CLI, flock for the sign-in lock test, curl as the test browser,
+# faketime for doctor's clock check, dbus-daemon + gnome-keyring + secret-tool for the os.keychain
+# vault (a real Secret Service on a private session bus per test), the AWS CLI v1 for botocore
+# interop, moto's server for SSM Parameter Store (the aws.params vault)) when they are missing and
+# this machine can install them (Debian/Ubuntu as root; pip for the AWS CLI and moto).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 missing=()
-for tool in age age-keygen ssh-keygen fish python3 setpriv flock curl faketime; do
+for tool in age age-keygen ssh-keygen fish python3 setpriv flock curl faketime dbus-daemon dbus-send gnome-keyring-daemon secret-tool; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
@@ -16,9 +17,10 @@ if ((${#missing[@]})); then
     echo "installing test tools for: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq age openssh-client fish python3 python3-pip util-linux curl faketime >/dev/null
+    apt-get install -y -qq age openssh-client fish python3 python3-pip util-linux curl faketime \
+      dbus gnome-keyring libsecret-tools >/dev/null
   else
-    echo "missing test tools: ${missing[*]} (install: age openssh-client fish python3 util-linux curl faketime)" >&2
+    echo "missing test tools: ${missing[*]} (install: age openssh-client fish python3 util-linux curl faketime dbus gnome-keyring libsecret-tools)" >&2
     exit 1
   fi
 fi

@@ -1,17 +1,18 @@
 //! The guided AWS SSO set-up of `keyrack set --key AWS_PROFILE` on a terminal: pick a start URL
-//! known from `~/.aws/config` or type one and its region → sign in (the one browser trip) → pick
-//! the account and the role → name the profile (suggested `<org>.<account>`) → if that profile
-//! exists and would change, show the diff and ask.
+//! known from `~/.aws/config` or type one and its region → name its sso-session (a new portal
+//! only; suggested: the org) → sign in (the one browser trip) → pick the account and the role →
+//! name the profile (suggested `<org>.<account>.<role>`) → if that profile exists and would
+//! change, show the diff and ask; "no" asks for another name, every other pick is kept.
 //!
 //! The questions are asked here, through the rack's [`Interact`]; everything read, checked and
 //! decided is the library's [`ProfileSetup`] (names are validated by `keyrack::aws::names`). The
 //! answer is the complete set of profile flags; `set` then writes the profile exactly as it
-//! would from those flags.
+//! would from those flags, and its result shows what was made.
 
 use keyrack::aws::login::LoginOptions;
-use keyrack::aws::names::{shown, NameError, ProfileName, Region, StartUrl};
+use keyrack::aws::names::{shown, NameError, ProfileName, Region, SessionName, StartUrl};
 use keyrack::interact::{Interact, Question};
-use keyrack::ops::aws::{unanswered, Portal, ProfileFlags, ProfileSetup};
+use keyrack::ops::aws::{unanswered, Portal, ProfileFlags, ProfileSetup, SessionChoice};
 use keyrack::ops::set::SetPlan;
 use keyrack::ops::Rack;
 use keyrack::Result;
@@ -31,7 +32,14 @@ pub fn run(
         Some(p) => p,
         None => choose_portal(&setup, ask)?,
     };
-    let session = setup.sign_in(&portal)?;
+    let chosen_session = match (setup.flagged_session(), setup.session_choice(&portal)?) {
+        (Some(flagged), _) => Some(flagged), // checked by the sign-in
+        (None, SessionChoice::Existing(_)) => None,
+        (None, SessionChoice::New { suggested }) => {
+            Some(choose_session(&setup, &portal, ask, &suggested)?)
+        }
+    };
+    let session = setup.sign_in_as(&portal, chosen_session.as_ref())?;
 
     let accounts = setup.accounts(&session)?;
     let labels: Vec<String> = accounts
@@ -49,24 +57,55 @@ pub fn run(
         }
     };
 
-    let suggested = setup.suggested_profile(&session, account);
-    let profile = ask
-        .text(&Question {
-            default: Some(&suggested),
-            check: Some(valid_profile_name),
-            ..Question::new("profile name:")
-        })
-        .map_err(unanswered)?;
-    let profile = ProfileName::parse(profile.trim()).map_err(NameError::for_prompt)?;
+    let mut suggested = setup.suggested_profile(&session, account, &role);
+    loop {
+        let profile = ask
+            .text(&Question {
+                default: Some(suggested.as_str()),
+                check: Some(valid_profile_name),
+                ..Question::new("profile name:")
+            })
+            .map_err(unanswered)?;
+        let profile = ProfileName::parse(profile.trim()).map_err(NameError::for_prompt)?;
+        let planned = setup.plan(&session, account, &role, &profile)?;
+        if let Some((before, after)) = planned.changes_existing() {
+            ui::err(diff(&planned.profile, &planned.path, before, after));
+            if !ask.confirm("change it?", false).map_err(unanswered)? {
+                // keep every pick; only the name changes
+                ui::err(format!(
+                    "profile {} is left as it is; choose another name\n",
+                    planned.profile
+                ));
+                suggested = setup.unused_profile_name(&planned.profile);
+                continue;
+            }
+        }
+        return Ok(planned.flags);
+    }
+}
 
-    let planned = setup.plan(&session, &account.id, &role, &profile)?;
-    if let Some((before, after)) = planned.changes_existing() {
-        ui::err(diff(&planned.profile, &planned.path, before, after));
-        if !ask.confirm("change it?", false).map_err(unanswered)? {
-            return Err(planned.declined());
+/// The name of a new portal's sso-session: asked with `suggested` as the default, again while
+/// it conflicts with the config file.
+fn choose_session(
+    setup: &ProfileSetup<'_>,
+    portal: &Portal,
+    ask: &dyn Interact,
+    suggested: &SessionName,
+) -> Result<SessionName> {
+    loop {
+        let name = ask
+            .text(&Question {
+                default: Some(suggested.as_str()),
+                check: Some(valid_session_name),
+                ..Question::new("sso-session name:")
+            })
+            .map_err(unanswered)?;
+        let name = SessionName::parse(name.trim()).map_err(NameError::for_prompt)?;
+        match setup.check_session(portal, &name) {
+            Ok(()) => return Ok(name),
+            Err(e) => ui::err(format!("{e}; choose another name\n")),
         }
     }
-    Ok(planned.flags)
 }
 
 /// A portal from the config file, or a new start URL and region.
@@ -118,6 +157,10 @@ fn valid_sso_region(s: &str) -> std::result::Result<(), String> {
     Region::parse_sso(s).map(drop).map_err(|e| e.to_string())
 }
 
+fn valid_session_name(s: &str) -> std::result::Result<(), String> {
+    SessionName::parse(s).map(drop).map_err(|e| e.to_string())
+}
+
 fn valid_profile_name(s: &str) -> std::result::Result<(), String> {
     ProfileName::parse(s).map(drop).map_err(|e| e.to_string())
 }
@@ -159,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn the_wizard_asks_in_order_shows_the_diff_and_changes_only_when_told() {
+    fn the_wizard_asks_in_order_suggests_the_role_and_asks_another_name_on_no() {
         // The only test of this binary that touches the process environment.
         let fake = FakeAws::start();
         let dir = tempfile::tempdir().unwrap();
@@ -184,6 +227,7 @@ mod tests {
             mech: None,
             org: None,
             exid: None,
+            op_vault: None,
             max_duration: None,
             source: SecretSource::Prompt,
             login: Default::default(),
@@ -200,19 +244,41 @@ mod tests {
             assert!(plan.needs_profile);
             super::run(&rack, &plan, &opts.aws, opts.login)
         };
-        let script = |change: bool| {
-            Arc::new(Scripted::new().with_browser().replying([
-                pick(URL), // the known portal
+        let script =
+            |replies: Vec<Reply>| Arc::new(Scripted::new().with_browser().replying(replies));
+        let picks = || {
+            vec![
+                pick(URL), // the known portal: its sso-session is reused, not asked
                 pick("Acme Test"),
                 pick("AdministratorAccess"),
-                Reply::Enter, // the suggested profile name
-                Reply::Confirm(change),
-            ]))
+            ]
         };
 
-        let declines = script(false);
-        let e = run(declines.clone()).unwrap_err();
-        assert!(e.to_string().contains("left as it is"), "{e}");
+        // the suggested name carries the role: no collision with the ReadOnly profile
+        let suggested = script([picks(), vec![Reply::Enter]].concat());
+        let flags = run(suggested.clone()).unwrap();
+        assert_eq!(
+            suggested.asked(),
+            ["AWS access portal:", "account:", "role:", "profile name:"]
+        );
+        assert_eq!(flags.profile_name.as_deref(), Some("acme.acme-test.admin"));
+        assert_eq!(flags.sso_session.as_deref(), Some("acme"));
+        assert_eq!(flags.account_name.as_deref(), Some("Acme Test"));
+        assert_eq!(fake.authorizations(), 1, "one browser sign-in");
+
+        // "no" to changing the existing profile asks for another name, keeping every pick
+        let declines = script(
+            [
+                picks(),
+                vec![
+                    Reply::Type("acme.acme-test".into()),
+                    Reply::Confirm(false),
+                    Reply::Enter, // the next free name
+                ],
+            ]
+            .concat(),
+        );
+        let flags = run(declines.clone()).unwrap();
         assert_eq!(
             declines.asked(),
             [
@@ -220,13 +286,22 @@ mod tests {
                 "account:",
                 "role:",
                 "profile name:",
-                "change it?"
+                "change it?",
+                "profile name:"
             ]
         );
+        assert_eq!(flags.profile_name.as_deref(), Some("acme.acme-test-2"));
+        assert_eq!(flags.account_id.as_deref(), Some("123456789012"));
+        assert_eq!(flags.role_name.as_deref(), Some("AdministratorAccess"));
         assert_eq!(std::fs::read_to_string(&config).unwrap(), EXISTING);
-        assert_eq!(fake.authorizations(), 1, "one browser sign-in");
 
-        let accepts = script(true);
+        let accepts = script(
+            [
+                picks(),
+                vec![Reply::Type("acme.acme-test".into()), Reply::Confirm(true)],
+            ]
+            .concat(),
+        );
         let flags = run(accepts.clone()).unwrap();
         assert_eq!(accepts.unused_replies(), 0);
         assert_eq!(fake.authorizations(), 1, "the session lives: no browser");

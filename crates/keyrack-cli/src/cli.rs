@@ -66,6 +66,10 @@ fn vault_parser() -> impl TypedValueParser<Value = VaultKind> {
             VaultKind::OsEnvvar => "the process environment (read-only; CI)",
             VaultKind::AwsConfig => "an AWS SSO profile in ~/.aws/config (default for AWS_PROFILE)",
             VaultKind::AwsParams => "an AWS SSM Parameter Store SecureString, shared by a team",
+            VaultKind::OnePassword => {
+                "1Password through the op CLI: an op:// reference (default) or an item keyrack creates"
+            }
+            VaultKind::OsKeychain => "the OS credential store (Secret Service, macOS Keychain)",
         });
         if k == VaultKind::AwsConfig {
             v.alias("aws.iam.sso")
@@ -285,10 +289,14 @@ pub struct SetArgs {
     /// `@all` for a machine-wide key not tied to this repository.
     #[arg(long)]
     pub org: Option<String>,
-    /// External id, for vaults that reference a secret kept elsewhere (aws.config: the profile
-    /// name; aws.params: the parameter name, default /keyrack/<org>/<env>/<KEY>).
+    /// External id, for vaults that reference a secret kept elsewhere (an AWS profile name, an
+    /// op://vault/item/field reference, an SSM parameter name: default /keyrack/<org>/<env>/<KEY>).
     #[arg(long)]
     pub exid: Option<String>,
+    /// The 1Password vault a 1password replica item is created in (default: your built-in
+    /// Private/Personal vault).
+    #[arg(long, value_name = "VAULT")]
+    pub op_vault: Option<String>,
     /// The longest a grant of this key may live (e.g. 1h); kept by a later set that omits it.
     #[arg(long, value_name = "DURATION", value_parser = duration_text)]
     pub max_duration: Option<String>,
@@ -391,6 +399,10 @@ pub struct AwsProfileArgs {
     /// region (default: the signing profile's region; --org @all: AWS_REGION).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+    /// The sso-session name for a portal ~/.aws/config has none for yet (default: the org); a
+    /// portal keeps the one it has.
+    #[arg(long, value_name = "NAME")]
+    pub sso_session: Option<String>,
 }
 
 /// How keyrack may sign in to AWS SSO.

@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use keyrack::interact::{
-    Answer, ChildOutput, Interact, Notice, OpenOutcome, PortalEntry, Progress, Question,
+    Answer, ChildOutput, Interact, Notice, OpenOutcome, Opening, PortalEntry, Progress, Question,
     SignInStep, Unanswered,
 };
 use keyrack::ops::fill;
@@ -120,13 +120,17 @@ impl Interact for Terminal {
         if !self.can_open_url() {
             return Ok(OpenOutcome::NoBrowser);
         }
-        let url = url.to_string();
+        let opening = Opening::new();
+        let (url, report) = (url.to_string(), opening.clone());
         // In a thread: a browser command that waits would otherwise block the sign-in's
-        // loopback listener. Its failure is not fatal: the link is shown either way.
+        // loopback listener. Its failure is reported: the sign-in switches to the device code.
         std::thread::spawn(move || {
-            let _ = webbrowser::open(&url);
+            let browser = std::env::var("BROWSER").unwrap_or_default();
+            if let Err(why) = open_in_browser(&browser, &url) {
+                report.fail(why);
+            }
         });
-        Ok(OpenOutcome::Requested)
+        Ok(OpenOutcome::Requested(opening))
     }
 
     fn progress(&self, message: &str) -> Progress {
@@ -158,6 +162,75 @@ impl Interact for Terminal {
             stderr: Stdio::inherit(),
         })
     }
+}
+
+/// Opens `url` in a browser and waits for the opener: `Err(why)` when it failed.
+///
+/// With `$BROWSER` (`browser`), its `:`-separated commands are tried in turn as the `webbrowser` crate reads
+/// them (`%s` is the URL, else the URL is the last argument; `%c` is `:`, `%%` is `%`), output
+/// discarded, until one exits successfully; `webbrowser` itself cannot tell, as it does not wait
+/// for them. Without `$BROWSER`, `webbrowser` (xdg-open and the desktop's openers) and its error.
+fn open_in_browser(browser: &str, url: &str) -> std::result::Result<(), String> {
+    let entries: Vec<&str> = browser
+        .split(':')
+        .filter(|e| !e.trim().is_empty())
+        .collect();
+    if entries.is_empty() {
+        return webbrowser::open(url).map_err(|e| format!("no browser could be opened: {e}"));
+    }
+    let mut failures = Vec::new();
+    for entry in entries {
+        let argv = browser_argv(entry, url);
+        let program = &argv[0];
+        match std::process::Command::new(program)
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Ok(st) if st.success() => return Ok(()),
+            Ok(st) => failures.push(format!("{program} {st}")),
+            Err(e) => failures.push(format!("{program} could not run: {e}")),
+        }
+    }
+    Err(format!("$BROWSER failed: {}", failures.join("; ")))
+}
+
+/// One `$BROWSER` entry as a command line, as the `webbrowser` crate builds it.
+fn browser_argv(entry: &str, url: &str) -> Vec<String> {
+    let mut has_url = false;
+    let mut argv: Vec<String> = entry
+        .split_ascii_whitespace()
+        .map(|word| {
+            let mut out = String::new();
+            let mut chars = word.chars();
+            while let Some(c) = chars.next() {
+                if c != '%' {
+                    out.push(c);
+                    continue;
+                }
+                match chars.next() {
+                    Some('s') => {
+                        out.push_str(url);
+                        has_url = true;
+                    }
+                    Some('c') => out.push(':'),
+                    Some('%') => out.push('%'),
+                    Some(other) => {
+                        out.push('%');
+                        out.push(other);
+                    }
+                    None => out.push('%'),
+                }
+            }
+            out
+        })
+        .collect();
+    if !has_url {
+        argv.push(url.to_string());
+    }
+    argv
 }
 
 /// `keyrack fill`'s question for one missing key, on the terminal: a hidden prompt for a value
@@ -271,6 +344,9 @@ fn shown_with(notice: &Notice, style: Style) -> String {
             let name = name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
             format!("keyrack: skipped {what} the portal listed{name}: {reason}\n")
         }
+        Notice::BrowserFailed { reason } => format!(
+            "keyrack: the browser did not open ({reason}); sign in with the device code below instead\n"
+        ),
         Notice::WrongSsoUser { seen, expected } => format!(
             "keyrack: signed in as {seen}, expected {expected}; that session was signed out — sign in as {expected}\n"
         ),
@@ -391,6 +467,34 @@ mod tests {
         assert_eq!(
             skipped,
             "keyrack: skipped an account the portal listed (Evil): bad id\n"
+        );
+    }
+
+    #[test]
+    fn browser_entries_read_as_the_webbrowser_crate_reads_them() {
+        assert_eq!(
+            browser_argv("/bin/false", "http://u"),
+            ["/bin/false", "http://u"]
+        );
+        assert_eq!(
+            browser_argv("firefox --new-tab %s", "http://u"),
+            ["firefox", "--new-tab", "http://u"]
+        );
+        assert_eq!(
+            browser_argv("open --url=%s%% -x%c", "http://u"),
+            ["open", "--url=http://u%", "-x:"]
+        );
+    }
+
+    #[test]
+    fn a_failing_browser_command_is_reported_not_ignored() {
+        let why =
+            open_in_browser("/bin/false:/nonexistent/browser", "http://127.0.0.1:9/").unwrap_err();
+        assert!(why.contains("/bin/false exit status: 1"), "{why}");
+        assert!(why.contains("/nonexistent/browser could not run"), "{why}");
+        assert_eq!(
+            open_in_browser("/bin/false:/bin/true", "http://127.0.0.1:9/"),
+            Ok(())
         );
     }
 }

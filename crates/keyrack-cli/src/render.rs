@@ -271,6 +271,9 @@ fn row_node(r: &KeyRow, style: Style, inline_fix: bool) -> Node {
         (Some(v), _) => n.push(Node::new(format!("vault: {v}"))),
         _ => {}
     }
+    if let Some(p) = &r.profile {
+        n.push(Node::new(format!("profile: {p}")));
+    }
     if let Some(by) = &r.granted_by {
         n.push(Node::new(format!("via: {by}")));
     }
@@ -320,6 +323,9 @@ pub fn entry_rows(rows: &[KeyRow], style: Style) -> Vec<Node> {
             let mut n = Node::new(r.slug.clone());
             if let Some(v) = r.vault {
                 n.push(Node::new(format!("vault: {v}")));
+            }
+            if let Some(p) = &r.profile {
+                n.push(Node::new(format!("profile: {p}")));
             }
             if let Some(e) = &r.entry {
                 n.push(Node::new(format!("mech: {}", e.mech)));

@@ -253,6 +253,8 @@ fn guided_set_in_a_pty() {
     p.send_line(URL).unwrap();
     p.exp_string("SSO region:").unwrap();
     p.send_line("").unwrap();
+    p.exp_string("sso-session name:").unwrap();
+    p.send_line("").unwrap(); // the suggested one: the org
     p.exp_string("account:").unwrap();
     p.send("Acme").unwrap();
     p.exp_string("Acme Test").unwrap();
@@ -267,7 +269,7 @@ fn guided_set_in_a_pty() {
     assert!(out.contains("round trip"), "{out}");
     assert_eq!(w.fake.consents(), 1);
     let config = std::fs::read_to_string(w.config()).unwrap();
-    assert!(config.contains("[profile acme.acme-test]\nsso_session = acme\nsso_account_id = 123456789012\nsso_role_name = AdministratorAccess\n"), "{config}");
+    assert!(config.contains("[profile acme.acme-test.admin]\nsso_session = acme\nsso_account_id = 123456789012\nsso_role_name = AdministratorAccess\n"), "{config}");
     w.s.cmd()
         .args(["unlock", "--env", "test"])
         .assert()
@@ -725,14 +727,17 @@ fn the_wizard_shows_a_diff_and_asks_before_changing_an_existing_profile() {
     p.exp_string("AdministratorAccess").unwrap();
     p.send_line("").unwrap();
     p.exp_string("profile name:").unwrap();
-    p.send_line("").unwrap();
+    p.send_line("acme.acme-test").unwrap(); // the existing profile, not the suggested one
     p.exp_string("- sso_role_name = ReadOnly").unwrap();
     p.exp_string("+ sso_role_name = AdministratorAccess")
         .unwrap();
     p.exp_string("change it?").unwrap();
     p.send_line("n").unwrap();
+    p.exp_string("left as it is; choose another name").unwrap();
+    p.exp_string("profile name:").unwrap();
+    p.send_control('c').unwrap(); // and then nothing at all
     let out = p.exp_eof().unwrap();
-    assert!(out.contains("left as it is"), "{out}");
+    assert!(!out.contains("round trip"), "{out}");
     assert_eq!(
         std::fs::read_to_string(w.config()).unwrap(),
         original,

@@ -153,7 +153,9 @@ fn unknown_flag_values() {
     // checked by the argument parser: the usage error names the real choices
     assert_usage_error(&o, "invalid value 'os.nope' for '--vault <VAULT>'");
     assert!(
-        stderr(&o).contains("os.secure, os.direct, os.daemon, os.envvar, aws.config"),
+        stderr(&o).contains(
+            "os.secure, os.direct, os.daemon, os.envvar, aws.config, 1password, os.keychain"
+        ),
         "{}",
         stderr(&o)
     );

@@ -147,6 +147,8 @@ fn fill_sets_aws_profile_through_the_sso_wizard() {
         .unwrap();
     p.exp_string("SSO region:").unwrap();
     p.send_line("").unwrap();
+    p.exp_string("sso-session name:").unwrap();
+    p.send_line("").unwrap(); // the suggested one: the org
     p.exp_string("account:").unwrap();
     p.send("Acme").unwrap();
     p.exp_string("Acme Test").unwrap();
@@ -166,7 +168,7 @@ fn fill_sets_aws_profile_through_the_sso_wizard() {
         .args(["unlock", "--env", "test", "--no-prompt"])
         .assert()
         .success();
-    assert_eq!(s.get_value("AWS_PROFILE", "test").1, "acme.acme-test");
+    assert_eq!(s.get_value("AWS_PROFILE", "test").1, "acme.acme-test.admin");
 }
 
 /// A .env with everything a real one has: comments, `export`, quotes of both kinds, escapes,

@@ -351,6 +351,8 @@ fn portal_answers_with_hostile_names_never_reach_the_config() {
     p.send_line(URL).unwrap();
     p.exp_string("SSO region:").unwrap();
     p.send_line("").unwrap();
+    p.exp_string("sso-session name:").unwrap();
+    p.send_line("").unwrap(); // the suggested one: the org
     p.exp_string("skipped an account the portal listed")
         .unwrap();
     p.exp_string("account:").unwrap();

@@ -3,9 +3,14 @@
 //! `AWS_ENDPOINT_URL_STS` exactly as keyrack and botocore reach AWS.
 //!
 //! - SSO OIDC: `POST /client/register`, `GET /authorize` (redirects to the loopback callback like
-//!   a signed-in user approving; records a consent on a client's first authorization),
-//!   `POST /device_authorization`, `GET /device?user_code=` (the user approving), `POST /token`
-//!   (device code, authorization code with PKCE verification, refresh token).
+//!   a signed-in user approving), `POST /device_authorization`, `GET /device?user_code=` (the user
+//!   approving), `POST /token` (device code, authorization code with PKCE verification, refresh
+//!   token).
+//!
+//! Browser authorizations (authorize hits and device approvals) and consent pages are counted
+//! apart: in [`ConsentMode::NewClient`] (the default) the "Allow <client> to access your data?"
+//! page shows on a client's first authorization only; in [`ConsentMode::EveryAuthorization`] it
+//! shows on every one, as public reports say AWS does.
 //! - Portal: `GET /assignment/accounts`, `GET /assignment/roles` (paginated),
 //!   `GET /federation/credentials`, `POST /logout` (invalidates the session).
 //! - STS: `POST /` GetCallerIdentity, answering for the role credentials it issued.
@@ -15,7 +20,7 @@
 //!   `GET /federation?Action=login&SigninToken=…&Destination=…` accepts a token it issued
 //!   (answering 200, not redirecting to the real console).
 //!
-//! Knobs: token lifetime, pending polls, slow-down answers, revoking every session, which user
+//! Knobs: token lifetime, client-registration lifetime, the consent mode, pending polls, slow-down answers, revoking every session, which user
 //! signs in next, 5xx faults, the accounts and roles the portal lists (hostile names included).
 //! It counts every request that carried an SSO bearer token. [`Trap`] is a bare TCP listener
 //! that stands for a host the token must never reach: it records every connection and byte.
@@ -44,6 +49,14 @@ struct Client {
     name: String,
     secret: String,
     consented: bool,
+    /// Unix seconds: the client (and every token it would issue or refresh) is refused after.
+    expires_at: u64,
+}
+
+impl Client {
+    fn accepts(&self, secret: &str) -> bool {
+        self.secret == secret && self.expires_at > now()
+    }
 }
 
 struct Code {
@@ -101,6 +114,18 @@ struct State {
     role_credential_calls: u32,
     logouts: u32,
     bearer_requests: u32,
+    consent_mode: ConsentMode,
+    registration_lifetime: u64,
+}
+
+/// When the fake shows the consent page ("Allow <client> to access your data?").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConsentMode {
+    /// On a client's first browser authorization only.
+    #[default]
+    NewClient,
+    /// On every browser authorization (what public reports say AWS does).
+    EveryAuthorization,
 }
 
 /// A console sign-in token the fake issued.
@@ -314,6 +339,7 @@ impl FakeAws {
                 ),
             ],
             roles: vec!["ReadOnly".into(), "AdministratorAccess".into()],
+            registration_lifetime: 90 * 86400,
             ..Default::default()
         }));
         let (s, st, base) = (Arc::clone(&server), Arc::clone(&state), url.clone());
@@ -348,7 +374,7 @@ impl FakeAws {
         f(&mut self.state.lock().unwrap())
     }
 
-    /// How many consent prompts a browser would have shown (first authorization per client).
+    /// How many consent pages a browser would have shown (see [`ConsentMode`]).
     pub fn consents(&self) -> usize {
         self.with(|s| s.consents.len())
     }
@@ -450,6 +476,19 @@ impl FakeAws {
     pub fn approve_device(&self, user_code: &str) -> bool {
         self.with(|s| approve(s, user_code))
     }
+    /// When the consent page shows from now on.
+    pub fn set_consent_mode(&self, mode: ConsentMode) {
+        self.with(|s| s.consent_mode = mode);
+    }
+    /// Browser authorizations seen: PKCE authorize hits plus device-code approvals (each is a
+    /// trip to the browser, whatever pages it showed).
+    pub fn browser_authorizations(&self) -> u32 {
+        self.with(|s| s.authorizations + s.device_approvals)
+    }
+    /// Lifetime of new client registrations (`clientSecretExpiresAt`; AWS: about 90 days).
+    pub fn set_registration_lifetime(&self, d: Duration) {
+        self.with(|s| s.registration_lifetime = d.as_secs());
+    }
 }
 
 fn approve(s: &mut State, user_code: &str) -> bool {
@@ -466,8 +505,9 @@ fn approve(s: &mut State, user_code: &str) -> bool {
 }
 
 fn consent(s: &mut State, client_id: &str) {
+    let every = s.consent_mode == ConsentMode::EveryAuthorization;
     if let Some(c) = s.clients.get_mut(client_id) {
-        if !c.consented {
+        if every || !c.consented {
             c.consented = true;
             let name = c.name.clone();
             s.consents.push(name);
@@ -514,17 +554,21 @@ fn route(s: &mut State, req: &Request, body: &str, base: &str) -> Reply {
                     name: field("clientName"),
                     secret: secret.clone(),
                     consented: false,
+                    expires_at: now() + s.registration_lifetime,
                 },
             );
             json(
                 200,
-                serde_json::json!({ "clientId": id, "clientSecret": secret, "clientIdIssuedAt": now(), "clientSecretExpiresAt": now() + 90 * 86400 }),
+                serde_json::json!({ "clientId": id, "clientSecret": secret, "clientIdIssuedAt": now(), "clientSecretExpiresAt": now() + s.registration_lifetime }),
             )
         }
         (Method::Get, "/authorize") => {
             let client_id = q.get("client_id").cloned().unwrap_or_default();
-            if !s.clients.contains_key(&client_id) {
-                return aws_error(400, "InvalidClientException", "unknown client");
+            if s.clients
+                .get(&client_id)
+                .is_none_or(|c| c.expires_at <= now())
+            {
+                return aws_error(400, "InvalidClientException", "unknown or expired client");
             }
             let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
             if !(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/oauth/callback"))
@@ -563,7 +607,7 @@ fn route(s: &mut State, req: &Request, body: &str, base: &str) -> Reply {
         (Method::Post, "/device_authorization") => {
             let client_id = field("clientId");
             match s.clients.get(&client_id) {
-                Some(c) if c.secret == field("clientSecret") => {}
+                Some(c) if c.accepts(&field("clientSecret")) => {}
                 _ => return aws_error(400, "InvalidClientException", "bad client"),
             }
             let device = s.next("dev-");
@@ -756,8 +800,14 @@ fn page(items: Vec<serde_json::Value>, field: &str, q: &HashMap<String, String>)
 fn token(s: &mut State, field: &dyn Fn(&str) -> String) -> Reply {
     let client_id = field("clientId");
     match s.clients.get(&client_id) {
-        Some(c) if c.secret == field("clientSecret") => {}
-        _ => return aws_error(400, "InvalidClientException", "bad client"),
+        Some(c) if c.accepts(&field("clientSecret")) => {}
+        _ => {
+            return aws_error(
+                400,
+                "InvalidClientException",
+                "bad client or expired client",
+            )
+        }
     }
     match field("grantType").as_str() {
         "urn:ietf:params:oauth:grant-type:device_code" => {

@@ -9,7 +9,9 @@ use std::process::Output;
 
 pub use assert_cmd;
 
+pub mod fake_op;
 pub mod person;
+pub mod secret_service;
 pub use person::Scripted;
 
 /// A throwaway world for one test.

@@ -198,7 +198,7 @@ impl Interact for Scripted {
                 .status();
         });
         Ok(if self.browser {
-            OpenOutcome::Requested
+            OpenOutcome::Requested(keyrack::interact::Opening::new())
         } else {
             OpenOutcome::NoBrowser
         })

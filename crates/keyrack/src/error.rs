@@ -174,6 +174,17 @@ pub enum Error {
         /// What to do instead.
         hint: String,
     },
+    /// A vault's backend cannot serve the request: its tool is missing or signed out, its
+    /// service is not running or locked, the call timed out.
+    #[error("{vault}: {reason}")]
+    VaultUnavailable {
+        /// The vault.
+        vault: String,
+        /// What went wrong (never quotes a secret).
+        reason: String,
+        /// How to fix it.
+        hint: String,
+    },
     /// A refusal about recipients (last recipient, duplicate label, unknown label).
     #[error("{message}")]
     Recipient {
@@ -275,6 +286,7 @@ impl Error {
             | Error::SecretInput { hint, .. }
             | Error::NeedsTty { hint, .. }
             | Error::VaultRefused { hint, .. }
+            | Error::VaultUnavailable { hint, .. }
             | Error::ValueRefused { hint, .. }
             | Error::Unbound { hint, .. }
             | Error::Recipient { hint, .. }
@@ -329,6 +341,7 @@ impl Error {
             | Error::NeedsTty { .. }
             | Error::RoundTrip { .. }
             | Error::Unbound { .. }
+            | Error::VaultUnavailable { .. }
             | Error::Aws { .. }
             | Error::GitHub { .. }
             | Error::Daemon { .. }
@@ -353,6 +366,7 @@ impl Error {
             Error::NeedsTty { .. } => "needs_tty",
             Error::RoundTrip { .. } => "round_trip",
             Error::VaultRefused { .. } => "vault_refused",
+            Error::VaultUnavailable { .. } => "vault_unavailable",
             Error::ValueRefused { .. } => "value_refused",
             Error::Unbound { .. } => "unbound",
             Error::Recipient { .. } => "recipient",

@@ -21,6 +21,7 @@
 use std::fmt;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
 use crate::secret::Secret;
 
@@ -77,12 +78,45 @@ impl<'a> Question<'a> {
 }
 
 /// What became of a link handed to [`Interact::open_url`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum OpenOutcome {
-    /// A browser was asked to open it (it may still fail to; the link is shown either way).
-    Requested,
+    /// A browser was asked to open it (the link is shown either way). The [`Opening`] says later
+    /// whether that failed, so a browser sign-in can switch to the device code at once instead
+    /// of waiting for its deadline.
+    Requested(Opening),
     /// No browser can be opened here (SSH, no display): the person opens the link elsewhere.
     NoBrowser,
+}
+
+/// A browser being opened in the background: the front end reports its failure
+/// ([`Opening::fail`]: `$BROWSER` exited with an error, no opener could run), the sign-in
+/// watches for it ([`Opening::failure`]). A front end that cannot tell never reports one.
+#[derive(Clone, Debug, Default)]
+pub struct Opening {
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl Opening {
+    /// An opening with no failure reported yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reports that the browser could not be opened: why (the first report is kept).
+    pub fn fail(&self, why: impl Into<String>) {
+        let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_none() {
+            *f = Some(why.into());
+        }
+    }
+
+    /// Why the browser could not be opened, once that is known.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// How a sign-in waits for the person.
@@ -134,6 +168,12 @@ pub enum Notice {
         /// the refused value.
         name: Option<String>,
         /// Why it was refused (names the field and the expected form).
+        reason: String,
+    },
+    /// The browser for a sign-in could not be opened (`$BROWSER` failed, no opener): the
+    /// sign-in continues at once with a device code, whose link and code follow.
+    BrowserFailed {
+        /// Why it could not be opened.
         reason: String,
     },
     /// A different SSO user signed in than the one the key was set up with: that session was
@@ -289,9 +329,22 @@ mod tests {
         );
         assert_eq!(n.select("p", &["a".into()]), Err(Unanswered::NoTerminal));
         assert_eq!(n.text(&Question::new("p")), Err(Unanswered::NoTerminal));
-        assert_eq!(n.open_url("https://x"), Err(Unanswered::NoTerminal));
+        assert!(matches!(
+            n.open_url("https://x"),
+            Err(Unanswered::NoTerminal)
+        ));
         assert!(n.child_output().is_err());
         assert!(!n.can_open_url());
+    }
+
+    #[test]
+    fn an_opening_keeps_its_first_failure_for_every_copy() {
+        let opening = Opening::new();
+        let watcher = opening.clone();
+        assert_eq!(watcher.failure(), None);
+        opening.fail("BROWSER exited with 1");
+        opening.fail("later");
+        assert_eq!(watcher.failure().as_deref(), Some("BROWSER exited with 1"));
     }
 
     #[test]

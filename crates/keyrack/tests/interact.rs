@@ -185,6 +185,7 @@ fn guided_setup_signs_in_once_skips_hostile_entries_and_diffs_an_existing_profil
         mech: None,
         org: None,
         exid: None,
+        op_vault: None,
         max_duration: None,
         source: SecretSource::Prompt,
         login: LoginOptions::default(),
@@ -238,11 +239,19 @@ fn guided_setup_signs_in_once_skips_hostile_entries_and_diffs_an_existing_profil
     );
     assert_eq!(skipped[1].0, PortalEntry::Role);
 
-    let suggested = setup.suggested_profile(&session, &accounts[0]);
-    assert_eq!(suggested, "acme.acme-test");
-    let profile = ProfileName::parse(&suggested).unwrap();
+    let suggested = setup.suggested_profile(&session, &accounts[0], &roles[0]);
+    assert_eq!(
+        suggested.as_str(),
+        "acme.acme-test.readonly",
+        "<org>.<account>.<role>"
+    );
+    let profile = ProfileName::parse("acme.acme-test").unwrap();
+    assert_eq!(
+        setup.unused_profile_name(&profile).as_str(),
+        "acme.acme-test-2"
+    );
     let planned = setup
-        .plan(&session, &accounts[0].id, &roles[0], &profile)
+        .plan(&session, &accounts[0], &roles[0], &profile)
         .unwrap();
     let (before, after) = planned
         .changes_existing()
@@ -283,6 +292,7 @@ fn set_asks_the_secret_through_the_trait_or_names_the_pipe() {
         mech: None,
         org: None,
         exid: None,
+        op_vault: None,
         max_duration: None,
         source: SecretSource::Prompt,
         login: LoginOptions::never_prompt(),

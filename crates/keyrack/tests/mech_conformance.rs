@@ -188,6 +188,15 @@ fn github_app_conforms_in_every_vault_that_keeps_it() {
         !kinds.contains(&VaultKind::OsDaemon),
         "the daemon would hand out the credentials themselves"
     );
+    // os.keychain keeps it too: a real GNOME Keyring on a private bus (this binary's only test)
+    #[cfg(target_os = "linux")]
+    let _bus = {
+        assert!(kinds.contains(&VaultKind::OsKeychain));
+        let bus = keyrack_testkit::secret_service::SessionBus::start(&dir.path().join("bus"));
+        bus.start_keyring(&dir.path().join("gk-home"), &dir.path().join("gk-run"));
+        std::env::set_var("DBUS_SESSION_BUS_ADDRESS", bus.address());
+        bus
+    };
     for kind in kinds {
         let v = vault::open(kind, ctx);
         conformance(v.as_ref(), &gh, &bundle, &wrong);

@@ -104,10 +104,14 @@ impl Vault for Sabotaged<'_> {
     }
 }
 
-/// The cases every vault that stores secrets must pass.
+/// The cases every vault that stores secrets must pass, with its default mech.
 fn conformance(v: &dyn Vault) {
+    conformance_with(v, v.kind().default_mech());
+}
+
+/// The cases every vault that stores secrets must pass, with `mech`.
+fn conformance_with(v: &dyn Vault, mech: Mech) {
     let kind = v.kind();
-    let mech = kind.default_mech();
     let s = slug("acme.test.CONFORMANCE_KEY");
 
     // set proves the round trip and leaves the key relocked
@@ -429,5 +433,112 @@ fn os_secure_files_are_bound_to_their_slug() {
     assert_eq!(
         std::str::from_utf8(&plain).unwrap(),
         "{\"keyrack\":\"os.secure\",\"v\":1,\"slug\":\"acme.test.BETA\"}\nbeta"
+    );
+}
+
+/// 1password, `replica` (keyrack creates the item), against the stand-in `op`.
+#[test]
+fn onepassword_replica_conforms() {
+    use keyrack::vault::onepassword::{OnePassword, SetTarget};
+    use keyrack::vault::op_cli::OpCli;
+    let w = world();
+    let op = keyrack_testkit::fake_op::FakeOp::install(w._dir.path());
+    let cli = OpCli::at(&op.program, std::time::Duration::from_secs(30));
+    let v = OnePassword::for_set(w.ctx(), SetTarget::default()).with_cli(cli);
+    conformance_with(&v, Mech::Replica);
+    let titles: Vec<String> = op
+        .items()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        titles,
+        ["keyrack: acme.test.ODD"],
+        "only the key the suite keeps is left: the deleted ones and a failed set's are gone"
+    );
+    op.assert_no_secret_in_argv(&["first", "second", "third", "line1", GHP]);
+}
+
+/// 1password, `reference`: set reads the item twice (store, then the proof), del forgets.
+#[test]
+fn onepassword_reference_conforms() {
+    use keyrack::vault::onepassword::{OnePassword, SetTarget};
+    use keyrack::vault::op_cli::OpCli;
+    let w = world();
+    let op = keyrack_testkit::fake_op::FakeOp::install(w._dir.path());
+    let id = op.add_item(
+        keyrack_testkit::fake_op::TEAM_VAULT_ID,
+        "DB",
+        "password",
+        "ref-v1",
+    );
+    let cli = || OpCli::at(&op.program, std::time::Duration::from_secs(30));
+    let target = SetTarget {
+        reference: Some("op://Team/DB/password".into()),
+        op_vault: None,
+    };
+    let v = OnePassword::for_set(w.ctx(), target).with_cli(cli());
+    let s = slug("acme.test.DB_PASS");
+    let secret = v.resolve_reference().unwrap();
+    assert_eq!(secret.expose(), "ref-v1");
+    let e = vault::set_proven(&v, &s, Mech::Reference, &secret).unwrap();
+    assert_eq!(e.exid.as_deref(), Some("op://Team/DB/password"));
+    assert_eq!(value_after_unlock(&v, &e).as_deref(), Some("ref-v1"));
+    // a proof that reads something else fails the set
+    let sab = Sabotaged {
+        inner: &v,
+        gets: Cell::new(0),
+    };
+    let err = vault::set_proven(&sab, &s, Mech::Reference, &secret).unwrap_err();
+    assert!(matches!(err, Error::RoundTrip { .. }), "{err}");
+    // del forgets the pointer; the item stays
+    v.del(&e).unwrap();
+    assert_eq!(op.value(&id, "password").as_deref(), Some("ref-v1"));
+    // the item goes away behind keyrack's back: lost, not an error
+    let mut st = op.state();
+    st["items"] = serde_json::json!([]);
+    op.write_state(&st);
+    let fresh = OnePassword::new(w.ctx()).with_cli(cli());
+    assert!(matches!(fresh.unlock(&e).unwrap(), Unlocked::Lost(_)));
+    // signed out: an error with the fix, and op is not asked again for the next key
+    op.set_signed_in(false);
+    op.clear_calls();
+    let err = fresh.unlock(&e).unwrap_err();
+    assert!(matches!(err, Error::VaultUnavailable { .. }), "{err}");
+    assert!(err.fix().unwrap().contains("op signin"));
+    let other = vault::provisional_entry(
+        &slug("acme.test.OTHER"),
+        VaultKind::OnePassword,
+        Mech::Reference,
+        Some("op://Team/Other/password".into()),
+        Default::default(),
+    );
+    assert!(fresh.unlock(&other).is_err());
+    assert_eq!(op.calls().len(), 1, "{:?}", op.calls());
+}
+
+/// os.keychain, against a real GNOME Keyring on a private session bus.
+#[cfg(target_os = "linux")]
+#[test]
+fn os_keychain_conforms() {
+    let w = world();
+    let root = w._dir.path();
+    let bus = keyrack_testkit::secret_service::SessionBus::start(&root.join("bus"));
+    bus.start_keyring(&root.join("gk-home"), &root.join("gk-run"));
+    // Only this test of this binary talks to a session bus.
+    std::env::set_var("DBUS_SESSION_BUS_ADDRESS", bus.address());
+    let v = vault::open(VaultKind::OsKeychain, w.ctx());
+    conformance(v.as_ref());
+    let left = bus.secret_tool(&["search", "--all", "service", "keyrack"]);
+    let text =
+        String::from_utf8_lossy(&left.stdout).into_owned() + &String::from_utf8_lossy(&left.stderr);
+    assert_eq!(
+        text.matches("attribute.username = ").count(),
+        1,
+        "only the key the suite keeps is left: {text}"
+    );
+    assert!(
+        text.contains("attribute.username = acme.test.ODD"),
+        "{text}"
     );
 }

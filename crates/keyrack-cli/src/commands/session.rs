@@ -64,7 +64,9 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
         daemon,
         rows,
         released,
+        expiring_clients,
     } = unlock::status(&rack, a.env.as_deref())?;
+    let now = jiff::Timestamp::now();
     if ctx.json {
         let socket = Client::new(rack.home()).socket_path().to_path_buf();
         ui::json(&serde_json::json!({
@@ -75,6 +77,12 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
             })),
             "keys": rows_json(&rows, false),
             "released": released,
+            "warnings": expiring_clients.iter().map(|c| serde_json::json!({
+                "kind": "sign_in_client_expiring",
+                "message": c.warning(now),
+                "startUrl": c.start_url,
+                "expiresAt": time_json(c.expires_at),
+            })).collect::<Vec<_>>(),
         }))?;
         return Ok(0);
     }
@@ -99,6 +107,13 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
         nodes.push(Node::new("nothing unlocked").leaf(fix));
     }
     nodes.extend(key_rows(&rows, style, false));
+    for c in &expiring_clients {
+        nodes.push(Node::new(format!(
+            "{} {}",
+            style.paint("33", "warn:"),
+            c.warning(now)
+        )));
+    }
     render::out("status", &nodes)?;
     Ok(0)
 }

@@ -18,6 +18,7 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
         mech: a.mech,
         org: a.org,
         exid: a.exid,
+        op_vault: a.op_vault,
         max_duration: a.max_duration,
         source: if interactive {
             SecretSource::Prompt
@@ -32,6 +33,8 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             role_name: a.aws.role_name,
             profile_name: a.aws.profile_name,
             region: a.aws.region,
+            sso_session: a.aws.sso_session,
+            account_name: None,
         },
         allow_dangerous: a.allow_dangerous,
         github: keyrack::github::app::AppFlags {
@@ -59,8 +62,26 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
     }
     let mut n = Node::new(r.slug.to_string())
         .leaf(format!("vault: {}", r.vault))
-        .leaf(format!("mech: {}", r.mech))
-        .leaf("round trip: store → unlock → get → relock ✓");
+        .leaf(format!("mech: {}", r.mech));
+    if let Some(aws) = &r.aws {
+        n.push(Node::new(format!("profile: {}", aws.profile)));
+        if let Some(id) = &aws.account_id {
+            n.push(Node::new(match &aws.account_name {
+                Some(name) => format!("account: {name} ({id})"),
+                None => format!("account: {id}"),
+            }));
+        }
+        if let Some(role) = &aws.role_name {
+            n.push(Node::new(format!("role: {role}")));
+        }
+        if let Some(session) = &aws.sso_session {
+            n.push(Node::new(match &aws.sso_start_url {
+                Some(url) if url != session => format!("sso-session: {session} ({url})"),
+                _ => format!("sso-session: {session}"),
+            }));
+        }
+    }
+    n.push(Node::new("round trip: store → unlock → get → relock ✓"));
     if r.mech == keyrack::mech::Mech::GithubApp {
         n.push(Node::new(
             "grant: a GitHub App installation token minted at each unlock (it expires with the token, about 1h)",
@@ -82,6 +103,13 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             "relocked: the old value left the daemon; run keyrack unlock --env {} --key {}",
             r.slug.env(),
             r.slug.key()
+        )));
+    }
+    if let Some(aws) = &r.aws {
+        n.push(Node::new(format!(
+            "use it: {} (while unlocked: keyrack unlock --env {})",
+            aws.export,
+            r.slug.env()
         )));
     }
     render::out("set", &[n])?;

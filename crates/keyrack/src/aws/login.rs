@@ -4,7 +4,9 @@
 //!   handed to the person ([`Interact::open_url`]: the CLI opens it with `webbrowser`, which
 //!   honours `$BROWSER`), `state` and the verifier checked, a small "you can close this tab" page.
 //! - Device code: `--device-code`, or automatically when no browser can be opened here
-//!   ([`Interact::can_open_url`]).
+//!   ([`Interact::can_open_url`]), and at once when opening the browser fails (`$BROWSER`
+//!   exits with an error, no opener can run: [`Opening::failure`]) instead of waiting for the
+//!   deadline of a browser sign-in that cannot come.
 //! - `aws-cli` (opt-in): runs `aws sso login --profile P` and imports the token it wrote.
 //!
 //! The URL (and user code) is always shown ([`Notice::SignIn`]); a [`Progress`] shows while
@@ -26,7 +28,7 @@ use super::oidc::{self, Grant, Registration, TokenAnswer};
 use super::token_cache::SsoToken;
 use super::SCOPE;
 use crate::error::{Error, Result};
-use crate::interact::{Interact, Notice, SignInStep, Unanswered};
+use crate::interact::{Interact, Notice, OpenOutcome, Opening, SignInStep, Unanswered};
 
 /// How sign-in happens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -122,9 +124,17 @@ pub fn sign_in(
     match opts.driver {
         Driver::AwsCli => aws_cli(start_url, profile, opts, interact),
         Driver::Native if opts.device_code || !interact.can_open_url() => {
-            device_code(reg, start_url, opts, interact)
+            device_code(reg, start_url, opts, interact, true)
         }
-        Driver::Native => pkce(reg, start_url, opts, interact),
+        Driver::Native => match pkce(reg, start_url, opts, interact)? {
+            Pkce::SignedIn(token) => Ok(token),
+            Pkce::BrowserFailed(reason) => {
+                // The browser sign-in cannot come: the device code now, not at the deadline.
+                // Its link is shown, not opened again (the opener just failed).
+                interact.notice(&Notice::BrowserFailed { reason });
+                device_code(reg, start_url, opts, interact, false)
+            }
+        },
     }
 }
 
@@ -139,8 +149,14 @@ fn nobody_to_sign_in(start_url: &str, e: Unanswered) -> Error {
     }
 }
 
-/// Shows the sign-in step, then hands its link to the person.
-fn present(interact: &dyn Interact, start_url: &str, step: SignInStep) -> Result<()> {
+/// Shows the sign-in step, then hands its link to the person (unless `open` is false). The
+/// [`Opening`] of a browser asked to open the link tells whether that failed.
+fn present(
+    interact: &dyn Interact,
+    start_url: &str,
+    step: SignInStep,
+    open: bool,
+) -> Result<Option<Opening>> {
     let url = match &step {
         SignInStep::Browser { url } | SignInStep::DeviceCode { url, .. } => url.clone(),
         SignInStep::AwsCli { .. } => String::new(),
@@ -149,12 +165,16 @@ fn present(interact: &dyn Interact, start_url: &str, step: SignInStep) -> Result
         start_url: start_url.into(),
         step,
     });
-    if !url.is_empty() {
-        interact
-            .open_url(&url)
-            .map_err(|e| nobody_to_sign_in(start_url, e))?;
+    if url.is_empty() || !open {
+        return Ok(None);
     }
-    Ok(())
+    match interact
+        .open_url(&url)
+        .map_err(|e| nobody_to_sign_in(start_url, e))?
+    {
+        OpenOutcome::Requested(opening) => Ok(Some(opening)),
+        OpenOutcome::NoBrowser => Ok(None),
+    }
 }
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {
@@ -195,12 +215,20 @@ fn timed_out(start_url: &str, opts: &LoginOptions, flow: &str) -> Error {
     }
 }
 
+/// How a browser (PKCE) sign-in ended.
+enum Pkce {
+    /// The browser came back with a code, exchanged for a token.
+    SignedIn(SsoToken),
+    /// The browser could not be opened: why.
+    BrowserFailed(String),
+}
+
 fn pkce(
     reg: &Registration,
     start_url: &str,
     opts: &LoginOptions,
     interact: &dyn Interact,
-) -> Result<SsoToken> {
+) -> Result<Pkce> {
     let listener =
         TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("listen on", "127.0.0.1", e))?;
     let port = listener
@@ -220,7 +248,7 @@ fn pkce(
         enc(SCOPE),
         pkce_challenge(&verifier)
     );
-    present(interact, start_url, SignInStep::Browser { url })?;
+    let opening = present(interact, start_url, SignInStep::Browser { url }, true)?;
     let _waiting = interact.progress("waiting for the browser sign-in…");
     let deadline = Instant::now() + opts.timeout;
     listener
@@ -233,6 +261,11 @@ fn pkce(
         let stream = match listener.accept() {
             Ok((s, _)) => s,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // (checked after accept: a browser that reached the callback and then exited
+                // with an error still signed in)
+                if let Some(why) = opening.as_ref().and_then(Opening::failure) {
+                    return Ok(Pkce::BrowserFailed(why));
+                }
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
@@ -249,7 +282,7 @@ fn pkce(
                     },
                 )
                 .map_err(|e| e.into_error("exchanging the sign-in code"))?;
-                return Ok(token_from(answer, reg, start_url));
+                return Ok(Pkce::SignedIn(token_from(answer, reg, start_url)));
             }
             Callback::Denied(why) => {
                 return Err(Error::Aws {
@@ -327,11 +360,14 @@ fn callback(stream: TcpStream, state: &str) -> Callback {
     }
 }
 
+/// The device-code sign-in; `open` hands the link to the browser too (not after the browser
+/// just failed to open).
 fn device_code(
     reg: &Registration,
     start_url: &str,
     opts: &LoginOptions,
     interact: &dyn Interact,
+    open: bool,
 ) -> Result<SsoToken> {
     let auth = oidc::device_authorization(reg, start_url)
         .map_err(|e| e.into_error("starting the device sign-in"))?;
@@ -342,6 +378,7 @@ fn device_code(
             url: auth.verification_uri_complete.clone(),
             code: auth.user_code.clone(),
         },
+        open,
     )?;
     let _waiting = interact.progress("waiting for the device sign-in…");
     let deadline = Instant::now()
@@ -398,6 +435,7 @@ fn aws_cli(
         SignInStep::AwsCli {
             profile: profile.to_string(),
         },
+        false,
     )?;
     let mut child = std::process::Command::new("aws")
         .args(["sso", "login", "--profile", profile])

@@ -13,8 +13,10 @@
 //! - [`ssm`]: Parameter Store (the aws.params vault); [`chain`]: the standard credential chain
 //!   its machine-wide keys sign with.
 //! - [`login`]: PKCE (loopback) and device-code sign-in, and the opt-in `aws sso login` driver.
+//! - [`client_expiry`]: when keyrack's sign-in clients expire (plain side files for `status`).
 
 pub mod chain;
+pub mod client_expiry;
 pub mod config_file;
 pub mod endpoints;
 pub mod http;
@@ -30,10 +32,13 @@ pub mod token_cache;
 /// The OAuth scope that makes SSO tokens refreshable.
 pub const SCOPE: &str = "sso:account:access";
 
-/// The OIDC client name keyrack registers (shown in the one-time consent prompt).
+/// The OIDC client name keyrack registers: what the browser's consent page ("Allow <name> to
+/// access your data?") shows. `keyrack`, or `KEYRACK_AWS_CLIENT_NAME` (a change shows from the
+/// next browser sign-in, which registers the client anew).
 pub fn client_name() -> String {
     std::env::var("KEYRACK_AWS_CLIENT_NAME")
         .ok()
-        .filter(|s| !s.is_empty())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))
         .unwrap_or_else(|| "keyrack".into())
 }

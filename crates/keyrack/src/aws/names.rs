@@ -64,7 +64,7 @@ impl Field {
             Field::AccountId => "--account-id",
             Field::RoleName => "--role-name",
             Field::ProfileName => "--profile-name",
-            Field::SessionName => "sso-session name",
+            Field::SessionName => "--sso-session",
             Field::ParameterName => "--exid",
             Field::KmsKeyId => "--kms-key-id",
         }

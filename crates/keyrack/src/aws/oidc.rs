@@ -25,12 +25,39 @@ pub struct Registration {
     pub client_secret: Secret,
     /// Unix seconds when the registration expires.
     pub expires_at: i64,
+    /// The client name it was registered with (what the consent page shows); `None` for a
+    /// registration kept from before the name was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
 }
+
+/// A browser authorization that happens anyway brings a new registration when the kept one has
+/// less than this left (14 days), so a refresh never meets an expired client.
+pub const RENEW_WITHIN_SECS: i64 = 14 * 86400;
+
+/// `status` and `doctor` warn when keyrack's registration has less than this left (7 days).
+pub const WARN_WITHIN_SECS: i64 = 7 * 86400;
 
 impl Registration {
     /// Whether it is still valid for at least an hour.
     pub fn is_fresh(&self) -> bool {
-        self.expires_at > jiff::Timestamp::now().as_second() + 3600
+        self.seconds_left() > 3600
+    }
+
+    /// Seconds until it expires (negative once it has).
+    pub fn seconds_left(&self) -> i64 {
+        self.expires_at - jiff::Timestamp::now().as_second()
+    }
+
+    /// Whether a browser authorization (which happens anyway) should come with a new
+    /// registration: less than [`RENEW_WITHIN_SECS`] left, or registered under a client name
+    /// other than `client_name` (the configured name shows from the next browser trip on).
+    pub fn due_for_renewal(&self, client_name: &str) -> bool {
+        self.seconds_left() < RENEW_WITHIN_SECS
+            || self
+                .client_name
+                .as_deref()
+                .is_some_and(|n| n != client_name)
     }
 }
 
@@ -65,6 +92,7 @@ pub fn register(region: &str, start_url: &str, name: &str) -> Result<Registratio
         client_id: out.client_id,
         client_secret: Secret::new(out.client_secret),
         expires_at: out.client_secret_expires_at,
+        client_name: Some(name.to_string()),
     })
 }
 

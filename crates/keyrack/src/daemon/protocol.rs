@@ -124,6 +124,9 @@ pub struct HeldGrant {
     /// The mirrored SSO token file of an aws.config grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sso_cache_file: Option<std::path::PathBuf>,
+    /// The AWS profile of an aws.config grant (its value: a name, never a credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_profile: Option<String>,
 }
 
 /// The daemon's answer.

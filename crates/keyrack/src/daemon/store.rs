@@ -151,6 +151,7 @@ impl Store {
                 vault: g.vault,
                 expires_at: g.expires_at.unwrap_or(0),
                 sso_cache_file: release_file(g).map(Path::to_path_buf),
+                aws_profile: g.aws.as_ref().map(|a| a.profile.clone()),
             })
             .collect();
         out.sort_by(|a, b| a.slug.cmp(&b.slug));

@@ -35,6 +35,12 @@ pub struct ProfileFlags {
     pub profile_name: Option<String>,
     /// The profile's default region (default: the SSO region).
     pub region: Option<String>,
+    /// The sso-session name for a portal the config file has none for yet (`--sso-session`;
+    /// default: the org). A portal keeps the one it has.
+    pub sso_session: Option<String>,
+    /// The account's name, when the guided set-up knows it: shown in `set`'s result, never
+    /// written.
+    pub account_name: Option<String>,
 }
 
 /// [`ProfileFlags`] after validation: each given flag is a valid AWS name.
@@ -46,6 +52,7 @@ struct CheckedFlags {
     role_name: Option<RoleName>,
     profile_name: Option<ProfileName>,
     region: Option<Region>,
+    sso_session: Option<SessionName>,
 }
 
 impl CheckedFlags {
@@ -79,6 +86,7 @@ impl ProfileFlags {
             role_name: one(&self.role_name, RoleName::parse)?,
             profile_name: one(&self.profile_name, ProfileName::parse)?,
             region: one(&self.region, Region::parse)?,
+            sso_session: one(&self.sso_session, SessionName::parse)?,
         })
     }
 
@@ -88,6 +96,7 @@ impl ProfileFlags {
             || self.account_id.is_some()
             || self.role_name.is_some()
             || self.profile_name.is_some()
+            || self.sso_session.is_some()
     }
 }
 
@@ -125,10 +134,50 @@ impl Prepared {
     }
 }
 
-fn session_name_for(cfg: &AwsConfig, scope: &Scope, start_url: &StartUrl) -> Result<SessionName> {
-    if let Some(existing) = cfg.session_for_url(start_url)? {
-        return Ok(existing);
+/// The sso-session a profile of `start_url` uses: the one the config file already has for that
+/// portal (one per portal, so one sign-in covers all its profiles), else `wanted`
+/// (`--sso-session`, or the name chosen in the guided set-up), else [`suggested_session`].
+/// A `wanted` name that differs from the portal's, or that another portal has, is refused.
+fn session_name_for(
+    cfg: &AwsConfig,
+    scope: &Scope,
+    start_url: &StartUrl,
+    wanted: Option<&SessionName>,
+) -> Result<SessionName> {
+    let existing = cfg.session_for_url(start_url)?;
+    match (existing, wanted) {
+        (Some(have), Some(w)) if have != *w => Err(Error::InvalidInput {
+            what: "--sso-session",
+            value: w.to_string(),
+            reason: format!(
+                "{start_url} already has [sso-session {have}] in {}; keyrack keeps one sso-session per portal, so one sign-in covers all its profiles",
+                cfg.path().display()
+            ),
+            hint: Some(format!("pass --sso-session {have}, or leave it out")),
+        }),
+        (Some(have), _) => Ok(have),
+        (None, Some(w)) => {
+            if let Some((_, url, _)) = cfg.sso_sessions().into_iter().find(|(n, _, _)| n == w.as_str()) {
+                return Err(Error::InvalidInput {
+                    what: "--sso-session",
+                    value: w.to_string(),
+                    reason: format!(
+                        "[sso-session {w}] in {} is the portal {}, not {start_url}",
+                        cfg.path().display(),
+                        shown(&url)
+                    ),
+                    hint: Some("choose another sso-session name".into()),
+                });
+            }
+            Ok(w.clone())
+        }
+        (None, None) => suggested_session(cfg, scope, start_url),
     }
+}
+
+/// The name suggested for a new sso-session: the org (the portal's first host label for `@all`
+/// keys), with `-2`, `-3`… when another portal has it.
+fn suggested_session(cfg: &AwsConfig, scope: &Scope, start_url: &StartUrl) -> Result<SessionName> {
     let base = if scope.org != ORG_ALL {
         scope.org.clone()
     } else {
@@ -147,6 +196,81 @@ fn session_name_for(cfg: &AwsConfig, scope: &Scope, start_url: &StartUrl) -> Res
         i += 1;
     }
     SessionName::parse(&name).map_err(NameError::for_flag)
+}
+
+/// `s` as a lowercase profile-name part: ASCII letters and digits kept, anything else one `-`,
+/// no `-` at either end.
+fn name_part(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// At most `max` characters of a [`name_part`], without a trailing `-`.
+fn truncated(part: &str, max: usize) -> String {
+    part.chars()
+        .take(max)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+/// A role as a short profile-name part: an `AWS` prefix and an `Access` suffix dropped, AWS's
+/// managed permission sets shortened (`AdministratorAccess` → `admin`, `ReadOnlyAccess` →
+/// `readonly`, `PowerUserAccess` → `poweruser`, `ViewOnlyAccess` → `viewonly`), the rest
+/// lowercased ([`name_part`]), at most 24 characters.
+pub fn short_role(role: &str) -> String {
+    let mut r = role;
+    if let Some(rest) = r.strip_prefix("AWS") {
+        if rest.starts_with(|c: char| c.is_ascii_uppercase()) {
+            r = rest;
+        }
+    }
+    if let Some(rest) = r.strip_suffix("Access") {
+        if !rest.is_empty() {
+            r = rest;
+        }
+    }
+    let part = name_part(r);
+    let short = match part.as_str() {
+        "administrator" | "admin" => "admin".to_string(),
+        "read-only" | "readonly" => "readonly".to_string(),
+        "power-user" | "poweruser" => "poweruser".to_string(),
+        "view-only" | "viewonly" => "viewonly".to_string(),
+        _ => part,
+    };
+    truncated(&short, 24)
+}
+
+/// The profile name suggested for `role` in an account: `<base>.<account>.<role>` — the account
+/// name as a [`name_part`] of at most 32 characters (its id when nothing is left of the name),
+/// the role [`short_role`] — always a valid [`ProfileName`].
+pub fn suggested_profile_name(
+    base: &str,
+    account_name: &str,
+    account_id: &AccountId,
+    role: &RoleName,
+) -> ProfileName {
+    let base = match truncated(&name_part(base), 32) {
+        b if b.is_empty() => "aws".to_string(),
+        b => b,
+    };
+    let account = match truncated(&name_part(account_name), 32) {
+        a if a.is_empty() => account_id.to_string(),
+        a => a,
+    };
+    let role = match short_role(role) {
+        r if r.is_empty() => "role".to_string(),
+        r => r,
+    };
+    ProfileName::parse(&format!("{base}.{account}.{role}"))
+        .expect("letters, digits, - and . make a valid profile name")
 }
 
 /// The settings of one SSO profile, as keyrack writes them: only validated names.
@@ -228,7 +352,7 @@ pub fn prepare_profile(
             hint: FLAGS_HINT.into(),
         });
     };
-    let session = session_name_for(&cfg, scope, url)?;
+    let session = session_name_for(&cfg, scope, url, checked.sso_session.as_ref())?;
     let region = checked.region.as_ref().unwrap_or(sso_region);
     let spec = ProfileSpec {
         session: &session,
@@ -319,6 +443,18 @@ pub struct ProfileSetup<'r> {
     flags: CheckedFlags,
     given: ProfileFlags,
     login: LoginOptions,
+}
+
+/// The sso-session a portal's profiles use ([`ProfileSetup::session_choice`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionChoice {
+    /// The config file has one for the portal: it is reused (one sign-in covers its profiles).
+    Existing(SessionName),
+    /// A new one; the name may be chosen.
+    New {
+        /// The default name (the org, made unique).
+        suggested: SessionName,
+    },
 }
 
 /// A signed-in portal session of the guided set-up.
@@ -423,10 +559,44 @@ impl<'r> ProfileSetup<'r> {
         })
     }
 
+    /// The sso-session `--sso-session` names, when given.
+    pub fn flagged_session(&self) -> Option<SessionName> {
+        self.flags.sso_session.clone()
+    }
+
+    /// The sso-session profiles of `portal` use: the one the config file has for it, or a new
+    /// one (the name may be chosen; `suggested` is the default).
+    pub fn session_choice(&self, portal: &Portal) -> Result<SessionChoice> {
+        Ok(match self.cfg.session_for_url(&portal.start_url)? {
+            Some(name) => SessionChoice::Existing(name),
+            None => SessionChoice::New {
+                suggested: suggested_session(&self.cfg, &self.scope, &portal.start_url)?,
+            },
+        })
+    }
+
+    /// Whether `name` can be the sso-session of `portal` (the portal has no other one, and no
+    /// other portal has this one).
+    pub fn check_session(&self, portal: &Portal, name: &SessionName) -> Result<()> {
+        session_name_for(&self.cfg, &self.scope, &portal.start_url, Some(name)).map(drop)
+    }
+
     /// Signs in to `portal` unless its session is alive (the one browser trip of `set`); the
-    /// token is kept encrypted for the `set` that follows.
+    /// token is kept encrypted for the `set` that follows. The sso-session is the portal's,
+    /// else `--sso-session`, else the suggested one.
     pub fn sign_in(&self, target: &Portal) -> Result<PortalSession> {
-        let session = session_name_for(&self.cfg, &self.scope, &target.start_url)?;
+        self.sign_in_as(target, None)
+    }
+
+    /// [`ProfileSetup::sign_in`] with the sso-session name chosen for a portal that has none
+    /// yet (refused when it conflicts: [`ProfileSetup::check_session`]).
+    pub fn sign_in_as(
+        &self,
+        target: &Portal,
+        chosen: Option<&SessionName>,
+    ) -> Result<PortalSession> {
+        let wanted = chosen.or(self.flags.sso_session.as_ref());
+        let session = session_name_for(&self.cfg, &self.scope, &target.start_url, wanted)?;
         let recipients = self.rack.host()?.recipient_keys()?;
         let ctx = self.rack.vault_context(&recipients, self.login)?;
         let sessions = Sessions::new(&ctx)?;
@@ -507,27 +677,42 @@ impl<'r> ProfileSetup<'r> {
         Ok(roles)
     }
 
-    /// The suggested profile name: `<org>.<account name>` (the sso-session for `@all` keys),
-    /// lowercased, anything but letters, digits and `-` made `-`.
-    pub fn suggested_profile(&self, s: &PortalSession, account: &Account) -> String {
-        let slugify = |s: &str| {
-            s.to_lowercase()
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
-                .collect::<String>()
-        };
+    /// The suggested profile name: `<org>.<account>.<role>` (the sso-session instead of the org
+    /// for `@all` keys), shortened ([`suggested_profile_name`]) so that the roles of one account
+    /// do not collide; when a profile of that name exists for another account or role, the
+    /// first free `-2`, `-3`… instead.
+    pub fn suggested_profile(
+        &self,
+        s: &PortalSession,
+        account: &Account,
+        role: &RoleName,
+    ) -> ProfileName {
         let base = if self.scope.org == ORG_ALL {
             s.session.to_string()
         } else {
             self.scope.org.clone()
         };
-        format!("{base}.{}", slugify(&account.name))
+        let name = suggested_profile_name(&base, &account.name, &account.id, role);
+        let same_target = |p: &ProfileName| {
+            self.cfg.get(&Section::profile(p)).is_none_or(|kv| {
+                kv.get("sso_account_id").map(String::as_str) == Some(account.id.as_str())
+                    && kv.get("sso_role_name").map(String::as_str) == Some(role.as_str())
+            })
+        };
+        if same_target(&name) {
+            return name;
+        }
+        self.unused_profile_name(&name)
+    }
+
+    /// The first of `<name>-2`, `<name>-3`… that the config file has no profile of (offered
+    /// when the person keeps an existing profile as it is).
+    pub fn unused_profile_name(&self, name: &ProfileName) -> ProfileName {
+        let base = name.as_str().chars().take(120).collect::<String>();
+        (2..)
+            .filter_map(|i| ProfileName::parse(&format!("{base}-{i}")).ok())
+            .find(|p| self.cfg.get(&Section::profile(p)).is_none())
+            .expect("a free name exists")
     }
 
     /// What writing `profile` for `account`/`role` would change, and the flags that write it.
@@ -535,7 +720,7 @@ impl<'r> ProfileSetup<'r> {
     pub fn plan(
         &self,
         s: &PortalSession,
-        account: &AccountId,
+        account: &Account,
         role: &RoleName,
         profile: &ProfileName,
     ) -> Result<ProfilePlan> {
@@ -546,7 +731,7 @@ impl<'r> ProfileSetup<'r> {
             session: &s.session,
             start_url: &s.portal.start_url,
             sso_region: &s.portal.sso_region,
-            account,
+            account: &account.id,
             role,
             profile,
             region,
@@ -560,11 +745,57 @@ impl<'r> ProfileSetup<'r> {
             flags: ProfileFlags {
                 sso_start_url: Some(s.portal.start_url.to_string()),
                 sso_region: Some(s.portal.sso_region.to_string()),
-                account_id: Some(account.to_string()),
+                account_id: Some(account.id.to_string()),
                 role_name: Some(role.to_string()),
                 profile_name: Some(profile.to_string()),
                 region: self.given.region.clone(),
+                sso_session: Some(s.session.to_string()),
+                account_name: Some(account.name.clone()),
             },
+        })
+    }
+}
+
+/// What an aws.config `set` made, for the person to use ([`super::set::SetReport::aws`]).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileReport {
+    /// The profile name (the key's value).
+    pub profile: String,
+    /// The account id.
+    pub account_id: Option<String>,
+    /// The account's name, when the guided set-up showed it.
+    pub account_name: Option<String>,
+    /// The role (permission set).
+    pub role_name: Option<String>,
+    /// The sso-session (the start URL for a legacy profile).
+    pub sso_session: Option<String>,
+    /// The portal.
+    pub sso_start_url: Option<String>,
+    /// The SSO user who signed in.
+    pub sso_user: Option<String>,
+    /// The shell line that uses it: `export AWS_PROFILE=<profile>`.
+    pub export: String,
+}
+
+impl ProfileReport {
+    /// The report of an aws.config host entry (its exid and meta); `None` without a profile.
+    pub fn of_entry(
+        entry: &crate::host_manifest::HostEntry,
+        account_name: Option<&str>,
+    ) -> Option<Self> {
+        use crate::vault::aws_config::meta;
+        let profile = entry.exid.clone()?;
+        let m = |k: &str| entry.meta.get(k).cloned();
+        Some(ProfileReport {
+            export: format!("export AWS_PROFILE={profile}"),
+            profile,
+            account_id: m(meta::ACCOUNT_ID),
+            account_name: account_name.map(shown),
+            role_name: m(meta::ROLE_NAME),
+            sso_session: m(meta::SESSION),
+            sso_start_url: m(meta::START_URL),
+            sso_user: m(meta::SSO_USER),
         })
     }
 }
@@ -675,4 +906,122 @@ pub fn logout(rack: &Rack, profile: &str) -> Result<LogoutReport> {
         signed_out,
         relocked: relocked.into_iter().map(|s| s.to_string()).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> AccountId {
+        AccountId::parse("123456789012").unwrap()
+    }
+
+    fn role(r: &str) -> RoleName {
+        RoleName::parse(r).unwrap()
+    }
+
+    #[test]
+    fn roles_are_shortened_sensibly() {
+        for (role, short) in [
+            ("AdministratorAccess", "admin"),
+            ("AWSAdministratorAccess", "admin"),
+            ("ReadOnlyAccess", "readonly"),
+            ("ReadOnly", "readonly"),
+            ("AWSReadOnlyAccess", "readonly"),
+            ("PowerUserAccess", "poweruser"),
+            ("ViewOnlyAccess", "viewonly"),
+            ("Billing", "billing"),
+            ("Access", "access"),
+            ("AWSome", "awsome"),
+            ("Data_Scientist+Ops", "data-scientist-ops"),
+            (
+                "AWSServiceCatalogEndUserFullAccess",
+                "servicecatalogenduserful",
+            ),
+        ] {
+            assert_eq!(short_role(role), short, "{role}");
+        }
+    }
+
+    #[test]
+    fn suggested_profile_names_carry_the_role_and_are_always_valid() {
+        let admin =
+            suggested_profile_name("acme", "Acme Test", &id(), &role("AdministratorAccess"));
+        let ro = suggested_profile_name("acme", "Acme Test", &id(), &role("ReadOnlyAccess"));
+        assert_eq!(admin.as_str(), "acme.acme-test.admin");
+        assert_eq!(ro.as_str(), "acme.acme-test.readonly");
+        assert_ne!(admin, ro, "Admin and ReadOnly do not collide");
+        // nothing usable in the account name: its id
+        assert_eq!(
+            suggested_profile_name("acme", "生产 🚀", &id(), &role("Dev")).as_str(),
+            "acme.123456789012.dev"
+        );
+        // long names are cut at a sensible length, never ending in '-'
+        let long = suggested_profile_name(
+            "-org with spaces-",
+            "A very long account name - production workloads (EU)",
+            &id(),
+            &role("Some-Really_Long.Permission@Set=Name,With+Everything"),
+        );
+        assert_eq!(
+            long.as_str(),
+            "org-with-spaces.a-very-long-account-name-product.some-really-long-permiss"
+        );
+        assert!(long.len() <= 32 * 2 + 24 + 2);
+        // an empty base still gives a valid name
+        assert_eq!(
+            suggested_profile_name("", "x", &id(), &role("y")).as_str(),
+            "aws.x.y"
+        );
+    }
+
+    fn cfg(text: &str) -> (tempfile::TempDir, AwsConfig) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(&path, text).unwrap();
+        let cfg = AwsConfig::load(&path).unwrap();
+        (dir, cfg)
+    }
+
+    #[test]
+    fn the_sso_session_can_be_chosen_for_a_new_portal_only() {
+        let scope = Scope {
+            org: "acme".into(),
+            env: "test".into(),
+        };
+        let a = StartUrl::parse("https://a.awsapps.com/start").unwrap();
+        let b = StartUrl::parse("https://b.awsapps.com/start").unwrap();
+        let (_d, c) = cfg("[sso-session acme]\nsso_start_url = https://a.awsapps.com/start\nsso_region = us-east-1\n");
+        let name = |s: &str| SessionName::parse(s).unwrap();
+        // the portal's own session is kept
+        assert_eq!(
+            session_name_for(&c, &scope, &a, None).unwrap(),
+            name("acme")
+        );
+        assert_eq!(
+            session_name_for(&c, &scope, &a, Some(&name("acme"))).unwrap(),
+            name("acme")
+        );
+        let e = session_name_for(&c, &scope, &a, Some(&name("other"))).unwrap_err();
+        assert!(
+            e.to_string().contains("already has [sso-session acme]"),
+            "{e}"
+        );
+        assert!(e.fix().unwrap().contains("--sso-session acme"), "{e}");
+        // a new portal: suggested (unique), or chosen — not another portal's name
+        assert_eq!(
+            session_name_for(&c, &scope, &b, None).unwrap(),
+            name("acme-2")
+        );
+        assert_eq!(
+            session_name_for(&c, &scope, &b, Some(&name("work"))).unwrap(),
+            name("work")
+        );
+        let e = session_name_for(&c, &scope, &b, Some(&name("acme"))).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is the portal https://a.awsapps.com/start"),
+            "{e}"
+        );
+    }
 }

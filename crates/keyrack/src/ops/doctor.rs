@@ -53,7 +53,8 @@ pub enum Level {
 #[serde(rename_all = "camelCase")]
 pub struct Check {
     /// Stable id of the check: `identity`, `host_manifest`, `recipients`, `vault_files`,
-    /// `runtime_dir`, `daemon`, `repo_manifest`, `keys`, `aws_config`, `sso_session`, `clock`.
+    /// `runtime_dir`, `daemon`, `repo_manifest`, `keys`, `aws_config`, `sso_session`,
+    /// `sso_client`, `clock`.
     pub check: &'static str,
     /// The outcome.
     pub status: Level,
@@ -166,6 +167,7 @@ pub fn run(rack: &Rack) -> Report {
         check_keys(rack, repo, host.as_ref(), &mut checks);
     }
     check_aws(rack, host.as_ref(), identity.is_some(), &mut checks);
+    check_sso_clients(rack, &mut checks);
     checks.push(check_clock());
     let status = checks.iter().map(|c| c.status).max().unwrap_or(Level::Ok);
     Report { checks, status }
@@ -932,6 +934,20 @@ fn check_sso_sessions(
             }
         };
         checks.push(check.details(details).data(data));
+    }
+}
+
+/// One warning per keyrack AWS sign-in client that expires within 7 days (or has): the next
+/// browser sign-in renews it (it needs no fix of its own).
+fn check_sso_clients(rack: &Rack, checks: &mut Vec<Check>) {
+    let now = jiff::Timestamp::now();
+    for c in crate::aws::client_expiry::expiring(rack.home(), now) {
+        checks.push(Check::warn("sso_client", c.warning(now), None).data(json!({
+            "startUrl": c.start_url,
+            "ssoRegion": c.sso_region,
+            "clientName": c.client_name,
+            "expiresAt": format_z(c.expires_at),
+        })));
     }
 }
 

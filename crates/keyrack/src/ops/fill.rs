@@ -172,6 +172,7 @@ pub fn set_options(opts: &FillOptions, m: &Missing) -> SetOptions {
         mech: None,
         org: None,
         exid: None,
+        op_vault: None,
         max_duration: None,
         source: SecretSource::Prompt,
         login: opts.login,

@@ -367,6 +367,7 @@ pub fn run(rack: &Rack, opts: &ImportOptions, text: &str, from: &str) -> Result<
             org: None,
             // an AWS_PROFILE line names an existing profile
             exid: aws.then(|| e.value.expose().to_string()),
+            op_vault: None,
             max_duration: None,
             source: SecretSource::Stdin,
             login: opts.login,

@@ -4,8 +4,9 @@
 //!
 //! In JSON (`--json`) a row always has `slug, key, env, org, vault, status, expiresAt, reason,
 //! fix` (`null` where a field does not apply), plus optional fields where they do: `source`,
-//! `grantedBy`, `waived`, `value` (only where the command hands values out), and the host
-//! entry's `mech, exid, maxDuration, createdAt, updatedAt, meta` (`list`). Times are RFC 3339.
+//! `grantedBy`, `waived`, `value` (only where the command hands values out), `profile` (the AWS
+//! profile of an aws.config key, `status` and `list`), and the host entry's `mech, exid,
+//! maxDuration, createdAt, updatedAt, meta` (`list`). Times are RFC 3339.
 
 use serde::{Serialize, Serializer};
 
@@ -111,6 +112,10 @@ pub struct KeyRow {
     /// Whether the repo manifest waives it (`is-optional-if-has` and that var is set).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub waived: bool,
+    /// The AWS profile of an aws.config key (`status`, `list`): the name to use as
+    /// `AWS_PROFILE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// The host entry (`list`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub entry: Option<EntryDetail>,
@@ -145,6 +150,7 @@ impl KeyRow {
             source: None,
             granted_by: None,
             waived: false,
+            profile: None,
             entry: None,
             secret: None,
             shared_fix: None,
@@ -155,6 +161,9 @@ impl KeyRow {
     pub fn of_entry(e: &HostEntry, status: Status) -> Self {
         let mut row = KeyRow::named(e.slug.to_string(), &e.org, &e.env, e.slug.key(), status);
         row.vault = Some(e.vault);
+        if e.vault == VaultKind::AwsConfig {
+            row.profile = e.exid.clone();
+        }
         row.entry = Some(EntryDetail {
             mech: e.mech,
             exid: e.exid.clone(),

@@ -12,7 +12,8 @@ use crate::host_manifest::{now_rfc3339, HostManifest};
 use crate::mech::{self, Mech, SecretSource};
 use crate::repo_manifest::edit;
 use crate::slug::Slug;
-use crate::vault::{self, aws_params, VaultContext, VaultKind};
+use crate::vault::op_cli::OpCli;
+use crate::vault::{self, aws_params, onepassword, VaultContext, VaultKind};
 
 /// Options of `set`.
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub struct SetOptions {
     pub org: Option<String>,
     /// External id for referencing vaults.
     pub exid: Option<String>,
+    /// The 1Password vault a 1password `replica` item is created in.
+    pub op_vault: Option<String>,
     /// Longest grant lifetime (`1h`, `30m`).
     pub max_duration: Option<String>,
     /// Where the secret comes from.
@@ -69,6 +72,18 @@ pub struct SetReport {
     /// The maxDuration the key now has (kept from the previous set unless given).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<String>,
+    /// What an aws.config `set` made: the profile, its account, role and sso-session, and the
+    /// line that uses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws: Option<super::aws::ProfileReport>,
+}
+
+/// What a 1password adapter is pointed at by `set`'s flags.
+fn onepassword_target(opts: &SetOptions, kind: VaultKind) -> onepassword::SetTarget {
+    onepassword::SetTarget {
+        reference: opts.exid.clone().filter(|_| kind == VaultKind::OnePassword),
+        op_vault: opts.op_vault.clone(),
+    }
 }
 
 /// The vault chosen when `set` is not told.
@@ -137,12 +152,34 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
             ),
         });
     }
-    if opts.exid.is_some() && !matches!(kind, VaultKind::AwsConfig | VaultKind::AwsParams) {
+    let takes_exid = match kind {
+        VaultKind::AwsConfig | VaultKind::AwsParams => true,
+        VaultKind::OnePassword => mech == Mech::Reference,
+        _ => false,
+    };
+    if opts.exid.is_some() && !takes_exid {
+        let hint = if kind == VaultKind::OnePassword {
+            "drop --exid (keyrack creates the item), or point at an item with --mech reference"
+        } else {
+            "drop --exid"
+        };
         return Err(Error::InvalidInput {
             what: "--exid",
             value: opts.exid.clone().unwrap_or_default(),
-            reason: format!("vault {kind} stores the secret itself and takes no external id"),
-            hint: Some("drop --exid".into()),
+            reason: format!(
+                "vault {kind} with mech {mech} stores the secret itself and takes no external id"
+            ),
+            hint: Some(hint.into()),
+        });
+    }
+    if opts.op_vault.is_some() && !(kind == VaultKind::OnePassword && mech == Mech::Replica) {
+        return Err(Error::InvalidInput {
+            what: "--op-vault",
+            value: opts.op_vault.clone().unwrap_or_default(),
+            reason:
+                "only a 1password replica (an item keyrack creates) is put in a 1Password vault"
+                    .into(),
+            hint: Some("use --vault 1password --mech replica, or drop --op-vault".into()),
         });
     }
     for (flag, value) in [
@@ -227,10 +264,17 @@ pub fn run_given(
             referenced = Some(adapter.referenced_value(&slug)?);
         }
     }
-    let secret = match (&prepared, referenced) {
-        (Some(p), _) => crate::secret::Secret::new(p.profile.clone()),
-        (None, Some(v)) => v,
-        (None, None) => match given {
+    let op_target = onepassword_target(opts, kind);
+    let secret = match (&prepared, referenced, kind, mech) {
+        (Some(p), ..) => crate::secret::Secret::new(p.profile.clone()),
+        (None, Some(value), ..) => value,
+        // A reference is read, not asked for: the round trip compares that read with unlock's.
+        (None, None, VaultKind::OnePassword, Mech::Reference) => {
+            let recipients = rack.host()?.recipient_keys()?;
+            let ctx = rack.vault_context(&recipients, opts.login)?;
+            onepassword::OnePassword::for_set(ctx, op_target.clone()).resolve_reference()?
+        }
+        (None, None, _, _) => match given {
             Some(v) if v.expose().is_empty() => {
                 return Err(Error::SecretInput {
                     reason: "the secret is empty".into(),
@@ -241,7 +285,13 @@ pub fn run_given(
             None if mech == Mech::GithubApp => {
                 crate::github::app::acquire(&opts.key, &opts.github, opts.source, rack.interact())?
             }
-            None => mech::acquire_secret(&opts.key, opts.source, rack.interact())?,
+            None => {
+                if kind == VaultKind::OnePassword {
+                    // fail before the secret is asked for when op is not there at all
+                    OpCli::locate().map_err(|e| onepassword::unavailable(&e))?;
+                }
+                mech::acquire_secret(&opts.key, opts.source, rack.interact())?
+            }
         },
     };
     let blocked = match admit_value(&slug, &secret, opts.allow_dangerous, rack.home().owner()) {
@@ -266,6 +316,7 @@ pub fn run_given(
             ctx,
             params.clone(),
         )),
+        VaultKind::OnePassword => Box::new(onepassword::OnePassword::for_set(ctx, op_target)),
         _ => vault::open(kind, ctx),
     };
     let previous = host.entry(&slug).cloned();
@@ -305,15 +356,20 @@ pub fn run_given(
     entry.max_duration = kept_max_duration(opts, previous.as_ref());
     if let Some(prev) = &previous {
         entry.created_at = prev.created_at.clone();
-        let renamed = prev.exid != entry.exid && vault::custody_of(prev) == vault::Custody::Owns;
-        if prev.vault != kind || renamed {
-            // moving between vaults (or to another parameter keyrack named): the old copy goes
-            // once the new one is proven
+        // moving between vaults, or away from an item or parameter keyrack created: the old
+        // copy goes once the new one is proven
+        let owned_elsewhere = vault::custody_of(prev) == vault::Custody::Owns
+            && prev.exid.is_some()
+            && prev.exid != entry.exid;
+        if prev.vault != kind || owned_elsewhere {
             vault::open(prev.vault, ctx).del(prev)?;
         }
     }
     entry.updated_at = now_rfc3339();
     let max_duration = entry.max_duration.clone();
+    let aws = (kind == VaultKind::AwsConfig)
+        .then(|| super::aws::ProfileReport::of_entry(&entry, opts.aws.account_name.as_deref()))
+        .flatten();
     host.hosts.insert(slug.to_string(), entry);
     save_and_mark(rack, &host, &slug)?;
 
@@ -342,6 +398,7 @@ pub fn run_given(
         relocked_stale_grant: relocked,
         blocked,
         max_duration,
+        aws,
     })
 }
 

@@ -497,6 +497,8 @@ pub struct SessionStatus {
     /// Files a daemon that stopped without releasing them had left (mirrored tokens), removed
     /// now.
     pub released: Vec<std::path::PathBuf>,
+    /// keyrack's AWS sign-in clients that expire within 7 days (or have): warn about them.
+    pub expiring_clients: Vec<crate::aws::client_expiry::ClientExpiry>,
 }
 
 /// Runs `status`: what the daemon holds (no secrets), optionally for one env, as `granted` rows;
@@ -519,6 +521,7 @@ pub fn status(rack: &Rack, env: Option<&str>) -> Result<SessionStatus> {
         daemon: st,
         rows,
         released,
+        expiring_clients: crate::aws::client_expiry::expiring(rack.home(), jiff::Timestamp::now()),
     })
 }
 
@@ -527,5 +530,6 @@ pub fn held_row(g: &HeldGrant) -> KeyRow {
     let mut row = KeyRow::new(&g.slug, Status::Granted).expires_at_ms(Some(g.expires_at));
     row.env = g.env.clone();
     row.vault = Some(g.vault);
+    row.profile = g.aws_profile.clone();
     row
 }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use sha1::{Digest, Sha1};
 
 use super::{AwsGrant, Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use crate::aws::client_expiry;
 use crate::aws::config_file::{AwsConfig, SsoProfile};
 use crate::aws::http::AwsError;
 use crate::aws::login::{self, LoginOptions};
@@ -222,16 +223,34 @@ impl<'a> Sessions<'a> {
 
     /// keyrack's OIDC client for this start URL: cached until it expires, else registered now.
     pub fn registration(&self, region: &str, start_url: &str) -> Result<Registration> {
+        self.registration_renewed_if(region, start_url, |reg| !reg.is_fresh())
+    }
+
+    /// keyrack's OIDC client for a browser authorization (which happens anyway): a new one when
+    /// the kept one has less than 14 days left or another client name is configured, so the
+    /// ~90-day registration is renewed without a browser trip of its own.
+    pub fn registration_for_sign_in(&self, region: &str, start_url: &str) -> Result<Registration> {
+        let client_name = crate::aws::client_name();
+        self.registration_renewed_if(region, start_url, |reg| reg.due_for_renewal(&client_name))
+    }
+
+    fn registration_renewed_if(
+        &self,
+        region: &str,
+        start_url: &str,
+        renew: impl Fn(&Registration) -> bool,
+    ) -> Result<Registration> {
         let path = registration_path(self.home, region, start_url);
         let name = registration_name(region, start_url);
         if let Some(reg) = self.read_sealed::<Registration>(&path, KIND_CLIENT, &name)? {
-            if reg.is_fresh() && reg.region == region && reg.start_url == start_url {
+            if !renew(&reg) && reg.region == region && reg.start_url == start_url {
                 return Ok(reg);
             }
         }
         let reg = oidc::register(region, start_url, &crate::aws::client_name())
             .map_err(|e| e.into_error("registering keyrack's sign-in client"))?;
         self.write_sealed(&path, KIND_CLIENT, &name, &reg)?;
+        client_expiry::record(&path, &reg)?;
         Ok(reg)
     }
 
@@ -300,7 +319,7 @@ impl<'a> Sessions<'a> {
                 }
             }
         }
-        let reg = self.registration(region, start_url)?;
+        let reg = self.registration_for_sign_in(region, start_url)?;
         let token = login::sign_in(&reg, start_url, &self.login, profile, self.interact)?;
         let creds = check(&token).map_err(|e| e.into_error("checking the new SSO session"))?;
         self.save_token(cache_name, &token)?;
@@ -573,6 +592,7 @@ mod tests {
             client_id: "c".into(),
             client_secret: Secret::new("s".into()),
             expires_at: jiff::Timestamp::now().as_second() + 90 * 86400,
+            client_name: Some("keyrack".into()),
         };
         let a = registration_path(&home, "us-east-1", "https://a.awsapps.com/start");
         s.write_sealed(

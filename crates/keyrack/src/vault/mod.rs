@@ -8,9 +8,12 @@
 
 pub mod aws_config;
 pub mod aws_params;
+pub mod onepassword;
+pub mod op_cli;
 pub mod os_daemon;
 pub mod os_direct;
 pub mod os_envvar;
+pub mod os_keychain;
 pub mod os_secure;
 
 use std::collections::BTreeMap;
@@ -50,17 +53,25 @@ pub enum VaultKind {
     /// AWS SSM Parameter Store `SecureString`s (shared by a team).
     #[serde(rename = "aws.params")]
     AwsParams,
+    /// 1Password, through the `op` CLI: a reference to an item, or an item keyrack creates.
+    #[serde(rename = "1password")]
+    OnePassword,
+    /// The OS credential store (Secret Service, macOS Keychain).
+    #[serde(rename = "os.keychain")]
+    OsKeychain,
 }
 
 impl VaultKind {
     /// Every vault this build supports.
-    pub const ALL: [VaultKind; 6] = [
+    pub const ALL: [VaultKind; 8] = [
         VaultKind::OsSecure,
         VaultKind::OsDirect,
         VaultKind::OsDaemon,
         VaultKind::OsEnvvar,
         VaultKind::AwsConfig,
         VaultKind::AwsParams,
+        VaultKind::OnePassword,
+        VaultKind::OsKeychain,
     ];
 
     /// The canonical name.
@@ -72,6 +83,8 @@ impl VaultKind {
             VaultKind::OsEnvvar => "os.envvar",
             VaultKind::AwsConfig => "aws.config",
             VaultKind::AwsParams => "aws.params",
+            VaultKind::OnePassword => "1password",
+            VaultKind::OsKeychain => "os.keychain",
         }
     }
 
@@ -80,6 +93,7 @@ impl VaultKind {
         match self {
             VaultKind::OsDaemon => Mech::Session,
             VaultKind::AwsConfig => Mech::AwsSso,
+            VaultKind::OnePassword => Mech::Reference,
             _ => Mech::Replica,
         }
     }
@@ -89,7 +103,9 @@ impl VaultKind {
     /// [`custody_of`] about one entry.
     pub fn custody(self) -> Custody {
         match self {
-            VaultKind::AwsConfig | VaultKind::AwsParams => Custody::References,
+            VaultKind::AwsConfig | VaultKind::AwsParams | VaultKind::OnePassword => {
+                Custody::References
+            }
             _ => Custody::Owns,
         }
     }
@@ -101,6 +117,15 @@ impl VaultKind {
         matches!(self, VaultKind::AwsParams)
     }
 
+    /// The custody of a key stored with `mech`: a vault that references secrets owns the ones
+    /// it created itself (a 1password `replica`: `del` deletes the item).
+    pub fn custody_for(self, mech: Mech) -> Custody {
+        match (self, mech) {
+            (VaultKind::OnePassword, Mech::Replica) => Custody::Owns,
+            _ => self.custody(),
+        }
+    }
+
     /// The mechs this vault accepts.
     pub fn mechs(self) -> &'static [Mech] {
         match self {
@@ -109,6 +134,8 @@ impl VaultKind {
             VaultKind::OsEnvvar => &[],
             VaultKind::AwsConfig => &[Mech::AwsSso],
             VaultKind::AwsParams => &[Mech::Replica, Mech::Reference, Mech::GithubApp],
+            VaultKind::OnePassword => &[Mech::Reference, Mech::Replica],
+            VaultKind::OsKeychain => &[Mech::Replica, Mech::GithubApp],
         }
     }
 }
@@ -126,31 +153,24 @@ impl FromStr for VaultKind {
         VaultKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let later = matches!(s, "1password" | "os.keychain");
-                Error::InvalidInput {
-                    what: "vault",
-                    value: s.into(),
-                    reason: if later {
-                        "this vault is not available in this version of keyrack".into()
-                    } else {
-                        "unknown vault".into()
-                    },
-                    hint: Some(format!(
-                        "use one of: {}",
-                        VaultKind::ALL.map(VaultKind::as_str).join(", ")
-                    )),
-                }
+            .ok_or_else(|| Error::InvalidInput {
+                what: "vault",
+                value: s.into(),
+                reason: "unknown vault".into(),
+                hint: Some(format!(
+                    "use one of: {}",
+                    VaultKind::ALL.map(VaultKind::as_str).join(", ")
+                )),
             })
     }
 }
 
-/// Whether `del` of `entry` destroys the secret ([`VaultKind::custody`], refined per entry for
-/// aws.params: only a replica under a name keyrack computed is destroyed).
+/// Whether `del` of `entry` destroys the secret ([`VaultKind::custody_for`] its mech, refined
+/// per entry for aws.params: only a parameter keyrack named and wrote is destroyed).
 pub fn custody_of(entry: &HostEntry) -> Custody {
     match entry.vault {
         VaultKind::AwsParams => aws_params::custody(entry),
-        k => k.custody(),
+        k => k.custody_for(entry.mech),
     }
 }
 
@@ -291,6 +311,8 @@ pub fn open<'a>(kind: VaultKind, ctx: VaultContext<'a>) -> Box<dyn Vault + 'a> {
         VaultKind::OsEnvvar => Box::new(os_envvar::OsEnvvar),
         VaultKind::AwsConfig => Box::new(aws_config::AwsConfigVault::new(ctx)),
         VaultKind::AwsParams => Box::new(aws_params::AwsParamsVault::new(ctx)),
+        VaultKind::OnePassword => Box::new(onepassword::OnePassword::new(ctx)),
+        VaultKind::OsKeychain => Box::new(os_keychain::OsKeychain::new(ctx)),
     }
 }
 
