@@ -198,7 +198,60 @@ fn github_app_conforms_in_every_vault_that_keeps_it() {
         bus
     };
     for kind in kinds {
+        if kind == VaultKind::AwsParams {
+            // SSM is moto; the signing AWS_PROFILE grant is in this home's daemon
+            aws_params_signer(&home);
+            let v = keyrack::vault::aws_params::AwsParamsVault::with_options(
+                ctx,
+                keyrack::vault::aws_params::ParamsOptions {
+                    region: Some("us-east-1".into()),
+                    ..Default::default()
+                },
+            );
+            conformance(&v, &gh, &bundle, &wrong);
+            continue;
+        }
         let v = vault::open(kind, ctx);
         conformance(v.as_ref(), &gh, &bundle, &wrong);
     }
+}
+
+/// What aws.params signs with: moto for SSM (`AWS_ENDPOINT_URL_SSM` of this process), and a
+/// daemon for `home` holding an unlocked `acme.test.AWS_PROFILE` with fresh role credentials.
+fn aws_params_signer(home: &Home) {
+    use keyrack::daemon::server::{Bound, Server};
+    let moto = keyrack_fake_aws::ssm::Moto::shared();
+    std::env::set_var("AWS_ENDPOINT_URL_SSM", &moto.url);
+    let server = match Server::bind(home).unwrap() {
+        Bound::Ready(s) => s,
+        Bound::AlreadyRunning => panic!("a fresh home has no daemon"),
+    };
+    std::thread::spawn(move || server.serve());
+    let hour = keyrack::daemon::protocol::now_ms() + 3_600_000;
+    let secret = |s: &str| Secret::new(s.into());
+    let profile = Grant {
+        slug: Slug::parse("acme.test.AWS_PROFILE").unwrap(),
+        secret: secret("acme.test"),
+        vault: VaultKind::AwsConfig,
+        mech: Mech::AwsSso,
+        expires_at: Some(hour),
+        aws: Some(keyrack::vault::AwsGrant {
+            profile: "acme.test".into(),
+            session: "acme".into(),
+            cache_file: home.root().join("no-mirror.json"),
+            sso_region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            role_name: "AdministratorAccess".into(),
+            access_token: secret("unused while the role credentials are fresh"),
+            role_credentials: Some(keyrack::aws::portal::RoleCredentials {
+                access_key_id: "ASIAMECHCONFORMANCE".into(),
+                secret_access_key: secret("conformance-secret"),
+                session_token: secret("conformance-session"),
+                expiration: hour,
+            }),
+        }),
+    };
+    keyrack::daemon::client::Client::new(home)
+        .unlock(vec![profile])
+        .unwrap();
 }
