@@ -1,29 +1,52 @@
 //! The `keyrack` binary: parses arguments, calls the library, renders the result.
-
+// The entry point is ours (see `startup`); the test harness brings its own.
+#![cfg_attr(not(test), no_main)]
 // Every byte of output goes through `ui`.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod aws_wizard;
 mod cli;
 mod commands;
+mod fast_args;
 mod interact;
 mod process;
 mod render;
+#[cfg(not(test))]
+mod startup;
 mod tty;
 mod ui;
 
 use clap::Parser;
 
-fn main() {
+/// The C entry point: start-up (see [`startup`]), then [`run`]. Never returns.
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
     // Before anything can touch a secret: no core file of this process, ever.
     process::harden();
+    // Valid standard descriptors, SIGPIPE ignored (what Rust's runtime start-up would do).
+    startup::init();
+    run()
+}
+
+/// Parses the command line, runs the command, renders an error, exits with the code.
+#[cfg_attr(test, allow(dead_code))]
+fn run() -> ! {
     // A TAB in a shell with keyrack's completions: answer it and stop.
     if let Some(code) = commands::complete::from_env() {
         std::process::exit(code);
     }
-    let cli = match cli::Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => std::process::exit(usage(&e)),
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    // The hot commands' plain forms skip building clap's command tree; clap takes the rest.
+    let cli = match fast_args::parse(&args, |name| std::env::var_os(name)) {
+        Some(c) => c,
+        None => match cli::Cli::try_parse() {
+            Ok(c) => c,
+            Err(e) => std::process::exit(usage(&e)),
+        },
     };
     render::init(cli.global.color);
     let json = cli.global.json;

@@ -26,6 +26,7 @@ type Limit = nix::libc::rlim_t;
 static STARTED_WITH: OnceLock<(Limit, Limit)> = OnceLock::new();
 
 /// No core files, not dumpable. Call once, first thing in `main`.
+#[cfg_attr(test, allow(dead_code))] // (the test harness has its own entry point)
 pub fn harden() {
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_CORE) {
         let _ = STARTED_WITH.set((soft, hard));
@@ -47,6 +48,14 @@ pub fn give_back_core_limit(cmd: &mut std::process::Command) {
             let _ = setrlimit(Resource::RLIMIT_CORE, soft, hard);
             Ok(())
         });
+    }
+}
+
+/// Gives this process back the core limit keyrack started with, right before it `execve`s a
+/// program itself (without `Command`); [`after_failed_exec`] takes it away again.
+pub fn give_back_core_limit_now() {
+    if let Some(&(soft, hard)) = STARTED_WITH.get() {
+        let _ = setrlimit(Resource::RLIMIT_CORE, soft, hard);
     }
 }
 

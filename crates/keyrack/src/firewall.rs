@@ -61,7 +61,21 @@ pub fn inspect(value: &str) -> Option<Blocked> {
     if is_installation_token(value) {
         return None;
     }
-    let visible: String = value.chars().filter(|c| !INVISIBLE.contains(c)).collect();
+    // (every invisible character is outside ASCII: an ASCII value, the usual case, is kept as is)
+    let visible: std::borrow::Cow<'_, str> = if value.is_ascii() {
+        value.into()
+    } else {
+        value
+            .chars()
+            .filter(|c| !INVISIBLE.contains(c))
+            .collect::<String>()
+            .into()
+    };
+    // Every pattern below needs `gh` or `gi` (the GitHub prefixes) or `akia` in any case (AWS) in the
+    // visible text: most values have neither and are done after one pass.
+    if !could_match(visible.as_bytes()) {
+        return None;
+    }
     visible
         .split(['\n', '\r'])
         .find_map(|line| at_start(unwrap_line(line)))
@@ -127,6 +141,34 @@ fn blocked_akia() -> Blocked {
     }
 }
 
+/// Whether `v` holds `gh`, `gi` or `akia` (any case): what every blocked value holds.
+fn could_match(v: &[u8]) -> bool {
+    debug_assert!(PATTERNS
+        .iter()
+        .all(|(p, _, _)| p.starts_with("gh") || p.starts_with("gi")));
+    v.windows(2).any(|w| w == b"gh" || w == b"gi") || find_from(v, b"akia", 0, true).is_some()
+}
+
+/// Where `needle` (ASCII) first occurs in `hay` at or after `from`, comparing ASCII letters
+/// case-insensitively when `fold`; the same answer `find` gives (on the lower-cased text when
+/// `fold`), without building a searcher or a lower-cased copy for a short value.
+fn find_from(hay: &[u8], needle: &[u8], from: usize, fold: bool) -> Option<usize> {
+    let last = hay.len().checked_sub(needle.len())?;
+    let first = needle[0];
+    (from..=last).find(|&i| {
+        let c = hay[i];
+        if c != first && !(fold && c.to_ascii_lowercase() == first) {
+            return false;
+        }
+        let w = &hay[i..i + needle.len()];
+        if fold {
+            w.eq_ignore_ascii_case(needle)
+        } else {
+            w == needle
+        }
+    })
+}
+
 /// A token of the full documented shape anywhere in `v`, at a word boundary.
 fn anywhere(v: &str) -> Option<Blocked> {
     let b = v.as_bytes();
@@ -141,7 +183,7 @@ fn anywhere(v: &str) -> Option<Blocked> {
             &u8::is_ascii_alphanumeric
         };
         let mut from = 0;
-        while let Some(i) = v[from..].find(prefix).map(|i| i + from) {
+        while let Some(i) = find_from(b, prefix.as_bytes(), from, false) {
             if boundary(i) && run(i + prefix.len(), body_char) >= *body {
                 return Some(Blocked {
                     pattern: prefix,
@@ -151,9 +193,8 @@ fn anywhere(v: &str) -> Option<Blocked> {
             from = i + prefix.len();
         }
     }
-    let lower = v.to_ascii_lowercase();
     let mut from = 0;
-    while let Some(i) = lower[from..].find("akia").map(|i| i + from) {
+    while let Some(i) = find_from(b, b"akia", from, true) {
         if boundary(i) && run(i + 4, &u8::is_ascii_alphanumeric) == 16 {
             return Some(blocked_akia());
         }
@@ -165,6 +206,32 @@ fn anywhere(v: &str) -> Option<Blocked> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `find_from` gives what `find` gives (on the lower-cased text when folding).
+    #[test]
+    fn find_from_agrees_with_find() {
+        let alphabet = [
+            "a", "A", "k", "K", "i", "I", "g", "h", "p", "_", "é", "\n", "x",
+        ];
+        let mut r = crate::testgen::Lcg(11);
+        for _ in 0..5000 {
+            let s: String = (0..r.next() % 12).map(|_| r.pick(&alphabet)).collect();
+            let from = (r.next() as usize) % (s.len() + 1);
+            if !s.is_char_boundary(from) {
+                continue;
+            }
+            for needle in ["ghp_", "akia", "a", "github_pat_"] {
+                let want = s[from..].find(needle).map(|i| i + from);
+                assert_eq!(
+                    find_from(s.as_bytes(), needle.as_bytes(), from, false),
+                    want
+                );
+                let lower = s.to_ascii_lowercase();
+                let want = lower[from..].find(needle).map(|i| i + from);
+                assert_eq!(find_from(s.as_bytes(), needle.as_bytes(), from, true), want);
+            }
+        }
+    }
 
     const GHP: &str = "ghp_0123456789abcdefghijklmnopqrstuvwxyz";
 

@@ -15,10 +15,10 @@
 //!
 //! let rack = ops::Rack::from_env(Owner::default(), None)?;
 //! ops::init::run(&rack, &ops::init::InitOptions::default())?;
-//! let repo = rack.repo()?;
+//! let allowlist = rack.allowlist()?;
 //! let attempts = ops::get::get(
 //!     rack.home(),
-//!     repo.as_ref(),
+//!     allowlist.as_ref(),
 //!     &ops::get::GetOptions { keys: vec!["XAI_API_KEY".into()], ..Default::default() },
 //! )?;
 //! assert_eq!(attempts.len(), 1); // one key asked, one answer (granted, locked, absent, …)

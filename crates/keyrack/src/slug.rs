@@ -18,9 +18,15 @@ pub const ORG_ALL: &str = "@all";
 
 /// Checks an env name: `[a-z][a-z0-9_-]*`.
 pub fn validate_env(env: &str) -> Result<()> {
-    let mut chars = env.chars();
-    let ok = matches!(chars.next(), Some('a'..='z'))
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'));
+    let ok = match env.as_bytes() {
+        [first, rest @ ..] => {
+            first.is_ascii_lowercase()
+                && rest
+                    .iter()
+                    .all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+        }
+        [] => false,
+    };
     if ok {
         Ok(())
     } else {
@@ -48,10 +54,25 @@ pub fn validate_key(key: &str) -> Result<()> {
     }
 }
 
+/// Whether `key` is a shell identifier `[A-Za-z_][A-Za-z0-9_]*`.
+///
+/// (The checks run on bytes: every allowed character is ASCII, and every byte of a non-ASCII
+/// character fails them, as the character would.)
 fn is_shell_identifier(key: &str) -> bool {
-    let mut chars = key.chars();
-    matches!(chars.next(), Some('A'..='Z' | 'a'..='z' | '_'))
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    match key.as_bytes() {
+        [first, rest @ ..] => is_key_head(*first) && rest.iter().all(|c| is_key_tail(*c)),
+        [] => false,
+    }
+}
+
+/// Whether `b` may start a key name.
+pub(crate) fn is_key_head(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_'
+}
+
+/// Whether `b` may follow the first byte of a key name.
+pub(crate) fn is_key_tail(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
 }
 
 /// The key part of a slug read back from a file keyrack wrote: a shell identifier, or a dotted
@@ -70,9 +91,15 @@ pub fn validate_org(org: &str) -> Result<()> {
     if org == ORG_ALL {
         return Ok(());
     }
-    let mut chars = org.chars();
-    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let ok = match org.as_bytes() {
+        [first, rest @ ..] => {
+            first.is_ascii_alphanumeric()
+                && rest
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+        }
+        [] => false,
+    };
     if ok {
         Ok(())
     } else {
@@ -133,12 +160,17 @@ impl Owner {
 }
 
 /// `org.env.KEY`: the full name of a credential on a host.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+///
+/// Kept as the one string `org.env.KEY` and where its parts start, so building, cloning,
+/// printing and sending a slug is one allocation or none (the hot path handles one per key).
+/// Equality, hashing and order are those of the `(org, env, key)` parts.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Slug {
-    org: String,
-    env: String,
-    key: String,
+    text: String,
+    /// Where `env` starts in `text` (after `org.`).
+    env_at: u32,
+    /// Where `key` starts in `text` (after `org.env.`).
+    key_at: u32,
 }
 
 impl Slug {
@@ -147,29 +179,36 @@ impl Slug {
         validate_org(org)?;
         validate_env(env)?;
         validate_key(key)?;
-        Ok(Slug {
-            org: org.into(),
-            env: env.into(),
-            key: key.into(),
-        })
+        Ok(Slug::from_checked_parts(org, env, key))
+    }
+
+    /// Joins parts that were already checked.
+    fn from_checked_parts(org: &str, env: &str, key: &str) -> Self {
+        let mut text = String::with_capacity(org.len() + env.len() + key.len() + 2);
+        for part in [org, ".", env, ".", key] {
+            text.push_str(part);
+        }
+        Slug {
+            env_at: (org.len() + 1) as u32,
+            key_at: (org.len() + env.len() + 2) as u32,
+            text,
+        }
     }
 
     /// Parses `org.env.KEY`, splitting on the first two dots. Keys set by older keyrack versions
     /// may contain dots (`org.env.A.B`); they still parse, so files that hold them stay readable.
     pub fn parse(s: &str) -> Result<Self> {
-        let mut parts = s.splitn(3, '.');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some(org), Some(env), Some(key)) => {
+        let parts = s
+            .split_once('.')
+            .and_then(|(org, rest)| Some((org, rest.split_once('.')?)));
+        match parts {
+            Some((org, (env, key))) => {
                 validate_org(org)?;
                 validate_env(env)?;
                 validate_stored_key(key)?;
-                Ok(Slug {
-                    org: org.into(),
-                    env: env.into(),
-                    key: key.into(),
-                })
+                Ok(Slug::from_checked_parts(org, env, key))
             }
-            _ => Err(Error::InvalidInput {
+            None => Err(Error::InvalidInput {
                 what: "slug",
                 value: s.into(),
                 reason: "a slug has the form org.env.KEY".into(),
@@ -180,37 +219,65 @@ impl Slug {
 
     /// The org part.
     pub fn org(&self) -> &str {
-        &self.org
+        &self.text[..self.env_at as usize - 1]
     }
     /// The env part.
     pub fn env(&self) -> &str {
-        &self.env
+        &self.text[self.env_at as usize..self.key_at as usize - 1]
     }
     /// The key part.
     pub fn key(&self) -> &str {
-        &self.key
+        &self.text[self.key_at as usize..]
+    }
+
+    /// `org.env.KEY` as text.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     /// The same key under `org.all`, used as the lookup fallback.
     pub fn with_env_all(&self) -> Slug {
-        Slug {
-            org: self.org.clone(),
-            env: ENV_ALL.into(),
-            key: self.key.clone(),
-        }
+        // (the key may be a legacy dotted one read back from a file: keep it as it is)
+        Slug::from_checked_parts(self.org(), ENV_ALL, self.key())
     }
 
     /// First 16 hex characters of sha256(slug): the file name used for vault files and
     /// inventory markers, so directory listings never reveal key names.
     pub fn file_stem(&self) -> String {
-        let digest = Sha256::digest(self.to_string().as_bytes());
+        let digest = Sha256::digest(self.text.as_bytes());
         hex::encode(&digest[..8])
+    }
+
+    fn parts(&self) -> (&str, &str, &str) {
+        (self.org(), self.env(), self.key())
+    }
+}
+
+impl fmt::Debug for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slug")
+            .field("org", &self.org())
+            .field("env", &self.env())
+            .field("key", &self.key())
+            .finish()
+    }
+}
+
+impl PartialOrd for Slug {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Slug {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
     }
 }
 
 impl fmt::Display for Slug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.org, self.env, self.key)
+        f.write_str(&self.text)
     }
 }
 
@@ -221,15 +288,110 @@ impl TryFrom<String> for Slug {
     }
 }
 
+/// Serialised as `org.env.KEY`.
+impl Serialize for Slug {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+/// Parsed from `org.env.KEY` (validated), straight from the input where it can be borrowed.
+impl<'de> Deserialize<'de> for Slug {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Slug;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a slug org.env.KEY")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Slug, E> {
+                Slug::parse(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
+    }
+}
+
 impl From<Slug> for String {
     fn from(s: Slug) -> String {
-        s.to_string()
+        s.text
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The name rules as first written, on characters.
+    fn reference(kind: &str, s: &str) -> bool {
+        let mut chars = s.chars();
+        match kind {
+            "env" => {
+                matches!(chars.next(), Some('a'..='z'))
+                    && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'))
+            }
+            "key" => {
+                matches!(chars.next(), Some('A'..='Z' | 'a'..='z' | '_'))
+                    && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            }
+            _ => {
+                s == ORG_ALL
+                    || (matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+                        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            }
+        }
+    }
+
+    #[test]
+    fn validators_match_their_character_rules() {
+        let alphabet = [
+            "a", "z", "A", "Z", "0", "9", "_", "-", ".", " ", "@", "é", "ß", "\u{0}", "@all",
+        ];
+        let mut r = crate::testgen::Lcg(5);
+        for _ in 0..5000 {
+            let s: String = (0..r.next() % 5).map(|_| r.pick(&alphabet)).collect();
+            assert_eq!(validate_env(&s).is_ok(), reference("env", &s), "env {s:?}");
+            assert_eq!(validate_key(&s).is_ok(), reference("key", &s), "key {s:?}");
+            assert_eq!(validate_org(&s).is_ok(), reference("org", &s), "org {s:?}");
+        }
+    }
+
+    #[test]
+    fn slugs_order_by_parts_and_read_back_as_written() {
+        let mut all = Vec::new();
+        for org in ["a", "a-b", "ab"] {
+            for env in ["b", "b-x", "bx", "b_1", "all"] {
+                // (`K.x`: a legacy dotted key, as read back from a file)
+                for key in ["K", "K.x", "K_", "KEY"] {
+                    all.push(Slug::parse(&format!("{org}.{env}.{key}")).unwrap());
+                }
+            }
+        }
+        for x in &all {
+            assert_eq!(Slug::parse(&x.to_string()).unwrap(), *x);
+            let json = serde_json::to_string(x).unwrap();
+            assert_eq!(json, format!("\"{x}\""));
+            assert_eq!(serde_json::from_str::<Slug>(&json).unwrap(), *x);
+            for y in &all {
+                let parts = |s: &Slug| {
+                    (
+                        s.org().to_string(),
+                        s.env().to_string(),
+                        s.key().to_string(),
+                    )
+                };
+                assert_eq!(x.cmp(y), parts(x).cmp(&parts(y)), "{x} vs {y}");
+                assert_eq!(x == y, parts(x) == parts(y));
+            }
+        }
+        let s = Slug::parse("a.b-x.K.x").unwrap();
+        assert_eq!(
+            format!("{s:?}"),
+            r#"Slug { org: "a", env: "b-x", key: "K.x" }"#
+        );
+        assert_eq!(s.with_env_all().to_string(), "a.all.K.x");
+        assert!(serde_json::from_str::<Slug>("\"a.B.K\"").is_err());
+    }
 
     #[test]
     fn slug_splits_on_first_two_dots() {

@@ -119,6 +119,10 @@ fn batches(grants: Vec<Grant>) -> Result<Vec<Vec<Grant>>> {
     Ok(out)
 }
 
+/// The daemon's answer to a GET: one grant or none per slug asked, in order; `None` when no
+/// daemon runs.
+pub type Answers = Option<Vec<Option<Grant>>>;
+
 impl Client {
     /// A client for `home`'s owner in this login session.
     pub fn new(home: &Home) -> Self {
@@ -213,7 +217,7 @@ impl Client {
         let mut buf = Zeroizing::new(Vec::with_capacity(512));
         let read = read_within(&mut stream, &mut buf, deadline);
         // Read the answer even when sending failed: a refusal explains why.
-        if let Ok(r) = serde_json::from_slice::<Response>(&buf) {
+        if let Ok(r) = Response::from_json(&buf) {
             return match r {
                 Response::Busy => Attempt::Busy,
                 Response::Error { message } => Attempt::Done(Err(self.err(message))),
@@ -436,12 +440,24 @@ impl Client {
     }
 
     /// Looks slugs up (with the `org.all` fallback). `None` when no daemon runs.
-    pub fn get(&self, slugs: Vec<Slug>) -> Result<Option<Vec<Option<Grant>>>> {
-        match self.call(&Request::Get { slugs })? {
-            Some(Response::Grants { grants }) => Ok(Some(grants)),
-            Some(r) => Err(self.unexpected(r)),
-            None => Ok(None),
-        }
+    pub fn get(&self, slugs: Vec<Slug>) -> Result<Answers> {
+        self.get_keeping(slugs).1
+    }
+
+    /// [`Client::get`], handing the slugs back (the hot path needs them after the answer, and
+    /// copying them costs an allocation each).
+    pub fn get_keeping(&self, slugs: Vec<Slug>) -> (Vec<Slug>, Result<Answers>) {
+        let req = Request::Get { slugs };
+        let answer = match self.call(&req) {
+            Ok(Some(Response::Grants { grants })) => Ok(Some(grants)),
+            Ok(Some(r)) => Err(self.unexpected(r)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let Request::Get { slugs } = req else {
+            unreachable!("built above as a GET")
+        };
+        (slugs, answer)
     }
 
     /// What the daemon holds. `None` when no daemon runs.
@@ -551,21 +567,24 @@ fn read_within(
     buf: &mut Zeroizing<Vec<u8>>,
     deadline: Instant,
 ) -> std::io::Result<()> {
-    let mut chunk = Zeroizing::new([0u8; 16 << 10]);
+    // Read straight into `buf`'s spare room (no separate chunk to fill and wipe each call).
     loop {
+        if buf.capacity() - buf.len() < 1024 {
+            // grow by copying, so no stale copy of an answer is left in freed memory
+            let cap = (buf.capacity() * 2).max(buf.len() + 4096);
+            let mut bigger = Zeroizing::new(Vec::with_capacity(cap));
+            bigger.extend_from_slice(buf);
+            *buf = bigger;
+        }
+        let len = buf.len();
+        let room = buf.capacity() - len;
+        buf.resize(len + room, 0);
         stream.set_read_timeout(Some(left(deadline)?))?;
-        match stream.read(&mut chunk[..]) {
+        let read = stream.read(&mut buf[len..]);
+        buf.truncate(len + *read.as_ref().unwrap_or(&0));
+        match read {
             Ok(0) => return Ok(()),
-            Ok(n) => {
-                if buf.len() + n > buf.capacity() {
-                    // grow by copying, so no stale copy of an answer is left in freed memory
-                    let cap = (buf.capacity() * 2).max(buf.len() + n);
-                    let mut bigger = Zeroizing::new(Vec::with_capacity(cap));
-                    bigger.extend_from_slice(buf);
-                    *buf = bigger;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 pub mod client;
+mod grants_line;
 pub mod ledger;
 pub mod platform;
 pub mod protocol;

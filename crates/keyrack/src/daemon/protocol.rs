@@ -173,6 +173,33 @@ pub enum Response {
     },
 }
 
+impl Response {
+    /// Parses one answer line. A GET answer — the hot path — is read by a small reader of
+    /// the daemon's own compact form, or else straight into its fields; any other answer goes
+    /// through the tagged enum (which buffers the whole value first, and costs several times
+    /// more per grant).
+    pub fn from_json(line: &[u8]) -> serde_json::Result<Response> {
+        if let Some(grants) = super::grants_line::decode(line) {
+            return Ok(Response::Grants { grants });
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum GrantsTag {
+            Grants,
+        }
+        #[derive(Deserialize)]
+        struct GrantsAnswer {
+            #[allow(dead_code)] // must be present and say "grants"
+            status: GrantsTag,
+            grants: Vec<Option<Grant>>,
+        }
+        match serde_json::from_slice::<GrantsAnswer>(line) {
+            Ok(a) => Ok(Response::Grants { grants: a.grants }),
+            Err(_) => serde_json::from_slice(line),
+        }
+    }
+}
+
 /// Now in unix milliseconds.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -65,36 +65,40 @@ pub fn check_runtime_dir(dir: &Path) -> Result<bool> {
     };
     let me = euid();
     let mine = meta.uid() == me;
-    let owner = describe_uid(meta.uid());
+    // (named only in a refusal: looking the user up costs more than the rest of a `get`)
+    let owner = || describe_uid(meta.uid());
     let ft = meta.file_type();
-    let remove = format!("rm -rf '{}'   (then retry)", dir.display());
+    let remove = || format!("rm -rf '{}'   (then retry)", dir.display());
     if ft.is_symlink() {
         let target = std::fs::read_link(dir)
             .map(|t| format!(" to {}", t.display()))
             .unwrap_or_default();
         return Err(untrusted(
             format!(
-                "the daemon's runtime dir {} is a symbolic link{target} owned by {owner}, not a directory: whoever controls the link decides which socket receives your secrets",
-                dir.display()
+                "the daemon's runtime dir {} is a symbolic link{target} owned by {}, not a directory: whoever controls the link decides which socket receives your secrets",
+                dir.display(),
+                owner()
             ),
-            if mine { remove } else { private_dir_fix(dir) },
+            if mine { remove() } else { private_dir_fix(dir) },
         ));
     }
     if !ft.is_dir() {
         return Err(untrusted(
             format!(
-                "the daemon's runtime dir {} is a {} owned by {owner}, not a directory",
+                "the daemon's runtime dir {} is a {} owned by {}, not a directory",
                 dir.display(),
-                kind_of(&ft)
+                kind_of(&ft),
+                owner()
             ),
-            if mine { remove } else { private_dir_fix(dir) },
+            if mine { remove() } else { private_dir_fix(dir) },
         ));
     }
     if !mine {
         return Err(untrusted(
             format!(
-                "the daemon's runtime dir {} is owned by {owner}, not by you ({}): another user may be impersonating your keyrack daemon",
+                "the daemon's runtime dir {} is owned by {}, not by you ({}): another user may be impersonating your keyrack daemon",
                 dir.display(),
+                owner(),
                 describe_uid(me)
             ),
             private_dir_fix(dir),
@@ -108,7 +112,8 @@ pub fn check_runtime_dir(dir: &Path) -> Result<bool> {
                 dir.display()
             ),
             format!(
-                "{remove}; keyrack recreates it with mode 0700 (it holds only keyrack's sockets)"
+                "{}; keyrack recreates it with mode 0700 (it holds only keyrack's sockets)",
+                remove()
             ),
         ));
     }

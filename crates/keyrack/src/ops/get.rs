@@ -6,11 +6,14 @@
 //! hold a value exported from another env, e.g. after `eval "$(keyrack source --env prod)"`).
 //! Every grant from the environment says so ([`Source::Env`]).
 
-use super::{unknown_env, Scope};
+use super::{unknown_env_at, Scope};
+use std::path::Path;
+
 use crate::daemon::client::Client;
 use crate::error::{Error, Result};
 use crate::firewall;
 use crate::home::Home;
+use crate::repo_manifest::allowlist::Allowlist;
 use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Slug, ENV_SUDO, ORG_ALL};
 use crate::vault::{os_envvar, VaultKind};
@@ -37,25 +40,35 @@ pub struct GetOptions {
 
 /// The env a `--for repo` / `source` / `exec` request is about.
 pub fn resolve_repo_env(repo: &RepoManifest, env: Option<&str>) -> Result<String> {
+    resolve_env_in(&repo.path, &repo.env_names(), |e| repo.has_env(e), env)
+}
+
+/// [`resolve_repo_env`] for the hot path's [`Allowlist`].
+pub fn resolve_allowed_env(repo: &Allowlist, env: Option<&str>) -> Result<String> {
+    resolve_env_in(repo.path(), &repo.env_names(), |e| repo.has_env(e), env)
+}
+
+fn resolve_env_in(
+    path: &Path,
+    names: &[String],
+    has_env: impl Fn(&str) -> bool,
+    env: Option<&str>,
+) -> Result<String> {
     match env {
         Some(e) => {
             slug::validate_env(e)?;
-            if !repo.has_env(e) {
-                return Err(unknown_env(repo, e));
+            if !has_env(e) {
+                return Err(unknown_env_at(path, names, e));
             }
             Ok(e.into())
         }
-        None => match repo.env_names().as_slice() {
+        None => match names {
             [one] => Ok(one.clone()),
             names => Err(Error::EnvAmbiguous {
                 key: "the request".into(),
-                reason: format!(
-                    "{} declares envs: {}",
-                    repo.path.display(),
-                    names.join(", ")
-                ),
+                reason: format!("{} declares envs: {}", path.display(), names.join(", ")),
                 hint: if names.is_empty() {
-                    format!("add `env.test: []` to {}", repo.path.display())
+                    format!("add `env.test: []` to {}", path.display())
                 } else {
                     super::env_choices(names)
                 },
@@ -65,20 +78,28 @@ pub fn resolve_repo_env(repo: &RepoManifest, env: Option<&str>) -> Result<String
 }
 
 /// Resolves the requested keys to attempts, asks the daemon once, then the environment.
-pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Result<Vec<KeyRow>> {
+pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<Vec<KeyRow>> {
     let owner = home.owner();
     let mut attempts: Vec<KeyRow> = Vec::new();
-    let mut lookups: Vec<(usize, Slug)> = Vec::new();
+    // the rows to look up, and their slugs (sent to the daemon as they are)
+    let mut lookups: Vec<usize> = Vec::new();
+    let mut slugs: Vec<Slug> = Vec::new();
     let org_all = opts.org.as_deref() == Some(ORG_ALL);
 
     let requests: Vec<(String, Option<String>, Option<String>)> = if opts.for_repo {
         let repo = repo.ok_or_else(|| Error::NoRepoManifest {
             start: std::env::current_dir().unwrap_or_default(),
         })?;
-        let env = resolve_repo_env(repo, opts.env.as_deref())?;
+        let env = resolve_allowed_env(repo, opts.env.as_deref())?;
         repo.keys_for(&env)
             .into_iter()
-            .map(|k| (k.key.clone(), Some(env.clone()), k.optional_if_has.clone()))
+            .map(|k| {
+                (
+                    k.key.into(),
+                    Some(env.clone()),
+                    k.optional_if_has.map(Into::into),
+                )
+            })
             .collect()
     } else {
         opts.keys
@@ -102,30 +123,30 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
                 Some(e) => {
                     slug::validate_env(&e)?;
                     if !repo.has_env(&e) {
-                        return Err(unknown_env(repo, &e));
+                        return Err(unknown_env_at(repo.path(), &repo.env_names(), &e));
                     }
                     Scope {
-                        org: repo.org.clone(),
+                        org: repo.org().into(),
                         env: e,
                     }
                 }
                 None => match repo.envs_declaring(&key).as_slice() {
                     [one] => Scope {
-                        org: repo.org.clone(),
+                        org: repo.org().into(),
                         env: one.clone(),
                     },
                     [] => {
                         let mut a = KeyRow::named(
-                            format!("{}.?.{key}", repo.org),
-                            &repo.org,
+                            format!("{}.?.{key}", repo.org()),
+                            repo.org(),
                             "?",
                             &key,
                             Status::Absent,
                         );
                         a.reason = Some(format!(
                             "{key} is not in {}{}",
-                            repo.path.display(),
-                            super::did_you_mean_key(repo, None, &key)
+                            repo.path().display(),
+                            super::did_you_mean_allowed_key(repo, None, &key)
                         ));
                         a.fix = Some(format!(
                             "keyrack set --key {key} --env <env>{}",
@@ -135,14 +156,13 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
                         continue;
                     }
                     many => Scope {
-                        org: repo.org.clone(),
-                        env: super::env_by_unlocked(home, repo, &key, many)?,
+                        org: repo.org().into(),
+                        env: super::env_by_unlocked(home, repo.org(), &key, many)?,
                     },
                 },
             }
         };
         let slug = Slug::new(&scope.org, &scope.env, &key)?;
-        let flags = super::key_flags(&key, &scope.env, &scope.org, owner);
         let allowed =
             org_all || scope.env == ENV_SUDO || repo.is_some_and(|r| r.allows(&scope.env, &key));
         let mut a = KeyRow::new(&slug, Status::Absent);
@@ -154,12 +174,14 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
             a.reason = Some(format!(
                 "not declared for env {} in the repo manifest{}",
                 scope.env,
-                repo.map(|r| super::did_you_mean_key(r, Some(&scope.env), &key))
+                repo.map(|r| super::did_you_mean_allowed_key(r, Some(&scope.env), &key))
                     .unwrap_or_default()
             ));
+            let flags = super::key_flags(&key, &scope.env, &scope.org, owner);
             a.fix = Some(format!("keyrack set {flags}"));
         } else {
-            lookups.push((attempts.len(), slug));
+            lookups.push(attempts.len());
+            slugs.push(slug);
         }
         attempts.push(a);
     }
@@ -168,12 +190,11 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
         return Ok(attempts);
     }
     let client = Client::new(home);
-    let answers = client
-        .get(lookups.iter().map(|(_, s)| s.clone()).collect())?
-        .unwrap_or_else(|| vec![None; lookups.len()]);
-    for ((idx, slug), grant) in lookups.into_iter().zip(answers) {
+    let (slugs, answers) = client.get_keeping(slugs);
+    let answers = answers?.unwrap_or_else(|| vec![None; lookups.len()]);
+    for ((idx, slug), grant) in lookups.into_iter().zip(slugs).zip(answers) {
         let a = &mut attempts[idx];
-        let flags = super::key_flags(slug.key(), slug.env(), slug.org(), owner);
+        let flags = || super::key_flags(slug.key(), slug.env(), slug.org(), owner);
         let held = || {
             home.inventory_marker(&slug).exists()
                 || home.inventory_marker(&slug.with_env_all()).exists()
@@ -200,7 +221,7 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
                 } else {
                     "set on this host, not unlocked".into()
                 });
-                a.fix = Some(format!("keyrack unlock {flags}"));
+                a.fix = Some(format!("keyrack unlock {}", flags()));
                 a.shared_fix = Some(format!(
                     "keyrack unlock {}",
                     super::env_flags(slug.env(), slug.org(), owner)
@@ -240,7 +261,7 @@ pub fn get(home: &Home, repo: Option<&RepoManifest>, opts: &GetOptions) -> Resul
             None => {
                 a.status = Status::Absent;
                 a.reason = Some("not set on this host".into());
-                a.fix = Some(format!("keyrack set {flags}"));
+                a.fix = Some(format!("keyrack set {}", flags()));
             }
         }
     }

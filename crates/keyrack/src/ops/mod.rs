@@ -34,6 +34,7 @@ use crate::home::Home;
 use crate::host_manifest::HostManifest;
 use crate::identity::{self, Identity};
 use crate::interact::{Interact, NonInteractive};
+use crate::repo_manifest::allowlist::Allowlist;
 use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Owner, Slug, ENV_ALL, ENV_PROD, ENV_SUDO, ORG_ALL};
 
@@ -161,6 +162,12 @@ impl Rack {
             None => Ok(None),
         }
     }
+
+    /// The allowlist of the repo manifest above the working directory, if there is one
+    /// (cached: a warm call parses no YAML). What `get`, `source` and `exec` check.
+    pub fn allowlist(&self) -> Result<Option<Allowlist>> {
+        Allowlist::discover(&self.home, &self.cwd)
+    }
 }
 
 /// The org, env and manifest a key request resolves to.
@@ -224,25 +231,25 @@ pub fn resolve_scope(
 
 /// The error for an env the repo manifest does not declare.
 pub fn unknown_env(repo: &RepoManifest, env: &str) -> Error {
-    let names = repo.env_names();
+    unknown_env_at(&repo.path, &repo.env_names(), env)
+}
+
+/// The error for an env the manifest at `path`, declaring `names`, does not declare.
+pub fn unknown_env_at(path: &Path, names: &[String], env: &str) -> Error {
     let hint = match did_you_mean(env, names.iter().map(String::as_str)) {
         Some(near) => format!(
             "did you mean --env {near}? Otherwise add a section `env.{env}: []` to {}",
-            repo.path.display()
+            path.display()
         ),
         None => format!(
             "use one of those, or add a section `env.{env}: []` to {}",
-            repo.path.display()
+            path.display()
         ),
     };
     Error::InvalidInput {
         what: "env",
         value: env.into(),
-        reason: format!(
-            "{} declares envs: {}",
-            repo.path.display(),
-            list_or_none(&names)
-        ),
+        reason: format!("{} declares envs: {}", path.display(), list_or_none(names)),
         hint: Some(hint),
     }
 }
@@ -282,6 +289,19 @@ pub fn did_you_mean_key(repo: &RepoManifest, env: Option<&str>, key: &str) -> St
             .map(|k| k.key.as_str())
             .collect(),
     };
+    did_you_mean_among(declared, key)
+}
+
+/// [`did_you_mean_key`] for the hot path's [`Allowlist`].
+pub fn did_you_mean_allowed_key(repo: &Allowlist, env: Option<&str>, key: &str) -> String {
+    let declared: Vec<&str> = match env {
+        Some(e) => repo.keys_for(e).into_iter().map(|k| k.key).collect(),
+        None => repo.declared_keys().collect(),
+    };
+    did_you_mean_among(declared, key)
+}
+
+fn did_you_mean_among(declared: Vec<&str>, key: &str) -> String {
     match did_you_mean(key, declared) {
         Some(near) => format!(" (did you mean {near}?)"),
         None => String::new(),
@@ -314,7 +334,7 @@ pub fn env_choices(envs: &[String]) -> String {
 /// exactly one is unlocked; else [`Error::EnvAmbiguous`] listing every candidate.
 pub fn env_by_unlocked(
     home: &crate::home::Home,
-    repo: &RepoManifest,
+    org: &str,
     key: &str,
     candidates: &[String],
 ) -> Result<String> {
@@ -324,9 +344,7 @@ pub fn env_by_unlocked(
         .unwrap_or_default();
     let unlocked: Vec<&String> = candidates
         .iter()
-        .filter(|e| {
-            Slug::new(&repo.org, e, key).is_ok_and(|slug| held.iter().any(|g| g.slug == slug))
-        })
+        .filter(|e| Slug::new(org, e, key).is_ok_and(|slug| held.iter().any(|g| g.slug == slug)))
         .collect();
     match unlocked.as_slice() {
         [one] => Ok((*one).clone()),

@@ -132,7 +132,13 @@ pub struct KeyRow {
 impl KeyRow {
     /// A row for `slug` with `status` and nothing else known yet.
     pub fn new(slug: &Slug, status: Status) -> Self {
-        Self::named(slug.to_string(), slug.org(), slug.env(), slug.key(), status)
+        Self::named(
+            slug.as_str().into(),
+            slug.org(),
+            slug.env(),
+            slug.key(),
+            status,
+        )
     }
 
     /// A row from its parts (for a key whose slug cannot be formed, e.g. an unknown env `?`).
