@@ -124,11 +124,6 @@ fn value_error(e: keyrack::Error) -> String {
     }
 }
 
-/// A duration, kept as written (it is recorded in the host manifest).
-fn duration_text(s: &str) -> Result<String, String> {
-    duration(s).map(|_| s.to_string())
-}
-
 /// How keyrack signs in to AWS SSO.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum LoginDriver {
@@ -298,8 +293,8 @@ pub struct SetArgs {
     #[arg(long, value_name = "VAULT")]
     pub op_vault: Option<String>,
     /// The longest a grant of this key may live (e.g. 1h); kept by a later set that omits it.
-    #[arg(long, value_name = "DURATION", value_parser = duration_text)]
-    pub max_duration: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub max_duration: Option<Duration>,
     /// Store a value that looks like a long-lived token (get/source/exec still block it without
     /// --allow-dangerous).
     #[arg(long)]

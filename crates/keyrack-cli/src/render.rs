@@ -330,7 +330,10 @@ pub fn entry_rows(rows: &[KeyRow], style: Style) -> Vec<Node> {
             if let Some(e) = &r.entry {
                 n.push(Node::new(format!("mech: {}", e.mech)));
                 if let Some(d) = &e.max_duration {
-                    n.push(Node::new(format!("max duration: {d}")));
+                    n.push(Node::new(format!(
+                        "max duration: {}",
+                        keyrack::grant::time::format_duration(*d)
+                    )));
                 }
             }
             let mut s = Node::new(format!("status: {}", status_label(r.status, style)));

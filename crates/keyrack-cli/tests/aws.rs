@@ -201,7 +201,7 @@ fn set_consents_once_unlock_never_and_a_dead_session_signs_in_again() {
         .parse::<jiff::Timestamp>()
         .unwrap()
         .as_millisecond() as u64
-        - keyrack::daemon::protocol::now_ms();
+        - jiff::Timestamp::now().as_millisecond() as u64;
     assert!(
         left <= 8 * 3600 * 1000 && left > 7 * 3600 * 1000,
         "the grant lives as long as the SSO token: {left}"

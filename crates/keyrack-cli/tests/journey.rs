@@ -283,7 +283,7 @@ fn machine_wide_and_sudo_keys() {
         .parse::<jiff::Timestamp>()
         .unwrap()
         .as_millisecond() as u64
-        - keyrack::daemon::protocol::now_ms();
+        - jiff::Timestamp::now().as_millisecond() as u64;
     assert!(
         left <= 30 * 60 * 1000 && left > 29 * 60 * 1000,
         "sudo default TTL is 30m: {left}"

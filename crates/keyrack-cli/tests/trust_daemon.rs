@@ -862,7 +862,7 @@ fn the_daemon_starts_clean_no_starter_env_and_root_as_cwd() {
 fn a_grant_expiring_beyond_the_ttl_cap_is_refused_by_the_daemon() {
     let s = unlocked();
     let sock = s.socket();
-    let now = keyrack::daemon::protocol::now_ms();
+    let now = keyrack::grant::time::now().as_millisecond() as u64;
     let far = now + 30 * 24 * 3600 * 1000;
     let req = format!(
         "{{\"op\":\"unlock\",\"grants\":[{{\"slug\":\"acme.test.EVIL\",\"secret\":\"planted\",\"vault\":\"os.secure\",\"mech\":\"replica\",\"expiresAt\":{far}}}]}}\n"

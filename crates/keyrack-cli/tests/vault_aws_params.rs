@@ -13,7 +13,7 @@ const URL: &str = "https://d-1234567890.awsapps.com/start";
 
 struct World {
     s: Sandbox,
-    _fake: FakeAws,
+    fake: FakeAws,
     front: SsmFront,
     moto: &'static Moto,
     org: String,
@@ -74,7 +74,7 @@ impl World {
         s.init();
         World {
             s,
-            _fake: fake,
+            fake,
             front,
             moto,
             org: org.into(),
@@ -132,9 +132,18 @@ fn set_unlock_get_relock_del_round_trip() {
     let w = World::new("rt");
     w.front.reset();
     w.set_ok("API_KEY", "s3cret-value\n", &[]);
-    // the round trip at set: what was there (GetParameter), PutParameter, read back
+    // the round trip at set: what was there (GetParameter), PutParameter, read back (as unlock
+    // would), read back again
     let ops: Vec<String> = w.front.calls().into_iter().map(|c| c.operation).collect();
-    assert_eq!(ops, ["GetParameter", "PutParameter", "GetParameter"]);
+    assert_eq!(
+        ops,
+        [
+            "GetParameter",
+            "PutParameter",
+            "GetParameter",
+            "GetParameter"
+        ]
+    );
     let call = &w.front.calls()[1];
     assert_eq!(call.region, "us-east-1", "the profile's region");
     assert!(
@@ -440,6 +449,68 @@ fn a_locked_aws_profile_is_named_never_an_ambient_profile() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn role_credentials_near_their_expiry_are_renewed_once_and_handed_back() {
+    let w = World::new("renew");
+    w.set_ok("A_KEY", "a", &[]);
+    w.set_ok("B_KEY", "b", &[]);
+    w.s.cmd().arg("relock").assert().success();
+    // the profile's grant carries role credentials with 2 minutes left: too few to sign with
+    w.fake
+        .set_role_credential_lifetime(std::time::Duration::from_secs(120));
+    w.unlock_profile();
+    w.fake
+        .set_role_credential_lifetime(std::time::Duration::from_secs(3600));
+    let before = w.fake.role_credential_calls();
+    w.front.reset();
+    let (code, rows) = w.unlock(&["--env", "test", "--key", "A_KEY", "--key", "B_KEY"]);
+    assert_eq!(code, 0, "{rows:#?}");
+    assert_eq!(
+        w.fake.role_credential_calls(),
+        before + 1,
+        "renewed once through the portal, for both keys"
+    );
+    let signers: std::collections::BTreeSet<String> = w
+        .front
+        .calls()
+        .into_iter()
+        .map(|c| c.access_key_id)
+        .collect();
+    assert_eq!(signers.len(), 1, "{signers:?}");
+    // handed back to the daemon: credential_process gets them without asking the portal again
+    let o =
+        w.s.run(&["aws", "credentials", "--profile", "renew.test"], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let creds: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        creds["AccessKeyId"].as_str(),
+        signers.first().map(String::as_str)
+    );
+    assert_eq!(w.fake.role_credential_calls(), before + 1);
+
+    // the SSO session ended server-side: the row says to unlock the signing key again
+    w.fake
+        .set_role_credential_lifetime(std::time::Duration::from_secs(120));
+    w.unlock_profile();
+    w.fake.revoke_all();
+    w.front.reset();
+    let (code, rows) = w.unlock(&["--env", "test", "--key", "A_KEY"]);
+    assert_eq!(code, 2);
+    let r = row(&rows, "A_KEY");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("renew.test.AWS_PROFILE is locked: its SSO session ended"),
+        "{r}"
+    );
+    assert_eq!(
+        r["fix"],
+        "unlock it first: keyrack unlock --key AWS_PROFILE --env test"
+    );
+    assert!(w.front.calls().is_empty(), "nothing was sent to SSM");
 }
 
 #[test]

@@ -20,7 +20,7 @@
 //!   `GET /federation?Action=login&SigninToken=…&Destination=…` accepts a token it issued
 //!   (answering 200, not redirecting to the real console).
 //!
-//! Knobs: token lifetime, client-registration lifetime, the consent mode, pending polls, slow-down answers, revoking every session, which user
+//! Knobs: token, role-credential and client-registration lifetimes, the consent mode, pending polls, slow-down answers, revoking every session, which user
 //! signs in next, 5xx faults, the accounts and roles the portal lists (hostile names included).
 //! It counts every request that carried an SSO bearer token. [`Trap`] is a bare TCP listener
 //! that stands for a host the token must never reach: it records every connection and byte.
@@ -96,6 +96,7 @@ struct State {
     keys: HashMap<String, (String, String, String)>,
     user: String,
     token_lifetime: u64,
+    role_credential_lifetime: u64,
     pending_polls: u32,
     slow_downs: u32,
     faults: u32,
@@ -321,6 +322,7 @@ impl FakeAws {
         let state = Arc::new(Mutex::new(State {
             user: "alice@example.com".into(),
             token_lifetime: 8 * 3600,
+            role_credential_lifetime: 3600,
             accounts: vec![
                 (
                     "222222222222".into(),
@@ -409,6 +411,10 @@ impl FakeAws {
     /// Lifetime of new access tokens.
     pub fn set_token_lifetime(&self, d: Duration) {
         self.with(|s| s.token_lifetime = d.as_secs());
+    }
+    /// Lifetime of new role credentials.
+    pub fn set_role_credential_lifetime(&self, d: Duration) {
+        self.with(|s| s.role_credential_lifetime = d.as_secs());
     }
     /// The next device-code polls answer `AuthorizationPendingException` this many times.
     pub fn set_pending_polls(&self, n: u32) {
@@ -683,7 +689,7 @@ fn route(s: &mut State, req: &Request, body: &str, base: &str) -> Reply {
                 200,
                 serde_json::json!({ "roleCredentials": {
                     "accessKeyId": akid, "secretAccessKey": format!("secret{n}"), "sessionToken": format!("session{n}"),
-                    "expiration": (now() + 3600) * 1000
+                    "expiration": (now() + s.role_credential_lifetime) * 1000
                 }}),
             )
         }

@@ -523,7 +523,7 @@ pub fn token_cache(data: &[u8]) {
     let _ = (
         token.seconds_left(),
         token.refreshable(),
-        token.expires_at_ms(),
+        token.expires_at.as_millisecond(),
     );
     // `token_cache::write` serialises with `expect`
     let json = serde_json::to_vec_pretty(&token).expect("token serialises");

@@ -202,12 +202,15 @@ pub enum Error {
         hint: String,
     },
     /// An AWS call or AWS file failed.
-    #[error("{message}")]
+    #[error("{message}{}", source.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
     Aws {
-        /// What happened.
+        /// What happened (what keyrack was doing, when AWS answered).
         message: String,
         /// How to fix it.
         hint: String,
+        /// AWS's answer, when a call failed.
+        #[source]
+        source: Option<Box<crate::aws::http::AwsError>>,
     },
     /// A GitHub API call failed, or GitHub App credentials cannot be used.
     #[error("{message}")]
@@ -217,11 +220,12 @@ pub enum Error {
         /// How to fix it.
         hint: String,
     },
-    /// The session daemon could not be reached or answered with an error.
-    #[error("session daemon: {message}")]
+    /// The session daemon could not be reached, started, or answered with an error.
+    #[error("session daemon: {source}")]
     Daemon {
-        /// What happened.
-        message: String,
+        /// What went wrong.
+        #[source]
+        source: crate::daemon::DaemonError,
         /// How to fix it.
         hint: String,
     },
@@ -381,6 +385,14 @@ impl Error {
         }
     }
 
+    /// The AWS answer behind an [`Error::Aws`], when a call failed.
+    pub fn aws_error(&self) -> Option<&crate::aws::http::AwsError> {
+        match self {
+            Error::Aws { source, .. } => source.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Shorthand for an [`Error::Io`].
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
@@ -388,5 +400,51 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::aws::http::AwsError;
+    use crate::daemon::DaemonError;
+
+    #[test]
+    fn aws_and_daemon_errors_keep_their_typed_source() {
+        let aws = AwsError::Service {
+            status: 401,
+            code: "UnauthorizedException".into(),
+            message: "Session token not found or invalid".into(),
+        };
+        let e = aws.clone().into_error("renewing role credentials");
+        assert_eq!(
+            e.to_string(),
+            "renewing role credentials: AWS answered 401 UnauthorizedException: Session token not found or invalid"
+        );
+        let source = e.source().and_then(|s| s.downcast_ref::<Box<AwsError>>());
+        assert_eq!(source.map(|b| &**b), Some(&aws));
+        assert_eq!(e.aws_error(), Some(&aws));
+        assert!(e.fix().unwrap().contains("keyrack unlock signs in again"));
+
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let e = Error::Daemon {
+            source: DaemonError::Talk(io),
+            hint: "retry".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "session daemon: talking to the daemon failed: reset"
+        );
+        let daemon = e.source().and_then(|s| s.downcast_ref::<DaemonError>());
+        assert!(matches!(daemon, Some(DaemonError::Talk(_))));
+        let io = daemon
+            .and_then(|d| d.source())
+            .and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(|e| e.kind()),
+            Some(std::io::ErrorKind::ConnectionReset)
+        );
     }
 }

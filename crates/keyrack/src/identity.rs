@@ -94,7 +94,7 @@ pub fn generate(path: &Path) -> Result<Identity> {
     let public = id.to_public();
     let text = format!(
         "# created by keyrack: {}\n# public key: {}\n{}\n",
-        crate::host_manifest::now_rfc3339(),
+        crate::grant::time::format_rfc3339(crate::host_manifest::now()),
         public,
         id.to_string().expose_secret()
     );

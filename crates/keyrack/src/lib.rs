@@ -6,6 +6,11 @@
 //! ([`vault`]) into a per-session daemon ([`daemon`]) for a bounded time; `get` / `source` /
 //! `exec` read them back in one socket round trip ([`ops::get`]).
 //!
+//! They meet in [`grant`]: the grant (an unlocked secret and what comes with it), the vault and
+//! mech names, the one time type. The daemon knows grants, not vaults; vaults are stateless
+//! adapters whose capabilities are data ([`vault::info`]); the daemon renews grants through the
+//! [`grant::Renewer`] it is started with ([`vault::VaultRenewer`]).
+//!
 //! The library never prints or prompts: what it needs from a person (a secret, a passphrase, a
 //! browser sign-in) it asks through [`interact::Interact`], which the CLI implements on the
 //! terminal; operations return data that the caller renders.
@@ -35,6 +40,7 @@ pub mod error;
 pub mod firewall;
 pub mod fsio;
 pub mod github;
+pub mod grant;
 pub mod home;
 pub mod host_manifest;
 pub mod identity;

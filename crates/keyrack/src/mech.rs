@@ -1,87 +1,11 @@
 //! Mechs: how a stored source becomes a usable secret, and what `set` asks the user for.
 
-use std::fmt;
 use std::io::Read;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::grant::Mech;
 use crate::interact::{Interact, Unanswered};
 use crate::secret::Secret;
-
-/// A mechanism.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Mech {
-    /// A static copy of the secret.
-    #[serde(rename = "replica")]
-    Replica,
-    /// A pointer to an item kept elsewhere.
-    #[serde(rename = "reference")]
-    Reference,
-    /// Held in memory only, for the session.
-    #[serde(rename = "session")]
-    Session,
-    /// An AWS SSO profile.
-    #[serde(rename = "aws.sso")]
-    AwsSso,
-    /// GitHub App credentials (app id or client id, installation id, private key), minted at
-    /// unlock into an installation token that expires with its grant (see [`crate::github`]).
-    #[serde(rename = "github.app")]
-    GithubApp,
-}
-
-impl Mech {
-    /// Every mech, for messages.
-    pub const ALL: [Mech; 5] = [
-        Mech::Replica,
-        Mech::Reference,
-        Mech::Session,
-        Mech::AwsSso,
-        Mech::GithubApp,
-    ];
-
-    /// The canonical name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mech::Replica => "replica",
-            Mech::Reference => "reference",
-            Mech::Session => "session",
-            Mech::AwsSso => "aws.sso",
-            Mech::GithubApp => "github.app",
-        }
-    }
-}
-
-impl fmt::Display for Mech {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Mech {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "replica" | "PERMANENT_VIA_REPLICA" => Mech::Replica,
-            "reference" | "PERMANENT_VIA_REFERENCE" => Mech::Reference,
-            "session" | "EPHEMERAL_VIA_SESSION" => Mech::Session,
-            "aws.sso" | "EPHEMERAL_VIA_AWS_SSO" => Mech::AwsSso,
-            "github.app" | "EPHEMERAL_VIA_GITHUB_APP" => Mech::GithubApp,
-            _ => {
-                return Err(Error::InvalidInput {
-                    what: "mech",
-                    value: s.into(),
-                    reason: "unknown mech".into(),
-                    hint: Some(format!(
-                        "use one of: {}",
-                        Mech::ALL.map(Mech::as_str).join(", ")
-                    )),
-                })
-            }
-        })
-    }
-}
 
 /// The mech hook of `unlock` (and of the proof at `set`): turns what the vault holds for `entry`
 /// into the grant handed out. Most mechs hand out the stored value as is; `github.app` mints an

@@ -318,6 +318,16 @@ impl From<Slug> for String {
     }
 }
 
+/// The `--env`/`--key`/`--owner` flags that select one key again in a fix command.
+pub fn key_flags(key: &str, env: &str, org: &str, owner: &Owner) -> String {
+    let mut s = format!("--key {key} --env {env}");
+    if org == ORG_ALL {
+        s.push_str(" --org @all");
+    }
+    s.push_str(&owner.flag());
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

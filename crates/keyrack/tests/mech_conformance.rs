@@ -1,7 +1,8 @@
 //! The `github.app` mech's conformance, in every vault that accepts it: set proves store → read →
-//! mint → relock (the value read back is the stored bundle, byte for byte; the grant is the
-//! minted token), unlock's read step mints a fresh token that expires with it, a vault that reads
-//! back something else fails set, credentials GitHub refuses fail set and keep nothing.
+//! mint → release → read again (the value read back is the stored bundle, byte for byte; the
+//! grant is the minted token), unlock's read step mints a fresh token that expires with it, a
+//! vault that reads back something else fails set, credentials GitHub refuses fail set and keep
+//! nothing.
 //!
 //! Its own test binary (one test): it points `GITHUB_API_URL` of this process at the fake.
 
@@ -15,14 +16,14 @@ use keyrack::identity;
 use keyrack::mech::Mech;
 use keyrack::secret::Secret;
 use keyrack::slug::{Owner, Slug};
-use keyrack::vault::{self, Grant, Read, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use keyrack::vault::{self, Checked, Read, Stored, Vault, VaultContext, VaultKind};
 use keyrack::Error;
 use keyrack_fake_github::FakeGitHub;
 
-/// Returns another value from `get`: the proof must catch it.
+/// Returns another value from `read`: the proof must catch it.
 struct Sabotaged<'a> {
     inner: &'a dyn Vault,
-    gets: Cell<u32>,
+    reads: Cell<u32>,
 }
 
 impl Vault for Sabotaged<'_> {
@@ -32,25 +33,22 @@ impl Vault for Sabotaged<'_> {
     fn store(&self, s: &Slug, m: Mech, v: &Secret) -> keyrack::Result<Stored> {
         self.inner.store(s, m, v)
     }
-    fn is_unlocked(&self, e: &HostEntry) -> bool {
-        self.inner.is_unlocked(e)
-    }
-    fn unlock(&self, e: &HostEntry) -> keyrack::Result<Unlocked> {
-        self.inner.unlock(e)
-    }
-    fn get(&self, e: &HostEntry) -> Option<Grant> {
-        self.gets.set(self.gets.get() + 1);
-        self.inner.get(e).map(|mut g| {
-            g.secret = Secret::new(
-                g.secret
-                    .expose()
-                    .replace("installationId", "installationID"),
-            );
-            g
+    fn read(&self, e: &HostEntry) -> keyrack::Result<Read> {
+        self.reads.set(self.reads.get() + 1);
+        Ok(match self.inner.read(e)? {
+            Read::Granted(mut g) => {
+                g.secret = Secret::new(
+                    g.secret
+                        .expose()
+                        .replace("installationId", "installationID"),
+                );
+                Read::Granted(g)
+            }
+            lost => lost,
         })
     }
-    fn relock(&self, e: &HostEntry) -> keyrack::Result<()> {
-        self.inner.relock(e)
+    fn release(&self, e: &HostEntry) -> keyrack::Result<()> {
+        self.inner.release(e)
     }
     fn del(&self, e: &HostEntry) -> keyrack::Result<()> {
         self.inner.del(e)
@@ -83,25 +81,29 @@ fn conformance(v: &dyn Vault, gh: &FakeGitHub, bundle: &Secret, wrong: &Secret) 
     let s = Slug::parse("acme.test.GITHUB_TOKEN").unwrap();
     let before = gh.issued().len();
 
-    // set: the proof mints once and ends relocked
+    // set: the proof mints once (its second read checks the vault alone)
     let entry = vault::set_proven(v, &s, Mech::GithubApp, bundle).unwrap();
     assert_eq!((entry.vault, entry.mech), (kind, Mech::GithubApp));
-    assert!(!v.is_unlocked(&entry), "{kind}: set ends relocked");
     assert_eq!(gh.issued().len(), before + 1, "{kind}: the proof minted");
 
     // what the vault holds is the bundle, byte for byte
-    assert!(matches!(v.unlock(&entry).unwrap(), Unlocked::Ready));
-    assert_eq!(v.get(&entry).unwrap().secret, *bundle, "{kind}");
-    v.relock(&entry).unwrap();
+    match v.read(&entry).unwrap() {
+        Read::Granted(g) => assert_eq!(g.secret, *bundle, "{kind}"),
+        Read::Lost(why) => panic!("{kind}: {why}"),
+    }
+    v.release(&entry).unwrap();
 
     // unlock's read step mints a fresh token; the grant expires with it
-    let now_ms = jiff::Timestamp::now().as_millisecond() as u64;
+    let now_ms = jiff::Timestamp::now().as_millisecond();
     match vault::read_grant(v, &entry).unwrap() {
-        Read::Granted(g) => {
+        Checked::Granted(g) => {
             assert_eq!(g.secret.expose(), gh.issued().last().unwrap(), "{kind}");
             assert!(g.secret.expose().starts_with("ghs_"));
             assert_eq!((g.mech, g.slug.clone()), (Mech::GithubApp, s.clone()));
-            let exp = g.expires_at.expect("a minted grant expires");
+            let exp = g
+                .expires_at
+                .expect("a minted grant expires")
+                .as_millisecond();
             assert!(
                 (now_ms + 3_590_000..=now_ms + 3_605_000).contains(&exp),
                 "{kind}: expires with the token (1 h): {exp} vs {now_ms}"
@@ -109,22 +111,22 @@ fn conformance(v: &dyn Vault, gh: &FakeGitHub, bundle: &Secret, wrong: &Secret) 
         }
         other => panic!("{kind}: {other:?}"),
     }
-    v.relock(&entry).unwrap();
+    v.release(&entry).unwrap();
     assert_eq!(gh.issued().len(), before + 2);
 
     // a vault that reads back something else fails set; the stored bundle survives
     let sab = Sabotaged {
         inner: v,
-        gets: Cell::new(0),
+        reads: Cell::new(0),
     };
     let err = vault::set_proven(&sab, &s, Mech::GithubApp, bundle).unwrap_err();
     assert!(matches!(err, Error::RoundTrip { .. }), "{kind}: {err}");
-    assert!(sab.gets.get() > 0);
+    assert!(sab.reads.get() > 0);
     assert!(matches!(
         vault::read_grant(v, &entry).unwrap(),
-        Read::Granted(_)
+        Checked::Granted(_)
     ));
-    v.relock(&entry).unwrap();
+    v.release(&entry).unwrap();
 
     // credentials GitHub refuses fail set with GitHub's reason and the fix; nothing is kept
     let fresh = Slug::parse("acme.test.NEVER_KEPT").unwrap();
@@ -142,13 +144,13 @@ fn conformance(v: &dyn Vault, gh: &FakeGitHub, bundle: &Secret, wrong: &Secret) 
     let fresh_entry =
         vault::provisional_entry(&fresh, kind, Mech::GithubApp, None, Default::default());
     assert!(
-        matches!(v.unlock(&fresh_entry).unwrap(), Unlocked::Lost(_)),
+        matches!(v.read(&fresh_entry).unwrap(), Read::Lost(_)),
         "{kind}: nothing kept"
     );
 
     // del destroys the credentials
     v.del(&entry).unwrap();
-    assert!(matches!(v.unlock(&entry).unwrap(), Unlocked::Lost(_)));
+    assert!(matches!(v.read(&entry).unwrap(), Read::Lost(_)));
 }
 
 #[test]
@@ -181,7 +183,7 @@ fn github_app_conforms_in_every_vault_that_keeps_it() {
     };
     let kinds: Vec<VaultKind> = VaultKind::ALL
         .into_iter()
-        .filter(|k| k.mechs().contains(&Mech::GithubApp))
+        .filter(|k| vault::info(*k).mechs.contains(&Mech::GithubApp))
         .collect();
     assert!(kinds.contains(&VaultKind::OsSecure) && kinds.contains(&VaultKind::OsDirect));
     assert!(
@@ -201,14 +203,12 @@ fn github_app_conforms_in_every_vault_that_keeps_it() {
         if kind == VaultKind::AwsParams {
             // SSM is moto; the signing AWS_PROFILE grant is in this home's daemon
             aws_params_signer(&home);
-            let v = keyrack::vault::aws_params::AwsParamsVault::with_options(
-                ctx,
-                keyrack::vault::aws_params::ParamsOptions {
-                    region: Some("us-east-1".into()),
-                    ..Default::default()
-                },
-            );
-            conformance(&v, &gh, &bundle, &wrong);
+            let target = vault::SetTarget {
+                region: Some("us-east-1".into()),
+                ..Default::default()
+            };
+            let v = vault::open_for_set(kind, ctx, target);
+            conformance(v.as_ref(), &gh, &bundle, &wrong);
             continue;
         }
         let v = vault::open(kind, ctx);
@@ -217,40 +217,44 @@ fn github_app_conforms_in_every_vault_that_keeps_it() {
 }
 
 /// What aws.params signs with: moto for SSM (`AWS_ENDPOINT_URL_SSM` of this process), and a
-/// daemon for `home` holding an unlocked `acme.test.AWS_PROFILE` with fresh role credentials.
+/// daemon for `home` holding an unlocked `acme.test.AWS_PROFILE` whose payload carries fresh
+/// role credentials.
 fn aws_params_signer(home: &Home) {
     use keyrack::daemon::server::{Bound, Server};
+    use keyrack::vault::aws_config::{label, Payload};
     let moto = keyrack_fake_aws::ssm::Moto::shared();
     std::env::set_var("AWS_ENDPOINT_URL_SSM", &moto.url);
     let server = match Server::bind(home).unwrap() {
         Bound::Ready(s) => s,
         Bound::AlreadyRunning => panic!("a fresh home has no daemon"),
     };
-    std::thread::spawn(move || server.serve());
-    let hour = keyrack::daemon::protocol::now_ms() + 3_600_000;
+    std::thread::spawn(move || server.serve(keyrack::grant::NoRenewer));
+    let hour = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
     let secret = |s: &str| Secret::new(s.into());
-    let profile = Grant {
-        slug: Slug::parse("acme.test.AWS_PROFILE").unwrap(),
-        secret: secret("acme.test"),
-        vault: VaultKind::AwsConfig,
-        mech: Mech::AwsSso,
-        expires_at: Some(hour),
-        aws: Some(keyrack::vault::AwsGrant {
-            profile: "acme.test".into(),
-            session: "acme".into(),
-            cache_file: home.root().join("no-mirror.json"),
-            sso_region: "us-east-1".into(),
-            account_id: "123456789012".into(),
-            role_name: "AdministratorAccess".into(),
-            access_token: secret("unused while the role credentials are fresh"),
-            role_credentials: Some(keyrack::aws::portal::RoleCredentials {
-                access_key_id: "ASIAMECHCONFORMANCE".into(),
-                secret_access_key: secret("conformance-secret"),
-                session_token: secret("conformance-session"),
-                expiration: hour,
-            }),
+    let payload = Payload {
+        portal: "http://127.0.0.1:9/never-asked-while-fresh".into(),
+        sso_region: "us-east-1".into(),
+        account_id: "123456789012".into(),
+        role_name: "AdministratorAccess".into(),
+        access_token: secret("unused while the role credentials are fresh"),
+        role_credentials: Some(keyrack::aws::portal::RoleCredentials {
+            access_key_id: "ASIAMECHCONFORMANCE".into(),
+            secret_access_key: secret("conformance-secret"),
+            session_token: secret("conformance-session"),
+            expiration: hour,
         }),
     };
+    let mut profile = keyrack::grant::Grant::new(
+        Slug::parse("acme.test.AWS_PROFILE").unwrap(),
+        secret("acme.test"),
+        VaultKind::AwsConfig,
+        Mech::AwsSso,
+    );
+    profile.expires_at = Some(hour);
+    profile.payload = Some(payload.seal());
+    profile
+        .labels
+        .insert(label::PROFILE.into(), "acme.test".into());
     keyrack::daemon::client::Client::new(home)
         .unlock(vec![profile])
         .unwrap();

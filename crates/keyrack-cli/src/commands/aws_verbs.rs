@@ -191,6 +191,7 @@ pub fn console(ctx: &Ctx, rack: &Rack, a: AwsConsoleArgs) -> ui::Result<i32> {
     // Before a sign-in token is made for nothing.
     if !a.print && !rack.interact().can_open_url() {
         return Err(Error::Aws {
+            source: None,
             message: "no browser can be opened here ($BROWSER is not set and there is no display)"
                 .into(),
             hint: PRINT_INSTEAD.into(),
@@ -257,6 +258,7 @@ const PRINT_INSTEAD: &str =
 /// shows the URL.
 fn open_in_browser(url: &Secret) -> keyrack::Result<()> {
     webbrowser::open(url.expose()).map_err(|e| Error::Aws {
+        source: None,
         message: format!(
             "could not open a browser ({})",
             e.to_string().replace(url.expose(), "<the sign-in URL>")

@@ -3,7 +3,7 @@
 use crate::ui::{self, Failure, Result};
 use keyrack::daemon::client::Client;
 use keyrack::daemon::server::{Bound, Server};
-use keyrack::ops::row::{require_satisfied, timestamp_from_ms};
+use keyrack::ops::row::require_satisfied;
 use keyrack::ops::unlock::{self, UnlockOptions};
 
 use super::Ctx;
@@ -63,6 +63,7 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     let unlock::SessionStatus {
         daemon,
         rows,
+        ended,
         released,
         expiring_clients,
     } = unlock::status(&rack, a.env.as_deref())?;
@@ -72,10 +73,17 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
         ui::json(&serde_json::json!({
             "daemon": daemon.as_ref().map(|d| serde_json::json!({
                 "pid": d.pid,
-                "startedAt": timestamp_from_ms(d.started_at).map(time_json),
+                "startedAt": time_json(d.started_at),
                 "socket": socket,
             })),
             "keys": rows_json(&rows, false),
+            // grants that ended lately, and why (data only: not rendered yet)
+            "ended": ended.iter().map(|e| serde_json::json!({
+                "slug": e.slug,
+                "vault": e.vault,
+                "at": time_json(e.at),
+                "why": e.why,
+            })).collect::<Vec<_>>(),
             "released": released,
             "warnings": expiring_clients.iter().map(|c| serde_json::json!({
                 "kind": "sign_in_client_expiring",
@@ -144,7 +152,7 @@ pub fn daemon(ctx: &Ctx, c: DaemonCommand) -> Result<i32> {
                 // through it until now, and nothing is printed from here on.
                 keyrack::daemon::platform::detach_stdio()
                     .map_err(|e| keyrack::Error::io("redirect", "/dev/null", e))?;
-                server.serve()?;
+                server.serve(keyrack::vault::VaultRenewer::new(rack.home().clone()))?;
                 Ok(0)
             }
         },

@@ -88,7 +88,10 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
         ));
     }
     if let Some(d) = &r.max_duration {
-        n.push(Node::new(format!("max duration: {d}")));
+        n.push(Node::new(format!(
+            "max duration: {}",
+            keyrack::grant::time::format_duration(*d)
+        )));
     }
     if let Some(b) = &r.blocked {
         n.push(Node::new(format!(

@@ -38,6 +38,7 @@ fn none_found(tried: &[String]) -> Error {
             tried.join("; ")
         ),
         hint: "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or run where a container or instance role provides them (ECS/EKS/EC2); a repository key (without --org @all) signs with its AWS_PROFILE key instead".into(),
+        source: None,
     }
 }
 
@@ -147,6 +148,7 @@ fn refused_container(var: &str, value: &str, reason: &str) -> Error {
             crate::aws::names::shown(value)
         ),
         hint: format!("fix or unset {var}"),
+        source: None,
     }
 }
 
@@ -179,8 +181,7 @@ impl Answer {
         let expiration = self
             .expiration
             .as_deref()
-            .and_then(|e| e.parse::<jiff::Timestamp>().ok())
-            .map(|t| t.as_millisecond().max(0) as u64);
+            .and_then(|e| e.parse::<jiff::Timestamp>().ok());
         SigningCredentials {
             access_key_id: self.access_key_id,
             secret_access_key: self.secret_access_key,
@@ -210,11 +211,13 @@ fn container(url: &str) -> Result<SigningCredentials> {
             message: "the container authorization token contains a line break; nothing was sent"
                 .into(),
             hint: "fix AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE)".into(),
+            source: None,
         });
     }
     let failed = |reason: String| Error::Aws {
         message: format!("cannot get container credentials from {url}: {reason}"),
         hint: "check the task/pod role and the AWS_CONTAINER_CREDENTIALS_* variables".into(),
+        source: None,
     };
     let body = if url.starts_with("https://") {
         let mut headers: Vec<(&str, &str)> = Vec::new();

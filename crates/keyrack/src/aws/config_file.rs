@@ -364,6 +364,7 @@ impl AwsConfig {
     pub fn session_settings(&self, name: &str) -> Result<(StartUrl, Region)> {
         let section = Section::SsoSession(name.into());
         let kv = self.get_lines(&section).ok_or_else(|| Error::Aws {
+            source: None,
             message: format!(
                 "[sso-session {}] is not in {}",
                 shown(name),
@@ -375,6 +376,7 @@ impl AwsConfig {
             ),
         })?;
         let missing = |what: &str| Error::Aws {
+            source: None,
             message: format!(
                 "{}:{}: [sso-session {}] has no {what}",
                 self.path.display(),
@@ -399,6 +401,7 @@ impl AwsConfig {
     pub fn sso_profile(&self, name: &ProfileName) -> Result<SsoProfile> {
         let section = Section::profile(name);
         let kv = self.get_lines(&section).ok_or_else(|| Error::Aws {
+            source: None,
             message: format!("profile '{name}' is not in {}", self.path.display()),
             hint: format!(
                 "pick one of: {} — or create it with: keyrack set --key AWS_PROFILE (guided)",
@@ -412,6 +415,7 @@ impl AwsConfig {
         let header = self.header_line(&section);
         let incomplete = |what: &str| {
             Error::Aws {
+            source: None,
             message: format!(
                 "{}:{header}: profile '{name}' has no {what}: it is not an SSO profile",
                 self.path.display()

@@ -7,9 +7,10 @@ use std::time::Duration;
 use crate::error::Error;
 
 /// What an AWS call can fail with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AwsError {
     /// The endpoint could not be reached (DNS, refused, timeout, TLS).
+    #[error("cannot reach {url} ({reason})")]
     Unreachable {
         /// The URL.
         url: String,
@@ -17,6 +18,7 @@ pub enum AwsError {
         reason: String,
     },
     /// The service answered with an error.
+    #[error("AWS answered {status} {code}: {message}")]
     Service {
         /// HTTP status.
         status: u16,
@@ -26,6 +28,7 @@ pub enum AwsError {
         message: String,
     },
     /// The answer was not what the API documents.
+    #[error("unexpected answer from {url}: {reason}")]
     Malformed {
         /// The URL.
         url: String,
@@ -33,11 +36,13 @@ pub enum AwsError {
         reason: String,
     },
     /// keyrack refused to send the request (the endpoint would not be AWS's), nothing was sent.
+    #[error("nothing was sent: {reason}")]
     Refused {
         /// Why.
         reason: String,
     },
     /// The endpoint could not be reached through the proxy (`HTTPS_PROXY`, …) in use.
+    #[error("cannot reach {url} through the proxy {proxy} ({var}): {reason}")]
     UnreachableViaProxy {
         /// The URL.
         url: String,
@@ -49,6 +54,7 @@ pub enum AwsError {
         reason: String,
     },
     /// The server's TLS certificate is not trusted here (unknown CA, wrong name, expired).
+    #[error("the TLS certificate of {host} is not trusted: {reason}{}", proxy.as_ref().map(|p| format!(" (connected through the proxy {p})")).unwrap_or_default())]
     Untrusted {
         /// The host (and port) connected to.
         host: String,
@@ -59,6 +65,7 @@ pub enum AwsError {
     },
     /// A network setting (`AWS_CA_BUNDLE`, `ca_bundle`, `HTTPS_PROXY`, …) cannot be used;
     /// nothing was sent.
+    #[error("nothing was sent: {setting}: {reason}")]
     Settings {
         /// The setting, as the user wrote it (`AWS_CA_BUNDLE=/path`).
         setting: String,
@@ -89,71 +96,41 @@ impl AwsError {
             })
     }
 
-    /// As a keyrack error, with the fix.
+    /// As a keyrack error saying what keyrack was `doing`, with the fix; this error is its source.
     pub fn into_error(self, doing: &str) -> Error {
-        let (message, hint) = match &self {
-            AwsError::Unreachable { url, reason } => (
-                format!("{doing}: cannot reach {url} ({reason})"),
-                "check the network (and AWS_ENDPOINT_URL_* if set), then retry".to_string(),
+        let hint = match &self {
+            AwsError::Unreachable { .. } => {
+                "check the network (and AWS_ENDPOINT_URL_* if set), then retry".to_string()
+            }
+            AwsError::Service { status, .. } if *status >= 500 => {
+                "AWS had a fault; retry in a moment".to_string()
+            }
+            AwsError::Service { .. } if self.is_unauthorized() => {
+                "the SSO session is no longer valid: keyrack unlock signs in again".to_string()
+            }
+            AwsError::Service { .. } => {
+                "check the SSO settings of the profile (start URL, region, account, role)"
+                    .to_string()
+            }
+            AwsError::Malformed { .. } => {
+                "check AWS_ENDPOINT_URL_* points at AWS, then retry".to_string()
+            }
+            AwsError::Refused { .. } => {
+                "fix the region in the profile's settings (keyrack set … --sso-region <region>, or edit the AWS config file)".to_string()
+            }
+            AwsError::UnreachableViaProxy { var, .. } => format!(
+                "check that the proxy in {var} is up and lets you CONNECT to that host, or list the host in NO_PROXY to go direct"
             ),
-            AwsError::Service {
-                status,
-                code,
-                message,
-            } if *status >= 500 => (
-                format!("{doing}: AWS answered {status} {code}: {message}"),
-                "AWS had a fault; retry in a moment".to_string(),
-            ),
-            AwsError::Service {
-                status,
-                code,
-                message,
-            } => (
-                format!("{doing}: AWS answered {status} {code}: {message}"),
-                if self.is_unauthorized() {
-                    "the SSO session is no longer valid: keyrack unlock signs in again".to_string()
-                } else {
-                    "check the SSO settings of the profile (start URL, region, account, role)"
-                        .to_string()
-                },
-            ),
-            AwsError::Malformed { url, reason } => (
-                format!("{doing}: unexpected answer from {url}: {reason}"),
-                "check AWS_ENDPOINT_URL_* points at AWS, then retry".to_string(),
-            ),
-            AwsError::Refused { reason } => (
-                format!("{doing}: nothing was sent: {reason}"),
-                "fix the region in the profile's settings (keyrack set … --sso-region <region>, or edit the AWS config file)".to_string(),
-            ),
-            AwsError::UnreachableViaProxy {
-                url,
-                proxy,
-                var,
-                reason,
-            } => (
-                format!("{doing}: cannot reach {url} through the proxy {proxy} ({var}): {reason}"),
-                format!("check that the proxy in {var} is up and lets you CONNECT to that host, or list the host in NO_PROXY to go direct"),
-            ),
-            AwsError::Untrusted { host, reason, proxy } => (
-                format!(
-                    "{doing}: the TLS certificate of {host} is not trusted: {reason}{}",
-                    proxy
-                        .as_ref()
-                        .map(|p| format!(" (connected through the proxy {p})"))
-                        .unwrap_or_default()
-                ),
-                "if your network inspects TLS (a corporate proxy), export AWS_CA_BUNDLE=/path/to/its-ca-certificates.pem and retry; if it does not, the connection is being intercepted: do not sign in".to_string(),
-            ),
-            AwsError::Settings {
-                setting,
-                reason,
-                hint,
-            } => (
-                format!("{doing}: nothing was sent: {setting}: {reason}"),
-                hint.clone(),
-            ),
+            AwsError::Untrusted { .. } => {
+                "if your network inspects TLS (a corporate proxy), export AWS_CA_BUNDLE=/path/to/its-ca-certificates.pem and retry; if it does not, the connection is being intercepted: do not sign in".to_string()
+            }
+            AwsError::Settings { hint, .. } => hint.clone(),
         };
-        Error::Aws { message, hint }
+        Error::Aws {
+            message: doing.to_string(),
+            hint,
+            source: Some(Box::new(self)),
+        }
     }
 }
 

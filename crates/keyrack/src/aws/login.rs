@@ -117,6 +117,7 @@ pub fn sign_in(
 ) -> Result<SsoToken> {
     if opts.no_prompt {
         return Err(Error::Aws {
+            source: None,
             message: format!("signing in to {start_url} is needed, and --no-prompt forbids it"),
             hint: "run keyrack unlock without --no-prompt (a browser sign-in follows)".into(),
         });
@@ -207,6 +208,7 @@ fn timeout_shown(d: Duration) -> String {
 
 fn timed_out(start_url: &str, opts: &LoginOptions, flow: &str) -> Error {
     Error::Aws {
+        source: None,
         message: format!(
             "sign-in to {start_url} did not complete within {} ({flow}); nothing was saved",
             timeout_shown(opts.timeout)
@@ -286,6 +288,7 @@ fn pkce(
             }
             Callback::Denied(why) => {
                 return Err(Error::Aws {
+                    source: None,
                     message: format!("the sign-in was refused in the browser: {why}"),
                     hint: "run the command again and choose Allow".into(),
                 })
@@ -402,6 +405,7 @@ fn device_code(
                 }
                 Some(c) if c.contains("AccessDenied") => {
                     return Err(Error::Aws {
+                        source: None,
                         message: "the device sign-in was denied".into(),
                         hint: "run the command again and approve the request".into(),
                     })
@@ -419,6 +423,7 @@ fn aws_cli(
     interact: &dyn Interact,
 ) -> Result<SsoToken> {
     let profile = profile.ok_or_else(|| Error::Aws {
+        source: None,
         message: "the aws-cli driver signs in through a profile, and none is configured yet".into(),
         hint:
             "use the native driver for the first set (default), or pass --exid <existing profile>"
@@ -444,6 +449,7 @@ fn aws_cli(
         .stderr(output.stderr)
         .spawn()
         .map_err(|e| Error::Aws {
+            source: None,
             message: format!("cannot run the AWS CLI: {e}"),
             hint: "install it, or use --login-driver native".into(),
         })?;
@@ -463,6 +469,7 @@ fn aws_cli(
     };
     if !status.success() {
         return Err(Error::Aws {
+            source: None,
             message: format!("aws sso login --profile {profile} failed ({status})"),
             hint: "read its output above, then retry".into(),
         });
@@ -472,6 +479,7 @@ fn aws_cli(
     let p = cfg.sso_profile(&name)?;
     let file = super::token_cache::cache_file(p.cache_name())?;
     super::token_cache::read(&file)?.ok_or_else(|| Error::Aws {
+        source: None,
         message: format!(
             "aws sso login succeeded but wrote no token at {}",
             file.display()

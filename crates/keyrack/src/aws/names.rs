@@ -170,6 +170,7 @@ impl NameError {
     /// As the error of a setting in a config file, naming `file:line`.
     pub fn in_file(self, path: &Path, line: usize) -> Error {
         Error::Aws {
+            source: None,
             message: format!(
                 "{}:{line}: {} = '{}' is refused: {}; keyrack will not use this profile (nor send its SSO token anywhere) until it is fixed",
                 path.display(),
@@ -189,6 +190,7 @@ impl NameError {
     /// As the error of a value an AWS service answered with.
     pub fn from_service(self, what: &str) -> Error {
         Error::Aws {
+            source: None,
             message: format!(
                 "{what}: AWS answered a {} that keyrack refuses to use: '{}' ({})",
                 self.field.describe(),

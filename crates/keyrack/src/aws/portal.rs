@@ -31,8 +31,9 @@ pub struct RoleCredentials {
     pub secret_access_key: Secret,
     /// Session token.
     pub session_token: Secret,
-    /// Expiry, unix milliseconds.
-    pub expiration: u64,
+    /// Expiry (unix milliseconds on the wire, as the portal sends it).
+    #[serde(with = "crate::grant::time::millis")]
+    pub expiration: jiff::Timestamp,
 }
 
 fn get(region: &str, path_and_query: &str, token: &Secret) -> Result<http::Reply, AwsError> {
@@ -121,6 +122,22 @@ pub fn role_credentials(
     account_id: &str,
     role_name: &str,
 ) -> Result<RoleCredentials, AwsError> {
+    role_credentials_at(
+        &endpoint(Service::Sso, region)?,
+        token,
+        account_id,
+        role_name,
+    )
+}
+
+/// [`role_credentials`] from the portal at `base` (an endpoint resolved earlier, e.g. by the
+/// process that unlocked the grant now renewed by the session daemon).
+pub fn role_credentials_at(
+    base: &str,
+    token: &Secret,
+    account_id: &str,
+    role_name: &str,
+) -> Result<RoleCredentials, AwsError> {
     let q = format!(
         "/federation/credentials?account_id={}&role_name={}",
         enc(account_id),
@@ -131,7 +148,14 @@ pub fn role_credentials(
     struct Out {
         role_credentials: RoleCredentials,
     }
-    let out: Out = get(region, &q, token)?.json(&q)?;
+    let url = format!("{base}{q}");
+    let reply = http::send(
+        "GET",
+        &url,
+        &[("x-amz-sso_bearer_token", token.expose())],
+        None,
+    )?;
+    let out: Out = reply.json(&q)?;
     Ok(out.role_credentials)
 }
 

@@ -47,8 +47,8 @@ pub struct SigningCredentials {
     pub secret_access_key: Secret,
     /// The session token of temporary credentials.
     pub session_token: Option<Secret>,
-    /// When they expire (unix milliseconds), if they do.
-    pub expiration: Option<u64>,
+    /// When they expire, if they do.
+    pub expiration: Option<jiff::Timestamp>,
     /// Where they come from: "the role credentials of acme.test.AWS_PROFILE", "AWS_ACCESS_KEY_ID".
     pub source: String,
 }

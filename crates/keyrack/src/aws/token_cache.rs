@@ -55,11 +55,6 @@ impl SsoToken {
                 .registration_expires_at
                 .is_none_or(|t| t > jiff::Timestamp::now())
     }
-
-    /// The token's expiry as unix milliseconds.
-    pub fn expires_at_ms(&self) -> u64 {
-        self.expires_at.as_millisecond().max(0) as u64
-    }
 }
 
 /// Formats a timestamp the way every AWS tool accepts: `2026-01-02T03:04:05Z`.

@@ -15,11 +15,13 @@ use zeroize::Zeroizing;
 
 use super::ledger;
 use super::protocol::{HeldGrant, RelockScope, Request, Response};
+use super::DaemonError;
 use super::{platform, socket, CLIENT_TIMEOUT, MAX_REQUEST_BYTES};
 use crate::error::{Error, Result};
+use crate::grant::{Ended, Grant};
 use crate::home::Home;
+use crate::secret::Secret;
 use crate::slug::Slug;
-use crate::vault::Grant;
 
 /// How long a starter waits for a new daemon to bind (it may first wait for an exiting one).
 const START_TIMEOUT: Duration = Duration::from_secs(8);
@@ -49,10 +51,21 @@ pub struct Client {
 pub struct DaemonStatus {
     /// The daemon's pid.
     pub pid: u32,
-    /// When it started (unix ms).
-    pub started_at: u64,
+    /// When it started.
+    pub started_at: jiff::Timestamp,
     /// The grants it holds.
     pub grants: Vec<HeldGrant>,
+    /// The grants that ended lately, and why.
+    pub ended: Vec<Ended>,
+}
+
+/// What GET answers.
+#[derive(Debug, Clone, Default)]
+pub struct Lookup {
+    /// One per slug asked for, in order: the grant, or `None`.
+    pub grants: Vec<Option<Grant>>,
+    /// For the slugs not granted: their grants that ended lately, and why.
+    pub ended: Vec<Ended>,
 }
 
 /// Serialises `req` as one request line, refusing one the daemon would not read.
@@ -61,10 +74,7 @@ fn encode(req: &Request) -> Result<Zeroizing<Vec<u8>>> {
     line.push(b'\n');
     if line.len() > MAX_REQUEST_BYTES {
         return Err(Error::Daemon {
-            message: format!(
-                "the request is {} bytes, over the daemon's limit of {MAX_REQUEST_BYTES}; nothing was sent",
-                line.len()
-            ),
+            source: DaemonError::RequestTooLarge { bytes: line.len() },
             hint: "unlock fewer keys at once (keyrack unlock --key <KEY>), or store smaller values"
                 .into(),
         });
@@ -119,10 +129,6 @@ fn batches(grants: Vec<Grant>) -> Result<Vec<Vec<Grant>>> {
     Ok(out)
 }
 
-/// The daemon's answer to a GET: one grant or none per slug asked, in order; `None` when no
-/// daemon runs.
-pub type Answers = Option<Vec<Option<Grant>>>;
-
 impl Client {
     /// A client for `home`'s owner in this login session.
     pub fn new(home: &Home) -> Self {
@@ -163,10 +169,7 @@ impl Client {
                 Attempt::Retry => break Ok(None),
                 Attempt::Busy => {
                     if Instant::now() + pause >= deadline {
-                        break Err(self.err(format!(
-                            "the daemon stayed busy for {} s (too many connections at once)",
-                            CLIENT_TIMEOUT.as_secs()
-                        )));
+                        break Err(self.err(DaemonError::Busy));
                     }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(100));
@@ -203,9 +206,10 @@ impl Client {
                 return Attempt::Done(Err(self.not_answering(None)))
             }
             Err(e) => {
-                return Attempt::Done(Err(
-                    self.err(format!("cannot connect to {}: {e}", self.path.display()))
-                ))
+                return Attempt::Done(Err(self.err(DaemonError::Connect {
+                    path: self.path.clone(),
+                    source: e,
+                })))
             }
         };
         // Who is listening? Not a byte goes to anyone but this user.
@@ -220,7 +224,9 @@ impl Client {
         if let Ok(r) = Response::from_json(&buf) {
             return match r {
                 Response::Busy => Attempt::Busy,
-                Response::Error { message } => Attempt::Done(Err(self.err(message))),
+                Response::Error { message } => {
+                    Attempt::Done(Err(self.err(DaemonError::Refused(message))))
+                }
                 r => Attempt::Done(Ok(Some(r))),
             };
         }
@@ -243,19 +249,17 @@ impl Client {
             {
                 Attempt::Retry
             }
-            (Err(e), _) | (_, Err(e)) => {
-                Attempt::Done(Err(self.err(format!("talking to the daemon failed: {e}"))))
-            }
+            (Err(e), _) | (_, Err(e)) => Attempt::Done(Err(self.err(DaemonError::Talk(e)))),
             (Ok(()), Ok(())) if buf.is_empty() => Attempt::Retry,
-            (Ok(()), Ok(())) => Attempt::Done(Err(
-                self.err(format!("unreadable answer ({} bytes)", buf.len()))
-            )),
+            (Ok(()), Ok(())) => {
+                Attempt::Done(Err(self.err(DaemonError::Unreadable { bytes: buf.len() })))
+            }
         }
     }
 
-    fn err(&self, message: String) -> Error {
+    fn err(&self, source: DaemonError) -> Error {
         Error::Daemon {
-            message,
+            source,
             hint: format!(
                 "keyrack daemon prune{}; then keyrack unlock",
                 self.home.owner().flag()
@@ -264,13 +268,11 @@ impl Client {
     }
 
     fn not_answering(&self, pid: Option<i32>) -> Error {
-        let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
         Error::Daemon {
-            message: format!(
-                "the daemon{who} at {} did not answer within {} s: it is stopped or stuck",
-                self.path.display(),
-                CLIENT_TIMEOUT.as_secs()
-            ),
+            source: DaemonError::NotAnswering {
+                pid,
+                path: self.path.clone(),
+            },
             hint: match pid {
                 Some(p) => format!(
                     "kill -CONT {p} if you paused it; otherwise end it with kill {p} and run keyrack unlock (a new daemon starts)"
@@ -284,7 +286,7 @@ impl Client {
     }
 
     fn unexpected(&self, r: Response) -> Error {
-        self.err(format!("unexpected answer: {r:?}"))
+        self.err(DaemonError::Unexpected(format!("{r:?}")))
     }
 
     /// Whether a daemon answers.
@@ -305,22 +307,49 @@ impl Client {
         if self.call(&Request::Status)?.is_some() {
             return Ok(());
         }
+        let (report_rx, report_tx) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+                self.err(DaemonError::Start {
+                    doing: "create a pipe to start the daemon",
+                    source: e.into(),
+                })
+            })?;
+        let mut cmd = self.daemon_command(report_tx)?;
+        let mut child = cmd.spawn().map_err(|e| {
+            self.err(DaemonError::Start {
+                doing: "start the daemon",
+                source: e,
+            })
+        })?;
+        // our copy of the write end must go, or the pipe never reaches end of file
+        drop(cmd);
+        let deadline = Instant::now() + START_TIMEOUT;
+        let report = read_report(report_rx, deadline);
+        if !report.is_empty() {
+            let _ = child.wait();
+            return Err(self.start_failure(&report));
+        }
+        self.wait_until_ready(child, deadline)
+    }
+
+    /// `keyrack daemon run` of this binary, with the clean environment, directory, session and
+    /// descriptors [`Client::ensure_running`] describes; it reports on `report`.
+    fn daemon_command(&self, report: std::os::fd::OwnedFd) -> Result<std::process::Command> {
         let exe = std::env::current_exe().map_err(|e| {
-            self.err(format!(
-                "cannot find the keyrack binary to start the daemon: {e}"
-            ))
+            self.err(DaemonError::Start {
+                doing: "find the keyrack binary to start the daemon",
+                source: e,
+            })
         })?;
         let root = std::path::absolute(self.home.root())
             .unwrap_or_else(|_| self.home.root().to_path_buf());
-        let (report_rx, report_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| self.err(format!("cannot create a pipe to start the daemon: {e}")))?;
         let mut cmd = std::process::Command::new(exe);
         cmd.args(["--json", "daemon", "run"])
             .env_clear()
             .env("KEYRACK_HOME", root)
             .current_dir("/")
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::from(report_tx))
+            .stdout(std::process::Stdio::from(report))
             .stderr(std::process::Stdio::null());
         for var in platform::RUNTIME_ENV.iter().chain([&super::IDLE_ENV]) {
             if let Some(v) = std::env::var_os(var) {
@@ -340,17 +369,11 @@ impl Client {
                 Ok(())
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| self.err(format!("cannot start the daemon: {e}")))?;
-        // our copy of the write end must go, or the pipe never reaches end of file
-        drop(cmd);
-        let deadline = Instant::now() + START_TIMEOUT;
-        let report = read_report(report_rx, deadline);
-        if !report.is_empty() {
-            let _ = child.wait();
-            return Err(self.start_failure(&report));
-        }
+        Ok(cmd)
+    }
+
+    /// Waits until the started daemon answers (or `deadline`), reaping it in the background.
+    fn wait_until_ready(&self, mut child: std::process::Child, deadline: Instant) -> Result<()> {
         loop {
             if self.call(&Request::Status)?.is_some() {
                 // reap the child in the background: it lives on as the daemon
@@ -362,7 +385,9 @@ impl Client {
                     return Ok(());
                 }
                 return Err(Error::Daemon {
-                    message: format!("the daemon exited at start ({status}) without saying why"),
+                    source: DaemonError::ExitedAtStart {
+                        status: status.to_string(),
+                    },
                     hint: format!(
                         "run it in the foreground to see the error: keyrack{} daemon run",
                         self.home.owner().flag()
@@ -372,10 +397,9 @@ impl Client {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 return Err(Error::Daemon {
-                    message: format!(
-                        "the daemon did not answer within {} s of starting",
-                        START_TIMEOUT.as_secs()
-                    ),
+                    source: DaemonError::StartTimeout {
+                        secs: START_TIMEOUT.as_secs(),
+                    },
                     hint: format!(
                         "run it in the foreground to see what it waits for: keyrack{} daemon run",
                         self.home.owner().flag()
@@ -400,11 +424,16 @@ impl Client {
                 self.home.owner().flag()
             )
         });
-        let message = format!("the daemon could not start: {message}");
         if e["code"] == "daemon_untrusted" {
-            Error::DaemonUntrusted { message, hint }
+            Error::DaemonUntrusted {
+                message: format!("the daemon could not start: {message}"),
+                hint,
+            }
         } else {
-            Error::Daemon { message, hint }
+            Error::Daemon {
+                source: DaemonError::StartFailed(message),
+                hint,
+            }
         }
     }
 
@@ -427,12 +456,7 @@ impl Client {
                         restarts += 1;
                         self.ensure_running()?;
                     }
-                    None => {
-                        return Err(self.err(
-                            "the daemon exited each time it was started, before it took the grants"
-                                .into(),
-                        ))
-                    }
+                    None => return Err(self.err(DaemonError::KeptExiting)),
                 }
             }
         }
@@ -440,16 +464,22 @@ impl Client {
     }
 
     /// Looks slugs up (with the `org.all` fallback). `None` when no daemon runs.
-    pub fn get(&self, slugs: Vec<Slug>) -> Result<Answers> {
-        self.get_keeping(slugs).1
+    pub fn get(&self, slugs: Vec<Slug>) -> Result<Option<Vec<Option<Grant>>>> {
+        Ok(self.lookup(slugs)?.map(|l| l.grants))
     }
 
-    /// [`Client::get`], handing the slugs back (the hot path needs them after the answer, and
-    /// copying them costs an allocation each).
-    pub fn get_keeping(&self, slugs: Vec<Slug>) -> (Vec<Slug>, Result<Answers>) {
+    /// Looks slugs up (with the `org.all` fallback), with why those not granted ended. `None`
+    /// when no daemon runs.
+    pub fn lookup(&self, slugs: Vec<Slug>) -> Result<Option<Lookup>> {
+        self.lookup_keeping(slugs).1
+    }
+
+    /// [`Client::lookup`], handing the slugs back (the hot path needs them after the answer,
+    /// and copying them costs an allocation each).
+    pub fn lookup_keeping(&self, slugs: Vec<Slug>) -> (Vec<Slug>, Result<Option<Lookup>>) {
         let req = Request::Get { slugs };
         let answer = match self.call(&req) {
-            Ok(Some(Response::Grants { grants })) => Ok(Some(grants)),
+            Ok(Some(Response::Grants { grants, ended })) => Ok(Some(Lookup { grants, ended })),
             Ok(Some(r)) => Err(self.unexpected(r)),
             Ok(None) => Ok(None),
             Err(e) => Err(e),
@@ -460,6 +490,37 @@ impl Client {
         (slugs, answer)
     }
 
+    /// The grants carrying label `name` = `value` (none when no daemon runs).
+    pub fn by_label(&self, name: &str, value: &str) -> Result<Vec<Grant>> {
+        match self.call(&Request::GetByLabel {
+            name: name.into(),
+            value: value.into(),
+        })? {
+            Some(Response::Labelled { grants }) => Ok(grants),
+            Some(r) => Err(self.unexpected(r)),
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Replaces the vault payload (and renewal deadline) of a held grant; `false` when it is not
+    /// held (or no daemon runs).
+    pub fn update(
+        &self,
+        slug: &Slug,
+        payload: Secret,
+        renew_at: Option<jiff::Timestamp>,
+    ) -> Result<bool> {
+        match self.call(&Request::Update {
+            slug: slug.clone(),
+            payload,
+            renew_at,
+        })? {
+            Some(Response::Stored { count }) => Ok(count > 0),
+            Some(r) => Err(self.unexpected(r)),
+            None => Ok(false),
+        }
+    }
+
     /// What the daemon holds. `None` when no daemon runs.
     pub fn status(&self) -> Result<Option<DaemonStatus>> {
         match self.call(&Request::Status)? {
@@ -467,10 +528,12 @@ impl Client {
                 pid,
                 started_at,
                 grants,
+                ended,
             }) => Ok(Some(DaemonStatus {
                 pid,
                 started_at,
                 grants,
+                ended,
             })),
             Some(r) => Err(self.unexpected(r)),
             None => Ok(None),
@@ -480,42 +543,6 @@ impl Client {
     /// Forgets grants; returns the slugs forgotten (empty when no daemon runs).
     pub fn relock(&self, scope: RelockScope) -> Result<Vec<Slug>> {
         match self.call(&Request::Relock { scope })? {
-            Some(Response::Relocked { slugs }) => Ok(slugs),
-            Some(r) => Err(self.unexpected(r)),
-            None => Ok(vec![]),
-        }
-    }
-
-    /// The aws.config grant of `profile`. `None` when not unlocked (or no daemon).
-    pub fn aws_profile(&self, profile: &str) -> Result<Option<Grant>> {
-        match self.call(&Request::AwsProfile {
-            profile: profile.into(),
-        })? {
-            Some(Response::AwsGrant { grant }) => Ok(grant.map(|g| *g)),
-            Some(r) => Err(self.unexpected(r)),
-            None => Ok(None),
-        }
-    }
-
-    /// Caches renewed role credentials with a grant.
-    pub fn aws_store_credentials(
-        &self,
-        slug: &Slug,
-        credentials: crate::aws::portal::RoleCredentials,
-    ) -> Result<()> {
-        match self.call(&Request::AwsStoreCredentials {
-            slug: slug.clone(),
-            credentials,
-        })? {
-            Some(_) | None => Ok(()),
-        }
-    }
-
-    /// Forgets every grant of an SSO session.
-    pub fn aws_forget_session(&self, session: &str) -> Result<Vec<Slug>> {
-        match self.call(&Request::AwsForgetSession {
-            session: session.into(),
-        })? {
             Some(Response::Relocked { slugs }) => Ok(slugs),
             Some(r) => Err(self.unexpected(r)),
             None => Ok(vec![]),
@@ -622,19 +649,17 @@ fn read_report(rx: std::os::fd::OwnedFd, deadline: Instant) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mech::Mech;
-    use crate::secret::Secret;
-    use crate::vault::VaultKind;
+    use crate::grant::{Mech, VaultKind};
 
     fn grant(key: &str, bytes: usize) -> Grant {
-        Grant {
-            slug: Slug::parse(&format!("a.test.{key}")).unwrap(),
-            secret: Secret::new("x".repeat(bytes)),
-            vault: VaultKind::OsSecure,
-            mech: Mech::Replica,
-            expires_at: Some(1),
-            aws: None,
-        }
+        let mut g = Grant::new(
+            Slug::parse(&format!("a.test.{key}")).unwrap(),
+            Secret::new("x".repeat(bytes)),
+            VaultKind::OsSecure,
+            Mech::Replica,
+        );
+        g.expires_at = Some(jiff::Timestamp::from_millisecond(1).unwrap());
+        g
     }
 
     #[test]

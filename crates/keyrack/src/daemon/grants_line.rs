@@ -8,15 +8,17 @@
 //! {"status":"grants","grants":[null,{"slug":"o.e.K","secret":"…","vault":"os.secure","mech":"replica","expiresAt":1}]}
 //! ```
 //!
-//! Anything else — whitespace, another field order, an `aws` field, an alias, an escape
+//! Anything else — whitespace, another field order, a renewal deadline, files, labels or a
+//! vault payload, an `ended` list, an alias, an escape
 //! outside the secret, a number it does not read the way serde_json would — returns `None`, and
 //! the caller parses the line with serde as before. A generated-input test holds it to
 //! serde's answer on every line it accepts.
 
-use crate::mech::Mech;
+use jiff::Timestamp;
+
+use crate::grant::{Grant, Mech, VaultKind};
 use crate::secret::Secret;
 use crate::slug::Slug;
-use crate::vault::{Grant, VaultKind};
 
 struct Reader<'a> {
     b: &'a [u8],
@@ -112,18 +114,16 @@ impl<'a> Reader<'a> {
         let mech = self.plain_str()?;
         let mech = *Mech::ALL.iter().find(|m| m.as_str() == mech)?;
         let expires_at = match self.eat(b",\"expiresAt\":") {
-            true => Some(self.integer()?),
+            true => {
+                let ms = i64::try_from(self.integer()?).ok()?;
+                Some(Timestamp::from_millisecond(ms).ok()?)
+            }
             false => None,
         };
         self.expect(b"}")?;
-        Some(Some(Grant {
-            slug,
-            secret,
-            vault,
-            mech,
-            expires_at,
-            aws: None,
-        }))
+        let mut grant = Grant::new(slug, secret, vault, mech);
+        grant.expires_at = expires_at;
+        Some(Some(grant))
     }
 }
 
@@ -150,12 +150,12 @@ pub(crate) fn decode(line: &[u8]) -> Option<Vec<Option<Grant>>> {
 mod tests {
     use super::*;
     use crate::daemon::protocol::Response;
+    use crate::grant::Labels;
     use crate::testgen::Lcg;
-    use crate::vault::AwsGrant;
 
     fn serde_grants(line: &[u8]) -> Option<Vec<Option<Grant>>> {
         match serde_json::from_slice::<Response>(line) {
-            Ok(Response::Grants { grants }) => Some(grants),
+            Ok(Response::Grants { grants, ended }) if ended.is_empty() => Some(grants),
             _ => None,
         }
     }
@@ -174,30 +174,33 @@ mod tests {
         }
         let env = r.pick(&["test", "prod", "all", "ci-1"]);
         let key = r.pick(&["K", "XAI_API_KEY", "A.B", "_x"]);
-        Some(Grant {
+        let ms = |n: i64| Timestamp::from_millisecond(n).unwrap();
+        let mut g = Grant::new(
             // (`A.B`: a legacy dotted key, as a grant may still carry)
-            slug: Slug::parse(&format!("{}.{env}.{key}", r.pick(&["acme", "@all", "o-1"])))
-                .unwrap(),
-            secret: Secret::new(secret(r)),
-            vault: VaultKind::ALL[(r.next() as usize) % VaultKind::ALL.len()],
-            mech: Mech::ALL[(r.next() as usize) % Mech::ALL.len()],
-            expires_at: match r.next() % 4 {
-                0 => None,
-                1 => Some(0),
-                2 => Some(u64::MAX),
-                _ => Some(r.next()),
-            },
-            aws: (r.next().is_multiple_of(9)).then(|| AwsGrant {
-                profile: "p".into(),
-                session: "s".into(),
-                cache_file: "/c".into(),
-                sso_region: "eu-west-1".into(),
-                account_id: "1".into(),
-                role_name: "r".into(),
-                access_token: Secret::new("t".into()),
-                role_credentials: None,
-            }),
-        })
+            Slug::parse(&format!("{}.{env}.{key}", r.pick(&["acme", "@all", "o-1"]))).unwrap(),
+            Secret::new(secret(r)),
+            VaultKind::ALL[(r.next() as usize) % VaultKind::ALL.len()],
+            Mech::ALL[(r.next() as usize) % Mech::ALL.len()],
+        );
+        g.expires_at = match r.next() % 4 {
+            0 => None,
+            1 => Some(ms(0)),
+            2 => Some(ms(253_402_000_000_000)),
+            _ => Some(ms((r.next() % 4_000_000_000_000) as i64)),
+        };
+        if r.next().is_multiple_of(9) {
+            match r.next() % 4 {
+                0 => g.renew_at = g.expires_at,
+                1 => g.release = vec!["/c".into()],
+                2 => {
+                    let mut labels = Labels::new();
+                    labels.insert("aws.profile".into(), "p".into());
+                    g.labels = labels;
+                }
+                _ => g.payload = Some(Secret::new("{\"t\":1}".into())),
+            }
+        }
+        Some(g)
     }
 
     /// What the daemon writes, and lines near it: the fast reader agrees with serde on every
@@ -210,12 +213,18 @@ mod tests {
             let grants: Vec<Option<Grant>> = (0..r.next() % 5).map(|_| grant(&mut r)).collect();
             let mut line = serde_json::to_vec(&Response::Grants {
                 grants: grants.clone(),
+                ended: vec![],
             })
             .unwrap();
             if r.next().is_multiple_of(2) {
                 line.push(b'\n');
             }
-            let plain = grants.iter().flatten().all(|g| g.aws.is_none());
+            let plain = grants.iter().flatten().all(|g| {
+                g.renew_at.is_none()
+                    && g.release.is_empty()
+                    && g.labels.is_empty()
+                    && g.payload.is_none()
+            });
             if plain {
                 assert_eq!(decode(&line), Some(grants.clone()), "case {case}");
                 fast_hits += 1;
@@ -257,6 +266,7 @@ mod tests {
             b"{\"status\":\"grants\",\"grants\":[{\"slug\":\"a.b.C\",\"secret\":\"x\",\"vault\":\"aws.iam.sso\",\"mech\":\"replica\"}]}",
             b"{\"status\":\"grants\",\"grants\":[{\"slug\":\"a.b.C\",\"secret\":\"x\",\"vault\":\"os.secure\",\"mech\":\"replica\",\"expiresAt\":1.0}]}",
             b"{\"status\":\"grants\",\"grants\":[{\"slug\":\"a.b.C\",\"secret\":\"x\",\"vault\":\"os.secure\",\"mech\":\"replica\",\"expiresAt\":18446744073709551616}]}",
+            b"{\"status\":\"grants\",\"grants\":[null],\"ended\":[]}",
             b"{\"status\":\"grants\",\"grants\":[]}\n\n",
         ] {
             assert!(decode(line).is_none(), "{}", String::from_utf8_lossy(line));

@@ -1,5 +1,5 @@
-//! The release ledger: files that must not outlive the grants they came with (today the SSO
-//! token an aws.config grant mirrors into `~/.aws/sso/cache`).
+//! The release ledger: files that must not outlive the grants they came with
+//! ([`crate::grant::Grant::release`], e.g. a token a vault mirrors for other tools).
 //!
 //! Whoever is about to write such a file records its path here first, under its own process
 //! identity; the daemon takes the entry over when it receives the grant, and removes the entry

@@ -4,14 +4,17 @@
 //! - [`protocol`]: the wire format (one JSON request line, one JSON response line).
 //! - [`store`]: the in-memory grant store with expiry.
 //! - [`server`]: `keyrack daemon run`: socket, peer checks, bounded connections, sweep, idle exit.
-//! - [`client`]: trust checks, connecting, starting on demand, typed calls.
+//! - [`client`]: trust checks, connecting, starting on demand, typed calls ([`DaemonError`]).
 //! - [`socket`]: where the socket lives and whether that place can be trusted.
 //! - [`ledger`]: files (mirrored tokens) to remove when the daemon that held them is gone.
 //! - [`platform`]: what is asked of the OS (peer credentials, login sessions, runtime dir).
 
 use std::time::Duration;
 
+pub use error::DaemonError;
+
 pub mod client;
+mod error;
 mod grants_line;
 pub mod ledger;
 pub mod platform;

@@ -1,20 +1,26 @@
 //! The daemon wire protocol: the client writes one JSON [`Request`] terminated by `\n`; the
 //! daemon answers one JSON [`Response`] line and closes. Requests larger than
 //! [`super::MAX_REQUEST_BYTES`] or not valid JSON get [`Response::Error`].
+//!
+//! The vocabulary is the grant's ([`crate::grant`]) and nothing else: the daemon knows no vault.
+//! Times are unix milliseconds.
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::MAX_REQUEST_BYTES;
+use crate::grant::{time, Ended, Grant, Labels, Mech, VaultKind};
+use crate::secret::Secret;
 use crate::slug::Slug;
-use crate::vault::Grant;
 
 /// A request to the daemon.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    /// Store grants (each carries its absolute `expiresAt`).
+    /// Store grants (each carries its absolute `expiresAt`), replacing any of the same slug.
     Unlock {
         /// The grants.
         grants: Vec<Grant>,
@@ -24,29 +30,33 @@ pub enum Request {
         /// The slugs asked for.
         slugs: Vec<Slug>,
     },
+    /// The grants that carry a label.
+    GetByLabel {
+        /// The label's name.
+        name: String,
+        /// Its value.
+        value: String,
+    },
+    /// Replace the vault payload (and renewal deadline) of a held grant.
+    Update {
+        /// The grant's slug.
+        slug: Slug,
+        /// The new payload.
+        payload: Secret,
+        /// The new renewal deadline (none: no renewal).
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "time::millis_opt"
+        )]
+        renew_at: Option<Timestamp>,
+    },
     /// What is held, without secrets.
     Status,
     /// Forget grants.
     Relock {
         /// Which ones.
         scope: RelockScope,
-    },
-    /// The aws.config grant of a profile (for `keyrack aws credentials`).
-    AwsProfile {
-        /// The profile name.
-        profile: String,
-    },
-    /// Cache renewed role credentials with an aws.config grant.
-    AwsStoreCredentials {
-        /// The grant's slug.
-        slug: Slug,
-        /// The credentials.
-        credentials: crate::aws::portal::RoleCredentials,
-    },
-    /// Forget every grant of an SSO session (after `keyrack aws logout`).
-    AwsForgetSession {
-        /// The token-cache name.
-        session: String,
     },
     /// Stop the daemon now.
     Shutdown,
@@ -107,9 +117,16 @@ pub enum RelockScope {
         /// The slugs.
         slugs: Vec<Slug>,
     },
+    /// Every grant that carries a label.
+    Label {
+        /// The label's name.
+        name: String,
+        /// Its value.
+        value: String,
+    },
 }
 
-/// One held grant, as reported by STATUS (no secret).
+/// One held grant, as reported by STATUS (no secret, no payload).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct HeldGrant {
@@ -118,22 +135,32 @@ pub struct HeldGrant {
     /// Its env.
     pub env: String,
     /// The vault it came from.
-    pub vault: crate::vault::VaultKind,
-    /// Expiry, unix milliseconds.
-    pub expires_at: u64,
-    /// The mirrored SSO token file of an aws.config grant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sso_cache_file: Option<std::path::PathBuf>,
-    /// The AWS profile of an aws.config grant (its value: a name, never a credential).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aws_profile: Option<String>,
+    pub vault: VaultKind,
+    /// How it was acquired.
+    pub mech: Mech,
+    /// When it expires.
+    #[serde(with = "time::millis")]
+    pub expires_at: Timestamp,
+    /// When its vault renews it next, if it does.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::millis_opt"
+    )]
+    pub renew_at: Option<Timestamp>,
+    /// Its labels.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+    /// The files released when it (and every other grant carrying them) ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub release: Vec<PathBuf>,
 }
 
 /// The daemon's answer.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Response {
-    /// Unlock stored this many grants.
+    /// UNLOCK stored (UPDATE changed) this many grants.
     Stored {
         /// How many.
         count: usize,
@@ -142,25 +169,32 @@ pub enum Response {
     Grants {
         /// `null` where nothing is granted.
         grants: Vec<Option<Grant>>,
+        /// For requested slugs not granted: the grants of theirs that ended lately, and why.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ended: Vec<Ended>,
+    },
+    /// GET_BY_LABEL: the grants that carry the label.
+    Labelled {
+        /// The grants, by slug.
+        grants: Vec<Grant>,
     },
     /// STATUS.
     Status {
         /// The daemon's pid.
         pid: u32,
-        /// Unix milliseconds when it started.
-        started_at: u64,
+        /// When it started.
+        #[serde(with = "time::millis")]
+        started_at: Timestamp,
         /// Grants held.
         grants: Vec<HeldGrant>,
+        /// Grants that ended lately, and why.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ended: Vec<Ended>,
     },
     /// RELOCK: the slugs forgotten.
     Relocked {
         /// The slugs.
         slugs: Vec<Slug>,
-    },
-    /// The aws.config grant of a profile, if held.
-    AwsGrant {
-        /// The grant.
-        grant: Option<Box<Grant>>,
     },
     /// Shutdown acknowledged.
     Bye,
@@ -180,7 +214,10 @@ impl Response {
     /// more per grant).
     pub fn from_json(line: &[u8]) -> serde_json::Result<Response> {
         if let Some(grants) = super::grants_line::decode(line) {
-            return Ok(Response::Grants { grants });
+            return Ok(Response::Grants {
+                grants,
+                ended: vec![],
+            });
         }
         #[derive(Deserialize)]
         #[serde(rename_all = "snake_case")]
@@ -192,18 +229,49 @@ impl Response {
             #[allow(dead_code)] // must be present and say "grants"
             status: GrantsTag,
             grants: Vec<Option<Grant>>,
+            #[serde(default)]
+            ended: Vec<Ended>,
         }
         match serde_json::from_slice::<GrantsAnswer>(line) {
-            Ok(a) => Ok(Response::Grants { grants: a.grants }),
+            Ok(a) => Ok(Response::Grants {
+                grants: a.grants,
+                ended: a.ended,
+            }),
             Err(_) => serde_json::from_slice(line),
         }
     }
 }
 
-/// Now in unix milliseconds.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_have_stable_names() {
+        let line = |r: &Request| serde_json::to_string(r).unwrap();
+        assert_eq!(
+            line(&Request::GetByLabel {
+                name: "n".into(),
+                value: "v".into()
+            }),
+            r#"{"op":"get_by_label","name":"n","value":"v"}"#
+        );
+        assert_eq!(
+            line(&Request::Relock {
+                scope: RelockScope::Label {
+                    name: "n".into(),
+                    value: "v".into()
+                }
+            }),
+            r#"{"op":"relock","scope":{"kind":"label","name":"n","value":"v"}}"#
+        );
+        assert_eq!(
+            line(&Request::Update {
+                slug: Slug::parse("a.test.K").unwrap(),
+                payload: Secret::new("{}".into()),
+                renew_at: Some(Timestamp::from_millisecond(5).unwrap()),
+            }),
+            r#"{"op":"update","slug":"a.test.K","payload":"{}","renew_at":5}"#
+        );
+    }
 }

@@ -14,6 +14,12 @@
 //! one budget of [`MAX_IN_FLIGHT_BYTES`] shared by all connections. Grants expiring later than
 //! [`MAX_GRANT_TTL`] from now are refused. Expired grants are swept every half second.
 //!
+//! **Renewing.** The daemon knows no vault: whoever starts it hands [`Server::serve`] a
+//! [`Renewer`]. The sweep calls it for each grant whose renewal deadline passed, outside the
+//! store's lock (a renewal may take a network round trip), and applies the outcome: a renewed
+//! grant, no change (asked again a minute later), or the end of the grant, remembered with its
+//! reason.
+//!
 //! **Exiting** (idle and empty for the idle window, or SHUTDOWN): stop answering, unlink the
 //! socket, forget every grant (removing the files they carried), and only then release the
 //! lock — so a new daemon waiting for the lock binds a fresh socket that nobody unlinks.
@@ -29,28 +35,30 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use jiff::Timestamp;
+
 use super::ledger::Ledger;
-use super::protocol::{now_ms, Request, Response};
+use super::protocol::{RelockScope, Request, Response};
 use super::store::Store;
 use super::{
     platform, socket, DEFAULT_IDLE_SECS, IDLE_ENV, MAX_CONNECTIONS, MAX_GRANT_TTL,
     MAX_IN_FLIGHT_BYTES, MAX_REQUEST_BYTES, REQUEST_DEADLINE,
 };
 use crate::error::{Error, Result};
+use crate::grant::{time, Grant, Renewer};
 use crate::home::Home;
-use crate::vault::Grant;
 
 /// How long a starting daemon waits for an exiting one to release the lock.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// Stack of a connection thread (a request is parsed on it; serde_json caps nesting at 128).
 const CONNECTION_STACK: usize = 512 << 10;
 /// Clock slack allowed on a grant's expiry beyond [`MAX_GRANT_TTL`].
-const EXPIRY_SLACK_MS: u64 = 60_000;
+const EXPIRY_SLACK: Duration = Duration::from_secs(60);
 
 struct State {
     store: Store,
     last_request: Instant,
-    started_at: u64,
+    started_at: Timestamp,
     /// Set once the daemon decided to exit: requests are dropped unanswered (the client retries
     /// and finds the next daemon).
     closing: bool,
@@ -126,12 +134,11 @@ impl Server {
                     }
                     if Instant::now() >= deadline {
                         return Err(Error::Daemon {
-                            message: format!(
-                                "another process has held {} for {} s without answering on {}",
-                                lock_path.display(),
-                                LOCK_WAIT.as_secs(),
-                                path.display()
-                            ),
+                            source: super::DaemonError::LockHeld {
+                                lock: lock_path.clone(),
+                                socket: path.to_path_buf(),
+                                secs: LOCK_WAIT.as_secs(),
+                            },
                             hint: format!(
                                 "find it with: fuser -v {} (or lsof {0}); stop it with kill <pid>, then retry",
                                 lock_path.display()
@@ -167,8 +174,9 @@ impl Server {
         &self.path
     }
 
-    /// Serves until idle-exit or shutdown. Returns when the daemon should exit.
-    pub fn serve(self) -> Result<()> {
+    /// Serves until idle-exit or shutdown, renewing grants through `renewer`. Returns when the
+    /// daemon should exit.
+    pub fn serve(self, renewer: impl Renewer + 'static) -> Result<()> {
         harden_process();
         platform::return_freed_memory();
         let store = match &self.ledger {
@@ -178,37 +186,45 @@ impl Server {
         let state = Arc::new(Mutex::new(State {
             store,
             last_request: Instant::now(),
-            started_at: now_ms(),
+            started_at: time::now(),
             closing: false,
         }));
         let stop = Arc::new(
             Stopper::new().map_err(|e| Error::io("create a pipe for", self.path.clone(), e))?,
         );
         let path = Arc::new(self.path.clone());
+        let sweeper = Sweeper {
+            state: Arc::clone(&state),
+            stop: Arc::clone(&stop),
+            path: Arc::clone(&path),
+            idle: self.idle,
+            renewer,
+        };
+        std::thread::Builder::new()
+            .name("keyrack-sweep".into())
+            .spawn(move || sweeper.run())
+            .map_err(|e| Error::io("start a thread for", self.path.clone(), e))?;
+        self.accept_until_stopped(&state, &stop, &path)?;
+        // Stop answering, unlink, forget everything (released files included) ...
         {
-            let state = Arc::clone(&state);
-            let idle = self.idle;
-            let stop = Arc::clone(&stop);
-            let path = Arc::clone(&path);
-            std::thread::Builder::new()
-                .name("keyrack-sweep".into())
-                .spawn(move || loop {
-                    std::thread::sleep(Duration::from_millis(500));
-                    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-                    if st.closing {
-                        return;
-                    }
-                    st.store.sweep(now_ms());
-                    if st.store.is_empty() && st.last_request.elapsed() >= idle {
-                        // Decide under the state lock: no request is answered after this.
-                        st.closing = true;
-                        let _ = std::fs::remove_file(path.as_path());
-                        stop.stop();
-                        return;
-                    }
-                })
-                .map_err(|e| Error::io("start a thread for", self.path.clone(), e))?;
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            st.closing = true;
+            let _ = std::fs::remove_file(&self.path);
+            st.store.relock(&RelockScope::All, time::now());
         }
+        // ... and only then let a new daemon take the lock.
+        drop(self.listener);
+        let _ = self.lock.unlock();
+        Ok(())
+    }
+
+    /// Accepts connections, each served on its own thread, until a stop is asked.
+    fn accept_until_stopped(
+        &self,
+        state: &Arc<Mutex<State>>,
+        stop: &Arc<Stopper>,
+        path: &Arc<PathBuf>,
+    ) -> Result<()> {
         let me = platform::euid();
         let my_session = socket::login_session();
         let active = Arc::new(AtomicUsize::new(0));
@@ -216,19 +232,16 @@ impl Server {
         self.listener
             .set_nonblocking(true)
             .map_err(|e| Error::io("configure", &self.path, e))?;
-        loop {
-            if stop.stopped() {
-                break;
-            }
+        while !stop.stopped() {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     let Some(permit) = Permit::take(&active) else {
                         busy(stream);
                         continue;
                     };
-                    let state = Arc::clone(&state);
-                    let stop = Arc::clone(&stop);
-                    let path = Arc::clone(&path);
+                    let state = Arc::clone(state);
+                    let stop = Arc::clone(stop);
+                    let path = Arc::clone(path);
                     let budget = Arc::clone(&budget);
                     // If the thread cannot start (a process or memory limit), the closure
                     // (stream and permit) is dropped: that client is told we are busy through a
@@ -255,17 +268,54 @@ impl Server {
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         }
-        // Stop answering, unlink, forget everything (released files included) ...
-        {
-            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-            st.closing = true;
-            let _ = std::fs::remove_file(&self.path);
-            st.store.relock(&super::protocol::RelockScope::All);
-        }
-        // ... and only then let a new daemon take the lock.
-        drop(self.listener);
-        let _ = self.lock.unlock();
         Ok(())
+    }
+}
+
+/// The sweep thread: every half second, drops expired grants, decides an idle exit, and renews
+/// the grants that are due (outside the state lock: requests are answered meanwhile).
+struct Sweeper<R> {
+    state: Arc<Mutex<State>>,
+    stop: Arc<Stopper>,
+    path: Arc<PathBuf>,
+    idle: Duration,
+    renewer: R,
+}
+
+impl<R: Renewer> Sweeper<R> {
+    fn run(self) {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let Some(due) = self.sweep() else {
+                return;
+            };
+            for d in due {
+                let outcome = self.renewer.renew(&d.grant);
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                if st.closing {
+                    return;
+                }
+                st.store.renewed(&d, outcome, time::now());
+            }
+        }
+    }
+
+    /// One sweep; the grants due for renewal, or `None` once the daemon is closing.
+    fn sweep(&self) -> Option<Vec<super::store::Due>> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.closing {
+            return None;
+        }
+        let now = time::now();
+        st.store.sweep(now);
+        if st.store.is_empty() && st.last_request.elapsed() >= self.idle {
+            // Decide under the state lock: no request is answered after this.
+            st.closing = true;
+            let _ = std::fs::remove_file(self.path.as_path());
+            self.stop.stop();
+            return None;
+        }
+        Some(st.store.due(now))
     }
 }
 
@@ -520,14 +570,16 @@ fn check_peer(stream: &UnixStream, me: u32, my_session: Option<u32>) -> Option<S
 }
 
 /// Refuses grants that would outlive [`MAX_GRANT_TTL`] (whatever the client computed).
-fn check_expiry(grants: &[Grant], now: u64) -> std::result::Result<(), String> {
-    let cap = now + MAX_GRANT_TTL.as_millis() as u64 + EXPIRY_SLACK_MS;
+fn check_expiry(grants: &[Grant], now: Timestamp) -> std::result::Result<(), String> {
+    let cap = now
+        .checked_add(MAX_GRANT_TTL + EXPIRY_SLACK)
+        .unwrap_or(Timestamp::MAX);
     for g in grants {
         if let Some(t) = g.expires_at.filter(|t| *t > cap) {
             return Err(format!(
                 "refused: the grant of {} would expire in {} h, beyond the {} h limit; nothing was stored",
                 g.slug,
-                (t - now) / 3_600_000,
+                t.duration_since(now).as_secs() / 3600,
                 MAX_GRANT_TTL.as_secs() / 3600
             ));
         }
@@ -541,38 +593,45 @@ fn dispatch(req: Request, state: &Mutex<State>, socket_path: &Path) -> Option<Re
         return None;
     }
     st.last_request = Instant::now();
+    let now = time::now();
     Some(match req {
-        Request::Unlock { grants } => match check_expiry(&grants, now_ms()) {
+        Request::Unlock { grants } => match check_expiry(&grants, now) {
             Err(message) => Response::Error { message },
             Ok(()) => Response::Stored {
                 count: st.store.unlock(grants),
             },
         },
-        Request::Get { slugs } => Response::Grants {
-            grants: st.store.get(&slugs),
+        Request::Get { slugs } => {
+            let (grants, ended) = st.store.get(&slugs, now);
+            Response::Grants { grants, ended }
+        }
+        Request::GetByLabel { name, value } => Response::Labelled {
+            grants: st.store.by_label(&name, &value, now),
         },
-        Request::Status => Response::Status {
-            pid: std::process::id(),
-            started_at: st.started_at,
-            grants: st.store.status(),
+        Request::Update {
+            slug,
+            payload,
+            renew_at,
+        } => Response::Stored {
+            count: st.store.update(&slug, payload, renew_at),
         },
+        Request::Status => {
+            let (grants, ended) = st.store.status(now);
+            Response::Status {
+                pid: std::process::id(),
+                started_at: st.started_at,
+                grants,
+                ended,
+            }
+        }
         Request::Relock { scope } => Response::Relocked {
-            slugs: st.store.relock(&scope),
-        },
-        Request::AwsProfile { profile } => Response::AwsGrant {
-            grant: st.store.aws_profile(&profile).map(Box::new),
-        },
-        Request::AwsStoreCredentials { slug, credentials } => Response::Stored {
-            count: st.store.aws_store_credentials(&slug, credentials),
-        },
-        Request::AwsForgetSession { session } => Response::Relocked {
-            slugs: st.store.aws_forget_session(&session),
+            slugs: st.store.relock(&scope, now),
         },
         Request::Shutdown => {
             // no new client reaches us; forget everything now (released files included)
             st.closing = true;
             let _ = std::fs::remove_file(socket_path);
-            st.store.relock(&super::protocol::RelockScope::All);
+            st.store.relock(&RelockScope::All, now);
             Response::Bye
         }
     })
@@ -588,32 +647,29 @@ fn reply(stream: &mut UnixStream, resp: &Response) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mech::Mech;
+    use crate::grant::{Mech, VaultKind};
     use crate::secret::Secret;
     use crate::slug::Slug;
-    use crate::vault::VaultKind;
 
-    fn grant(expires_at: u64) -> Grant {
-        Grant {
-            slug: Slug::parse("a.test.K").unwrap(),
-            secret: Secret::new("v".into()),
-            vault: VaultKind::OsSecure,
-            mech: Mech::Replica,
-            expires_at: Some(expires_at),
-            aws: None,
-        }
+    fn grant(expires_at: Timestamp) -> Grant {
+        let mut g = Grant::new(
+            Slug::parse("a.test.K").unwrap(),
+            Secret::new("v".into()),
+            VaultKind::OsSecure,
+            Mech::Replica,
+        );
+        g.expires_at = Some(expires_at);
+        g
     }
 
     #[test]
     fn grants_beyond_the_ttl_cap_are_refused() {
-        let now = now_ms();
-        assert!(check_expiry(&[grant(now + 9 * 3_600_000)], now).is_ok());
-        assert!(check_expiry(&[grant(now + MAX_GRANT_TTL.as_millis() as u64)], now).is_ok());
-        let e = check_expiry(
-            &[grant(now + 9 * 3_600_000), grant(now + 30 * 86_400_000)],
-            now,
-        )
-        .unwrap_err();
+        let now = time::now();
+        let hours = |h: i64| jiff::SignedDuration::from_hours(h);
+        assert!(check_expiry(&[grant(now + hours(9))], now).is_ok());
+        assert!(check_expiry(&[grant(now.checked_add(MAX_GRANT_TTL).unwrap())], now).is_ok());
+        let e =
+            check_expiry(&[grant(now + hours(9)), grant(now + hours(30 * 24))], now).unwrap_err();
         assert!(e.contains("beyond the 24 h limit"), "{e}");
     }
 

@@ -132,10 +132,10 @@ pub fn check_path_len(path: &Path) -> Result<()> {
         "TMPDIR"
     };
     Err(Error::Daemon {
-        message: format!(
-            "the daemon's socket path {} is {n} bytes; Unix sockets allow at most {MAX_SOCKET_PATH}",
-            path.display()
-        ),
+        source: super::DaemonError::SocketPathTooLong {
+            path: path.to_path_buf(),
+            len: n,
+        },
         hint: format!(
             "point {var} at a shorter private directory, e.g. mkdir -m 700 -p /tmp/kr-$(id -u) && export {var}=/tmp/kr-$(id -u)"
         ),

@@ -1,64 +1,111 @@
 //! The daemon's in-memory grant store. Expired grants are dropped on every read and by the
 //! sweep; secrets are zeroized when dropped (see [`crate::secret::Secret`]).
 //!
-//! A grant may carry a file to release (the SSO token an aws.config grant mirrors): the store
-//! removes it when the last grant carrying it goes, and keeps the [`Ledger`] in step — it takes
-//! the file over when the grant arrives and forgets it once removed — so a daemon that dies
+//! A grant may carry files to release ([`Grant::release`], e.g. a mirrored token): the store
+//! removes each file when the last grant carrying it goes, and keeps the [`Ledger`] in step — it
+//! takes a file over when its grant arrives and forgets it once removed — so a daemon that dies
 //! without releasing leaves a record the next client acts on.
+//!
+//! A grant whose [`Grant::renew_at`] passed is handed out by [`Store::due`] to be renewed (by the
+//! server, outside the store's lock) and the outcome applied with [`Store::renewed`]. A grant
+//! that ends leaves an [`Ended`] record (bounded in number and age) for GET and STATUS.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::Timestamp;
 
 use super::ledger::Ledger;
-use super::protocol::{now_ms, HeldGrant, RelockScope};
+use super::protocol::{HeldGrant, RelockScope};
+use crate::grant::{EndReason, Ended, Grant, Renewal};
+use crate::secret::Secret;
 use crate::slug::Slug;
-use crate::vault::Grant;
+
+/// How long after a renewal that changed nothing (or is still running) the grant is renewed
+/// again.
+pub const RENEW_RETRY: Duration = Duration::from_secs(60);
+/// How many ended grants are remembered.
+pub const MAX_ENDED: usize = 256;
+/// How long an ended grant is remembered.
+pub const ENDED_FOR: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug)]
+struct Held {
+    grant: Grant,
+    /// Changes whenever the grant is replaced, renewed or updated: a renewal computed from an
+    /// older generation is dropped.
+    generation: u64,
+    /// When to ask for a renewal next.
+    renew_next: Option<Timestamp>,
+}
 
 /// Grants by slug.
 #[derive(Default, Debug)]
 pub struct Store {
-    grants: HashMap<Slug, Grant>,
+    grants: HashMap<Slug, Held>,
+    ended: HashMap<Slug, Ended>,
     ledger: Option<Ledger>,
+    generation: u64,
 }
 
-/// The file a grant carries that must not outlive it.
-fn release_file(g: &Grant) -> Option<&Path> {
-    g.aws.as_ref().map(|a| a.cache_file.as_path())
+/// A grant to renew, as handed out by [`Store::due`].
+#[derive(Debug)]
+pub struct Due {
+    /// The grant as held.
+    pub grant: Grant,
+    generation: u64,
+}
+
+fn after(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
 }
 
 impl Store {
     /// A store that keeps `ledger` in step with the files its grants carry.
     pub fn with_ledger(ledger: Ledger) -> Self {
         Store {
-            grants: HashMap::new(),
             ledger: Some(ledger),
+            ..Store::default()
         }
     }
 
-    /// Drops grants whose expiry has passed; returns the slugs dropped.
-    pub fn sweep(&mut self, now: u64) -> Vec<Slug> {
+    fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
+    /// Drops grants whose expiry has passed (and ended records too old to matter); returns the
+    /// slugs dropped.
+    pub fn sweep(&mut self, now: Timestamp) -> Vec<Slug> {
         let expired: Vec<Slug> = self
             .grants
             .iter()
-            .filter(|(_, g)| g.expires_at.is_none_or(|t| t <= now))
+            .filter(|(_, h)| h.grant.expires_at.is_none_or(|t| t <= now))
             .map(|(s, _)| s.clone())
             .collect();
-        self.remove(&expired);
+        self.remove(&expired, EndReason::Expired, now);
+        let horizon = now.checked_sub(ENDED_FOR).unwrap_or(Timestamp::MIN);
+        self.ended.retain(|_, e| e.at > horizon);
         expired
     }
 
-    /// Removes grants; an SSO token mirrored into `~/.aws/sso/cache` is deleted when the last
-    /// grant of its session goes (so AWS tools stop working exactly when keyrack's grant ends).
-    fn remove(&mut self, slugs: &[Slug]) {
+    /// Removes grants, remembering why; each file they carried is removed once no grant left
+    /// carries it (so a mirrored token stops working exactly when the last grant using it ends).
+    fn remove(&mut self, slugs: &[Slug], why: EndReason, now: Timestamp) {
         let mut files: Vec<PathBuf> = Vec::new();
         for s in slugs {
-            if let Some(g) = self.grants.remove(s) {
-                if let Some(f) = release_file(&g) {
-                    files.push(f.to_path_buf());
-                }
+            if let Some(h) = self.grants.remove(s) {
+                files.extend(h.grant.release.iter().cloned());
+                self.remember(Ended {
+                    slug: h.grant.slug,
+                    vault: h.grant.vault,
+                    at: now,
+                    why: why.clone(),
+                });
             }
         }
-        files.retain(|f| !self.grants.values().any(|g| release_file(g) == Some(f)));
+        files.retain(|f| !self.grants.values().any(|h| h.grant.release.contains(f)));
         files.sort();
         files.dedup();
         for f in &files {
@@ -69,40 +116,18 @@ impl Store {
         }
     }
 
-    /// The live aws.config grant of `profile`.
-    pub fn aws_profile(&mut self, profile: &str) -> Option<Grant> {
-        self.sweep(now_ms());
-        self.grants
-            .values()
-            .find(|g| g.aws.as_ref().is_some_and(|a| a.profile == profile))
-            .cloned()
-    }
-
-    /// Caches role credentials with a grant.
-    pub fn aws_store_credentials(
-        &mut self,
-        slug: &Slug,
-        creds: crate::aws::portal::RoleCredentials,
-    ) -> usize {
-        match self.grants.get_mut(slug).and_then(|g| g.aws.as_mut()) {
-            Some(a) => {
-                a.role_credentials = Some(creds);
-                1
+    fn remember(&mut self, e: Ended) {
+        if self.ended.len() >= MAX_ENDED && !self.ended.contains_key(&e.slug) {
+            if let Some(oldest) = self
+                .ended
+                .values()
+                .min_by_key(|e| e.at)
+                .map(|e| e.slug.clone())
+            {
+                self.ended.remove(&oldest);
             }
-            None => 0,
         }
-    }
-
-    /// Forgets every grant of an SSO session.
-    pub fn aws_forget_session(&mut self, session: &str) -> Vec<Slug> {
-        let chosen: Vec<Slug> = self
-            .grants
-            .values()
-            .filter(|g| g.aws.as_ref().is_some_and(|a| a.session == session))
-            .map(|g| g.slug.clone())
-            .collect();
-        self.remove(&chosen);
-        chosen
+        self.ended.insert(e.slug.clone(), e);
     }
 
     /// Stores grants, replacing any with the same slug. Grants without an expiry are refused.
@@ -110,13 +135,21 @@ impl Store {
         let mut n = 0;
         let mut files = Vec::new();
         for g in grants {
-            if g.expires_at.is_some() {
-                if let Some(f) = release_file(&g) {
-                    files.push(f.to_path_buf());
-                }
-                self.grants.insert(g.slug.clone(), g);
-                n += 1;
+            if g.expires_at.is_none() {
+                continue;
             }
+            files.extend(g.release.iter().cloned());
+            self.ended.remove(&g.slug);
+            let generation = self.next_generation();
+            self.grants.insert(
+                g.slug.clone(),
+                Held {
+                    renew_next: g.renew_at,
+                    grant: g,
+                    generation,
+                },
+            );
+            n += 1;
         }
         if let Some(l) = &self.ledger {
             // this daemon answers for these files from now on
@@ -125,53 +158,155 @@ impl Store {
         n
     }
 
-    /// Looks each slug up, falling back to `org.all.KEY`.
-    pub fn get(&mut self, slugs: &[Slug]) -> Vec<Option<Grant>> {
-        self.sweep(now_ms());
-        slugs
+    /// Looks each slug up, falling back to `org.all.KEY`; for each one not granted, what ended
+    /// lately under either name.
+    pub fn get(&mut self, slugs: &[Slug], now: Timestamp) -> (Vec<Option<Grant>>, Vec<Ended>) {
+        self.sweep(now);
+        let mut ended = Vec::new();
+        let grants = slugs
             .iter()
             .map(|s| {
-                self.grants
+                let all = s.with_env_all();
+                let found = self
+                    .grants
                     .get(s)
-                    .or_else(|| self.grants.get(&s.with_env_all()))
-                    .cloned()
+                    .or_else(|| self.grants.get(&all))
+                    .map(|h| h.grant.clone());
+                if found.is_none() {
+                    for e in [self.ended.get(s), self.ended.get(&all)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if !ended.contains(e) {
+                            ended.push(e.clone());
+                        }
+                    }
+                }
+                found
             })
-            .collect()
+            .collect();
+        (grants, ended)
     }
 
-    /// What is held, sorted by slug.
-    pub fn status(&mut self) -> Vec<HeldGrant> {
-        self.sweep(now_ms());
-        let mut out: Vec<HeldGrant> = self
+    /// The grants carrying label `name` = `value`, by slug.
+    pub fn by_label(&mut self, name: &str, value: &str, now: Timestamp) -> Vec<Grant> {
+        self.sweep(now);
+        let mut out: Vec<Grant> = self
             .grants
             .values()
-            .map(|g| HeldGrant {
-                slug: g.slug.clone(),
-                env: g.slug.env().into(),
-                vault: g.vault,
-                expires_at: g.expires_at.unwrap_or(0),
-                sso_cache_file: release_file(g).map(Path::to_path_buf),
-                aws_profile: g.aws.as_ref().map(|a| a.profile.clone()),
-            })
+            .filter(|h| h.grant.has_label(name, value))
+            .map(|h| h.grant.clone())
             .collect();
         out.sort_by(|a, b| a.slug.cmp(&b.slug));
         out
     }
 
-    /// Forgets the grants in scope; returns their slugs.
-    pub fn relock(&mut self, scope: &RelockScope) -> Vec<Slug> {
-        let chosen: Vec<Slug> = self
+    /// Replaces a held grant's payload and renewal deadline; returns how many grants changed.
+    pub fn update(&mut self, slug: &Slug, payload: Secret, renew_at: Option<Timestamp>) -> usize {
+        let generation = self.generation + 1;
+        match self.grants.get_mut(slug) {
+            Some(h) => {
+                h.grant.payload = Some(payload);
+                h.grant.renew_at = renew_at;
+                h.renew_next = renew_at;
+                h.generation = generation;
+                self.generation = generation;
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// The grants whose renewal is due at `now`. Each is due again only after [`RENEW_RETRY`]
+    /// unless its renewal changes that.
+    pub fn due(&mut self, now: Timestamp) -> Vec<Due> {
+        let mut out = Vec::new();
+        for h in self.grants.values_mut() {
+            if h.grant.is_expired(now) || h.renew_next.is_none_or(|t| t > now) {
+                continue;
+            }
+            h.renew_next = Some(after(now, RENEW_RETRY));
+            out.push(Due {
+                grant: h.grant.clone(),
+                generation: h.generation,
+            });
+        }
+        out.sort_by(|a, b| a.grant.slug.cmp(&b.grant.slug));
+        out
+    }
+
+    /// Applies the outcome of renewing `due`. A renewal of a grant that was replaced, updated or
+    /// dropped meanwhile is ignored. A renewed grant keeps its slug, vault, mech, labels and
+    /// files, and never lives longer than before.
+    pub fn renewed(&mut self, due: &Due, outcome: Renewal, now: Timestamp) {
+        let Some(h) = self.grants.get_mut(&due.grant.slug) else {
+            return;
+        };
+        if h.generation != due.generation {
+            return;
+        }
+        match outcome {
+            Renewal::Keep => {}
+            Renewal::End(reason) => {
+                self.remove(
+                    std::slice::from_ref(&due.grant.slug),
+                    EndReason::Ended { reason },
+                    now,
+                );
+            }
+            Renewal::Renewed(g) => {
+                let held = &mut h.grant;
+                held.secret = g.secret;
+                held.payload = g.payload;
+                held.expires_at = match (held.expires_at, g.expires_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                held.renew_at = g.renew_at;
+                h.renew_next = g.renew_at;
+                self.generation += 1;
+                h.generation = self.generation;
+            }
+        }
+    }
+
+    /// What is held, sorted by slug, and what ended lately.
+    pub fn status(&mut self, now: Timestamp) -> (Vec<HeldGrant>, Vec<Ended>) {
+        self.sweep(now);
+        let mut held: Vec<HeldGrant> = self
             .grants
-            .keys()
-            .filter(|s| match scope {
-                RelockScope::All => true,
-                RelockScope::Env { env } => s.env() == env,
-                RelockScope::Slugs { slugs } => slugs.contains(s),
+            .values()
+            .map(|h| HeldGrant {
+                slug: h.grant.slug.clone(),
+                env: h.grant.slug.env().into(),
+                vault: h.grant.vault,
+                mech: h.grant.mech,
+                expires_at: h.grant.expires_at.unwrap_or(Timestamp::UNIX_EPOCH),
+                renew_at: h.renew_next,
+                labels: h.grant.labels.clone(),
+                release: h.grant.release.clone(),
             })
-            .cloned()
             .collect();
-        self.remove(&chosen);
-        let mut chosen = chosen;
+        held.sort_by(|a, b| a.slug.cmp(&b.slug));
+        let mut ended: Vec<Ended> = self.ended.values().cloned().collect();
+        ended.sort_by(|a, b| a.slug.cmp(&b.slug));
+        (held, ended)
+    }
+
+    /// Forgets the grants in scope; returns their slugs.
+    pub fn relock(&mut self, scope: &RelockScope, now: Timestamp) -> Vec<Slug> {
+        let mut chosen: Vec<Slug> = self
+            .grants
+            .values()
+            .filter(|h| match scope {
+                RelockScope::All => true,
+                RelockScope::Env { env } => h.grant.slug.env() == env,
+                RelockScope::Slugs { slugs } => slugs.contains(&h.grant.slug),
+                RelockScope::Label { name, value } => h.grant.has_label(name, value),
+            })
+            .map(|h| h.grant.slug.clone())
+            .collect();
+        self.remove(&chosen, EndReason::Relocked, now);
         chosen.sort();
         chosen
     }
@@ -190,62 +325,184 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mech::Mech;
-    use crate::secret::Secret;
-    use crate::vault::VaultKind;
+    use crate::grant::{Mech, VaultKind};
 
-    fn grant(slug: &str, expires_at: u64) -> Grant {
-        Grant {
-            slug: Slug::parse(slug).unwrap(),
-            secret: Secret::new("v".into()),
-            vault: VaultKind::OsSecure,
-            mech: Mech::Replica,
-            expires_at: Some(expires_at),
-            aws: None,
-        }
+    fn now() -> Timestamp {
+        Timestamp::now()
+    }
+
+    fn secs(n: i64) -> jiff::SignedDuration {
+        jiff::SignedDuration::from_secs(n)
+    }
+
+    fn grant(slug: &str, expires_at: Timestamp) -> Grant {
+        let mut g = Grant::new(
+            Slug::parse(slug).unwrap(),
+            Secret::new("v".into()),
+            VaultKind::OsSecure,
+            Mech::Replica,
+        );
+        g.expires_at = Some(expires_at);
+        g
+    }
+
+    fn slug(s: &str) -> Slug {
+        Slug::parse(s).unwrap()
     }
 
     #[test]
-    fn expired_grants_are_never_returned() {
+    fn expired_grants_are_never_returned_and_say_so() {
         let mut s = Store::default();
-        let now = now_ms();
+        let now = now();
         s.unlock(vec![
-            grant("a.test.K", now - 1),
-            grant("a.test.L", now + 60_000),
+            grant("a.test.K", now - secs(1)),
+            grant("a.test.L", now + secs(60)),
         ]);
-        let got = s.get(&[
-            Slug::parse("a.test.K").unwrap(),
-            Slug::parse("a.test.L").unwrap(),
-        ]);
+        let (got, ended) = s.get(&[slug("a.test.K"), slug("a.test.L")], now);
         assert!(got[0].is_none());
         assert!(got[1].is_some());
         assert_eq!(s.len(), 1);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].slug, slug("a.test.K"));
+        assert_eq!(ended[0].why, EndReason::Expired);
     }
 
     #[test]
     fn falls_back_to_env_all_keeping_the_true_slug() {
         let mut s = Store::default();
-        s.unlock(vec![grant("a.all.K", now_ms() + 60_000)]);
-        let got = s.get(&[Slug::parse("a.test.K").unwrap()]);
+        s.unlock(vec![grant("a.all.K", now() + secs(60))]);
+        let (got, _) = s.get(&[slug("a.test.K")], now());
         assert_eq!(got[0].as_ref().unwrap().slug.to_string(), "a.all.K");
     }
 
     #[test]
-    fn relock_by_env_leaves_others() {
+    fn relock_by_env_or_label_leaves_others() {
         let mut s = Store::default();
-        let t = now_ms() + 60_000;
-        s.unlock(vec![grant("a.test.K", t), grant("a.prod.K", t)]);
-        let gone = s.relock(&RelockScope::Env { env: "test".into() });
-        assert_eq!(gone.len(), 1);
+        let t = now() + secs(60);
+        let mut labelled = grant("a.dev.K", t);
+        labelled.labels.insert("x.session".into(), "s1".into());
+        s.unlock(vec![grant("a.test.K", t), grant("a.prod.K", t), labelled]);
+        let gone = s.relock(&RelockScope::Env { env: "test".into() }, now());
+        assert_eq!(gone, vec![slug("a.test.K")]);
+        assert_eq!(s.by_label("x.session", "s1", now()).len(), 1);
+        let gone = s.relock(
+            &RelockScope::Label {
+                name: "x.session".into(),
+                value: "s1".into(),
+            },
+            now(),
+        );
+        assert_eq!(gone, vec![slug("a.dev.K")]);
         assert_eq!(s.len(), 1);
+        let (_, ended) = s.status(now());
+        assert!(ended.iter().all(|e| e.why == EndReason::Relocked));
+        assert_eq!(ended.len(), 2);
+        // a new grant of the slug clears its ended record
+        s.unlock(vec![grant("a.test.K", t)]);
+        assert_eq!(s.status(now()).1.len(), 1);
     }
 
     #[test]
     fn grants_without_expiry_are_refused() {
         let mut s = Store::default();
-        let mut g = grant("a.test.K", 0);
+        let mut g = grant("a.test.K", now());
         g.expires_at = None;
         assert_eq!(s.unlock(vec![g]), 0);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_file_is_released_when_the_last_grant_carrying_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("mirror.json");
+        std::fs::write(&f, "t").unwrap();
+        let mut s = Store::default();
+        let t = now() + secs(60);
+        let (mut a, mut b) = (grant("a.test.K", t), grant("a.prod.K", t));
+        a.release.push(f.clone());
+        b.release.push(f.clone());
+        s.unlock(vec![a, b]);
+        s.relock(&RelockScope::Env { env: "test".into() }, now());
+        assert!(f.exists(), "a.prod.K still carries it");
+        s.relock(&RelockScope::All, now());
+        assert!(!f.exists());
+    }
+
+    #[test]
+    fn renewals_are_due_once_applied_once_and_never_extend_a_grant() {
+        let mut s = Store::default();
+        let now = now();
+        let mut g = grant("a.test.K", now + secs(600));
+        g.renew_at = Some(now - secs(1));
+        s.unlock(vec![g]);
+        let due = s.due(now);
+        assert_eq!(due.len(), 1);
+        assert!(s.due(now).is_empty(), "not handed out twice while it runs");
+        let mut renewed = due[0].grant.clone();
+        renewed.secret = Secret::new("w".into());
+        renewed.expires_at = Some(now + secs(9999));
+        renewed.renew_at = Some(now + secs(300));
+        renewed.labels.insert("sneaky".into(), "x".into());
+        s.renewed(&due[0], Renewal::Renewed(renewed), now);
+        let (got, _) = s.get(&[slug("a.test.K")], now);
+        let got = got[0].clone().unwrap();
+        assert_eq!(got.secret.expose(), "w");
+        assert_eq!(got.expires_at, Some(now + secs(600)), "never extended");
+        assert!(got.labels.is_empty(), "labels stay as unlocked");
+        // a stale outcome (computed before the grant changed) is dropped
+        s.renewed(&due[0], Renewal::End("late".into()), now);
+        assert_eq!(s.len(), 1);
+        assert!(s.due(now + secs(301)).len() == 1);
+    }
+
+    #[test]
+    fn a_renewal_that_ends_the_grant_is_remembered_with_its_reason() {
+        let mut s = Store::default();
+        let now = now();
+        let mut g = grant("a.test.K", now + secs(600));
+        g.renew_at = Some(now);
+        s.unlock(vec![g]);
+        let due = s.due(now);
+        s.renewed(&due[0], Renewal::End("the session is over".into()), now);
+        assert!(s.is_empty());
+        let (got, ended) = s.get(&[slug("a.test.K")], now);
+        assert!(got[0].is_none());
+        assert_eq!(
+            ended[0].why,
+            EndReason::Ended {
+                reason: "the session is over".into()
+            }
+        );
+    }
+
+    #[test]
+    fn ended_records_are_bounded() {
+        let mut s = Store::default();
+        let t = now() + secs(60);
+        let grants: Vec<Grant> = (0..MAX_ENDED + 10)
+            .map(|i| grant(&format!("a.test.K{i}"), t))
+            .collect();
+        s.unlock(grants);
+        s.relock(&RelockScope::All, now());
+        assert_eq!(s.status(now()).1.len(), MAX_ENDED);
+    }
+
+    #[test]
+    fn update_replaces_the_payload() {
+        let mut s = Store::default();
+        s.unlock(vec![grant("a.test.K", now() + secs(60))]);
+        assert_eq!(
+            s.update(&slug("a.test.K"), Secret::new("p".into()), None),
+            1
+        );
+        assert_eq!(
+            s.update(&slug("a.test.X"), Secret::new("p".into()), None),
+            0
+        );
+        let (got, _) = s.get(&[slug("a.test.K")], now());
+        assert_eq!(
+            got[0].as_ref().unwrap().payload.as_ref().unwrap().expose(),
+            "p"
+        );
     }
 }

@@ -335,16 +335,13 @@ impl AppCredentials {
                 message: format!("cannot reach {url} ({reason})"),
                 hint: None,
             },
-            other => match other.into_error("GitHub API") {
-                Error::Aws { message, hint } => AppError::Network {
-                    message,
-                    hint: Some(hint),
-                },
-                e => AppError::Network {
+            other => {
+                let e = other.into_error("GitHub API");
+                AppError::Network {
                     message: e.to_string(),
                     hint: e.fix(),
-                },
-            },
+                }
+            }
         }
     }
 }
@@ -591,7 +588,7 @@ pub fn mint_grant(entry: &HostEntry, stored: Grant) -> Result<Grant> {
         AppCredentials::from_bundle(stored.secret.expose()).map_err(|e| e.into_error(&fix))?;
     let api = super::api_url().map_err(|e| e.into_error(&fix))?;
     let minted = creds.mint(&api).map_err(|e| e.into_error(&fix))?;
-    let token_expiry = u64::try_from(minted.expires_at.as_millisecond()).unwrap_or(0);
+    let token_expiry = minted.expires_at;
     Ok(Grant {
         secret: minted.token,
         expires_at: Some(

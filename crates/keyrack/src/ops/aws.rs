@@ -10,15 +10,16 @@ use crate::aws::login::LoginOptions;
 use crate::aws::names::{
     shown, AccountId, Field, NameError, ProfileName, Region, RoleName, SessionName, StartUrl,
 };
-use crate::aws::portal::{self, RoleCredentials};
+use crate::aws::portal;
 use crate::aws::token_cache::format_z;
 use crate::daemon::client::Client;
-use crate::daemon::protocol::now_ms;
+use crate::daemon::protocol::RelockScope;
 use crate::error::{Error, Result};
+use crate::grant::time;
 use crate::interact::{Notice, PortalEntry, Unanswered};
 use crate::secret::Secret;
 use crate::slug::ORG_ALL;
-use crate::vault::aws_config::Sessions;
+use crate::vault::aws_config::{label, Payload, Sessions};
 
 /// Flags that describe a profile to write (typed, or the answer of the guided set-up).
 #[derive(Debug, Clone, Default)]
@@ -504,6 +505,7 @@ impl ProfilePlan {
     pub fn declined(&self) -> Error {
         let profile = &self.profile;
         Error::Aws {
+            source: None,
             message: format!("profile {profile} was left as it is"),
             hint: format!("choose another profile name, or reuse it unchanged: keyrack set --key AWS_PROFILE --exid {profile}"),
         }
@@ -638,6 +640,7 @@ impl<'r> ProfileSetup<'r> {
         }
         if accounts.is_empty() {
             return Err(Error::Aws {
+                source: None,
                 message: format!(
                     "no usable AWS account is assigned to you at {}",
                     s.portal.start_url
@@ -666,6 +669,7 @@ impl<'r> ProfileSetup<'r> {
         }
         if roles.is_empty() {
             return Err(Error::Aws {
+                source: None,
                 message: format!(
                     "no usable role is assigned to you in {} ({})",
                     shown(&account.name),
@@ -786,7 +790,7 @@ impl ProfileReport {
     ) -> Option<Self> {
         use crate::vault::aws_config::meta;
         let profile = entry.exid.clone()?;
-        let m = |k: &str| entry.meta.get(k).cloned();
+        let m = |k: &str| entry.meta.get(k);
         Some(ProfileReport {
             export: format!("export AWS_PROFILE={profile}"),
             profile,
@@ -816,8 +820,10 @@ pub struct ProcessCredentials {
     pub expiration: String,
 }
 
-/// Role credentials for an unlocked profile, from the daemon (renewed 5 minutes before they
-/// expire, with the SSO token the daemon holds). Never opens a browser.
+/// Role credentials for an unlocked profile, from the daemon: the grant labelled with the
+/// profile carries them (the daemon renews them ahead of their expiry; with less than 5 minutes
+/// left they are renewed here, with the SSO token the grant carries, and handed back). Never
+/// opens a browser.
 pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
     let profile = profile_arg("--profile", profile)?;
     let client = Client::new(rack.home());
@@ -830,19 +836,17 @@ pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
             "unlock it in the repository that uses it: keyrack unlock --key AWS_PROFILE --env <env>"
                 .into(),
     };
-    let grant = client.aws_profile(&profile)?.ok_or_else(locked)?;
-    let aws = grant.aws.clone().ok_or_else(locked)?;
-    let fresh = |c: &RoleCredentials| c.expiration > now_ms() + 5 * 60 * 1000;
-    let creds = match aws.role_credentials.filter(fresh) {
+    let grant = client
+        .by_label(label::PROFILE, profile.as_str())?
+        .into_iter()
+        .next()
+        .ok_or_else(locked)?;
+    let mut payload = Payload::of(&grant).ok_or_else(locked)?;
+    let now = time::now();
+    let creds = match payload.fresh_role_credentials(now).cloned() {
         Some(c) => c,
         None => {
-            let c = portal::role_credentials(
-                &aws.sso_region,
-                &aws.access_token,
-                &aws.account_id,
-                &aws.role_name,
-            )
-            .map_err(|e| {
+            let c = payload.fetch_role_credentials().map_err(|e| {
                 if e.is_unauthorized() {
                     Error::Locked {
                         what: format!("AWS profile {profile}"),
@@ -853,13 +857,12 @@ pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
                     e.into_error("renewing role credentials")
                 }
             })?;
-            client.aws_store_credentials(&grant.slug, c.clone())?;
+            payload.role_credentials = Some(c.clone());
+            client.update(&grant.slug, payload.seal(), payload.renew_at(now))?;
             c
         }
     };
-    let expiration = jiff::Timestamp::from_millisecond(creds.expiration as i64)
-        .map(format_z)
-        .unwrap_or_default();
+    let expiration = format_z(creds.expiration);
     Ok(ProcessCredentials {
         version: 1,
         access_key_id: creds.access_key_id,
@@ -900,7 +903,10 @@ pub fn logout(rack: &Rack, profile: &str) -> Result<LogoutReport> {
         None => false,
     };
     sessions.forget(p.cache_name())?;
-    let relocked = Client::new(rack.home()).aws_forget_session(p.cache_name())?;
+    let relocked = Client::new(rack.home()).relock(RelockScope::Label {
+        name: label::SESSION.into(),
+        value: p.cache_name().to_string(),
+    })?;
     Ok(LogoutReport {
         session: p.cache_name().to_string(),
         signed_out,

@@ -6,14 +6,16 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{is_host_only, resolve_scope, Rack};
+use super::scope::{declarations, Infer, Scope};
+use super::Rack;
 use crate::daemon::client::Client;
 use crate::daemon::protocol::RelockScope;
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::grant::{Custody, VaultKind};
 use crate::repo_manifest::edit;
 use crate::slug::Slug;
-use crate::vault::{self, Custody, VaultKind};
+use crate::vault;
 
 /// What `del` removed.
 #[derive(Debug, Serialize)]
@@ -54,15 +56,15 @@ pub fn run(rack: &Rack, opts: &DelOptions) -> Result<DelReport> {
     // parallel set/del cannot slip a change between our read and our write.
     let _lock = rack.lock()?;
     let repo = rack.repo()?;
-    let scope = resolve_scope(
-        repo.as_ref(),
+    let scope = Scope::resolve(
+        declarations(repo.as_ref()),
         key,
         opts.env.as_deref(),
         opts.org.as_deref(),
-        false,
+        Infer::Declared,
     )?;
-    let slug = Slug::new(&scope.org, &scope.env, key)?;
-    let edits_manifest = opts.from_manifest && !is_host_only(&scope);
+    let slug = scope.slug(key)?;
+    let edits_manifest = opts.from_manifest && !scope.is_host_only();
     if let (Some(r), true) = (&repo, edits_manifest) {
         fsio::resolve_link_target(&r.path)?; // a refused link fails before anything is removed
     }
@@ -81,8 +83,8 @@ pub fn run(rack: &Rack, opts: &DelOptions) -> Result<DelReport> {
             rack.vault_context(&recipients, crate::aws::login::LoginOptions::never_prompt())?;
         vault::open(entry.vault, ctx).del(&entry)?;
         report.vault = Some(entry.vault);
-        report.secret_destroyed = vault::custody_of(&entry) == Custody::Owns;
-        host.hosts.remove(&slug.to_string());
+        report.secret_destroyed = vault::info(entry.vault).custody_of(&entry) == Custody::Owns;
+        host.hosts.remove(&slug);
         host.save(rack.home())?;
         fsio::remove_if_exists(&rack.home().inventory_marker(&slug))?;
     }
@@ -92,7 +94,7 @@ pub fn run(rack: &Rack, opts: &DelOptions) -> Result<DelReport> {
         })
         .unwrap_or_default()
         .is_empty();
-    let declared = match (&repo, is_host_only(&scope)) {
+    let declared = match (&repo, scope.is_host_only()) {
         (Some(r), false) => r.allows(&scope.env, key).then_some(r),
         _ => None,
     };

@@ -369,8 +369,9 @@ fn check_vault_files(rack: &Rack, host: &HostManifest) -> Check {
     let stray_direct = direct
         .iter()
         .filter(|s| {
-            host.hosts
-                .get(*s)
+            crate::slug::Slug::parse(s)
+                .ok()
+                .and_then(|s| host.hosts.get(&s))
                 .is_none_or(|e| e.vault != VaultKind::OsDirect)
         })
         .count();
@@ -756,6 +757,7 @@ fn check_aws(
         let name = e.exid.clone().unwrap_or_default();
         let resolved = ProfileName::parse(&name)
             .map_err(|why| Error::Aws {
+                source: None,
                 message: format!("the recorded AWS profile name is refused: {why}"),
                 hint: "set the key again with a valid profile".into(),
             })
@@ -835,7 +837,7 @@ fn check_sso_sessions(
             .and_then(|p| ProfileName::parse(p).ok())
             .and_then(|p| cfg.sso_profile(&p).ok())
             .map(|p| p.cache_name().to_string())
-            .or_else(|| e.meta.get(meta::SESSION).cloned());
+            .or_else(|| e.meta.get(meta::SESSION));
         if let Some(n) = name {
             by_session.entry(n).or_default().push(e);
         }

@@ -6,17 +6,16 @@
 //! hold a value exported from another env, e.g. after `eval "$(keyrack source --env prod)"`).
 //! Every grant from the environment says so ([`Source::Env`]).
 
-use super::{unknown_env_at, Scope};
-use std::path::Path;
-
-use crate::daemon::client::Client;
+use super::scope::{unknown_env_in, Declarations, Scope};
+use crate::daemon::client::{Client, Lookup};
 use crate::error::{Error, Result};
 use crate::firewall;
+use crate::grant::{Ended, Grant};
 use crate::home::Home;
 use crate::repo_manifest::allowlist::Allowlist;
 use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Slug, ENV_SUDO, ORG_ALL};
-use crate::vault::{os_envvar, VaultKind};
+use crate::vault::os_envvar;
 
 pub use super::row::{KeyRow, Source, Status};
 
@@ -40,35 +39,34 @@ pub struct GetOptions {
 
 /// The env a `--for repo` / `source` / `exec` request is about.
 pub fn resolve_repo_env(repo: &RepoManifest, env: Option<&str>) -> Result<String> {
-    resolve_env_in(&repo.path, &repo.env_names(), |e| repo.has_env(e), env)
+    resolve_env_in(repo, env)
 }
 
 /// [`resolve_repo_env`] for the hot path's [`Allowlist`].
 pub fn resolve_allowed_env(repo: &Allowlist, env: Option<&str>) -> Result<String> {
-    resolve_env_in(repo.path(), &repo.env_names(), |e| repo.has_env(e), env)
+    resolve_env_in(repo, env)
 }
 
-fn resolve_env_in(
-    path: &Path,
-    names: &[String],
-    has_env: impl Fn(&str) -> bool,
-    env: Option<&str>,
-) -> Result<String> {
+fn resolve_env_in(repo: &dyn Declarations, env: Option<&str>) -> Result<String> {
     match env {
         Some(e) => {
             slug::validate_env(e)?;
-            if !has_env(e) {
-                return Err(unknown_env_at(path, names, e));
+            if !repo.has_env(e) {
+                return Err(unknown_env_in(repo, e));
             }
             Ok(e.into())
         }
-        None => match names {
+        None => match repo.env_names().as_slice() {
             [one] => Ok(one.clone()),
             names => Err(Error::EnvAmbiguous {
                 key: "the request".into(),
-                reason: format!("{} declares envs: {}", path.display(), names.join(", ")),
+                reason: format!(
+                    "{} declares envs: {}",
+                    repo.path().display(),
+                    names.join(", ")
+                ),
                 hint: if names.is_empty() {
-                    format!("add `env.test: []` to {}", path.display())
+                    format!("add `env.test: []` to {}", repo.path().display())
                 } else {
                     super::env_choices(names)
                 },
@@ -77,195 +75,206 @@ fn resolve_env_in(
     }
 }
 
-/// Resolves the requested keys to attempts, asks the daemon once, then the environment.
+/// One key asked for.
+struct Request {
+    key: String,
+    env: Option<String>,
+    /// `is-optional-if-has`: the env var that waives the key.
+    optional_if_has: Option<String>,
+}
+
+/// Resolves the requested keys to rows, asks the daemon once for those allowlisted, then the
+/// environment for keys this host does not hold.
 pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<Vec<KeyRow>> {
-    let owner = home.owner();
-    let mut attempts: Vec<KeyRow> = Vec::new();
+    let mut rows: Vec<KeyRow> = Vec::new();
     // the rows to look up, and their slugs (sent to the daemon as they are)
     let mut lookups: Vec<usize> = Vec::new();
     let mut slugs: Vec<Slug> = Vec::new();
-    let org_all = opts.org.as_deref() == Some(ORG_ALL);
-
-    let requests: Vec<(String, Option<String>, Option<String>)> = if opts.for_repo {
-        let repo = repo.ok_or_else(|| Error::NoRepoManifest {
-            start: std::env::current_dir().unwrap_or_default(),
-        })?;
-        let env = resolve_allowed_env(repo, opts.env.as_deref())?;
-        repo.keys_for(&env)
-            .into_iter()
-            .map(|k| {
-                (
-                    k.key.into(),
-                    Some(env.clone()),
-                    k.optional_if_has.map(Into::into),
-                )
-            })
-            .collect()
-    } else {
-        opts.keys
-            .iter()
-            .map(|k| (k.clone(), opts.env.clone(), None))
-            .collect()
-    };
-
-    for (key, env, optional_if_has) in requests {
-        slug::validate_key(&key)?;
-        let scope = if org_all {
-            Scope {
-                org: ORG_ALL.into(),
-                env: env.unwrap_or_else(|| slug::ENV_ALL.into()),
-            }
-        } else {
-            let repo = repo.ok_or_else(|| Error::NoRepoManifest {
-                start: std::env::current_dir().unwrap_or_default(),
-            })?;
-            match env {
-                Some(e) => {
-                    slug::validate_env(&e)?;
-                    if !repo.has_env(&e) {
-                        return Err(unknown_env_at(repo.path(), &repo.env_names(), &e));
-                    }
-                    Scope {
-                        org: repo.org().into(),
-                        env: e,
-                    }
-                }
-                None => match repo.envs_declaring(&key).as_slice() {
-                    [one] => Scope {
-                        org: repo.org().into(),
-                        env: one.clone(),
-                    },
-                    [] => {
-                        let mut a = KeyRow::named(
-                            format!("{}.?.{key}", repo.org()),
-                            repo.org(),
-                            "?",
-                            &key,
-                            Status::Absent,
-                        );
-                        a.reason = Some(format!(
-                            "{key} is not in {}{}",
-                            repo.path().display(),
-                            super::did_you_mean_allowed_key(repo, None, &key)
-                        ));
-                        a.fix = Some(format!(
-                            "keyrack set --key {key} --env <env>{}",
-                            owner.flag()
-                        ));
-                        attempts.push(a);
-                        continue;
-                    }
-                    many => Scope {
-                        org: repo.org().into(),
-                        env: super::env_by_unlocked(home, repo.org(), &key, many)?,
-                    },
-                },
-            }
-        };
-        let slug = Slug::new(&scope.org, &scope.env, &key)?;
-        let allowed =
-            org_all || scope.env == ENV_SUDO || repo.is_some_and(|r| r.allows(&scope.env, &key));
-        let mut a = KeyRow::new(&slug, Status::Absent);
-        if let Some(var) = optional_if_has {
-            a.waived = std::env::var_os(&var).is_some();
-        }
-        if !allowed {
-            // Same answer whether or not this host has the key: nothing is looked up.
-            a.reason = Some(format!(
-                "not declared for env {} in the repo manifest{}",
-                scope.env,
-                repo.map(|r| super::did_you_mean_allowed_key(r, Some(&scope.env), &key))
-                    .unwrap_or_default()
-            ));
-            let flags = super::key_flags(&key, &scope.env, &scope.org, owner);
-            a.fix = Some(format!("keyrack set {flags}"));
-        } else {
-            lookups.push(attempts.len());
+    for req in requests(repo, opts)? {
+        let (row, lookup) = resolve(home, repo, opts, req)?;
+        if let Some(slug) = lookup {
+            lookups.push(rows.len());
             slugs.push(slug);
         }
-        attempts.push(a);
+        rows.push(row);
     }
-
     if lookups.is_empty() {
-        return Ok(attempts);
+        return Ok(rows);
     }
-    let client = Client::new(home);
-    let (slugs, answers) = client.get_keeping(slugs);
-    let answers = answers?.unwrap_or_else(|| vec![None; lookups.len()]);
-    for ((idx, slug), grant) in lookups.into_iter().zip(slugs).zip(answers) {
-        let a = &mut attempts[idx];
-        let flags = || super::key_flags(slug.key(), slug.env(), slug.org(), owner);
-        let held = || {
-            home.inventory_marker(&slug).exists()
-                || home.inventory_marker(&slug.with_env_all()).exists()
-        };
-        let (secret, vault, source, expires_at, granted_by) = match grant {
-            Some(g) => {
-                let by = (g.slug != slug).then(|| g.slug.to_string());
-                (
-                    Some(g.secret),
-                    Some(g.vault),
-                    Some(Source::Daemon),
-                    g.expires_at,
-                    by,
+    let (slugs, answer_line) = Client::new(home).lookup_keeping(slugs);
+    let Lookup { grants, ended } = answer_line?.unwrap_or_else(|| Lookup {
+        grants: vec![None; lookups.len()],
+        ended: vec![],
+    });
+    for ((idx, slug), grant) in lookups.into_iter().zip(slugs).zip(grants) {
+        answer(home, opts, &mut rows[idx], &slug, grant, &ended);
+    }
+    Ok(rows)
+}
+
+/// The keys asked for: by name, or every key the repo manifest declares for the env.
+fn requests(repo: Option<&Allowlist>, opts: &GetOptions) -> Result<Vec<Request>> {
+    if !opts.for_repo {
+        return Ok(opts
+            .keys
+            .iter()
+            .map(|k| Request {
+                key: k.clone(),
+                env: opts.env.clone(),
+                optional_if_has: None,
+            })
+            .collect());
+    }
+    let repo = repo.ok_or_else(|| Error::NoRepoManifest {
+        start: std::env::current_dir().unwrap_or_default(),
+    })?;
+    let env = resolve_allowed_env(repo, opts.env.as_deref())?;
+    Ok(repo
+        .keys_for(&env)
+        .into_iter()
+        .map(|k| Request {
+            key: k.key.into(),
+            env: Some(env.clone()),
+            optional_if_has: k.optional_if_has.map(Into::into),
+        })
+        .collect())
+}
+
+/// One request's row, and the slug to ask the daemon for when the key is allowlisted. A key
+/// the repo manifest does not allow gets the same answer whether or not this host has it:
+/// nothing is looked up.
+fn resolve(
+    home: &Home,
+    repo: Option<&Allowlist>,
+    opts: &GetOptions,
+    req: Request,
+) -> Result<(KeyRow, Option<Slug>)> {
+    let owner = home.owner();
+    let key = req.key.as_str();
+    let scope = Scope::lookup(
+        repo.map(|r| r as &dyn Declarations),
+        key,
+        req.env.as_deref(),
+        opts.org.as_deref(),
+        home,
+    )?;
+    let Some(scope) = scope else {
+        // no env declares it (only with a repo manifest: the resolver needs one here)
+        let repo = repo.expect("a key declared nowhere was looked up in a repo manifest");
+        let mut row = KeyRow::named(
+            format!("{}.?.{key}", repo.org()),
+            repo.org(),
+            "?",
+            key,
+            Status::Absent,
+        );
+        row.reason = Some(format!(
+            "{key} is not in {}{}",
+            repo.path().display(),
+            super::did_you_mean_allowed_key(repo, None, key)
+        ));
+        row.fix = Some(format!(
+            "keyrack set --key {key} --env <env>{}",
+            owner.flag()
+        ));
+        return Ok((row, None));
+    };
+    let slug = scope.slug(key)?;
+    let mut row = KeyRow::new(&slug, Status::Absent);
+    if let Some(var) = req.optional_if_has {
+        row.waived = std::env::var_os(&var).is_some();
+    }
+    let allowed = scope.org == ORG_ALL
+        || scope.env == ENV_SUDO
+        || repo.is_some_and(|r| r.allows(&scope.env, key));
+    if allowed {
+        return Ok((row, Some(slug)));
+    }
+    row.reason = Some(format!(
+        "not declared for env {} in the repo manifest{}",
+        scope.env,
+        repo.map(|r| super::did_you_mean_allowed_key(r, Some(&scope.env), key))
+            .unwrap_or_default()
+    ));
+    row.fix = Some(format!(
+        "keyrack set {}",
+        super::key_flags(key, &scope.env, &scope.org, owner)
+    ));
+    Ok((row, None))
+}
+
+/// Fills a looked-up row: the daemon's grant; else `locked` for a key this host holds (never
+/// the environment's value); else the process environment (the CI path); else `absent`. The
+/// firewall applies to every value.
+fn answer(
+    home: &Home,
+    opts: &GetOptions,
+    row: &mut KeyRow,
+    slug: &Slug,
+    grant: Option<Grant>,
+    ended: &[Ended],
+) {
+    let owner = home.owner();
+    let flags = super::key_flags(slug.key(), slug.env(), slug.org(), owner);
+    let held = || {
+        home.inventory_marker(slug).exists() || home.inventory_marker(&slug.with_env_all()).exists()
+    };
+    let value = match grant {
+        Some(g) => {
+            row.vault = Some(g.vault);
+            row.source = Some(Source::Daemon);
+            row.expires_at = g.expires_at;
+            row.granted_by = (&g.slug != slug).then(|| g.slug.to_string());
+            g.secret
+        }
+        // A key this host holds never falls back to the environment.
+        None if held() => {
+            row.status = Status::Locked;
+            row.reason = Some(if os_envvar::read(slug.key()).is_some() {
+                format!(
+                    "set on this host, not unlocked (the {} in the process environment is not used for a key this host holds)",
+                    slug.key()
                 )
-            }
-            // A key this host holds never falls back to the environment.
-            None if held() => {
-                a.status = Status::Locked;
-                a.reason = Some(if os_envvar::read(slug.key()).is_some() {
-                    format!(
-                        "set on this host, not unlocked (the {} in the process environment is not used for a key this host holds)",
-                        slug.key()
-                    )
-                } else {
-                    "set on this host, not unlocked".into()
-                });
-                a.fix = Some(format!("keyrack unlock {}", flags()));
-                a.shared_fix = Some(format!(
-                    "keyrack unlock {}",
-                    super::env_flags(slug.env(), slug.org(), owner)
-                ));
-                continue;
-            }
-            None => match os_envvar::read(slug.key()) {
-                Some(v) => (
-                    Some(v),
-                    Some(VaultKind::OsEnvvar),
-                    Some(Source::Env),
-                    None,
-                    None,
-                ),
-                None => (None, None, None, None, None),
-            },
-        };
-        match secret {
-            Some(value) => {
-                a.vault = vault;
-                a.source = source;
-                a.expires_at = expires_at.and_then(super::row::timestamp_from_ms);
-                a.granted_by = granted_by;
-                match firewall::inspect(value.expose()).filter(|_| !opts.allow_dangerous) {
-                    Some(b) => {
-                        a.status = Status::Blocked;
-                        a.reason = Some(b.reason());
-                        a.fix =
-                            Some("pass --allow-dangerous if this really must be handed out".into());
-                    }
-                    None => {
-                        a.status = Status::Granted;
-                        a.secret = Some(value);
-                    }
-                }
+            } else {
+                "set on this host, not unlocked".into()
+            });
+            row.fix = Some(format!("keyrack unlock {flags}"));
+            row.shared_fix = Some(format!(
+                "keyrack unlock {}",
+                super::env_flags(slug.env(), slug.org(), owner)
+            ));
+            let all = slug.with_env_all();
+            row.ended = ended
+                .iter()
+                .find(|e| &e.slug == slug || e.slug == all)
+                .cloned();
+            return;
+        }
+        None => match os_envvar::read(slug.key()) {
+            Some(v) => {
+                row.vault = Some(os_envvar::INFO.kind);
+                row.source = Some(Source::Env);
+                v
             }
             None => {
-                a.status = Status::Absent;
-                a.reason = Some("not set on this host".into());
-                a.fix = Some(format!("keyrack set {}", flags()));
+                row.status = Status::Absent;
+                row.reason = Some("not set on this host".into());
+                row.fix = Some(format!("keyrack set {flags}"));
+                return;
             }
+        },
+    };
+    match firewall::inspect(value.expose()).filter(|_| !opts.allow_dangerous) {
+        Some(b) => {
+            row.status = Status::Blocked;
+            row.reason = Some(b.reason());
+            row.fix = Some("pass --allow-dangerous if this really must be handed out".into());
+        }
+        None => {
+            row.status = Status::Granted;
+            row.secret = Some(value);
         }
     }
-    Ok(attempts)
 }
 
 /// Whether every attempt is granted (or waived by `is-optional-if-has`).

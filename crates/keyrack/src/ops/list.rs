@@ -23,7 +23,7 @@ pub fn run(rack: &Rack, env: Option<&str>) -> Result<Vec<KeyRow>> {
         .values()
         .filter(|e| env.is_none_or(|want| e.env == want))
         .map(|e| match held.iter().find(|g| g.slug == e.slug) {
-            Some(g) => KeyRow::of_entry(e, Status::Granted).expires_at_ms(Some(g.expires_at)),
+            Some(g) => KeyRow::of_entry(e, Status::Granted).expires(Some(g.expires_at)),
             None => KeyRow::of_entry(e, Status::Locked),
         })
         .collect())

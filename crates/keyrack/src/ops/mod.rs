@@ -4,6 +4,7 @@
 //!   (decrypt the host manifest).
 //! - [`unlock`]: pull keys out of vaults into the daemon; relock and status.
 //! - [`get`]: the hot path (`get`, `source`, `exec`): daemon round trip, never decrypts.
+//! - [`scope`]: which org and env a key request means ([`Scope::resolve`]), for all of them.
 //! - [`ci`]: the CI path (`keyrack firewall`): secrets passed as JSON → the declared keys,
 //!   through the firewall, for GitHub Actions' `$GITHUB_ENV`; no home, identity or daemon.
 //! - [`row`]: the one row type ([`row::KeyRow`]) every command that reports keys returns.
@@ -21,6 +22,7 @@ pub mod list;
 pub mod recipient;
 pub mod recover;
 pub mod row;
+pub mod scope;
 pub mod set;
 pub mod unlock;
 
@@ -36,7 +38,9 @@ use crate::identity::{self, Identity};
 use crate::interact::{Interact, NonInteractive};
 use crate::repo_manifest::allowlist::Allowlist;
 use crate::repo_manifest::RepoManifest;
-use crate::slug::{self, Owner, Slug, ENV_ALL, ENV_PROD, ENV_SUDO, ORG_ALL};
+use crate::slug::{Owner, Slug, ENV_PROD, ENV_SUDO, ORG_ALL};
+
+pub use scope::{Infer, Scope};
 
 /// The context every operation runs in: the owner's home, the identity (loaded lazily: the
 /// hot path never loads it), the working directory for manifest discovery, and who answers
@@ -170,88 +174,9 @@ impl Rack {
     }
 }
 
-/// The org, env and manifest a key request resolves to.
-#[derive(Debug, Clone)]
-pub struct Scope {
-    /// The org (`@all` for machine-wide keys).
-    pub org: String,
-    /// The env.
-    pub env: String,
-}
-
-/// Resolves org and env for a single key: explicit flags first, then the repo manifest.
-pub fn resolve_scope(
-    repo: Option<&RepoManifest>,
-    key: &str,
-    env: Option<&str>,
-    org: Option<&str>,
-    for_set: bool,
-) -> Result<Scope> {
-    slug::validate_key(key)?;
-    if let Some(e) = env {
-        slug::validate_env(e)?;
-    }
-    if org == Some(ORG_ALL) {
-        return Ok(Scope {
-            org: ORG_ALL.into(),
-            env: env.unwrap_or(ENV_ALL).into(),
-        });
-    }
-    let repo = repo.ok_or_else(|| Error::NoRepoManifest {
-        start: std::env::current_dir().unwrap_or_default(),
-    })?;
-    if let Some(o) = org {
-        if o != repo.org {
-            return Err(Error::InvalidInput {
-                what: "org",
-                value: o.into(),
-                reason: format!(
-                    "this repository's org is '{}' ({})",
-                    repo.org,
-                    repo.path.display()
-                ),
-                hint: Some("drop --org, or pass --org @all for a machine-wide key".into()),
-            });
-        }
-    }
-    let env = match env {
-        Some(e) => {
-            if !repo.has_env(e) {
-                return Err(unknown_env(repo, e));
-            }
-            e.to_string()
-        }
-        None => infer_env(repo, key, for_set)?,
-    };
-    Ok(Scope {
-        org: repo.org.clone(),
-        env,
-    })
-}
-
 /// The error for an env the repo manifest does not declare.
 pub fn unknown_env(repo: &RepoManifest, env: &str) -> Error {
-    unknown_env_at(&repo.path, &repo.env_names(), env)
-}
-
-/// The error for an env the manifest at `path`, declaring `names`, does not declare.
-pub fn unknown_env_at(path: &Path, names: &[String], env: &str) -> Error {
-    let hint = match did_you_mean(env, names.iter().map(String::as_str)) {
-        Some(near) => format!(
-            "did you mean --env {near}? Otherwise add a section `env.{env}: []` to {}",
-            path.display()
-        ),
-        None => format!(
-            "use one of those, or add a section `env.{env}: []` to {}",
-            path.display()
-        ),
-    };
-    Error::InvalidInput {
-        what: "env",
-        value: env.into(),
-        reason: format!("{} declares envs: {}", path.display(), list_or_none(names)),
-        hint: Some(hint),
-    }
+    scope::unknown_env_in(repo, env)
 }
 
 /// The closest of `candidates` to a mistyped `word`, if one is close enough to be what was meant:
@@ -379,33 +304,6 @@ fn list_or_none(v: &[String]) -> String {
     }
 }
 
-fn infer_env(repo: &RepoManifest, key: &str, for_set: bool) -> Result<String> {
-    let declaring = repo.envs_declaring(key);
-    let candidates = if declaring.is_empty() && for_set {
-        repo.env_names()
-    } else {
-        declaring
-    };
-    match candidates.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => Err(Error::EnvAmbiguous {
-            key: key.into(),
-            reason: format!("{} declares no env", repo.path.display()),
-            hint: format!("add `env.test: []` to {}", repo.path.display()),
-        }),
-        many => Err(Error::EnvAmbiguous {
-            key: key.into(),
-            reason: format!("it could be any of: {}", many.join(", ")),
-            hint: env_choices(many),
-        }),
-    }
-}
-
-/// Whether `env` never goes into a repo manifest.
-pub fn is_host_only(scope: &Scope) -> bool {
-    scope.org == ORG_ALL || scope.env == ENV_SUDO
-}
-
 /// The `--env`/`--owner` flags that select every key of one env again in a fix command.
 pub fn env_flags(env: &str, org: &str, owner: &Owner) -> String {
     let mut s = format!("--env {env}");
@@ -416,15 +314,7 @@ pub fn env_flags(env: &str, org: &str, owner: &Owner) -> String {
     s
 }
 
-/// The `--env`/`--key`/`--owner` flags that select one key again in a fix command.
-pub fn key_flags(key: &str, env: &str, org: &str, owner: &Owner) -> String {
-    let mut s = format!("--key {key} --env {env}");
-    if org == ORG_ALL {
-        s.push_str(" --org @all");
-    }
-    s.push_str(&owner.flag());
-    s
-}
+pub use crate::slug::key_flags;
 
 #[cfg(test)]
 mod tests {

@@ -19,7 +19,7 @@ use crate::crypto::{self, RecipientKey};
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::home::Home;
-use crate::host_manifest::{now_rfc3339, Recipient};
+use crate::host_manifest::{self, Recipient};
 use crate::identity::Identity;
 use crate::vault::VaultKind;
 
@@ -226,7 +226,7 @@ pub fn add(rack: &Rack, pubkey: &str, label: &str) -> Result<RecipientChange> {
         kind: key.kind().into(),
         pubkey: key.to_string(),
         label: label.into(),
-        added_at: now_rfc3339(),
+        added_at: host_manifest::now(),
     };
     host.recipients.push(recipient.clone());
     let keys = host.recipient_keys()?;

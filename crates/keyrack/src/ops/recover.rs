@@ -26,7 +26,6 @@ use serde::Serialize;
 
 use super::Rack;
 use crate::aws::config_file::AwsConfig;
-use crate::aws::names::ProfileName;
 use crate::crypto;
 use crate::daemon::client::Client;
 use crate::error::{Error, Result};
@@ -270,12 +269,13 @@ impl Rebuild<'_> {
         meta: BTreeMap<String, String>,
         from: String,
     ) {
-        if self.host.hosts.contains_key(&slug.to_string()) {
+        if self.host.hosts.contains_key(&slug) {
             self.kept += 1;
             return;
         }
+        let meta = crate::host_manifest::Meta::from_map(kind, meta);
         let entry = vault::provisional_entry(&slug, kind, mech, exid, meta);
-        self.host.hosts.insert(slug.to_string(), entry);
+        self.host.hosts.insert(slug.clone(), entry);
         self.recovered.push(Recovered {
             slug,
             vault: kind,
@@ -461,7 +461,7 @@ fn from_daemon(rb: &mut Rebuild<'_>) {
     };
     for held in status.grants {
         if !matches!(held.vault, VaultKind::OsDaemon | VaultKind::AwsConfig)
-            || rb.host.hosts.contains_key(&held.slug.to_string())
+            || rb.host.hosts.contains_key(&held.slug)
         {
             continue;
         }
@@ -471,24 +471,13 @@ fn from_daemon(rb: &mut Rebuild<'_>) {
         let Some(grant) = grants.into_iter().flatten().find(|g| g.slug == held.slug) else {
             continue;
         };
-        match (held.vault, &grant.aws) {
-            (VaultKind::AwsConfig, Some(aws)) => {
-                let mut meta = BTreeMap::new();
-                meta.insert(aws_config::meta::SESSION.into(), aws.session.clone());
-                meta.insert(aws_config::meta::SSO_REGION.into(), aws.sso_region.clone());
-                meta.insert(aws_config::meta::ACCOUNT_ID.into(), aws.account_id.clone());
-                meta.insert(aws_config::meta::ROLE_NAME.into(), aws.role_name.clone());
-                if let Some(p) = ProfileName::parse(&aws.profile)
-                    .ok()
-                    .and_then(|n| AwsConfig::load_default().ok()?.sso_profile(&n).ok())
-                {
-                    meta.insert(aws_config::meta::START_URL.into(), p.start_url.to_string());
-                }
+        match (held.vault, aws_config::entry_of(&grant)) {
+            (VaultKind::AwsConfig, Some((profile, meta))) => {
                 rb.add(
                     held.slug,
                     VaultKind::AwsConfig,
                     grant.mech,
-                    Some(aws.profile.clone()),
+                    Some(profile),
                     meta,
                     "the running daemon's grant".into(),
                 );

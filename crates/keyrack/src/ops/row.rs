@@ -11,6 +11,7 @@
 use serde::{Serialize, Serializer};
 
 use crate::error::Error;
+use crate::grant::Ended;
 use crate::host_manifest::HostEntry;
 use crate::mech::Mech;
 use crate::secret::Secret;
@@ -68,16 +69,21 @@ pub struct EntryDetail {
     /// The vault's external id (profile name, URI), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exid: Option<String>,
-    /// The longest a grant of this key may live.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_duration: Option<String>,
+    /// The longest a grant of this key may live (`1h30m` in JSON).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "crate::grant::time::duration_text"
+    )]
+    pub max_duration: Option<std::time::Duration>,
     /// When it was first set (RFC 3339).
-    pub created_at: String,
+    #[serde(with = "crate::grant::time::rfc3339")]
+    pub created_at: jiff::Timestamp,
     /// When it was last set (RFC 3339).
-    pub updated_at: String,
-    /// Vault metadata (never secrets).
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub meta: std::collections::BTreeMap<String, String>,
+    #[serde(with = "crate::grant::time::rfc3339")]
+    pub updated_at: jiff::Timestamp,
+    /// Vault metadata (never secrets), as the host manifest writes it.
+    #[serde(skip_serializing_if = "crate::host_manifest::Meta::is_empty")]
+    pub meta: crate::host_manifest::Meta,
 }
 
 /// One key's row.
@@ -112,6 +118,13 @@ pub struct KeyRow {
     /// Whether the repo manifest waives it (`is-optional-if-has` and that var is set).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub waived: bool,
+    /// For a locked key: how and when its last grant ended, when the daemon remembers (`{at,
+    /// why: {kind: expired|ended|relocked, reason?}}`).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_ended"
+    )]
+    pub ended: Option<Ended>,
     /// The AWS profile of an aws.config key (`status`, `list`): the name to use as
     /// `AWS_PROFILE`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -156,6 +169,7 @@ impl KeyRow {
             source: None,
             granted_by: None,
             waived: false,
+            ended: None,
             profile: None,
             entry: None,
             secret: None,
@@ -173,9 +187,9 @@ impl KeyRow {
         row.entry = Some(EntryDetail {
             mech: e.mech,
             exid: e.exid.clone(),
-            max_duration: e.max_duration.clone(),
-            created_at: e.created_at.clone(),
-            updated_at: e.updated_at.clone(),
+            max_duration: e.max_duration,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
             meta: e.meta.clone(),
         });
         row
@@ -186,26 +200,28 @@ impl KeyRow {
         self.status == Status::Granted || self.waived
     }
 
-    /// Sets `expires_at` from unix milliseconds.
-    pub fn expires_at_ms(mut self, ms: Option<u64>) -> Self {
-        self.expires_at = ms.and_then(timestamp_from_ms);
+    /// Sets `expires_at`.
+    pub fn expires(mut self, t: Option<jiff::Timestamp>) -> Self {
+        self.expires_at = t;
         self
     }
 }
 
-/// Unix milliseconds as a timestamp.
-pub fn timestamp_from_ms(ms: u64) -> Option<jiff::Timestamp> {
-    jiff::Timestamp::from_millisecond(i64::try_from(ms).ok()?).ok()
-}
-
 /// The one time format of keyrack's JSON: RFC 3339, UTC, whole seconds (`2026-01-31T09:00:00Z`).
 pub fn rfc3339(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    crate::grant::time::format_rfc3339(t)
 }
 
 fn serialize_time<S: Serializer>(t: &Option<jiff::Timestamp>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_str(&rfc3339(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+fn serialize_ended<S: Serializer>(e: &Option<Ended>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => serde_json::json!({ "at": rfc3339(e.at), "why": e.why }).serialize(s),
         None => s.serialize_none(),
     }
 }
@@ -295,7 +311,7 @@ mod tests {
 
     #[test]
     fn rows_serialise_with_every_documented_field() {
-        let mut r = locked("A").expires_at_ms(Some(1_700_000_000_000));
+        let mut r = locked("A").expires(jiff::Timestamp::from_millisecond(1_700_000_000_000).ok());
         r.vault = Some(VaultKind::OsSecure);
         let v = serde_json::to_value(&r).unwrap();
         for f in [

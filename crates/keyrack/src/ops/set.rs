@@ -4,16 +4,18 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{is_host_only, resolve_scope, Rack, Scope};
+use super::scope::{declarations, Infer, Scope};
+use super::Rack;
 use crate::daemon::{client::Client, protocol::RelockScope};
 use crate::error::{Error, Result};
 use crate::fsio;
-use crate::host_manifest::{now_rfc3339, HostManifest};
-use crate::mech::{self, Mech, SecretSource};
-use crate::repo_manifest::edit;
+use crate::grant::{Custody, Mech, VaultKind};
+use crate::host_manifest::{self, HostEntry, HostManifest};
+use crate::mech::{self, SecretSource};
+use crate::repo_manifest::{edit, RepoManifest};
+use crate::secret::Secret;
 use crate::slug::Slug;
-use crate::vault::op_cli::OpCli;
-use crate::vault::{self, aws_params, onepassword, VaultContext, VaultKind};
+use crate::vault::{self, VaultContext};
 
 /// Options of `set`.
 #[derive(Debug, Clone)]
@@ -32,8 +34,8 @@ pub struct SetOptions {
     pub exid: Option<String>,
     /// The 1Password vault a 1password `replica` item is created in.
     pub op_vault: Option<String>,
-    /// Longest grant lifetime (`1h`, `30m`).
-    pub max_duration: Option<String>,
+    /// Longest grant lifetime.
+    pub max_duration: Option<std::time::Duration>,
     /// Where the secret comes from.
     pub source: SecretSource,
     /// How aws.config may sign in.
@@ -69,30 +71,33 @@ pub struct SetReport {
     /// The firewall's reason, when a value it blocks was stored with `--allow-dangerous`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
-    /// The maxDuration the key now has (kept from the previous set unless given).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_duration: Option<String>,
+    /// The maxDuration the key now has (kept from the previous set unless given; `1h30m` in
+    /// JSON).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "crate::grant::time::duration_text"
+    )]
+    pub max_duration: Option<std::time::Duration>,
     /// What an aws.config `set` made: the profile, its account, role and sso-session, and the
     /// line that uses it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws: Option<super::aws::ProfileReport>,
 }
 
-/// What a 1password adapter is pointed at by `set`'s flags.
-fn onepassword_target(opts: &SetOptions, kind: VaultKind) -> onepassword::SetTarget {
-    onepassword::SetTarget {
-        reference: opts.exid.clone().filter(|_| kind == VaultKind::OnePassword),
-        op_vault: opts.op_vault.clone(),
+/// Where `set`'s flags point the vault.
+fn set_target(opts: &SetOptions) -> vault::SetTarget {
+    vault::SetTarget {
+        exid: opts.exid.clone(),
+        location: opts.op_vault.clone(),
+        region: opts.aws.region.clone(),
+        encryption_key: opts.params.kms_key_id.clone(),
+        via: opts.params.via.clone(),
     }
 }
 
 /// The vault chosen when `set` is not told.
 pub fn default_vault(key: &str) -> VaultKind {
-    if key == "AWS_PROFILE" {
-        VaultKind::AwsConfig
-    } else {
-        VaultKind::OsSecure
-    }
+    vault::default_for(key)
 }
 
 /// What `set` settled before it asks for anything or stores anything ([`plan`]).
@@ -112,23 +117,111 @@ pub struct SetPlan {
     pub needs_profile: bool,
 }
 
+impl SetPlan {
+    fn caps(&self) -> &'static vault::VaultInfo {
+        vault::info(self.vault)
+    }
+}
+
+/// The value to store, acquired through the mech, and how to take back what acquiring it
+/// changed (an AWS profile written to the config file).
+struct Acquired {
+    secret: Secret,
+    prepared: Option<super::aws::Prepared>,
+    /// The firewall's reason, when a value it blocks is stored with `--allow-dangerous`.
+    blocked: Option<String>,
+}
+
+impl Acquired {
+    /// Undoes what acquiring changed, then returns `e`.
+    fn abandon<T>(&self, e: Error) -> Result<T> {
+        if let Some(p) = &self.prepared {
+            p.undo()?;
+        }
+        Err(e)
+    }
+}
+
+/// Runs `set`: plan (scope, vault, mech) → acquire the value → under the lock, prove the round
+/// trip and record the host entry → declare the key in keyrack.yml → drop a stale grant.
+pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
+    run_given(rack, opts, None)
+}
+
+/// Runs `set` with the value already in hand (`fill`, `import`): the same checks, proof and
+/// records as [`run`], without asking for the secret. `given` is ignored for aws.config, whose
+/// value is the profile `prepare_profile` decides.
+pub fn run_given(rack: &Rack, opts: &SetOptions, given: Option<Secret>) -> Result<SetReport> {
+    let plan = plan(rack, opts)?;
+    let acquired = acquire(rack, opts, &plan, given)?;
+
+    let _lock = rack.lock()?;
+    // What was read before the lock may be stale (a parallel set/del, recipient add): keyrack.yml
+    // and the host manifest are read again, and edited, under the lock.
+    let repo = rack.repo()?;
+    let mut host = rack.host()?;
+    let previous = host.entry(&plan.slug).cloned();
+    let mut entry = match prove(rack, opts, &plan, &host, &acquired.secret) {
+        Ok(entry) => entry,
+        Err(e) => return acquired.abandon(e),
+    };
+    entry.max_duration = kept_max_duration(opts, previous.as_ref());
+    if let Some(prev) = &previous {
+        entry.created_at = prev.created_at;
+        // moving between vaults, or away from an item or parameter keyrack created: the old
+        // copy goes once the new one is proven
+        let owned_elsewhere = vault::info(prev.vault).custody_of(prev) == Custody::Owns
+            && prev.exid.is_some()
+            && prev.exid != entry.exid;
+        if prev.vault != plan.vault || owned_elsewhere {
+            let recipients = host.recipient_keys()?;
+            let ctx = rack.vault_context(&recipients, opts.login)?;
+            vault::open(prev.vault, ctx).del(prev)?;
+        }
+    }
+    entry.updated_at = host_manifest::now();
+    let max_duration = entry.max_duration;
+    let aws = (plan.mech == Mech::AwsSso)
+        .then(|| super::aws::ProfileReport::of_entry(&entry, opts.aws.account_name.as_deref()))
+        .flatten();
+    host.hosts.insert(plan.slug.clone(), entry);
+    save_and_mark(rack, &host, &plan.slug)?;
+
+    let manifest_updated = declare(repo.as_ref(), &plan.scope, &opts.key)?;
+    // A grant of the old value must not outlive this set. os.daemon's grant *is* the new value.
+    let relocked = !plan.caps().lives_in_daemon && relock_stale(rack, &plan.slug);
+    Ok(SetReport {
+        slug: plan.slug,
+        vault: plan.vault,
+        mech: plan.mech,
+        replaced: previous.is_some(),
+        manifest_updated,
+        round_trip: true,
+        relocked_stale_grant: relocked,
+        blocked: acquired.blocked,
+        max_duration,
+        aws,
+    })
+}
+
 /// The checks of `set` that need no answer from anyone: scope, vault, flags, initialised, the
 /// identity loads. [`run`] starts with it; a guided front end calls it first, so a bad flag fails
 /// before any question.
 pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
     let repo = rack.repo()?;
-    let scope: Scope = resolve_scope(
-        repo.as_ref(),
+    let scope = Scope::resolve(
+        declarations(repo.as_ref()),
         &opts.key,
         opts.env.as_deref(),
         opts.org.as_deref(),
-        true,
+        Infer::ForSet,
     )?;
-    let slug = Slug::new(&scope.org, &scope.env, &opts.key)?;
-    if let (Some(r), false) = (&repo, is_host_only(&scope)) {
+    let slug = scope.slug(&opts.key)?;
+    if let (Some(r), false) = (&repo, scope.is_host_only()) {
         fsio::resolve_link_target(&r.path)?; // a refused link fails before the secret is asked for
     }
     let kind = opts.vault.unwrap_or_else(|| default_vault(&opts.key));
+    let caps = vault::info(kind);
     let mech = match opts.mech {
         None if !opts.github.is_empty() => Mech::GithubApp,
         Some(m) if m != Mech::GithubApp && !opts.github.is_empty() => {
@@ -139,9 +232,9 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
                 hint: Some("drop those flags, or use --mech github.app".into()),
             })
         }
-        m => m.unwrap_or(kind.default_mech()),
+        m => m.unwrap_or(caps.default_mech),
     };
-    if kind == VaultKind::OsEnvvar {
+    if !caps.writable {
         return Err(Error::VaultRefused {
             vault: kind.to_string(),
             operation: "set",
@@ -152,16 +245,14 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
             ),
         });
     }
-    let takes_exid = match kind {
-        VaultKind::AwsConfig | VaultKind::AwsParams => true,
-        VaultKind::OnePassword => mech == Mech::Reference,
-        _ => false,
-    };
-    if opts.exid.is_some() && !takes_exid {
-        let hint = if kind == VaultKind::OnePassword {
-            "drop --exid (keyrack creates the item), or point at an item with --mech reference"
+    if opts.exid.is_some() && !caps.takes_exid(mech) {
+        let hint = if caps.exid_with.is_empty() {
+            "drop --exid".to_string()
         } else {
-            "drop --exid"
+            format!(
+                "drop --exid (keyrack creates the item), or point at an item with --mech {}",
+                caps.exid_with[0]
+            )
         };
         return Err(Error::InvalidInput {
             what: "--exid",
@@ -169,10 +260,10 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
             reason: format!(
                 "vault {kind} with mech {mech} stores the secret itself and takes no external id"
             ),
-            hint: Some(hint.into()),
+            hint: Some(hint),
         });
     }
-    if opts.op_vault.is_some() && !(kind == VaultKind::OnePassword && mech == Mech::Replica) {
+    if opts.op_vault.is_some() && !caps.takes_location(mech) {
         return Err(Error::InvalidInput {
             what: "--op-vault",
             value: opts.op_vault.clone().unwrap_or_default(),
@@ -186,19 +277,22 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
         ("--kms-key-id", &opts.params.kms_key_id),
         ("--via", &opts.params.via),
     ] {
-        if let (Some(v), false) = (value, kind == VaultKind::AwsParams) {
+        if let (Some(v), false) = (value, caps.takes_set_flag(flag)) {
+            let takers = VaultKind::ALL
+                .into_iter()
+                .filter(|k| vault::info(*k).takes_set_flag(flag))
+                .map(VaultKind::as_str)
+                .collect::<Vec<_>>()
+                .join(" or --vault ");
             return Err(Error::InvalidInput {
                 what: flag,
                 value: v.clone(),
-                reason: format!("{flag} is for --vault aws.params, not {kind}"),
-                hint: Some(format!("drop {flag}, or pass --vault aws.params")),
+                reason: format!("{flag} is for --vault {takers}, not {kind}"),
+                hint: Some(format!("drop {flag}, or pass --vault {takers}")),
             });
         }
     }
-    if let Some(d) = &opts.max_duration {
-        parse_duration("--max-duration", d)?;
-    }
-    if mech == Mech::GithubApp && !kind.mechs().contains(&mech) {
+    if mech == Mech::GithubApp && !caps.mechs.contains(&mech) {
         // before asking for anything: the vault must keep the credentials themselves
         return Err(Error::InvalidInput {
             what: "mech",
@@ -210,7 +304,7 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
         });
     }
     let needs_profile =
-        kind == VaultKind::AwsConfig && super::aws::needs_profile(opts.exid.as_deref(), &opts.aws)?;
+        mech == Mech::AwsSso && super::aws::needs_profile(opts.exid.as_deref(), &opts.aws)?;
     // Fail fast (not initialised, wrong identity) before asking for the secret.
     let recipients = rack.host()?.recipient_keys()?;
     rack.vault_context(&recipients, opts.login)?;
@@ -223,58 +317,39 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
     })
 }
 
-/// Runs `set`.
-pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
-    run_given(rack, opts, None)
-}
-
-/// Runs `set` with the value already in hand (`fill`, `import`): the same checks, proof and
-/// records as [`run`], without asking for the secret. `given` is ignored for aws.config, whose
-/// value is the profile `prepare_profile` decides.
-pub fn run_given(
+/// Acquires the value through the mech (an AWS SSO profile, or the secret itself) and checks it
+/// against the admission rules.
+fn acquire(
     rack: &Rack,
     opts: &SetOptions,
-    given: Option<crate::secret::Secret>,
-) -> Result<SetReport> {
-    let SetPlan {
-        scope,
-        slug,
-        vault: kind,
-        mech,
-        ..
-    } = plan(rack, opts)?;
-    let prepared = match kind {
-        VaultKind::AwsConfig => Some(super::aws::prepare_profile(
-            &scope,
+    plan: &SetPlan,
+    given: Option<Secret>,
+) -> Result<Acquired> {
+    let prepared = match plan.mech {
+        Mech::AwsSso => Some(super::aws::prepare_profile(
+            &plan.scope,
             opts.exid.as_deref(),
             &opts.aws,
         )?),
         _ => None,
     };
-    let params = params_of(opts);
-    let mut referenced = None;
-    if kind == VaultKind::AwsParams {
-        // name, KMS key, region and the signing identity are checked before the secret is asked
-        let recipients = rack.host()?.recipient_keys()?;
-        let ctx = rack.vault_context(&recipients, opts.login)?;
-        let adapter = aws_params::AwsParamsVault::with_options(ctx, params.clone());
-        adapter.preflight(&slug)?;
-        if mech == Mech::Reference {
-            // nothing is written: the value is the parameter's, read once and proven below
-            referenced = Some(adapter.referenced_value(&slug)?);
-        }
+    let recipients = rack.host()?.recipient_keys()?;
+    let ctx = rack.vault_context(&recipients, opts.login)?;
+    let adapter = vault::open_for_set(plan.vault, ctx, set_target(opts));
+    // A reference is read, not asked for: the round trip compares that read with unlock's.
+    let referenced = match &prepared {
+        Some(_) => None,
+        None => adapter.referenced(&plan.slug, plan.mech).transpose()?,
+    };
+    if prepared.is_none() && referenced.is_none() {
+        // fail before the secret is asked for when the vault cannot be reached, or cannot
+        // take the key where the flags point it (aws.params: name, KMS key, signer, region)
+        adapter.check_ready(&plan.slug)?;
     }
-    let op_target = onepassword_target(opts, kind);
-    let secret = match (&prepared, referenced, kind, mech) {
-        (Some(p), ..) => crate::secret::Secret::new(p.profile.clone()),
-        (None, Some(value), ..) => value,
-        // A reference is read, not asked for: the round trip compares that read with unlock's.
-        (None, None, VaultKind::OnePassword, Mech::Reference) => {
-            let recipients = rack.host()?.recipient_keys()?;
-            let ctx = rack.vault_context(&recipients, opts.login)?;
-            onepassword::OnePassword::for_set(ctx, op_target.clone()).resolve_reference()?
-        }
-        (None, None, _, _) => match given {
+    let secret = match (&prepared, referenced) {
+        (Some(p), _) => Secret::new(p.profile.clone()),
+        (None, Some(v)) => v,
+        (None, None) => match given {
             Some(v) if v.expose().is_empty() => {
                 return Err(Error::SecretInput {
                     reason: "the secret is empty".into(),
@@ -282,134 +357,80 @@ pub fn run_given(
                 })
             }
             Some(v) => v,
-            None if mech == Mech::GithubApp => {
+            None if plan.mech == Mech::GithubApp => {
                 crate::github::app::acquire(&opts.key, &opts.github, opts.source, rack.interact())?
             }
-            None => {
-                if kind == VaultKind::OnePassword {
-                    // fail before the secret is asked for when op is not there at all
-                    OpCli::locate().map_err(|e| onepassword::unavailable(&e))?;
-                }
-                mech::acquire_secret(&opts.key, opts.source, rack.interact())?
-            }
+            None => mech::acquire_secret(&opts.key, opts.source, rack.interact())?,
         },
     };
-    let blocked = match admit_value(&slug, &secret, opts.allow_dangerous, rack.home().owner()) {
-        Ok(b) => b,
-        Err(e) => {
-            if let Some(p) = &prepared {
-                p.undo()?;
-            }
-            return Err(e);
-        }
+    let mut acquired = Acquired {
+        secret,
+        prepared,
+        blocked: None,
     };
+    let owner = rack.home().owner();
+    match admit_value(&plan.slug, &acquired.secret, opts.allow_dangerous, owner) {
+        Ok(blocked) => acquired.blocked = blocked,
+        Err(e) => return acquired.abandon(e),
+    }
+    Ok(acquired)
+}
 
-    let _lock = rack.lock()?;
-    // What was read before the lock may be stale (a parallel set/del, recipient add): keyrack.yml
-    // and the host manifest are read again, and edited, under the lock.
-    let repo = rack.repo()?;
-    let mut host = rack.host()?;
+/// Stores through the vault and proves the round trip ([`vault::set_proven_with`]); the host
+/// entry to record.
+fn prove(
+    rack: &Rack,
+    opts: &SetOptions,
+    plan: &SetPlan,
+    host: &HostManifest,
+    secret: &Secret,
+) -> Result<HostEntry> {
     let recipients = host.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, opts.login)?;
-    let adapter: Box<dyn vault::Vault + '_> = match kind {
-        VaultKind::AwsParams => Box::new(aws_params::AwsParamsVault::with_options(
-            ctx,
-            params.clone(),
-        )),
-        VaultKind::OnePassword => Box::new(onepassword::OnePassword::for_set(ctx, op_target)),
-        _ => vault::open(kind, ctx),
+    let adapter = vault::open_for_set(plan.vault, ctx, set_target(opts));
+    // The second read of the proof may not sign in: a vault that signs in proves that what the
+    // first read kept (aws.config: the encrypted token) serves the next unlock without a browser.
+    let quiet = VaultContext {
+        login: crate::aws::login::LoginOptions {
+            no_prompt: true,
+            ..opts.login
+        },
+        ..ctx
     };
-    let previous = host.entry(&slug).cloned();
+    let again = vault::open(plan.vault, quiet);
     let rules = vault::SetRules {
         allow_dangerous: opts.allow_dangerous,
     };
-    let proven =
-        vault::set_proven_with(adapter.as_ref(), &slug, mech, &secret, rules).and_then(|entry| {
-            if kind == VaultKind::AwsConfig {
-                // The spec's last step: a second unlock comes from the encrypted token, no browser.
-                let quiet = VaultContext {
-                    login: crate::aws::login::LoginOptions {
-                        no_prompt: true,
-                        ..opts.login
-                    },
-                    ..ctx
-                };
-                let again = vault::open(kind, quiet);
-                again.unlock(&entry).map_err(|e| Error::RoundTrip {
-                    slug: slug.to_string(),
-                    vault: kind.to_string(),
-                    reason: format!("second unlock without a browser: {e}"),
-                })?;
-                again.relock(&entry)?;
-            }
-            Ok(entry)
-        });
-    let mut entry = match proven {
-        Ok(e) => e,
-        Err(e) => {
-            if let Some(p) = &prepared {
-                p.undo()?;
-            }
-            return Err(e);
-        }
-    };
-    entry.max_duration = kept_max_duration(opts, previous.as_ref());
-    if let Some(prev) = &previous {
-        entry.created_at = prev.created_at.clone();
-        // moving between vaults, or away from an item or parameter keyrack created: the old
-        // copy goes once the new one is proven
-        let owned_elsewhere = vault::custody_of(prev) == vault::Custody::Owns
-            && prev.exid.is_some()
-            && prev.exid != entry.exid;
-        if prev.vault != kind || owned_elsewhere {
-            vault::open(prev.vault, ctx).del(prev)?;
-        }
-    }
-    entry.updated_at = now_rfc3339();
-    let max_duration = entry.max_duration.clone();
-    let aws = (kind == VaultKind::AwsConfig)
-        .then(|| super::aws::ProfileReport::of_entry(&entry, opts.aws.account_name.as_deref()))
-        .flatten();
-    host.hosts.insert(slug.to_string(), entry);
-    save_and_mark(rack, &host, &slug)?;
-
-    let manifest_updated = match (&repo, is_host_only(&scope)) {
-        (Some(r), false) if !r.allows(&scope.env, &opts.key) => {
-            edit::edit_file(&r.path, |t| edit::add_key(t, &scope.env, &opts.key))?;
-            Some(r.path.clone())
-        }
-        _ => None,
-    };
-    // A grant of the old value must not outlive this set. os.daemon's grant *is* the new value.
-    let relocked = kind != VaultKind::OsDaemon
-        && Client::new(rack.home())
-            .relock(RelockScope::Slugs {
-                slugs: vec![slug.clone()],
-            })
-            .map(|v| !v.is_empty())
-            .unwrap_or(false);
-    Ok(SetReport {
-        slug,
-        vault: kind,
-        mech,
-        replaced: previous.is_some(),
-        manifest_updated,
-        round_trip: true,
-        relocked_stale_grant: relocked,
-        blocked,
-        max_duration,
-        aws,
-    })
+    vault::set_proven_with(
+        adapter.as_ref(),
+        again.as_ref(),
+        &plan.slug,
+        plan.mech,
+        secret,
+        rules,
+    )
 }
 
-/// What an aws.params `set` was told about the parameter.
-fn params_of(opts: &SetOptions) -> aws_params::ParamsOptions {
-    aws_params::ParamsOptions {
-        exid: opts.exid.clone(),
-        region: opts.aws.region.clone(),
-        kms_key_id: opts.params.kms_key_id.clone(),
-        via: opts.params.via.clone(),
+/// Adds the key to the repo manifest unless it is declared there already (or host-only); the
+/// manifest changed, if any.
+fn declare(repo: Option<&RepoManifest>, scope: &Scope, key: &str) -> Result<Option<PathBuf>> {
+    match repo {
+        Some(r) if !scope.is_host_only() && !r.allows(&scope.env, key) => {
+            edit::edit_file(&r.path, |t| edit::add_key(t, &scope.env, key))?;
+            Ok(Some(r.path.clone()))
+        }
+        _ => Ok(None),
     }
+}
+
+/// Drops the daemon's grant of `slug` (a value this set replaced); whether there was one.
+fn relock_stale(rack: &Rack, slug: &Slug) -> bool {
+    Client::new(rack.home())
+        .relock(RelockScope::Slugs {
+            slugs: vec![slug.clone()],
+        })
+        .map(|v| !v.is_empty())
+        .unwrap_or(false)
 }
 
 /// The admission rules `unlock` applies ([`vault::admit`]), checked before anything is stored:
@@ -417,7 +438,7 @@ fn params_of(opts: &SetOptions) -> aws_params::ParamsOptions {
 /// unless `allow_dangerous`. Returns the firewall's reason when such a value is let through.
 fn admit_value(
     slug: &Slug,
-    secret: &crate::secret::Secret,
+    secret: &Secret,
     allow_dangerous: bool,
     owner: &crate::slug::Owner,
 ) -> Result<Option<String>> {
@@ -432,10 +453,9 @@ fn admit_value(
 fn kept_max_duration(
     opts: &SetOptions,
     previous: Option<&crate::host_manifest::HostEntry>,
-) -> Option<String> {
+) -> Option<std::time::Duration> {
     opts.max_duration
-        .clone()
-        .or_else(|| previous.and_then(|p| p.max_duration.clone()))
+        .or_else(|| previous.and_then(|p| p.max_duration))
 }
 
 /// Saves the host manifest, then writes the inventory marker.
@@ -451,24 +471,12 @@ fn save_and_mark(rack: &Rack, host: &HostManifest, slug: &Slug) -> Result<()> {
 /// (`PT1H30M`). A day is 24 hours; months and years are refused (their length varies); the
 /// duration must be longer than zero.
 pub fn parse_duration(what: &'static str, s: &str) -> Result<std::time::Duration> {
-    const EXAMPLES: &str = "use e.g. 9h, 30m or 1h30m";
-    let bad = |reason: String| Error::InvalidInput {
+    crate::grant::time::parse_duration(s).map_err(|reason| Error::InvalidInput {
         what,
         value: s.into(),
         reason,
-        hint: Some(EXAMPLES.into()),
-    };
-    let span: jiff::Span = s
-        .trim()
-        .parse()
-        .map_err(|e| bad(format!("not a duration ({e})")))?;
-    let d = span
-        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-        .map_err(|e| bad(format!("not a fixed duration ({e})")))?;
-    match std::time::Duration::try_from(d) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(bad("must be longer than zero".into())),
-    }
+        hint: Some("use e.g. 9h, 30m or 1h30m".into()),
+    })
 }
 
 #[cfg(test)]

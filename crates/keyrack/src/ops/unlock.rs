@@ -1,18 +1,21 @@
 //! `unlock`, `relock`, `status`: moving grants into and out of the session daemon.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::scope::{declarations, Scope};
 use super::set::parse_duration;
 use super::{key_flags, unknown_env, Rack};
 use crate::daemon::client::{Client, DaemonStatus};
-use crate::daemon::protocol::{now_ms, HeldGrant, RelockScope};
+use crate::daemon::protocol::{HeldGrant, RelockScope};
 use crate::error::{Error, Result};
-use crate::host_manifest::HostEntry;
+use crate::grant::{time, Ended, Timestamp};
+use crate::host_manifest::{HostEntry, HostManifest};
+use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Slug, ENV_ALL, ENV_PROD, ENV_SUDO, ORG_ALL};
-use crate::vault::{self, Grant, Read, Vault, VaultKind};
+use crate::vault::{self, Checked, Grant, Vault, VaultKind};
 
 /// Default grant lifetime.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
@@ -83,17 +86,12 @@ pub fn parse_ttl(s: &str) -> Result<Duration> {
 
 /// The slugs in scope of an unlock. Without `--env`, only everyday envs ([`RepoManifest::is_everyday`]:
 /// never `prod` unless the repo says so, never `sudo`); the others are named in `skipped`.
-///
-/// [`RepoManifest::is_everyday`]: crate::repo_manifest::RepoManifest::is_everyday
 fn targets(
     rack: &Rack,
     opts: &UnlockOptions,
-    host: &crate::host_manifest::HostManifest,
-    repo: Option<&crate::repo_manifest::RepoManifest>,
+    host: &HostManifest,
+    repo: Option<&RepoManifest>,
 ) -> Result<Targets> {
-    let mut out: Vec<Slug> = Vec::new();
-    let mut skipped: BTreeSet<String> = BTreeSet::new();
-    let wanted = |k: &str| opts.keys.is_empty() || opts.keys.iter().any(|w| w == k);
     for k in &opts.keys {
         slug::validate_key(k)?;
     }
@@ -101,29 +99,8 @@ fn targets(
         slug::validate_env(e)?;
     }
     if opts.env.as_deref() == Some(ENV_SUDO) {
-        if opts.keys.is_empty() {
-            return Err(Error::InvalidInput {
-                what: "env",
-                value: ENV_SUDO.into(),
-                reason: "sudo keys are unlocked one at a time".into(),
-                hint: Some("keyrack unlock --env sudo --key <KEY>".into()),
-            });
-        }
-        let org = repo
-            .map(|r| r.org.clone())
-            .unwrap_or_else(|| ORG_ALL.into());
-        for k in &opts.keys {
-            let repo_slug = Slug::new(&org, ENV_SUDO, k)?;
-            let machine_slug = Slug::new(ORG_ALL, ENV_SUDO, k)?;
-            let pick = if host.entry(&repo_slug).is_none() && host.entry(&machine_slug).is_some() {
-                machine_slug
-            } else {
-                repo_slug
-            };
-            out.push(pick);
-        }
         return Ok(Targets {
-            slugs: out,
+            slugs: sudo_targets(opts, host, repo)?,
             skipped: vec![],
         });
     }
@@ -131,61 +108,144 @@ fn targets(
         Some(r) => r.is_everyday(env),
         None => env != ENV_SUDO && env != ENV_PROD,
     };
-    if let Some(repo) = repo {
-        match &opts.env {
-            Some(e) => {
-                if !repo.has_env(e) {
-                    return Err(unknown_env(repo, e));
-                }
-                let keys: Vec<String> = if e == ENV_ALL {
-                    repo.all.iter().map(|k| k.key.clone()).collect()
+    let mut skipped: BTreeSet<String> = BTreeSet::new();
+    let mut out = match repo {
+        Some(repo) => repo_targets(opts, repo, &everyday, &mut skipped)?,
+        None => Vec::new(),
+    };
+    machine_wide_targets(opts, host, &everyday, &mut out, &mut skipped);
+    if repo.is_none() && out.is_empty() && !opts.keys.is_empty() && skipped.is_empty() {
+        for k in &opts.keys {
+            let env = opts.env.as_deref();
+            out.extend(scope_slugs(
+                Scope::resolve_all(None, k, env, Some(ORG_ALL))?,
+                k,
+            )?);
+        }
+    }
+    if opts.env.is_none() && holds_sudo_keys(opts, host, repo) {
+        // sudo keys of this repo or machine-wide ones are never unlocked without --env sudo
+        skipped.insert(ENV_SUDO.into());
+    }
+    Ok(Targets {
+        slugs: out,
+        skipped: skipped_fixes(rack, opts, skipped),
+    })
+}
+
+fn wanted(opts: &UnlockOptions, key: &str) -> bool {
+    opts.keys.is_empty() || opts.keys.iter().any(|w| w == key)
+}
+
+fn scope_slugs(scopes: Vec<Scope>, key: &str) -> Result<Vec<Slug>> {
+    scopes.iter().map(|s| s.slug(key)).collect()
+}
+
+/// `--env sudo --key K…`: this repo's sudo key, else the machine-wide one the host has.
+fn sudo_targets(
+    opts: &UnlockOptions,
+    host: &HostManifest,
+    repo: Option<&RepoManifest>,
+) -> Result<Vec<Slug>> {
+    if opts.keys.is_empty() {
+        return Err(Error::InvalidInput {
+            what: "env",
+            value: ENV_SUDO.into(),
+            reason: "sudo keys are unlocked one at a time".into(),
+            hint: Some("keyrack unlock --env sudo --key <KEY>".into()),
+        });
+    }
+    let org = repo.map(|r| r.org.as_str()).unwrap_or(ORG_ALL);
+    opts.keys
+        .iter()
+        .map(|k| {
+            let repo_slug = Slug::new(org, ENV_SUDO, k)?;
+            let machine_slug = Slug::new(ORG_ALL, ENV_SUDO, k)?;
+            Ok(
+                if host.entry(&repo_slug).is_none() && host.entry(&machine_slug).is_some() {
+                    machine_slug
                 } else {
-                    repo.keys_for(e).iter().map(|k| k.key.clone()).collect()
-                };
-                for k in keys.iter().filter(|k| wanted(k)) {
-                    out.push(Slug::new(&repo.org, e, k)?);
-                }
-                for k in opts.keys.iter().filter(|k| !keys.contains(k)) {
-                    // asked for, but not declared for this env: report it as absent
-                    out.push(Slug::new(&repo.org, e, k)?);
+                    repo_slug
+                },
+            )
+        })
+        .collect()
+}
+
+/// The repository's keys in scope: those of `--env` (and any `--key` asked for there, declared
+/// or not: an undeclared one reports absent), or of every everyday env; a `--key` without
+/// `--env` in each everyday env that declares it.
+fn repo_targets(
+    opts: &UnlockOptions,
+    repo: &RepoManifest,
+    everyday: &dyn Fn(&str) -> bool,
+    skipped: &mut BTreeSet<String>,
+) -> Result<Vec<Slug>> {
+    let mut out = Vec::new();
+    match opts.env.as_deref() {
+        Some(e) => {
+            if !repo.has_env(e) {
+                return Err(unknown_env(repo, e));
+            }
+            let keys: Vec<&str> = if e == ENV_ALL {
+                repo.all.iter().map(|k| k.key.as_str()).collect()
+            } else {
+                repo.keys_for(e).iter().map(|k| k.key.as_str()).collect()
+            };
+            for k in keys.iter().filter(|k| wanted(opts, k)) {
+                out.push(Slug::new(&repo.org, e, k)?);
+            }
+            for k in opts.keys.iter().filter(|k| !keys.contains(&k.as_str())) {
+                // asked for, but not declared for this env: reported as absent
+                let scopes = Scope::resolve_all(declarations(Some(repo)), k, Some(e), None)?;
+                out.extend(scope_slugs(scopes, k)?);
+            }
+        }
+        None if opts.keys.is_empty() => {
+            for (env, own) in &repo.envs {
+                if everyday(env) {
+                    for k in repo.keys_for(env) {
+                        out.push(Slug::new(&repo.org, env, &k.key)?);
+                    }
+                } else if !own.is_empty() {
+                    skipped.insert(env.clone());
                 }
             }
-            None if opts.keys.is_empty() => {
-                for (env, own) in &repo.envs {
-                    if everyday(env) {
-                        for k in repo.keys_for(env) {
-                            out.push(Slug::new(&repo.org, env, &k.key)?);
-                        }
-                    } else if !own.is_empty() {
-                        skipped.insert(env.clone());
+        }
+        None => {
+            for k in &opts.keys {
+                let scopes = Scope::resolve_all(declarations(Some(repo)), k, None, None)?;
+                if scopes.is_empty() {
+                    // declared nowhere: absent, in the everyday envs
+                    for env in repo.everyday_envs() {
+                        out.push(Slug::new(&repo.org, &env, k)?);
                     }
                 }
-            }
-            None => {
-                for k in &opts.keys {
-                    let declaring = repo.envs_declaring(k);
-                    if declaring.is_empty() {
-                        // declared nowhere: absent, in the everyday envs
-                        for env in repo.everyday_envs() {
-                            out.push(Slug::new(&repo.org, &env, k)?);
-                        }
-                    }
-                    for env in declaring {
-                        if everyday(&env) {
-                            out.push(Slug::new(&repo.org, &env, k)?);
-                        } else {
-                            skipped.insert(env);
-                        }
+                for scope in scopes {
+                    if everyday(&scope.env) {
+                        out.push(scope.slug(k)?);
+                    } else {
+                        skipped.insert(scope.env);
                     }
                 }
             }
         }
     }
-    // machine-wide keys of the env (or of every everyday env)
+    Ok(out)
+}
+
+/// Machine-wide keys the host has, of `--env` (or of every everyday env).
+fn machine_wide_targets(
+    opts: &UnlockOptions,
+    host: &HostManifest,
+    everyday: &dyn Fn(&str) -> bool,
+    out: &mut Vec<Slug>,
+    skipped: &mut BTreeSet<String>,
+) {
     for entry in host
         .hosts
         .values()
-        .filter(|e| e.org == ORG_ALL && e.env != ENV_SUDO && wanted(e.slug.key()))
+        .filter(|e| e.org == ORG_ALL && e.env != ENV_SUDO && wanted(opts, e.slug.key()))
     {
         let env_ok = match &opts.env {
             Some(e) => &entry.env == e || entry.env == ENV_ALL,
@@ -199,31 +259,22 @@ fn targets(
             out.push(entry.slug.clone());
         }
     }
-    if repo.is_none() && out.is_empty() && !opts.keys.is_empty() && skipped.is_empty() {
-        for k in &opts.keys {
-            out.push(Slug::new(
-                ORG_ALL,
-                opts.env.as_deref().unwrap_or(ENV_ALL),
-                k,
-            )?);
-        }
-    }
-    if opts.env.is_none() {
-        // sudo keys of this repo or machine-wide ones are never unlocked without --env sudo
-        let org = repo.map(|r| r.org.as_str());
-        let sudo: Vec<&str> = host
-            .hosts
-            .values()
-            .filter(|e| e.env == ENV_SUDO && (e.org == ORG_ALL || Some(e.org.as_str()) == org))
-            .filter(|e| wanted(e.slug.key()))
-            .map(|e| e.slug.key())
-            .collect();
-        if !sudo.is_empty() {
-            skipped.insert(ENV_SUDO.into());
-        }
-    }
+}
+
+/// Whether the host has sudo keys (of this repo, or machine-wide) among those asked for.
+fn holds_sudo_keys(opts: &UnlockOptions, host: &HostManifest, repo: Option<&RepoManifest>) -> bool {
+    let org = repo.map(|r| r.org.as_str());
+    host.hosts.values().any(|e| {
+        e.env == ENV_SUDO
+            && (e.org == ORG_ALL || Some(e.org.as_str()) == org)
+            && wanted(opts, e.slug.key())
+    })
+}
+
+/// The command that unlocks each skipped env.
+fn skipped_fixes(rack: &Rack, opts: &UnlockOptions, skipped: BTreeSet<String>) -> Vec<Skipped> {
     let owner = rack.home().owner();
-    let skipped = skipped
+    skipped
         .into_iter()
         .map(|env| {
             let mut flags = format!("--env {env}");
@@ -241,18 +292,15 @@ fn targets(
                 flags,
             }
         })
-        .collect();
-    Ok(Targets {
-        slugs: out,
-        skipped,
-    })
+        .collect()
 }
 
-/// Runs `unlock`: decrypts the host manifest once, unlocks each key on its own row, pushes the
-/// grants to the daemon. Vaults that read with grants of this session
-/// ([`VaultKind::reads_with_session_grants`]: aws.params signs with an unlocked aws.config key)
-/// are read last, after the other grants reached the daemon. Each vault is told every entry it
-/// is about to read first ([`Vault::prefetch`]), so it can read them in batches.
+/// Runs `unlock`: decrypts the host manifest once, unlocks each key on its own row (one failing
+/// key never stops the others), pushes all grants to the daemon. Each vault reads all its keys
+/// of the pass at once ([`vault::read_grants`]: aws.params reads 10 a call). Vaults that read
+/// with grants of this session ([`vault::VaultInfo::reads_with_session_grants`]: aws.params
+/// signs with an unlocked aws.config key) are read last, once the other grants reached the
+/// daemon.
 pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<UnlockReport> {
     let host = rack.host()?;
     let repo = rack.repo()?;
@@ -260,36 +308,16 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<UnlockReport> {
     let recipients = host.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, opts.login)?;
     let owner = rack.home().owner();
-    let mut adapters: HashMap<VaultKind, Box<dyn Vault + '_>> = HashMap::new();
     // rows in the order of the targets; the keys to read fill theirs in later
     let mut rows: Vec<Option<KeyRow>> = Vec::new();
     let mut reads: Vec<(usize, &HostEntry)> = Vec::new();
     let mut done = BTreeSet::new();
     for slug in slugs {
-        let entry: Option<&HostEntry> = host
+        let entry = host
             .entry(&slug)
             .or_else(|| host.entry(&slug.with_env_all()));
-        let flags = key_flags(slug.key(), slug.env(), slug.org(), owner);
         let Some(entry) = entry else {
-            let declared = slug.org() == ORG_ALL
-                || slug.env() == ENV_SUDO
-                || repo
-                    .as_ref()
-                    .is_some_and(|r| r.allows(slug.env(), slug.key()));
-            let mut row = KeyRow::new(&slug, Status::Absent);
-            row.reason = Some(if declared {
-                "not set on this host".into()
-            } else {
-                format!(
-                    "not declared for env {} in the repo manifest{}",
-                    slug.env(),
-                    repo.as_ref()
-                        .map(|r| super::did_you_mean_key(r, Some(slug.env()), slug.key()))
-                        .unwrap_or_default()
-                )
-            });
-            row.fix = Some(format!("keyrack set {flags}"));
-            rows.push(Some(row));
+            rows.push(Some(absent_row(&slug, repo.as_ref(), owner)));
             continue;
         };
         if !done.insert(entry.slug.clone()) {
@@ -298,64 +326,81 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<UnlockReport> {
         reads.push((rows.len(), entry));
         rows.push(None);
     }
-    let client = Client::new(rack.home());
-    let now = now_ms();
     let mut grants = Vec::new();
     for later in [false, true] {
-        let phase: Vec<(usize, &HostEntry)> = reads
-            .iter()
-            .filter(|(_, e)| e.vault.reads_with_session_grants() == later)
-            .copied()
-            .collect();
-        if phase.is_empty() {
+        let mut by_vault: BTreeMap<VaultKind, Vec<(usize, &HostEntry)>> = BTreeMap::new();
+        for (i, e) in &reads {
+            if vault::info(e.vault).reads_with_session_grants == later {
+                by_vault.entry(e.vault).or_default().push((*i, e));
+            }
+        }
+        if by_vault.is_empty() {
             continue;
         }
         if later {
             // the grants they sign with (aws.config) must be in the daemon first
-            push(&client, std::mem::take(&mut grants), &mut rows)?;
+            deliver(rack, std::mem::take(&mut grants), &mut rows)?;
         }
-        let mut by_vault: BTreeMap<VaultKind, Vec<&HostEntry>> = BTreeMap::new();
-        for (_, e) in &phase {
-            by_vault.entry(e.vault).or_default().push(e);
-        }
-        for (kind, entries) in by_vault {
-            adapters
-                .entry(kind)
-                .or_insert_with(|| vault::open(kind, ctx))
-                .prefetch(&entries);
-        }
-        for (i, entry) in phase {
-            let adapter = adapters
-                .entry(entry.vault)
-                .or_insert_with(|| vault::open(entry.vault, ctx));
-            let (row, grant) = read_row(adapter.as_ref(), entry, opts, owner, now)?;
-            rows[i] = Some(row);
-            grants.extend(grant);
+        for (kind, members) in by_vault {
+            let adapter = vault::open(kind, ctx);
+            let entries: Vec<&HostEntry> = members.iter().map(|(_, e)| *e).collect();
+            let checked = vault::read_grants(adapter.as_ref(), &entries);
+            let now = time::now();
+            for ((i, entry), read) in members.into_iter().zip(checked) {
+                let (row, grant) = unlock_one(adapter.as_ref(), entry, read, opts, now, owner)?;
+                rows[i] = Some(row);
+                grants.extend(grant);
+            }
         }
     }
-    push(&client, grants, &mut rows)?;
+    deliver(rack, grants, &mut rows)?;
     Ok(UnlockReport {
         rows: rows.into_iter().flatten().collect(),
         skipped,
     })
 }
 
-/// Reads one key out of its vault: its row, and its grant when there is one. Only a cancelled
-/// prompt is an error (it ends the whole unlock); every other failure is the key's own row.
-fn read_row(
+/// The row of a key in scope that this host has not set.
+fn absent_row(slug: &Slug, repo: Option<&RepoManifest>, owner: &crate::slug::Owner) -> KeyRow {
+    let declared = slug.org() == ORG_ALL
+        || slug.env() == ENV_SUDO
+        || repo.is_some_and(|r| r.allows(slug.env(), slug.key()));
+    let mut row = KeyRow::new(slug, Status::Absent);
+    row.reason = Some(if declared {
+        "not set on this host".into()
+    } else {
+        format!(
+            "not declared for env {} in the repo manifest{}",
+            slug.env(),
+            repo.map(|r| super::did_you_mean_key(r, Some(slug.env()), slug.key()))
+                .unwrap_or_default()
+        )
+    });
+    row.fix = Some(format!(
+        "keyrack set {}",
+        key_flags(slug.key(), slug.env(), slug.org(), owner)
+    ));
+    row
+}
+
+/// What reading one key out of its vault gave ([`vault::read_grants`]), its lifetime capped:
+/// its row, and the grant for the daemon when there is one. Only a cancelled prompt is an error:
+/// every other failure is this key's `errored` row.
+fn unlock_one(
     adapter: &dyn Vault,
     entry: &HostEntry,
+    read: Result<Checked>,
     opts: &UnlockOptions,
+    now: Timestamp,
     owner: &crate::slug::Owner,
-    now: u64,
 ) -> Result<(KeyRow, Option<Grant>)> {
     let mut row = KeyRow::new(&entry.slug, Status::Errored);
     row.vault = Some(entry.vault);
     let entry_flags = key_flags(entry.slug.key(), &entry.env, &entry.org, owner);
-    let (grant, blocked) = match vault::read_grant(adapter, entry) {
-        Ok(Read::Granted(grant)) => (grant, None),
-        Ok(Read::Blocked(grant, blocked)) => (grant, Some(blocked)),
-        Ok(Read::Lost(why)) => {
+    let (grant, blocked) = match read {
+        Ok(Checked::Granted(grant)) => (grant, None),
+        Ok(Checked::Blocked(grant, blocked)) => (grant, Some(blocked)),
+        Ok(Checked::Lost(why)) => {
             row.status = Status::Lost;
             row.reason = Some(why);
             row.fix = Some(format!("keyrack set {entry_flags}"));
@@ -372,12 +417,13 @@ fn read_row(
     let expires = match capped_expiry(&grant, entry, opts.duration, now) {
         Ok(t) => t,
         Err(e) => {
+            let _ = adapter.release(entry);
             row.reason = Some(e.to_string());
             row.fix = e.fix();
             return Ok((row, None));
         }
     };
-    row = row.expires_at_ms(Some(expires));
+    row = row.expires(Some(expires));
     row.status = Status::Granted;
     if let Some(b) = blocked {
         // Held like any grant (so `--allow-dangerous` can still read it), and shown for what
@@ -400,9 +446,9 @@ fn read_row(
     ))
 }
 
-/// Hands `grants` to the daemon (started when needed). A value too large to reach the daemon is
-/// that key's error; the others still unlock.
-fn push(client: &Client, mut grants: Vec<Grant>, rows: &mut [Option<KeyRow>]) -> Result<()> {
+/// Pushes the grants to the daemon (started when needed). A grant too large to reach it is
+/// that key's error; the others still go.
+fn deliver(rack: &Rack, mut grants: Vec<Grant>, rows: &mut [Option<KeyRow>]) -> Result<()> {
     grants.retain(|g| match crate::daemon::client::check_grant_size(g) {
         Ok(()) => true,
         Err(e) => {
@@ -417,6 +463,7 @@ fn push(client: &Client, mut grants: Vec<Grant>, rows: &mut [Option<KeyRow>]) ->
         }
     });
     if !grants.is_empty() {
+        let client = Client::new(rack.home());
         client.ensure_running()?;
         client.unlock(grants)?;
     }
@@ -429,10 +476,10 @@ fn capped_expiry(
     grant: &Grant,
     entry: &HostEntry,
     requested: Option<Duration>,
-    now: u64,
-) -> Result<u64> {
+    now: Timestamp,
+) -> Result<Timestamp> {
     let ttl = ttl_for(entry, requested)?;
-    let expires = now + ttl.as_millis() as u64;
+    let expires = now.checked_add(ttl).unwrap_or(Timestamp::MAX);
     Ok(grant.expires_at.map_or(expires, |own| expires.min(own)))
 }
 
@@ -443,8 +490,8 @@ fn ttl_for(entry: &HostEntry, requested: Option<Duration>) -> Result<Duration> {
         DEFAULT_TTL
     };
     let mut ttl = requested.unwrap_or(default);
-    if let Some(max) = &entry.max_duration {
-        ttl = ttl.min(parse_duration("maxDuration", max)?);
+    if let Some(max) = entry.max_duration {
+        ttl = ttl.min(max);
     }
     Ok(ttl)
 }
@@ -494,6 +541,8 @@ pub struct SessionStatus {
     pub daemon: Option<DaemonStatus>,
     /// One `granted` row per grant it holds (of the env asked for).
     pub rows: Vec<KeyRow>,
+    /// The grants that ended lately (of the env asked for), and why.
+    pub ended: Vec<Ended>,
     /// Files a daemon that stopped without releasing them had left (mirrored tokens), removed
     /// now.
     pub released: Vec<std::path::PathBuf>,
@@ -517,9 +566,20 @@ pub fn status(rack: &Rack, env: Option<&str>) -> Result<SessionStatus> {
                 .collect()
         })
         .unwrap_or_default();
+    let ended = st
+        .as_ref()
+        .map(|s| {
+            s.ended
+                .iter()
+                .filter(|e| env.is_none_or(|want| e.slug.env() == want))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(SessionStatus {
         daemon: st,
         rows,
+        ended,
         released,
         expiring_clients: crate::aws::client_expiry::expiring(rack.home(), jiff::Timestamp::now()),
     })
@@ -527,9 +587,12 @@ pub fn status(rack: &Rack, env: Option<&str>) -> Result<SessionStatus> {
 
 /// The row of a grant the daemon holds.
 pub fn held_row(g: &HeldGrant) -> KeyRow {
-    let mut row = KeyRow::new(&g.slug, Status::Granted).expires_at_ms(Some(g.expires_at));
+    let mut row = KeyRow::new(&g.slug, Status::Granted).expires(Some(g.expires_at));
     row.env = g.env.clone();
     row.vault = Some(g.vault);
-    row.profile = g.aws_profile.clone();
+    row.profile = g
+        .labels
+        .get(crate::vault::aws_config::label::PROFILE)
+        .cloned();
     row
 }

@@ -425,6 +425,8 @@ impl RawManifest {
         Self::parse(path, &text)
     }
 
+    /// Parses keyrack.yml: the YAML document, then each top-level field in turn, then the
+    /// checks that span fields (`env.all` needs another env, `org` is required).
     fn parse(path: &Path, text: &str) -> Result<Self> {
         let mut this = RawManifest {
             path: path.to_path_buf(),
@@ -434,97 +436,13 @@ impl RawManifest {
             all: Vec::new(),
             everyday: None,
         };
-        let doc: Node = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
-            let message = e.to_string();
-            let message = message.lines().next().unwrap_or("invalid YAML").to_string();
-            this.error_at(
-                line,
-                column,
-                format!("invalid YAML: {message}"),
-                Some("fix the YAML syntax at that position".into()),
-            )
-        })?;
-        let entries = match &doc.value {
-            Value::Map(m) => m,
-            Value::Null => {
-                return Err(this.error_at(
-                    1,
-                    1,
-                    "the file is empty".into(),
-                    Some("start it with: org: <your-org>".into()),
-                ))
-            }
-            other => {
-                return Err(this.err(
-                    &doc,
-                    format!(
-                        "expected a mapping at the top level, found {}",
-                        other.kind()
-                    ),
-                    Some("a keyrack.yml starts with: org: <your-org>".into()),
-                ))
-            }
-        };
+        let doc = this.document(text)?;
         let mut org = None;
         let mut all_node = None;
-        for (name, node) in entries {
+        for (name, node) in this.top_level(&doc)? {
             match name.value.as_str() {
-                "org" => match &node.value {
-                    Value::Str(s) => {
-                        slug::validate_org(s).map_err(|e| {
-                            this.err(
-                                node,
-                                e.to_string(),
-                                Some("org is letters, digits, '_' or '-'".into()),
-                            )
-                        })?;
-                        org = Some(s.clone());
-                    }
-                    other => {
-                        return Err(this.err(
-                            node,
-                            format!("org must be a string, found {}", other.kind()),
-                            None,
-                        ))
-                    }
-                },
-                "extends" => {
-                    let items = match &node.value {
-                        Value::Seq(items) => items.clone(),
-                        Value::Str(_) => vec![node.clone()],
-                        Value::Null => vec![],
-                        other => {
-                            return Err(this.err(
-                                node,
-                                format!("extends must be a list of paths, found {}", other.kind()),
-                                None,
-                            ))
-                        }
-                    };
-                    for item in items {
-                        match &item.value {
-                            Value::Str(s) => this.extends.push(Located {
-                                value: s.clone(),
-                                line: item.referenced.line(),
-                                column: item.referenced.column(),
-                            }),
-                            other => {
-                                return Err(this.err(
-                                    &item,
-                                    format!(
-                                        "extends entries must be paths, found {}",
-                                        other.kind()
-                                    ),
-                                    None,
-                                ))
-                            }
-                        }
-                    }
-                }
+                "org" => org = Some(this.org_field(node)?),
+                "extends" => this.extends = this.extends_field(node)?,
                 "everyday" => this.everyday = Some(this.everyday_envs(node)?),
                 "keys" => {
                     return Err(this.key_err(
@@ -538,23 +456,10 @@ impl RawManifest {
                 }
                 other => match other.strip_prefix("env.") {
                     Some(env) => {
-                        slug::validate_env(env).map_err(|_| {
-                            this.key_err(
-                                name,
-                                format!("invalid env name '{env}' (use [a-z][a-z0-9_-]*)"),
-                                Some(format!(
-                                    "rename the section, e.g. env.{}:",
-                                    env.to_lowercase()
-                                )),
-                            )
-                        })?;
-                        if env == ENV_SUDO {
-                            return Err(this.err(node, "env.sudo cannot be declared: sudo keys live only on the host".into(), Some("remove the env.sudo section; set sudo keys with keyrack set --env sudo".into())));
-                        }
-                        let keys = this.keys(node)?;
+                        let keys = this.env_section(name, env, node)?;
                         if env == ENV_ALL {
                             this.all = keys;
-                            all_node = Some(node.clone());
+                            all_node = Some(node);
                         } else {
                             this.envs.insert(env.to_string(), keys);
                         }
@@ -569,7 +474,7 @@ impl RawManifest {
                 },
             }
         }
-        if let (Some(node), true) = (&all_node, this.envs.is_empty() && this.extends.is_empty()) {
+        if let (Some(node), true) = (all_node, this.envs.is_empty() && this.extends.is_empty()) {
             return Err(this.err(
                 node,
                 "env.all needs at least one other env section (env.all means \"in every env\")"
@@ -586,6 +491,121 @@ impl RawManifest {
             )
         })?;
         Ok(this)
+    }
+
+    /// The YAML document, or an error at the position of the syntax error.
+    fn document(&self, text: &str) -> Result<Node> {
+        serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let message = e.to_string();
+            let message = message.lines().next().unwrap_or("invalid YAML").to_string();
+            self.error_at(
+                line,
+                column,
+                format!("invalid YAML: {message}"),
+                Some("fix the YAML syntax at that position".into()),
+            )
+        })
+    }
+
+    /// The top-level mapping's fields.
+    fn top_level<'d>(&self, doc: &'d Node) -> Result<&'d [(Spanned<String>, Node)]> {
+        match &doc.value {
+            Value::Map(m) => Ok(m),
+            Value::Null => Err(self.error_at(
+                1,
+                1,
+                "the file is empty".into(),
+                Some("start it with: org: <your-org>".into()),
+            )),
+            other => Err(self.err(
+                doc,
+                format!(
+                    "expected a mapping at the top level, found {}",
+                    other.kind()
+                ),
+                Some("a keyrack.yml starts with: org: <your-org>".into()),
+            )),
+        }
+    }
+
+    /// `org: <name>`.
+    fn org_field(&self, node: &Node) -> Result<String> {
+        match &node.value {
+            Value::Str(s) => {
+                slug::validate_org(s).map_err(|e| {
+                    self.err(
+                        node,
+                        e.to_string(),
+                        Some("org is letters, digits, '_' or '-'".into()),
+                    )
+                })?;
+                Ok(s.clone())
+            }
+            other => Err(self.err(
+                node,
+                format!("org must be a string, found {}", other.kind()),
+                None,
+            )),
+        }
+    }
+
+    /// `extends: [path, …]` (or one path), with where each path is written.
+    fn extends_field(&self, node: &Node) -> Result<Vec<Located<String>>> {
+        let items = match &node.value {
+            Value::Seq(items) => items.clone(),
+            Value::Str(_) => vec![node.clone()],
+            Value::Null => vec![],
+            other => {
+                return Err(self.err(
+                    node,
+                    format!("extends must be a list of paths, found {}", other.kind()),
+                    None,
+                ))
+            }
+        };
+        items
+            .iter()
+            .map(|item| match &item.value {
+                Value::Str(s) => Ok(Located {
+                    value: s.clone(),
+                    line: item.referenced.line(),
+                    column: item.referenced.column(),
+                }),
+                other => Err(self.err(
+                    item,
+                    format!("extends entries must be paths, found {}", other.kind()),
+                    None,
+                )),
+            })
+            .collect()
+    }
+
+    /// The keys of an `env.<name>` section (`env.sudo` is refused: sudo keys live on the host).
+    fn env_section(&self, name: &Spanned<String>, env: &str, node: &Node) -> Result<Vec<KeySpec>> {
+        slug::validate_env(env).map_err(|_| {
+            self.key_err(
+                name,
+                format!("invalid env name '{env}' (use [a-z][a-z0-9_-]*)"),
+                Some(format!(
+                    "rename the section, e.g. env.{}:",
+                    env.to_lowercase()
+                )),
+            )
+        })?;
+        if env == ENV_SUDO {
+            return Err(self.err(
+                node,
+                "env.sudo cannot be declared: sudo keys live only on the host".into(),
+                Some(
+                    "remove the env.sudo section; set sudo keys with keyrack set --env sudo".into(),
+                ),
+            ));
+        }
+        self.keys(node)
     }
 
     /// `everyday: [test, dev]` (a single name is accepted too).

@@ -4,22 +4,31 @@
 //! `unlock` decrypts the bundle, decides validity **server-side** (GetRoleCredentials for the
 //! profile's account/role; refresh when near expiry; sign in when dead), enforces the SSO user
 //! recorded at set, and mirrors the token into `~/.aws/sso/cache` so every AWS tool works. The
-//! grant expires with the token. `relock` removes the mirror unless another unlocked key shares
-//! the session; the encrypted copy stays, so the next unlock needs no browser while it lives.
+//! grant expires with the token. Releasing it (relock) removes the mirror unless another unlocked
+//! key shares the session; the encrypted copy stays, so the next unlock needs no browser while it lives.
+//!
+//! The grant carries what renewing its role credentials needs (its payload: the portal, the
+//! account and role, the access token and the last role credentials), labels to find it by
+//! profile and by session, and the mirror as a file to release. The session daemon renews the
+//! role credentials ahead of their expiry through [`renew`]; `keyrack aws credentials` reads them
+//! back by label.
 //!
 //! Each encrypted file is bound to its name: the payload carries what it is (a session token or
 //! a client registration) and whose (the session, or the start URL and region), and a read
 //! checks both, so a file copied or swapped to another name is refused rather than used.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use super::{AwsGrant, Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::aws::client_expiry;
 use crate::aws::config_file::{AwsConfig, SsoProfile};
+use crate::aws::endpoints::{endpoint, Service};
 use crate::aws::http::AwsError;
 use crate::aws::login::{self, LoginOptions};
 use crate::aws::names::{shown, ProfileName};
@@ -31,29 +40,153 @@ use crate::crypto;
 use crate::daemon::client::Client;
 use crate::error::{Error, Result};
 use crate::fsio::{self, WriteLock};
+use crate::grant::{time, Mech, Renewal};
 use crate::home::Home;
-use crate::host_manifest::HostEntry;
+use crate::host_manifest::{AwsConfigMeta, HostEntry, Meta};
 use crate::identity::Identity;
 use crate::interact::{Interact, Notice};
-use crate::mech::Mech;
 use crate::secret::Secret;
 use crate::slug::Slug;
 
-/// Meta keys recorded in the host entry.
-pub mod meta {
-    /// sso-session name (or the legacy start URL).
-    pub const SESSION: &str = "ssoSession";
-    /// Portal start URL.
-    pub const START_URL: &str = "ssoStartUrl";
-    /// SSO region.
-    pub const SSO_REGION: &str = "ssoRegion";
-    /// Account id.
-    pub const ACCOUNT_ID: &str = "accountId";
-    /// Role name.
-    pub const ROLE_NAME: &str = "roleName";
-    /// The SSO user seen at set.
-    pub const SSO_USER: &str = "ssoUser";
+/// What aws.config can do.
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::AwsConfig,
+    exid_with: &[Mech::AwsSso],
+    location_with: &[],
+    writable: true,
+    lives_in_daemon: false,
+    custody: Custody::References,
+    owns_with: &[],
+    mechs: &[Mech::AwsSso],
+    default_mech: Mech::AwsSso,
+    default_for_keys: &["AWS_PROFILE"],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
+    open: |ctx| Box::new(AwsConfigVault::new(ctx)),
+    open_for_set: None,
+};
+
+/// The labels an aws.config grant carries.
+pub mod label {
+    /// The profile name (`keyrack aws credentials --profile` finds the grant by it).
+    pub const PROFILE: &str = "aws.profile";
+    /// The token-cache name of the SSO session (`keyrack aws logout` relocks by it).
+    pub const SESSION: &str = "aws.session";
 }
+
+/// Role credentials are renewed this long before they expire (at the latest halfway through
+/// what is left of them).
+pub const RENEW_AHEAD: Duration = Duration::from_secs(10 * 60);
+/// Role credentials handed out have at least this long left; closer to expiry they are renewed
+/// first.
+pub const FRESH_FOR: Duration = Duration::from_secs(5 * 60);
+
+/// What an aws.config grant carries for its vault (the grant's payload, secret): enough to renew
+/// role credentials without decrypting anything.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payload {
+    /// The SSO portal's base URL, resolved when the grant was made.
+    pub portal: String,
+    /// The SSO region.
+    pub sso_region: String,
+    /// The account id.
+    pub account_id: String,
+    /// The role name.
+    pub role_name: String,
+    /// The SSO access token.
+    pub access_token: Secret,
+    /// The last role credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_credentials: Option<RoleCredentials>,
+}
+
+impl Payload {
+    /// The payload of an aws.config grant (`None` when it carries none, or not this one).
+    pub fn of(grant: &Grant) -> Option<Payload> {
+        let p = grant.payload.as_ref()?;
+        serde_json::from_str(p.expose()).ok()
+    }
+
+    /// As the opaque payload of a grant.
+    pub fn seal(&self) -> Secret {
+        Secret::new(serde_json::to_string(self).expect("payload serialises"))
+    }
+
+    /// Role credentials fetched now from the portal.
+    pub fn fetch_role_credentials(&self) -> std::result::Result<RoleCredentials, AwsError> {
+        portal::role_credentials_at(
+            &self.portal,
+            &self.access_token,
+            &self.account_id,
+            &self.role_name,
+        )
+    }
+
+    /// The role credentials it carries, if they have at least [`FRESH_FOR`] left at `now`.
+    pub fn fresh_role_credentials(&self, now: Timestamp) -> Option<&RoleCredentials> {
+        let until = now.checked_add(FRESH_FOR).unwrap_or(Timestamp::MAX);
+        self.role_credentials
+            .as_ref()
+            .filter(|c| c.expiration > until)
+    }
+
+    /// When the role credentials it carries should be renewed (none: it carries none).
+    pub fn renew_at(&self, now: Timestamp) -> Option<Timestamp> {
+        let exp = self.role_credentials.as_ref()?.expiration;
+        let ahead = exp.checked_sub(RENEW_AHEAD).unwrap_or(exp);
+        let halfway = now + exp.duration_since(now) / 2;
+        Some(ahead.max(halfway))
+    }
+}
+
+/// The external id (profile name) and metadata a host entry of `grant` records, from what the
+/// grant carries and the profile in the AWS config (for `init --recover`); `None` for a grant
+/// that is not an aws.config one.
+pub fn entry_of(grant: &Grant) -> Option<(String, BTreeMap<String, String>)> {
+    let profile = grant.labels.get(label::PROFILE)?.clone();
+    let payload = Payload::of(grant)?;
+    let mut m = BTreeMap::new();
+    if let Some(session) = grant.labels.get(label::SESSION) {
+        m.insert(meta::SESSION.into(), session.clone());
+    }
+    m.insert(meta::SSO_REGION.into(), payload.sso_region.clone());
+    m.insert(meta::ACCOUNT_ID.into(), payload.account_id.clone());
+    m.insert(meta::ROLE_NAME.into(), payload.role_name.clone());
+    if let Some(p) = ProfileName::parse(&profile)
+        .ok()
+        .and_then(|n| AwsConfig::load_default().ok()?.sso_profile(&n).ok())
+    {
+        m.insert(meta::START_URL.into(), p.start_url.to_string());
+    }
+    Some((profile, m))
+}
+
+/// Renews the role credentials an aws.config grant carries (run by the session daemon). A portal
+/// that refuses the access token ends the grant: the SSO session is over.
+pub fn renew(grant: &Grant) -> Renewal {
+    let Some(mut payload) = Payload::of(grant) else {
+        return Renewal::Keep;
+    };
+    match payload.fetch_role_credentials() {
+        Ok(creds) => {
+            payload.role_credentials = Some(creds);
+            let mut g = grant.clone();
+            g.renew_at = payload.renew_at(time::now());
+            g.payload = Some(payload.seal());
+            Renewal::Renewed(g)
+        }
+        Err(e) if e.is_unauthorized() => Renewal::End(format!(
+            "the SSO session ended: the portal refused its token when renewing the role credentials ({})",
+            e.code().unwrap_or("401")
+        )),
+        Err(_) => Renewal::Keep,
+    }
+}
+
+/// The names of the metadata recorded in the host entry.
+pub use crate::host_manifest::aws_meta as meta;
 
 fn digest(s: &str) -> String {
     hex::encode(&Sha1::digest(s.as_bytes())[..10])
@@ -161,6 +294,7 @@ impl<'a> Sessions<'a> {
         let found_name = v.get("name").and_then(|n| n.as_str()).unwrap_or_default();
         if found_kind != kind || found_name != name {
             return Err(Error::Aws {
+                source: None,
                 message: format!(
                     "{} holds the {} of '{}', not the {} of '{}': it was moved, copied or swapped, and keyrack does not use it",
                     path.display(),
@@ -279,6 +413,7 @@ impl<'a> Sessions<'a> {
                 Ok(()) => LockGuard::File(f),
                 Err(_) => {
                     return Err(Error::Aws {
+                        source: None,
                         message: format!("another keyrack is signing in to {start_url} right now"),
                         hint: "wait for it to finish, or run without --no-prompt to wait".into(),
                     })
@@ -365,16 +500,12 @@ enum LockGuard {
 /// The aws.config adapter.
 pub struct AwsConfigVault<'a> {
     ctx: VaultContext<'a>,
-    unlocked: RefCell<HashMap<Slug, Grant>>,
 }
 
 impl<'a> AwsConfigVault<'a> {
     /// An adapter over the context.
     pub fn new(ctx: VaultContext<'a>) -> Self {
-        AwsConfigVault {
-            ctx,
-            unlocked: RefCell::new(HashMap::new()),
-        }
+        AwsConfigVault { ctx }
     }
 
     fn profile(&self, name: &str) -> Result<SsoProfile> {
@@ -389,7 +520,7 @@ impl<'a> AwsConfigVault<'a> {
             .is_some_and(|s| {
                 s.grants
                     .iter()
-                    .any(|g| &g.slug != slug && g.sso_cache_file.as_ref() == Some(file))
+                    .any(|g| &g.slug != slug && g.release.contains(file))
             });
         if !shared {
             fsio::remove_if_exists(file)?;
@@ -404,6 +535,7 @@ impl<'a> AwsConfigVault<'a> {
 /// `aws sso login --profile`).
 fn checked_profile(name: &str) -> Result<ProfileName> {
     ProfileName::parse(name).map_err(|e| Error::Aws {
+        source: None,
         message: format!("the recorded AWS profile name is refused: {e}"),
         hint:
             "set the key again with a valid profile: keyrack set --key AWS_PROFILE --exid <profile>"
@@ -414,6 +546,7 @@ fn checked_profile(name: &str) -> Result<ProfileName> {
 /// Unlocks one aws.config entry: live session, SSO user check, mirror, grant.
 pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant> {
     let profile_name = entry.exid.clone().ok_or_else(|| Error::Aws {
+        source: None,
         message: format!("{} has no profile name recorded", entry.slug),
         hint: format!(
             "set it again: keyrack set --key {} --env {}",
@@ -424,7 +557,7 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
     let config = AwsConfig::load_default()?;
     let p = config.sso_profile(&checked_profile(&profile_name)?)?;
     let _trust = crate::aws::net::ProfileTrust::of_profile(&config, &profile_name);
-    let expected_user = entry.meta.get(meta::SSO_USER).cloned();
+    let expected_user = entry.meta.get(meta::SSO_USER);
     let mut attempts = 0;
     let (live, creds) = loop {
         attempts += 1;
@@ -446,6 +579,7 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
         sessions.forget(p.cache_name())?;
         if attempts >= 2 || sessions.login.no_prompt {
             return Err(Error::Aws {
+                source: None,
                 message: format!("signed in as {} but {} was set up for {expected}", seen.user, entry.slug),
                 hint: format!("sign in as {expected} (keyrack unlock --key {} --env {}), or set the key again to change user", entry.slug.key(), entry.env),
             });
@@ -459,23 +593,31 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
     // recorded first: if nobody releases the mirror (a daemon killed), the next client removes it
     crate::daemon::ledger::Ledger::for_home(sessions.home).record(&cache_file)?;
     token_cache::write(&cache_file, &live.token)?;
-    Ok(Grant {
-        slug: entry.slug.clone(),
-        secret: Secret::new(profile_name.clone()),
-        vault: VaultKind::AwsConfig,
-        mech: entry.mech,
-        expires_at: Some(live.token.expires_at_ms()),
-        aws: Some(AwsGrant {
-            profile: profile_name,
-            session: p.cache_name().to_string(),
-            cache_file,
-            sso_region: p.sso_region.to_string(),
-            account_id: p.account_id.to_string(),
-            role_name: p.role_name.to_string(),
-            access_token: live.token.access_token.clone(),
-            role_credentials: Some(creds),
-        }),
-    })
+    let payload = Payload {
+        portal: endpoint(Service::Sso, &p.sso_region)
+            .map_err(|e| e.into_error("resolving the SSO portal"))?,
+        sso_region: p.sso_region.to_string(),
+        account_id: p.account_id.to_string(),
+        role_name: p.role_name.to_string(),
+        access_token: live.token.access_token.clone(),
+        role_credentials: Some(creds),
+    };
+    let mut grant = Grant::new(
+        entry.slug.clone(),
+        Secret::new(profile_name.clone()),
+        VaultKind::AwsConfig,
+        entry.mech,
+    );
+    grant.expires_at = Some(live.token.expires_at);
+    grant.renew_at = payload.renew_at(time::now());
+    grant.payload = Some(payload.seal());
+    grant.release = vec![cache_file];
+    grant.labels = [
+        (label::PROFILE.to_string(), profile_name),
+        (label::SESSION.to_string(), p.cache_name().to_string()),
+    ]
+    .into();
+    Ok(grant)
 }
 
 impl Vault for AwsConfigVault<'_> {
@@ -495,46 +637,58 @@ impl Vault for AwsConfigVault<'_> {
             .expect("profile check returns credentials");
         let who = sts::caller_identity(p.call_region(), &creds)
             .map_err(|e| e.into_error("asking STS who signed in"))?;
-        let mut m = BTreeMap::new();
-        m.insert(meta::SESSION.into(), p.cache_name().to_string());
-        m.insert(meta::START_URL.into(), p.start_url.to_string());
-        m.insert(meta::SSO_REGION.into(), p.sso_region.to_string());
-        m.insert(meta::ACCOUNT_ID.into(), p.account_id.to_string());
-        m.insert(meta::ROLE_NAME.into(), p.role_name.to_string());
-        m.insert(meta::SSO_USER.into(), who.user);
+        let m = Meta::AwsConfig(AwsConfigMeta {
+            sso_session: p.cache_name().to_string(),
+            start_url: p.start_url.to_string(),
+            sso_region: p.sso_region.to_string(),
+            account_id: p.account_id.to_string(),
+            role_name: p.role_name.to_string(),
+            sso_user: Some(who.user),
+        });
         // The profile and token are shared with other tools: nothing to undo on a failed proof
         // but the mirror, which relock already removes.
         Ok(Stored::new(Some(p.name.to_string()), m, || Ok(())))
     }
 
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        self.unlocked.borrow().contains_key(&entry.slug)
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
         let sessions = Sessions::new(&self.ctx)?;
-        let grant = unlock_entry(&sessions, entry)?;
-        self.unlocked.borrow_mut().insert(entry.slug.clone(), grant);
-        Ok(Unlocked::Ready)
+        unlock_entry(&sessions, entry).map(Read::Granted)
     }
 
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).cloned()
-    }
-
-    fn relock(&self, entry: &HostEntry) -> Result<()> {
-        if let Some(g) = self.unlocked.borrow_mut().remove(&entry.slug) {
-            if let Some(aws) = g.aws {
-                self.remove_mirror_unless_shared(&entry.slug, &aws.cache_file)?;
-            }
+    /// Removes the token mirrored by a read, unless a grant the daemon holds for another key
+    /// of the same session still carries it.
+    fn release(&self, entry: &HostEntry) -> Result<()> {
+        match mirror_of(entry)? {
+            Some(file) => self.remove_mirror_unless_shared(&entry.slug, &file),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn del(&self, entry: &HostEntry) -> Result<()> {
         // A reference: forget the pointer (and our mirror); the profile and the encrypted token
         // stay for other keys of the same session. `keyrack aws logout` removes those.
-        self.relock(entry)
+        self.release(entry)
+    }
+
+    fn renew(&self, grant: &Grant) -> Renewal {
+        renew(grant)
+    }
+}
+
+/// Where a read of `entry` mirrors the SSO token: the cache file of the profile's session as the
+/// AWS config names it now (as the read does), else as recorded at set.
+fn mirror_of(entry: &HostEntry) -> Result<Option<PathBuf>> {
+    let from_config = entry.exid.as_deref().and_then(|name| {
+        let p = checked_profile(name).ok()?;
+        AwsConfig::load_default()
+            .ok()?
+            .sso_profile(&p)
+            .ok()
+            .map(|p| p.cache_name().to_string())
+    });
+    match from_config.or_else(|| entry.meta.get(meta::SESSION)) {
+        Some(session) => token_cache::cache_file(&session).map(Some),
+        None => Ok(None),
     }
 }
 

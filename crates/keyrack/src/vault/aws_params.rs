@@ -1,17 +1,20 @@
 //! `aws.params`: AWS SSM Parameter Store `SecureString`s, the team's shared store.
 //!
 //! **Host entry.** `exid` = the parameter name: `--exid /path`, or computed
-//! `/keyrack/<org>/<env>/<KEY>` (`@all` → `_all_`). `meta`: `region`, `named` (`keyrack` when
-//! keyrack computed the name, `user` for `--exid`), `kmsKeyId` (when given), and the identity:
-//! `via` (the aws.config key whose role credentials sign, `AWS_PROFILE` unless `--via KEY`) or
-//! `identity: chain` for a machine-wide (`@all`) key.
+//! `/keyrack/<org>/<env>/<KEY>` (`@all` → `_all_`). `meta` ([`AwsParamsMeta`], in the file
+//! [`meta`]): `region`, `named` (`keyrack` when keyrack computed the name, `user` for `--exid`),
+//! `kmsKeyId` (when given), and the identity: `via` (the aws.config key whose role credentials
+//! sign, `AWS_PROFILE` unless `--via KEY`) or `identity: chain` for a machine-wide (`@all`) key.
 //!
 //! **Identity.** A repository key signs with the role credentials of the org's **unlocked**
 //! aws.config key of the same env (`org.env.VIA`, falling back to `org.all.VIA` as every daemon
-//! lookup does), taken from the session daemon — renewed through the SSO portal with the token
-//! the daemon holds when they are near expiry. keyrack never falls back to an ambient profile:
-//! when that key is locked, the row says to unlock it first. A machine-wide key signs with the
-//! standard credential chain ([`crate::aws::chain`]: environment, container, instance role).
+//! lookup does), taken from the session daemon: the payload of that grant
+//! ([`crate::vault::aws_config::Payload`]) carries them, the daemon renews them ahead of their
+//! expiry, and with less than 5 minutes left they are renewed here with the SSO token it carries
+//! and handed back. The daemon itself knows nothing of this. keyrack never falls back to an
+//! ambient profile: when that key is locked, the row says to unlock it first. A machine-wide key
+//! signs with the standard credential chain ([`crate::aws::chain`]: environment, container,
+//! instance role).
 //!
 //! **Region.** `--region`, else the region of the `via` key's profile (`region`, else its SSO
 //! region); `@all` keys: `--region`, else `AWS_REGION` / `AWS_DEFAULT_REGION`. Recorded at set.
@@ -23,8 +26,10 @@
 //! it: `set` reads its value once and proves it like any other.
 //!
 //! **unlock** reads SSM every time (a rotation in SSM is picked up at the next unlock): `unlock`
-//! hands every aws.params key of the pass to [`Vault::prefetch`] first, which groups them by
-//! region and identity and reads each group with `GetParameters`, 10 names a call (AWS's limit).
+//! reads aws.params keys after the other vaults' grants reached the daemon
+//! ([`VaultInfo::reads_with_session_grants`]), all keys of the pass in one
+//! [`Vault::read_many`], which groups them by region and identity and reads each group with
+//! `GetParameters`, 10 names a call (AWS's limit).
 //! A value of another type than `SecureString` is refused (never a non-secret parameter as a
 //! secret); a missing parameter is `lost`; `AccessDeniedException` (SSM or KMS) carries a
 //! paste-ready IAM statement in its fix; throttling is retried with backoff by the client.
@@ -36,46 +41,58 @@
 //! Mech `github.app` keeps the app's credentials bundle as the SecureString (a team shares one
 //! GitHub App); `unlock` mints the installation token from it like any owning vault.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use super::{Custody, Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::aws::chain;
 use crate::aws::config_file::AwsConfig;
 use crate::aws::names::{KmsKeyId, NameError, ParameterName, ProfileName, Region};
-use crate::aws::portal;
 use crate::aws::ssm::{
     self, iam_statement, parameter_arn, Operation, Parameter, ParameterType, SigningCredentials,
     Ssm, SsmError,
 };
 use crate::daemon::client::Client;
-use crate::daemon::protocol::now_ms;
 use crate::error::{Error, Result};
-use crate::host_manifest::HostEntry;
-use crate::mech::Mech;
+use crate::grant::{time, Mech};
+use crate::host_manifest::{AwsParamsMeta, HostEntry, Meta, ParamNaming, ParamSigner};
 use crate::secret::Secret;
 use crate::slug::{self, Slug, ORG_ALL};
+use crate::vault::aws_config::Payload;
 
-/// Meta keys recorded in the host entry.
-pub mod meta {
-    /// The SSM region.
-    pub const REGION: &str = "region";
-    /// Who named the parameter: [`super::NAMED_BY_KEYRACK`] or [`super::NAMED_BY_USER`].
-    pub const NAMED: &str = "named";
-    /// The KMS key given at set (`--kms-key-id`).
-    pub const KMS_KEY_ID: &str = "kmsKeyId";
-    /// The aws.config key whose role credentials sign (repository keys).
-    pub const VIA: &str = "via";
-    /// `chain` for machine-wide keys (the standard AWS credential chain).
-    pub const IDENTITY: &str = "identity";
-}
+/// The names of the metadata recorded in the host entry.
+pub use crate::host_manifest::params_meta as meta;
 
-/// `meta.named` of a computed `/keyrack/…` name.
-pub const NAMED_BY_KEYRACK: &str = "keyrack";
-/// `meta.named` of a `--exid` name.
-pub const NAMED_BY_USER: &str = "user";
-/// `meta.identity` of a machine-wide key.
-pub const IDENTITY_CHAIN: &str = "chain";
+/// What aws.params can do: it references parameters in general, owns only those keyrack named
+/// and wrote (`del` deletes them), signs with an unlocked aws.config key of the session, and
+/// takes `--kms-key-id` and `--via`.
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::AwsParams,
+    exid_with: &[Mech::Replica, Mech::Reference, Mech::GithubApp],
+    location_with: &[],
+    writable: true,
+    lives_in_daemon: false,
+    custody: Custody::References,
+    owns_with: &[Mech::Replica, Mech::GithubApp],
+    mechs: &[Mech::Replica, Mech::Reference, Mech::GithubApp],
+    default_mech: Mech::Replica,
+    default_for_keys: &[],
+    custody_of_entry: Some(custody),
+    reads_with_session_grants: true,
+    set_flags: &["--kms-key-id", "--via"],
+    open: |ctx| Box::new(AwsParamsVault::new(ctx)),
+    open_for_set: Some(|ctx, t| {
+        Box::new(AwsParamsVault::with_options(
+            ctx,
+            ParamsOptions {
+                exid: t.exid,
+                region: t.region,
+                kms_key_id: t.encryption_key,
+                via: t.via,
+            },
+        ))
+    }),
+};
+
 /// The aws.config key a repository key signs with unless `--via` names another.
 pub const DEFAULT_VIA: &str = "AWS_PROFILE";
 
@@ -115,7 +132,10 @@ pub fn computed_name(slug: &Slug) -> std::result::Result<ParameterName, NameErro
 /// Whether `del` destroys the parameter of `entry`: only one keyrack named and wrote (a
 /// `replica`, or `github.app` credentials), never a `reference`.
 pub fn custody(entry: &HostEntry) -> Custody {
-    let named = entry.meta.get(meta::NAMED).map(String::as_str) == Some(NAMED_BY_KEYRACK);
+    let named = match &entry.meta {
+        Meta::AwsParams(m) => m.named == ParamNaming::Keyrack,
+        other => other.get(meta::NAMED).as_deref() == Some(ParamNaming::Keyrack.as_str()),
+    };
     if named && entry.mech != Mech::Reference {
         Custody::Owns
     } else {
@@ -138,7 +158,7 @@ struct Identity {
     profile: Option<String>,
 }
 
-/// An error kept for a key of a batch until its row is made (errors are not `Clone`).
+/// An error kept for each key of a batch until its answer is made (errors are not `Clone`).
 #[derive(Clone, Debug)]
 enum Failure {
     Locked {
@@ -191,7 +211,11 @@ impl Failure {
                 reason,
                 hint,
             },
-            Failure::Aws { message, hint } => Error::Aws { message, hint },
+            Failure::Aws { message, hint } => Error::Aws {
+                message,
+                hint,
+                source: None,
+            },
         }
     }
 }
@@ -288,35 +312,31 @@ impl Site {
     }
 }
 
-/// The aws.params adapter.
+/// The aws.params adapter. It keeps nothing between calls: every read asks SSM (and the
+/// session daemon for the credentials it signs with).
 pub struct AwsParamsVault<'a> {
     ctx: VaultContext<'a>,
     options: ParamsOptions,
-    prefetched: RefCell<HashMap<Slug, std::result::Result<Option<Parameter>, Failure>>>,
-    unlocked: RefCell<HashMap<Slug, Grant>>,
 }
 
 impl<'a> AwsParamsVault<'a> {
-    /// An adapter for unlock/relock/del (everything it needs is in the host entries).
+    /// An adapter for unlock and del (everything it needs is in the host entries).
     pub fn new(ctx: VaultContext<'a>) -> Self {
         Self::with_options(ctx, ParamsOptions::default())
     }
 
     /// An adapter for `set`, with what `set` was told.
     pub fn with_options(ctx: VaultContext<'a>, options: ParamsOptions) -> Self {
-        AwsParamsVault {
-            ctx,
-            options,
-            prefetched: RefCell::new(HashMap::new()),
-            unlocked: RefCell::new(HashMap::new()),
-        }
+        AwsParamsVault { ctx, options }
     }
 
     fn key_flags(&self, key: &str, env: &str, org: &str) -> String {
-        crate::ops::key_flags(key, env, org, self.ctx.home.owner())
+        slug::key_flags(key, env, org, self.ctx.home.owner())
     }
 
-    /// The role credentials of the unlocked aws.config key `via`, from the daemon.
+    /// The role credentials of the unlocked aws.config key `via`, from the session daemon: the
+    /// ones its grant carries (the daemon renews them ahead of their expiry), or, with less than
+    /// 5 minutes left, renewed here with the SSO token the grant carries and handed back.
     fn role_identity(&self, via: &Slug) -> Result<Identity> {
         let flags = self.key_flags(via.key(), via.env(), via.org());
         let locked = |reason: String| Error::Locked {
@@ -344,38 +364,29 @@ impl<'a> AwsParamsVault<'a> {
                     grant.slug, grant.vault
                 ),
                 hint: format!(
-                    "set it as an SSO profile (keyrack set {} --vault aws.config), or name another key with --via",
-                    self.key_flags(via.key(), via.env(), via.org())
+                    "set it as an SSO profile (keyrack set {flags} --vault aws.config), or name another key with --via"
                 ),
             });
         }
         let profile = grant.secret.expose().to_string();
-        let held = client
-            .aws_profile(&profile)?
-            .and_then(|g| g.aws)
-            .ok_or_else(|| {
-                locked(format!(
-                    "no role credentials are held for its profile {profile}"
-                ))
-            })?;
-        let fresh = |c: &portal::RoleCredentials| c.expiration > now_ms() + 5 * 60 * 1000;
-        let creds = match held.role_credentials.clone().filter(fresh) {
+        let mut payload = Payload::of(&grant).ok_or_else(|| {
+            locked(format!(
+                "its grant carries no role credentials for profile {profile}"
+            ))
+        })?;
+        let now = time::now();
+        let creds = match payload.fresh_role_credentials(now).cloned() {
             Some(c) => c,
             None => {
-                let c = portal::role_credentials(
-                    &held.sso_region,
-                    &held.access_token,
-                    &held.account_id,
-                    &held.role_name,
-                )
-                .map_err(|e| {
+                let c = payload.fetch_role_credentials().map_err(|e| {
                     if e.is_unauthorized() {
                         locked("its SSO session ended".into())
                     } else {
                         e.into_error("renewing the role credentials aws.params signs with")
                     }
                 })?;
-                client.aws_store_credentials(&grant.slug, c.clone())?;
+                payload.role_credentials = Some(c.clone());
+                client.update(&grant.slug, payload.seal(), payload.renew_at(now))?;
                 c
             }
         };
@@ -384,7 +395,7 @@ impl<'a> AwsParamsVault<'a> {
                 &creds,
                 format!(
                     "the role credentials of {} (profile {profile}, role {} in account {})",
-                    grant.slug, held.role_name, held.account_id
+                    grant.slug, payload.role_name, payload.account_id
                 ),
             ),
             profile: Some(profile),
@@ -496,12 +507,8 @@ impl<'a> AwsParamsVault<'a> {
         }
     }
 
-    /// Checks everything `set` needs before the secret is asked for: the name, the KMS key, the
-    /// identity (the signing key unlocked, or the chain) and the region.
-    pub fn preflight(&self, slug: &Slug) -> Result<()> {
-        self.plan(slug).map(|_| ())
-    }
-
+    /// Everything `set` needs, resolved: the name, the KMS key, the identity (the signing key
+    /// unlocked, or the chain) and the region.
     fn plan(&self, slug: &Slug) -> Result<Plan> {
         let (name, keyrack_named) = self.name_for_set(slug)?;
         let kms = self
@@ -526,7 +533,7 @@ impl<'a> AwsParamsVault<'a> {
 
     /// The current value of the parameter a `reference` set points at (read once, then proven
     /// like any other set).
-    pub fn referenced_value(&self, slug: &Slug) -> Result<Secret> {
+    fn referenced_value(&self, slug: &Slug) -> Result<Secret> {
         let plan = self.plan(slug)?;
         let site = self.site(
             Operation::Read,
@@ -556,67 +563,127 @@ impl<'a> AwsParamsVault<'a> {
         }
     }
 
-    /// What a host entry recorded: the name, the region and who signs.
+    /// What a host entry recorded: the name, the region and who signs. An entry without them
+    /// (never recorded by `set`) reads what `set` would have written: the computed name, in the
+    /// region this adapter was given, signed with `AWS_PROFILE`.
     fn recorded(&self, entry: &HostEntry) -> std::result::Result<Recorded, Failure> {
         let flags = self.key_flags(entry.slug.key(), &entry.env, &entry.org);
         let again = |what: String| Failure::Aws {
             message: format!("{}: {what}", entry.slug),
             hint: format!("set it again: keyrack set {flags} --vault aws.params"),
         };
-        // an entry without a name or region (never recorded by set) reads what set would have
-        // written: the computed name, in the region this adapter was given
         let name = match entry.exid.as_deref() {
             Some(n) => ParameterName::parse(n)
                 .map_err(|e| again(format!("the recorded name is refused: {e}")))?,
             None => computed_name(&entry.slug)
                 .map_err(|e| again(format!("its computed name is refused: {e}")))?,
         };
-        let region = entry
-            .meta
-            .get(meta::REGION)
-            .or(self.options.region.as_ref())
+        let (region, named, signer) = match &entry.meta {
+            Meta::AwsParams(m) => (
+                Some(m.region.clone()),
+                Some(m.named),
+                Some(m.signer.clone()),
+            ),
+            other => (
+                other.get(meta::REGION),
+                None,
+                other.get(meta::VIA).map(ParamSigner::Via),
+            ),
+        };
+        let region = region
+            .or_else(|| self.options.region.clone())
             .ok_or_else(|| again("no region is recorded".into()))
             .and_then(|r| {
-                Region::parse(r).map_err(|e| again(format!("the recorded region is refused: {e}")))
+                Region::parse(&r).map_err(|e| again(format!("the recorded region is refused: {e}")))
             })?;
-        let signer = if entry.org == ORG_ALL
-            || entry.meta.get(meta::IDENTITY).map(String::as_str) == Some(IDENTITY_CHAIN)
-        {
-            Signer::Chain
-        } else {
-            let via = entry
-                .meta
-                .get(meta::VIA)
-                .map(String::as_str)
-                .unwrap_or(DEFAULT_VIA);
-            Signer::Via(
-                Slug::new(&entry.org, &entry.env, via)
+        let signer = match signer {
+            _ if entry.org == ORG_ALL => Signer::Chain,
+            Some(ParamSigner::Chain) => Signer::Chain,
+            Some(ParamSigner::Via(via)) => Signer::Via(
+                Slug::new(&entry.org, &entry.env, &via)
                     .map_err(|e| again(format!("the recorded signing key is refused: {e}")))?,
-            )
+            ),
+            None => Signer::Via(
+                Slug::new(&entry.org, &entry.env, DEFAULT_VIA)
+                    .map_err(|e| again(format!("its signing key is refused: {e}")))?,
+            ),
         };
         Ok(Recorded {
-            keyrack_named: entry.meta.get(meta::NAMED).map(String::as_str)
-                == Some(NAMED_BY_KEYRACK),
+            keyrack_named: named == Some(ParamNaming::Keyrack),
             name,
             region,
             signer,
         })
     }
 
-    /// Reads one recorded key (GetParameter with decryption).
-    fn fetch_one(&self, entry: &HostEntry) -> std::result::Result<Option<Parameter>, Failure> {
-        let r = self.recorded(entry)?;
-        let identity = self.identity(&r.signer).map_err(Failure::of)?;
-        let site = self.site(
-            Operation::Read,
-            &entry.slug,
-            &r.region,
-            &r.name,
-            r.keyrack_named,
-            &identity.creds.source,
-        );
-        let ssm = Ssm::new(&r.region, &identity.creds).map_err(|e| site.failure(e))?;
-        ssm.get_parameter(&r.name).map_err(|e| site.failure(e))
+    /// The answer to a read of `entry`: its grant, `lost` when SSM has no such parameter.
+    fn answer(
+        &self,
+        entry: &HostEntry,
+        site: &Site,
+        found: std::result::Result<Option<Parameter>, Failure>,
+    ) -> Result<Read> {
+        match found.map_err(Failure::into_error)? {
+            Some(p) => {
+                let value = checked(p, site, "unlock").map_err(Failure::into_error)?;
+                Ok(Read::Granted(Grant::new(
+                    entry.slug.clone(),
+                    value,
+                    VaultKind::AwsParams,
+                    entry.mech,
+                )))
+            }
+            None => Ok(Read::Lost(format!(
+                "parameter {} is not in SSM ({}): deleted there, or never written",
+                site.name, site.region
+            ))),
+        }
+    }
+
+    /// Reads the keys of one region and signer: one identity, `GetParameters` 10 names a call.
+    fn read_group(
+        &self,
+        region: &Region,
+        signer: &Signer,
+        items: &[(&HostEntry, Recorded)],
+    ) -> Vec<Result<Read>> {
+        let identity = match self.identity(signer) {
+            Ok(i) => i,
+            Err(e) => {
+                let f = Failure::of(e);
+                return items.iter().map(|_| Err(f.clone().into_error())).collect();
+            }
+        };
+        let sites: Vec<Site> = items
+            .iter()
+            .map(|(entry, r)| {
+                self.site(
+                    Operation::Read,
+                    &entry.slug,
+                    region,
+                    &r.name,
+                    r.keyrack_named,
+                    &identity.creds.source,
+                )
+            })
+            .collect();
+        let answers: Vec<std::result::Result<Option<Parameter>, SsmError>> =
+            match Ssm::new(region, &identity.creds) {
+                Ok(ssm) => {
+                    let names: Vec<ParameterName> =
+                        items.iter().map(|(_, r)| r.name.clone()).collect();
+                    ssm.get_parameters(&names)
+                }
+                Err(e) => items.iter().map(|_| Err(e.clone())).collect(),
+            };
+        items
+            .iter()
+            .zip(&sites)
+            .zip(answers)
+            .map(|(((entry, _), site), found)| {
+                self.answer(entry, site, found.map_err(|e| site.failure(e)))
+            })
+            .collect()
     }
 }
 
@@ -667,30 +734,32 @@ impl Vault for AwsParamsVault<'_> {
         VaultKind::AwsParams
     }
 
+    /// Checks the name, the KMS key, the identity (the signing key unlocked, or the chain) and
+    /// the region before the secret is asked for.
+    fn check_ready(&self, slug: &Slug) -> Result<()> {
+        self.plan(slug).map(|_| ())
+    }
+
+    /// A `reference` points at a parameter that is there already: its value, read once.
+    fn referenced(&self, slug: &Slug, mech: Mech) -> Option<Result<Secret>> {
+        (mech == Mech::Reference).then(|| self.referenced_value(slug))
+    }
+
     fn store(&self, slug: &Slug, mech: Mech, secret: &Secret) -> Result<Stored> {
         let plan = self.plan(slug)?;
-        let mut m = BTreeMap::new();
-        m.insert(meta::REGION.into(), plan.region.to_string());
-        m.insert(
-            meta::NAMED.into(),
-            if plan.keyrack_named {
-                NAMED_BY_KEYRACK
+        let m = Meta::AwsParams(AwsParamsMeta {
+            region: plan.region.to_string(),
+            named: if plan.keyrack_named {
+                ParamNaming::Keyrack
             } else {
-                NAMED_BY_USER
-            }
-            .into(),
-        );
-        match &plan.signer {
-            Signer::Chain => {
-                m.insert(meta::IDENTITY.into(), IDENTITY_CHAIN.into());
-            }
-            Signer::Via(v) => {
-                m.insert(meta::VIA.into(), v.key().to_string());
-            }
-        }
-        if let Some(k) = &plan.kms {
-            m.insert(meta::KMS_KEY_ID.into(), k.to_string());
-        }
+                ParamNaming::User
+            },
+            kms_key_id: plan.kms.as_ref().map(ToString::to_string),
+            signer: match &plan.signer {
+                Signer::Chain => ParamSigner::Chain,
+                Signer::Via(v) => ParamSigner::Via(v.key().to_string()),
+            },
+        });
         let exid = Some(plan.name.to_string());
         if mech == Mech::Reference {
             if plan.kms.is_some() {
@@ -705,18 +774,6 @@ impl Vault for AwsParamsVault<'_> {
             return Ok(Stored::new(exid, m, || Ok(())));
         }
         let creds = plan.identity.creds.clone();
-        let ssm = Ssm::new(&plan.region, &creds).map_err(|e| {
-            self.site(
-                Operation::Write,
-                slug,
-                &plan.region,
-                &plan.name,
-                plan.keyrack_named,
-                &creds.source,
-            )
-            .failure(e)
-            .into_error()
-        })?;
         let read_site = self.site(
             Operation::Read,
             slug,
@@ -729,6 +786,7 @@ impl Vault for AwsParamsVault<'_> {
             op: Operation::Write,
             ..read_site.clone()
         };
+        let ssm = Ssm::new(&plan.region, &creds).map_err(|e| write_site.failure(e).into_error())?;
         let previous = ssm
             .get_parameter(&plan.name)
             .map_err(|e| read_site.failure(e).into_error())?;
@@ -773,124 +831,56 @@ impl Vault for AwsParamsVault<'_> {
         }))
     }
 
-    fn prefetch(&self, entries: &[&HostEntry]) {
-        let mut groups: BTreeMap<(Region, Signer), Vec<(&HostEntry, Recorded)>> = BTreeMap::new();
-        for entry in entries.iter().filter(|e| e.vault == VaultKind::AwsParams) {
-            match self.recorded(entry) {
-                Ok(r) => groups
-                    .entry((r.region.clone(), r.signer.clone()))
-                    .or_default()
-                    .push((entry, r)),
-                Err(f) => {
-                    self.prefetched
-                        .borrow_mut()
-                        .insert(entry.slug.clone(), Err(f));
-                }
-            }
-        }
-        for ((region, signer), items) in groups {
-            let identity = match self.identity(&signer) {
-                Ok(i) => i,
-                Err(e) => {
-                    let f = Failure::of(e);
-                    for (entry, _) in &items {
-                        self.prefetched
-                            .borrow_mut()
-                            .insert(entry.slug.clone(), Err(f.clone()));
-                    }
-                    continue;
-                }
-            };
-            let sites: Vec<Site> = items
-                .iter()
-                .map(|(entry, r)| {
-                    self.site(
-                        Operation::Read,
-                        &entry.slug,
-                        &region,
-                        &r.name,
-                        r.keyrack_named,
-                        &identity.creds.source,
-                    )
-                })
-                .collect();
-            let ssm = match Ssm::new(&region, &identity.creds) {
-                Ok(s) => s,
-                Err(e) => {
-                    for ((entry, _), site) in items.iter().zip(&sites) {
-                        self.prefetched
-                            .borrow_mut()
-                            .insert(entry.slug.clone(), Err(site.failure(e.clone())));
-                    }
-                    continue;
-                }
-            };
-            let names: Vec<ParameterName> = items.iter().map(|(_, r)| r.name.clone()).collect();
-            let answers = ssm.get_parameters(&names);
-            for (((entry, _), site), answer) in items.iter().zip(&sites).zip(answers) {
-                self.prefetched
-                    .borrow_mut()
-                    .insert(entry.slug.clone(), answer.map_err(|e| site.failure(e)));
-            }
-        }
-    }
-
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        self.unlocked.borrow().contains_key(&entry.slug)
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
-        let answer = self.prefetched.borrow_mut().remove(&entry.slug);
-        let answer = answer.unwrap_or_else(|| self.fetch_one(entry));
-        let param = match answer {
-            Ok(Some(p)) => p,
-            Ok(None) => {
-                let (name, region) = (
-                    entry.exid.clone().unwrap_or_default(),
-                    entry.meta.get(meta::REGION).cloned().unwrap_or_default(),
-                );
-                return Ok(Unlocked::Lost(format!(
-                    "parameter {name} is not in SSM ({region}): deleted there, or never written"
-                )));
-            }
-            Err(f) => return Err(f.into_error()),
-        };
+    /// Reads SSM now (`GetParameter` with decryption): a rotation there shows at the next read.
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
         let r = self.recorded(entry).map_err(Failure::into_error)?;
+        let identity = self.identity(&r.signer)?;
         let site = self.site(
             Operation::Read,
             &entry.slug,
             &r.region,
             &r.name,
             r.keyrack_named,
-            "",
+            &identity.creds.source,
         );
-        let value = checked(param, &site, "unlock").map_err(Failure::into_error)?;
-        self.unlocked.borrow_mut().insert(
-            entry.slug.clone(),
-            Grant {
-                slug: entry.slug.clone(),
-                secret: value,
-                vault: VaultKind::AwsParams,
-                mech: entry.mech,
-                expires_at: None,
-                aws: None,
-            },
-        );
-        Ok(Unlocked::Ready)
+        let found = Ssm::new(&r.region, &identity.creds)
+            .and_then(|ssm| ssm.get_parameter(&r.name))
+            .map_err(|e| site.failure(e));
+        self.answer(entry, &site, found)
     }
 
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).cloned()
-    }
-
-    fn relock(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
-        self.prefetched.borrow_mut().remove(&entry.slug);
-        Ok(())
+    /// Groups the keys by region and signer and reads each group with one identity:
+    /// `GetParameters`, 10 names a call.
+    fn read_many(&self, entries: &[&HostEntry]) -> Vec<Result<Read>> {
+        let mut out: Vec<Option<Result<Read>>> = entries.iter().map(|_| None).collect();
+        let mut groups: BTreeMap<(Region, Signer), Vec<(usize, Recorded)>> = BTreeMap::new();
+        for (i, entry) in entries.iter().enumerate() {
+            match self.recorded(entry) {
+                Ok(r) => groups
+                    .entry((r.region.clone(), r.signer.clone()))
+                    .or_default()
+                    .push((i, r)),
+                Err(f) => out[i] = Some(Err(f.into_error())),
+            }
+        }
+        for ((region, signer), members) in groups {
+            let (indexes, items): (Vec<usize>, Vec<(&HostEntry, Recorded)>) = members
+                .into_iter()
+                .map(|(i, r)| (i, (entries[i], r)))
+                .unzip();
+            for (i, answer) in indexes
+                .into_iter()
+                .zip(self.read_group(&region, &signer, &items))
+            {
+                out[i] = Some(answer);
+            }
+        }
+        out.into_iter()
+            .map(|a| a.expect("every entry answered"))
+            .collect()
     }
 
     fn del(&self, entry: &HostEntry) -> Result<()> {
-        self.relock(entry)?;
         if custody(entry) != Custody::Owns {
             return Ok(()); // a user-named parameter or a reference: forgotten, never deleted
         }
@@ -914,6 +904,7 @@ impl Vault for AwsParamsVault<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn computed_names_follow_org_env_key() {
@@ -932,19 +923,38 @@ mod tests {
     #[test]
     fn only_keyrack_named_replicas_are_owned() {
         let s = Slug::parse("acme.test.K").unwrap();
-        let mut m = BTreeMap::new();
-        m.insert(meta::NAMED.to_string(), NAMED_BY_KEYRACK.to_string());
-        let mut e =
-            super::super::provisional_entry(&s, VaultKind::AwsParams, Mech::Replica, None, m);
+        let typed = |named| {
+            Meta::AwsParams(AwsParamsMeta {
+                region: "us-east-1".into(),
+                named,
+                kms_key_id: None,
+                signer: ParamSigner::Via("AWS_PROFILE".into()),
+            })
+        };
+        let mut e = super::super::provisional_entry(
+            &s,
+            VaultKind::AwsParams,
+            Mech::Replica,
+            None,
+            typed(ParamNaming::Keyrack),
+        );
         assert_eq!(custody(&e), Custody::Owns);
+        assert_eq!(INFO.custody_of(&e), Custody::Owns, "the registry asks it");
         e.mech = Mech::GithubApp;
         assert_eq!(custody(&e), Custody::Owns);
         e.mech = Mech::Reference;
         assert_eq!(custody(&e), Custody::References);
         e.mech = Mech::Replica;
-        e.meta.insert(meta::NAMED.into(), NAMED_BY_USER.into());
+        e.meta = typed(ParamNaming::User);
         assert_eq!(custody(&e), Custody::References);
-        e.meta.remove(meta::NAMED);
+        e.meta = Meta::None;
         assert_eq!(custody(&e), Custody::References, "unknown: never deleted");
+        // metadata this keyrack does not model still says who named it
+        let mut m = BTreeMap::new();
+        m.insert(meta::NAMED.to_string(), "keyrack".to_string());
+        m.insert("future".to_string(), "x".to_string());
+        e.meta = Meta::from_map(VaultKind::AwsParams, m);
+        assert!(matches!(e.meta, Meta::Other(_)));
+        assert_eq!(custody(&e), Custody::Owns);
     }
 }

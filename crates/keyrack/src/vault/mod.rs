@@ -1,7 +1,13 @@
 //! Vaults: where a key is stored or referenced, behind one adapter interface.
 //!
-//! Every vault implements [`Vault`]; [`set_proven`] is the shared `set` that stores through the
-//! adapter and then proves the round trip (unlock → get → relock) before anything is recorded.
+//! Every vault implements [`Vault`] — `store`, `read → granted | lost` (one key, or many in one
+//! pass: [`Vault::read_many`]), `release`, `del`, and an optional `renew` — and keeps no state
+//! between calls. What each vault can do is data
+//! ([`VaultInfo`], one `INFO` per vault module, registered in [`info`]): callers ask the
+//! registry, never match on a vault's name, so a new vault is its module plus one line there.
+//!
+//! [`set_proven`] is the shared `set` that stores through the adapter and then proves the round
+//! trip (store → read (equal) → release → read again) before anything is recorded.
 //! [`read_grant`] is the one per-key step "read out of the vault → admit → grant" that both
 //! `unlock` and the proof at `set` go through, so whatever `unlock` would refuse, `set` refuses
 //! first. The conformance suite in `tests/` runs each adapter through the same cases.
@@ -16,224 +22,152 @@ pub mod os_envvar;
 pub mod os_keychain;
 pub mod os_secure;
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
 use crate::crypto::RecipientKey;
 use crate::error::{Error, Result};
 use crate::firewall;
+use crate::grant::{Renewal, Renewer};
 use crate::home::Home;
-use crate::host_manifest::{now_rfc3339, HostEntry};
+use crate::host_manifest::{self, HostEntry, Meta};
 use crate::identity::Identity;
-use crate::mech::Mech;
 use crate::secret::Secret;
 use crate::slug::{Owner, Slug};
 
-/// The kinds of vault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-pub enum VaultKind {
-    /// One age file per key, encrypted to every recipient.
-    #[serde(rename = "os.secure")]
-    OsSecure,
-    /// Plaintext JSON, mode 0600.
-    #[serde(rename = "os.direct")]
-    OsDirect,
-    /// The session daemon's memory only.
-    #[serde(rename = "os.daemon")]
-    OsDaemon,
-    /// The process environment (read-only; the CI path).
-    #[serde(rename = "os.envvar")]
-    OsEnvvar,
-    /// An AWS SSO profile in `~/.aws/config`, its token kept encrypted (alias `aws.iam.sso`).
-    #[serde(rename = "aws.config", alias = "aws.iam.sso")]
-    AwsConfig,
-    /// AWS SSM Parameter Store `SecureString`s (shared by a team).
-    #[serde(rename = "aws.params")]
-    AwsParams,
-    /// 1Password, through the `op` CLI: a reference to an item, or an item keyrack creates.
-    #[serde(rename = "1password")]
-    OnePassword,
-    /// The OS credential store (Secret Service, macOS Keychain).
-    #[serde(rename = "os.keychain")]
-    OsKeychain,
-}
+pub use crate::grant::{Custody, Grant, Mech, VaultKind};
 
-impl VaultKind {
-    /// Every vault this build supports.
-    pub const ALL: [VaultKind; 8] = [
-        VaultKind::OsSecure,
-        VaultKind::OsDirect,
-        VaultKind::OsDaemon,
-        VaultKind::OsEnvvar,
-        VaultKind::AwsConfig,
-        VaultKind::AwsParams,
-        VaultKind::OnePassword,
-        VaultKind::OsKeychain,
-    ];
-
-    /// The canonical name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VaultKind::OsSecure => "os.secure",
-            VaultKind::OsDirect => "os.direct",
-            VaultKind::OsDaemon => "os.daemon",
-            VaultKind::OsEnvvar => "os.envvar",
-            VaultKind::AwsConfig => "aws.config",
-            VaultKind::AwsParams => "aws.params",
-            VaultKind::OnePassword => "1password",
-            VaultKind::OsKeychain => "os.keychain",
-        }
-    }
-
+/// What a vault can do, as data: callers ask "does this vault take an external id?" instead of
+/// matching on its name. Each vault declares one (`INFO` in its module); [`info`] is the registry.
+#[derive(Clone, Copy)]
+pub struct VaultInfo {
+    /// Which vault.
+    pub kind: VaultKind,
+    /// The mechs with which `set` records an external id (`--exid`: a profile name, an
+    /// `op://` reference).
+    pub exid_with: &'static [Mech],
+    /// The mechs with which `set` accepts where to create the item (`--op-vault`).
+    pub location_with: &'static [Mech],
+    /// `set` can store into it and `del` remove from it.
+    pub writable: bool,
+    /// Its secrets live in the session daemon itself (a set value is already unlocked).
+    pub lives_in_daemon: bool,
+    /// Whether `del` destroys the secret or forgets a pointer.
+    pub custody: Custody,
+    /// Mechs whose keys it owns even though it references others (1password `replica`: an
+    /// item keyrack created, which `del` deletes).
+    pub owns_with: &'static [Mech],
+    /// The mechs `set` accepts for it.
+    pub mechs: &'static [Mech],
     /// The mech used when `set` is not given one.
-    pub fn default_mech(self) -> Mech {
-        match self {
-            VaultKind::OsDaemon => Mech::Session,
-            VaultKind::AwsConfig => Mech::AwsSso,
-            VaultKind::OnePassword => Mech::Reference,
-            _ => Mech::Replica,
+    pub default_mech: Mech,
+    /// Keys that go to this vault when `set` is not told which (`AWS_PROFILE` → aws.config).
+    pub default_for_keys: &'static [&'static str],
+    /// The custody of one entry, when it depends on more than its mech (aws.params owns only
+    /// a parameter keyrack named and wrote); `None`: [`VaultInfo::custody_for`] its mech.
+    pub custody_of_entry: Option<fn(&HostEntry) -> Custody>,
+    /// Reading it signs with grants of the same session (aws.params: the role credentials of
+    /// an unlocked aws.config key), so `unlock` reads it after the other vaults' grants have
+    /// reached the daemon.
+    pub reads_with_session_grants: bool,
+    /// The flags of `set` only this vault takes ([`SetTarget`]: `--kms-key-id`, `--via`).
+    pub set_flags: &'static [&'static str],
+    /// Opens the adapter.
+    pub open: Opener,
+    /// Opens the adapter pointed where `set`'s flags say (vaults that take such flags).
+    pub open_for_set: Option<SetOpener>,
+}
+
+/// Opens a vault's adapter.
+pub type Opener = for<'a> fn(VaultContext<'a>) -> Box<dyn Vault + 'a>;
+/// Opens a vault's adapter pointed where `set`'s flags say.
+pub type SetOpener = for<'a> fn(VaultContext<'a>, SetTarget) -> Box<dyn Vault + 'a>;
+
+/// Where `set`'s flags point a vault: an external id (`--exid`), where to create the item
+/// (`--op-vault`), the region (`--region`), the key that encrypts it (`--kms-key-id`) and the
+/// key whose grant signs for it (`--via`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetTarget {
+    /// The external id given.
+    pub exid: Option<String>,
+    /// Where to create the item.
+    pub location: Option<String>,
+    /// The region.
+    pub region: Option<String>,
+    /// The encryption key (a KMS key id, ARN or alias).
+    pub encryption_key: Option<String>,
+    /// The key of the same org and env whose grant signs the vault's calls.
+    pub via: Option<String>,
+}
+
+impl VaultInfo {
+    /// Whether `set` records an external id for a key stored with `mech`.
+    pub fn takes_exid(&self, mech: Mech) -> bool {
+        self.exid_with.contains(&mech)
+    }
+
+    /// Whether `set` accepts where to create the item of a key stored with `mech`.
+    pub fn takes_location(&self, mech: Mech) -> bool {
+        self.location_with.contains(&mech)
+    }
+
+    /// The custody of a key stored with `mech`.
+    pub fn custody_for(&self, mech: Mech) -> Custody {
+        if self.owns_with.contains(&mech) {
+            Custody::Owns
+        } else {
+            self.custody
         }
     }
 
-    /// Whether the vault owns the secret (`del` destroys it) or only references it. aws.params
-    /// references in general and owns only the parameters keyrack named and wrote: ask
-    /// [`custody_of`] about one entry.
-    pub fn custody(self) -> Custody {
-        match self {
-            VaultKind::AwsConfig | VaultKind::AwsParams | VaultKind::OnePassword => {
-                Custody::References
-            }
-            _ => Custody::Owns,
+    /// The custody of one recorded key: whether `del` destroys its secret.
+    pub fn custody_of(&self, entry: &HostEntry) -> Custody {
+        match self.custody_of_entry {
+            Some(f) => f(entry),
+            None => self.custody_for(entry.mech),
         }
     }
 
-    /// Whether reading this vault needs grants of the same session: aws.params signs with the
-    /// role credentials of an unlocked aws.config key, so `unlock` reads it after the other
-    /// vaults and hands their grants to the daemon first.
-    pub fn reads_with_session_grants(self) -> bool {
-        matches!(self, VaultKind::AwsParams)
-    }
-
-    /// The custody of a key stored with `mech`: a vault that references secrets owns the ones
-    /// it created itself (a 1password `replica`: `del` deletes the item).
-    pub fn custody_for(self, mech: Mech) -> Custody {
-        match (self, mech) {
-            (VaultKind::OnePassword, Mech::Replica) => Custody::Owns,
-            _ => self.custody(),
-        }
-    }
-
-    /// The mechs this vault accepts.
-    pub fn mechs(self) -> &'static [Mech] {
-        match self {
-            VaultKind::OsSecure | VaultKind::OsDirect => &[Mech::Replica, Mech::GithubApp],
-            VaultKind::OsDaemon => &[Mech::Session, Mech::Replica],
-            VaultKind::OsEnvvar => &[],
-            VaultKind::AwsConfig => &[Mech::AwsSso],
-            VaultKind::AwsParams => &[Mech::Replica, Mech::Reference, Mech::GithubApp],
-            VaultKind::OnePassword => &[Mech::Reference, Mech::Replica],
-            VaultKind::OsKeychain => &[Mech::Replica, Mech::GithubApp],
-        }
+    /// Whether `set` takes `flag` (one of the vault-specific [`VaultInfo::set_flags`]) for it.
+    pub fn takes_set_flag(&self, flag: &str) -> bool {
+        self.set_flags.contains(&flag)
     }
 }
 
-impl fmt::Display for VaultKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl std::fmt::Debug for VaultInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultInfo")
+            .field("kind", &self.kind)
+            .field("exid_with", &self.exid_with)
+            .field("location_with", &self.location_with)
+            .field("writable", &self.writable)
+            .field("lives_in_daemon", &self.lives_in_daemon)
+            .field("custody", &self.custody)
+            .field("mechs", &self.mechs)
+            .field("default_mech", &self.default_mech)
+            .field("reads_with_session_grants", &self.reads_with_session_grants)
+            .field("set_flags", &self.set_flags)
+            .finish_non_exhaustive()
     }
 }
 
-impl FromStr for VaultKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let s = if s == "aws.iam.sso" { "aws.config" } else { s };
-        VaultKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| Error::InvalidInput {
-                what: "vault",
-                value: s.into(),
-                reason: "unknown vault".into(),
-                hint: Some(format!(
-                    "use one of: {}",
-                    VaultKind::ALL.map(VaultKind::as_str).join(", ")
-                )),
-            })
+/// The registry: what each vault can do (one line per vault).
+pub fn info(kind: VaultKind) -> &'static VaultInfo {
+    match kind {
+        VaultKind::OsSecure => &os_secure::INFO,
+        VaultKind::OsDirect => &os_direct::INFO,
+        VaultKind::OsDaemon => &os_daemon::INFO,
+        VaultKind::OsEnvvar => &os_envvar::INFO,
+        VaultKind::AwsConfig => &aws_config::INFO,
+        VaultKind::AwsParams => &aws_params::INFO,
+        VaultKind::OnePassword => &onepassword::INFO,
+        VaultKind::OsKeychain => &os_keychain::INFO,
     }
 }
 
-/// Whether `del` of `entry` destroys the secret ([`VaultKind::custody_for`] its mech, refined
-/// per entry for aws.params: only a parameter keyrack named and wrote is destroyed).
-pub fn custody_of(entry: &HostEntry) -> Custody {
-    match entry.vault {
-        VaultKind::AwsParams => aws_params::custody(entry),
-        k => k.custody_for(entry.mech),
-    }
-}
-
-/// Whether a vault owns its secrets or references them elsewhere.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Custody {
-    /// `del` destroys the secret.
-    Owns,
-    /// `del` forgets the pointer only.
-    References,
-}
-
-/// An unlocked, usable secret.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Grant {
-    /// The true slug (never the fallback that found it).
-    pub slug: Slug,
-    /// The value.
-    pub secret: Secret,
-    /// Where it came from.
-    pub vault: VaultKind,
-    /// How it was acquired.
-    pub mech: Mech,
-    /// When it stops being usable (unix milliseconds), if it has a horizon of its own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<u64>,
-    /// AWS SSO details of an aws.config grant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aws: Option<AwsGrant>,
-}
-
-/// What the daemon keeps with an aws.config grant: where the token was mirrored (removed when the
-/// last grant of that session goes) and what `keyrack aws credentials` needs.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AwsGrant {
-    /// The profile name.
-    pub profile: String,
-    /// The token-cache name (sso-session, or the legacy start URL).
-    pub session: String,
-    /// The mirrored `~/.aws/sso/cache/<sha1>.json`.
-    pub cache_file: std::path::PathBuf,
-    /// The SSO region.
-    pub sso_region: String,
-    /// The account id.
-    pub account_id: String,
-    /// The role name.
-    pub role_name: String,
-    /// The SSO access token (to renew role credentials without decrypting).
-    pub access_token: Secret,
-    /// Role credentials, renewed 5 minutes before they expire.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_credentials: Option<crate::aws::portal::RoleCredentials>,
-}
-
-/// What `unlock` found in the vault.
-#[derive(Debug)]
-pub enum Unlocked {
-    /// The secret is now available through [`Vault::get`].
-    Ready,
-    /// The host entry exists but the vault has no secret for it.
-    Lost(String),
+/// The vault `set` uses for `key` when not told: the one that claims the key, else os.secure.
+pub fn default_for(key: &str) -> VaultKind {
+    VaultKind::ALL
+        .into_iter()
+        .find(|k| info(*k).default_for_keys.contains(&key))
+        .unwrap_or(VaultKind::OsSecure)
 }
 
 /// What a vault needs from its surroundings.
@@ -256,7 +190,7 @@ pub struct Stored {
     /// The external id to keep in the host entry.
     pub exid: Option<String>,
     /// Vault metadata to keep in the host entry.
-    pub meta: BTreeMap<String, String>,
+    pub meta: Meta,
     undo: Box<dyn FnOnce() -> Result<()>>,
 }
 
@@ -264,7 +198,7 @@ impl Stored {
     /// A store result with an undo step that restores the previous state.
     pub fn new(
         exid: Option<String>,
-        meta: BTreeMap<String, String>,
+        meta: Meta,
         undo: impl FnOnce() -> Result<()> + 'static,
     ) -> Self {
         Stored {
@@ -280,39 +214,110 @@ impl Stored {
     }
 }
 
-/// The vault adapter interface.
+/// What reading one key out of its vault gave.
+#[derive(Debug)]
+pub enum Read {
+    /// The key's value, as a grant (with whatever the vault attaches to it).
+    Granted(Grant),
+    /// The host entry exists but the vault has no value for it (why, for people).
+    Lost(String),
+}
+
+/// The vault adapter interface. An adapter keeps no state between calls: what a read gives is
+/// the grant, and what must end with the grant is released by [`Vault::release`] (or by the
+/// session daemon, through [`Grant::release`]).
 pub trait Vault {
-    /// Which vault this is.
+    /// Which vault this is (what it can do: [`info`]).
     fn kind(&self) -> VaultKind;
-    /// Stores (or points at) the secret for `slug`. The returned [`Stored`] can undo it.
+    /// Stores (or points at) the secret for `slug`, acquired through `mech`. The returned
+    /// [`Stored`] can undo it.
     fn store(&self, slug: &Slug, mech: Mech, secret: &Secret) -> Result<Stored>;
-    /// Whether the key is unlocked in this adapter's session.
-    fn is_unlocked(&self, entry: &HostEntry) -> bool;
-    /// Pulls the secret out of the vault into this adapter's session.
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked>;
-    /// The unlocked grant, if any.
-    fn get(&self, entry: &HostEntry) -> Option<Grant>;
-    /// Forgets the unlocked secret.
-    fn relock(&self, entry: &HostEntry) -> Result<()>;
+    /// Reads the key out of the vault (may sign in, for vaults that do).
+    fn read(&self, entry: &HostEntry) -> Result<Read>;
+    /// Reads many keys of this vault in one pass: one answer per entry, in order. A vault that
+    /// can read several keys per call (aws.params: `GetParameters`, 10 names a call) does so;
+    /// the others read each in turn (and after a cancelled prompt, no more: the rest answer
+    /// cancelled too).
+    fn read_many(&self, entries: &[&HostEntry]) -> Vec<Result<Read>> {
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let read = match out.last() {
+                Some(Err(Error::Cancelled { what })) => {
+                    Err(Error::Cancelled { what: what.clone() })
+                }
+                _ => self.read(e),
+            };
+            out.push(read);
+        }
+        out
+    }
+    /// Releases what a read left behind for the grant (e.g. a mirrored token file), unless a
+    /// grant the session daemon holds still needs it. Nothing, for most vaults.
+    fn release(&self, _entry: &HostEntry) -> Result<()> {
+        Ok(())
+    }
     /// Destroys (owned) or forgets (referenced) the secret.
     fn del(&self, entry: &HostEntry) -> Result<()>;
-    /// Told every entry of this vault an `unlock` is about to read, before the first
-    /// [`Vault::unlock`]: a vault that can read many keys in one call (aws.params:
-    /// `GetParameters`, 10 names a call) reads them now and answers each `unlock` from that.
-    fn prefetch(&self, _entries: &[&HostEntry]) {}
+    /// Fails when the vault cannot be reached at all, or cannot take `slug` where `set`'s flags
+    /// point it (aws.params: the name, the KMS key, the signing identity, the region), before
+    /// `set` asks anyone for a secret.
+    fn check_ready(&self, _slug: &Slug) -> Result<()> {
+        Ok(())
+    }
+    /// For `slug` stored with `mech` pointing at a secret kept elsewhere (a `reference`): the
+    /// value the pointer `set` was given points at, which the round trip compares the read with
+    /// (an error when no pointer was given). `None`: the vault stores what `set` is given.
+    fn referenced(&self, _slug: &Slug, _mech: Mech) -> Option<Result<Secret>> {
+        None
+    }
+    /// Renews a grant of this vault whose renewal deadline passed (called in the session
+    /// daemon, through [`VaultRenewer`]). Vaults that renew nothing keep it.
+    fn renew(&self, _grant: &Grant) -> Renewal {
+        Renewal::Keep
+    }
 }
 
 /// Opens the adapter for `kind`.
 pub fn open<'a>(kind: VaultKind, ctx: VaultContext<'a>) -> Box<dyn Vault + 'a> {
-    match kind {
-        VaultKind::OsSecure => Box::new(os_secure::OsSecure::new(ctx)),
-        VaultKind::OsDirect => Box::new(os_direct::OsDirect::new(ctx)),
-        VaultKind::OsDaemon => Box::new(os_daemon::OsDaemon::new(ctx)),
-        VaultKind::OsEnvvar => Box::new(os_envvar::OsEnvvar),
-        VaultKind::AwsConfig => Box::new(aws_config::AwsConfigVault::new(ctx)),
-        VaultKind::AwsParams => Box::new(aws_params::AwsParamsVault::new(ctx)),
-        VaultKind::OnePassword => Box::new(onepassword::OnePassword::new(ctx)),
-        VaultKind::OsKeychain => Box::new(os_keychain::OsKeychain::new(ctx)),
+    (info(kind).open)(ctx)
+}
+
+/// Opens the adapter for `kind` pointed where `set`'s flags say.
+pub fn open_for_set<'a>(
+    kind: VaultKind,
+    ctx: VaultContext<'a>,
+    target: SetTarget,
+) -> Box<dyn Vault + 'a> {
+    match info(kind).open_for_set {
+        Some(f) => f(ctx, target),
+        None => open(kind, ctx),
+    }
+}
+
+/// The [`Renewer`] the session daemon is started with: each grant is renewed by its vault.
+/// It runs in the daemon, which has no identity: a vault renews from what the grant carries.
+#[derive(Debug, Clone)]
+pub struct VaultRenewer {
+    home: Home,
+}
+
+impl VaultRenewer {
+    /// A renewer for the vaults of `home`'s owner.
+    pub fn new(home: Home) -> Self {
+        VaultRenewer { home }
+    }
+}
+
+impl Renewer for VaultRenewer {
+    fn renew(&self, grant: &Grant) -> Renewal {
+        let ctx = VaultContext {
+            home: &self.home,
+            identity: None,
+            recipients: &[],
+            login: crate::aws::login::LoginOptions::never_prompt(),
+            interact: &crate::interact::NonInteractive,
+        };
+        open(grant.vault, ctx).renew(grant)
     }
 }
 
@@ -322,9 +327,9 @@ pub fn provisional_entry(
     kind: VaultKind,
     mech: Mech,
     exid: Option<String>,
-    meta: BTreeMap<String, String>,
+    meta: Meta,
 ) -> HostEntry {
-    let now = now_rfc3339();
+    let now = host_manifest::now();
     HostEntry {
         slug: slug.clone(),
         vault: kind,
@@ -334,7 +339,7 @@ pub fn provisional_entry(
         org: slug.org().into(),
         meta,
         max_duration: None,
-        created_at: now.clone(),
+        created_at: now,
         updated_at: now,
     }
 }
@@ -366,9 +371,9 @@ pub fn admit(slug: &Slug, secret: &Secret) -> Result<Admission> {
     })
 }
 
-/// What reading one key out of its vault gave.
+/// What [`read_grant`] gave: a read, checked against the admission rules.
 #[derive(Debug)]
-pub enum Read {
+pub enum Checked {
     /// Admitted: the grant may go to the daemon.
     Granted(Grant),
     /// The grant may go to the daemon, but every read path blocks it without
@@ -378,33 +383,80 @@ pub enum Read {
     Lost(String),
 }
 
-/// The one per-key step of `unlock` and of the proof at `set`: unlock in the adapter, take the
-/// grant, let the mech make the grant from it ([`crate::mech::grant_from_stored`]: `github.app`
-/// mints an installation token), check it against the admission rules ([`admit`]). Vault and
-/// mech failures and refused values are errors (that key's `errored` row).
-pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Read> {
-    match read_held(vault, entry)? {
+/// The one per-key step of `unlock` and of the proof at `set`: read the key out of its vault,
+/// check it is the key's, let the mech make the grant from it ([`crate::mech::grant_from_stored`]:
+/// `github.app` mints an installation token), check that against the admission rules
+/// ([`admit`]). Vault and mech failures and refused values are errors (that key's `errored`
+/// row); what the read left behind is released on those.
+pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Checked> {
+    checked_grant(vault, entry, vault.read(entry))
+}
+
+/// [`read_grant`] for many keys of one vault, read in one pass ([`Vault::read_many`]): one
+/// answer per entry, in order.
+pub fn read_grants(vault: &dyn Vault, entries: &[&HostEntry]) -> Vec<Result<Checked>> {
+    let mut reads = vault.read_many(entries);
+    if reads.len() != entries.len() {
+        reads = entries
+            .iter()
+            .map(|e| {
+                Err(Error::VaultRefused {
+                    vault: vault.kind().to_string(),
+                    operation: "unlock",
+                    reason: format!(
+                        "it answered {} reads for {} keys",
+                        reads.len(),
+                        entries.len()
+                    ),
+                    hint: format!(
+                        "unlock this key alone: keyrack unlock --key {} --env {}",
+                        e.slug.key(),
+                        e.env
+                    ),
+                })
+            })
+            .collect();
+    }
+    entries
+        .iter()
+        .zip(reads)
+        .map(|(e, read)| checked_grant(vault, e, read))
+        .collect()
+}
+
+/// What a read gave, checked: its slug and vault, the mech's grant, the admission rules.
+fn checked_grant(vault: &dyn Vault, entry: &HostEntry, read: Result<Read>) -> Result<Checked> {
+    match held(vault, entry, read)? {
         Ok(held) => grant_from_held(vault, entry, held),
-        Err(why) => Ok(Read::Lost(why)),
+        Err(why) => Ok(Checked::Lost(why)),
     }
 }
 
-/// The first half of [`read_grant`]: unlock in the adapter and take what the vault holds for
-/// `entry` (`Err(why)` when it holds nothing). `set` proves this byte-equal to what it stored.
+/// The first half of [`read_grant`]: what the vault holds for `entry` (`Err(why)` when it holds
+/// nothing). `set` proves this byte-equal to what it stored.
 fn read_held(vault: &dyn Vault, entry: &HostEntry) -> Result<std::result::Result<Grant, String>> {
-    match vault.unlock(entry)? {
-        Unlocked::Lost(why) => return Ok(Err(why)),
-        Unlocked::Ready => {}
-    }
-    let Some(grant) = vault.get(entry) else {
-        return Ok(Err("the vault unlocked but returned no value".into()));
+    held(vault, entry, vault.read(entry))
+}
+
+/// What a read of `entry` gave, checked to be the key's.
+fn held(
+    vault: &dyn Vault,
+    entry: &HostEntry,
+    read: Result<Read>,
+) -> Result<std::result::Result<Grant, String>> {
+    let grant = match read? {
+        Read::Lost(why) => return Ok(Err(why)),
+        Read::Granted(grant) => grant,
     };
-    if grant.slug != entry.slug {
-        let _ = vault.relock(entry);
+    if grant.slug != entry.slug || grant.vault != vault.kind() {
+        let _ = vault.release(entry);
         return Err(Error::VaultRefused {
             vault: vault.kind().to_string(),
             operation: "unlock",
-            reason: format!("it returned {} when asked for {}", grant.slug, entry.slug),
+            reason: format!(
+                "it returned {} of {} when asked for {}",
+                grant.slug, grant.vault, entry.slug
+            ),
             hint: format!(
                 "set it again: keyrack set --key {} --env {}",
                 entry.slug.key(),
@@ -417,15 +469,15 @@ fn read_held(vault: &dyn Vault, entry: &HostEntry) -> Result<std::result::Result
 
 /// The second half of [`read_grant`]: the mech makes the grant from what the vault holds
 /// (`github.app` mints a token), then the admission rules check it.
-fn grant_from_held(vault: &dyn Vault, entry: &HostEntry, held: Grant) -> Result<Read> {
+fn grant_from_held(vault: &dyn Vault, entry: &HostEntry, held: Grant) -> Result<Checked> {
     let checked = crate::mech::grant_from_stored(entry, held).and_then(|grant| {
         Ok(match admit(&entry.slug, &grant.secret)? {
-            Admission::Admitted => Read::Granted(grant),
-            Admission::Blocked(b) => Read::Blocked(grant, b),
+            Admission::Admitted => Checked::Granted(grant),
+            Admission::Blocked(b) => Checked::Blocked(grant, b),
         })
     });
     if checked.is_err() {
-        let _ = vault.relock(entry);
+        let _ = vault.release(entry);
     }
     checked
 }
@@ -437,14 +489,15 @@ pub struct SetRules {
     pub allow_dangerous: bool,
 }
 
-/// The shared `set` with the default rules: a value the firewall blocks is refused.
+/// The shared `set` with the default rules (a value the firewall blocks is refused), reading
+/// back twice through the same adapter.
 pub fn set_proven(
     vault: &dyn Vault,
     slug: &Slug,
     mech: Mech,
     secret: &Secret,
 ) -> Result<HostEntry> {
-    set_proven_with(vault, slug, mech, secret, SetRules::default())
+    set_proven_with(vault, vault, slug, mech, secret, SetRules::default())
 }
 
 /// The refusal of a value the firewall blocks, at `set` (`owner` is repeated in the fix).
@@ -454,30 +507,34 @@ pub fn dangerous(slug: &Slug, blocked: &firewall::Blocked, owner: &Owner) -> Err
         reason: format!("{}; get, source and exec would block it", blocked.reason()),
         hint: format!(
             "store a short-lived credential instead, or if this one really must be kept: keyrack set {} --allow-dangerous",
-            crate::ops::key_flags(slug.key(), slug.env(), slug.org(), owner)
+            crate::slug::key_flags(slug.key(), slug.env(), slug.org(), owner)
         ),
     }
 }
 
-/// The shared `set`: admit the value ([`admit`]), store through the adapter, then prove store →
-/// [`read_grant`] (the step `unlock` runs, the mech's included; what the vault read back is
-/// byte-equal to what was stored) → relock. On any failure the store is
-/// undone and [`Error::RoundTrip`] names the step.
+/// The shared `set`: admit the value ([`admit`]), store through the adapter, then prove
+/// store → read ([`read_grant`], the step `unlock` runs, the mech's included; what the vault read
+/// back is byte-equal to what was stored) → release → read again (the vault's read alone: equal
+/// again) → release. The second read goes through `again`: the same adapter, or one that may not prompt
+/// (a vault that signs in proves the second read needs no sign-in). On any failure the store
+/// is undone and [`Error::RoundTrip`] names the step.
 pub fn set_proven_with(
     vault: &dyn Vault,
+    again: &dyn Vault,
     slug: &Slug,
     mech: Mech,
     secret: &Secret,
     rules: SetRules,
 ) -> Result<HostEntry> {
-    if !vault.kind().mechs().contains(&mech) {
+    let caps = info(vault.kind());
+    if !caps.mechs.contains(&mech) {
         return Err(Error::InvalidInput {
             what: "mech",
             value: mech.to_string(),
             reason: format!("vault {} does not support this mech", vault.kind()),
             hint: Some(format!(
                 "use --mech {} or another --vault",
-                vault.kind().default_mech()
+                caps.default_mech
             )),
         });
     }
@@ -499,23 +556,31 @@ pub fn set_proven_with(
         vault: vault.kind().to_string(),
         reason: format!("{step}: {reason}"),
     };
-    let proof = (|| {
-        let held = match read_held(vault, &entry) {
+    // `mech`: whether the mech makes a grant of what was read (the first read; the second proves
+    // the vault reads the same again, and a mech that mints need not mint twice).
+    let prove = |reader: &dyn Vault, read: &str, mech: bool| -> Result<()> {
+        let held = match read_held(reader, &entry) {
             Ok(Ok(held)) => held,
-            Ok(Err(why)) => return Err(fail("unlock", why)),
-            Err(e) => return Err(fail("unlock", e.to_string())),
+            Ok(Err(why)) => return Err(fail(read, why)),
+            Err(e) => return Err(fail(read, e.to_string())),
         };
         if held.secret != *secret {
+            let _ = reader.release(&entry);
             return Err(fail(
                 "get",
                 "the value read back differs from the value stored".into(),
             ));
         }
-        match grant_from_held(vault, &entry, held) {
-            Ok(Read::Granted(_)) => {}
-            Ok(Read::Blocked(_, _)) if rules.allow_dangerous => {}
-            Ok(Read::Blocked(_, b)) => return Err(fail("admit", b.reason())),
-            Ok(Read::Lost(why)) => return Err(fail("unlock", why)),
+        if !mech {
+            return reader
+                .release(&entry)
+                .map_err(|e| fail("release", e.to_string()));
+        }
+        match grant_from_held(reader, &entry, held) {
+            Ok(Checked::Granted(_)) => {}
+            Ok(Checked::Blocked(_, _)) if rules.allow_dangerous => {}
+            Ok(Checked::Blocked(_, b)) => return Err(fail("admit", b.reason())),
+            Ok(Checked::Lost(why)) => return Err(fail(read, why)),
             Err(e @ Error::ValueRefused { .. }) => return Err(fail("admit", e.to_string())),
             // the mech's own failure (a GitHub App the API refuses) keeps its own fix
             Err(Error::GitHub { message, hint }) => {
@@ -527,20 +592,17 @@ pub fn set_proven_with(
                     hint,
                 })
             }
-            Err(e) => return Err(fail("unlock", e.to_string())),
+            Err(e) => return Err(fail(read, e.to_string())),
         }
-        vault
-            .relock(&entry)
-            .map_err(|e| fail("relock", e.to_string()))?;
-        if vault.is_unlocked(&entry) {
-            return Err(fail("relock", "the key is still unlocked".into()));
-        }
-        Ok(())
-    })();
+        reader
+            .release(&entry)
+            .map_err(|e| fail("release", e.to_string()))
+    };
+    let proof = prove(vault, "unlock", true).and_then(|()| prove(again, "unlock again", false));
     match proof {
         Ok(()) => Ok(entry),
         Err(e) => {
-            let _ = vault.relock(&entry);
+            let _ = vault.release(&entry);
             stored.undo()?;
             Err(e)
         }

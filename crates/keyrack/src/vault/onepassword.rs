@@ -17,13 +17,12 @@
 //! [`op_cli`]: super::op_cli
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::{BTreeMap, HashMap};
 
 use super::op_cli::{self, ItemRef, ItemTemplate, OpCli, OpError, PASSWORD_FIELD};
-use super::{Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::error::{Error, Result};
-use crate::host_manifest::HostEntry;
-use crate::mech::Mech;
+use crate::grant::Mech;
+use crate::host_manifest::{HostEntry, Meta};
 use crate::secret::Secret;
 use crate::slug::{Owner, Slug};
 
@@ -48,14 +47,42 @@ pub fn item_title(slug: &Slug, owner: &Owner) -> String {
     }
 }
 
-/// The 1password adapter.
+/// What 1password can do: it references items (`del` forgets the pointer), but owns the items
+/// it created itself (`replica`: `del` deletes them).
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::OnePassword,
+    exid_with: &[Mech::Reference],
+    location_with: &[Mech::Replica],
+    writable: true,
+    lives_in_daemon: false,
+    custody: Custody::References,
+    owns_with: &[Mech::Replica],
+    mechs: &[Mech::Reference, Mech::Replica],
+    default_mech: Mech::Reference,
+    default_for_keys: &[],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
+    open: |ctx| Box::new(OnePassword::new(ctx)),
+    open_for_set: Some(|ctx, t| {
+        Box::new(OnePassword::for_set(
+            ctx,
+            SetTarget {
+                reference: t.exid,
+                op_vault: t.location,
+            },
+        ))
+    }),
+};
+
+/// The 1password adapter. It keeps no secret between calls: only the `op` it found and the
+/// first session-wide failure, so one run asks a missing or signed-out `op` once.
 pub struct OnePassword<'a> {
     owner: &'a Owner,
     target: SetTarget,
     cli: OnceCell<std::result::Result<OpCli, OpError>>,
     /// The first failure every later call would repeat (missing, signed out, timing out).
     down: RefCell<Option<OpError>>,
-    unlocked: RefCell<HashMap<Slug, Secret>>,
 }
 
 /// The error of a failed `op` call, with its fix.
@@ -75,7 +102,6 @@ impl<'a> OnePassword<'a> {
             target: SetTarget::default(),
             cli: OnceCell::new(),
             down: RefCell::new(None),
-            unlocked: RefCell::new(HashMap::new()),
         }
     }
 
@@ -120,7 +146,7 @@ impl<'a> OnePassword<'a> {
             return Err(no_reference());
         };
         check_reference(&uri)?;
-        Ok(Stored::new(Some(uri), BTreeMap::new(), || Ok(())))
+        Ok(Stored::new(Some(uri), Meta::None, || Ok(())))
     }
 
     fn store_replica(&self, slug: &Slug, secret: &Secret) -> Result<Stored> {
@@ -191,7 +217,7 @@ impl<'a> OnePassword<'a> {
         // The reference by ids is all a later unlock or del needs.
         Ok(Stored::new(
             Some(item.reference(PASSWORD_FIELD)),
-            BTreeMap::new(),
+            Meta::None,
             undo,
         ))
     }
@@ -274,6 +300,18 @@ impl Vault for OnePassword<'_> {
         VaultKind::OnePassword
     }
 
+    fn check_ready(&self, _slug: &Slug) -> Result<()> {
+        // op must at least be installed; a signed-out op is reported by the store itself
+        match self.cli.get_or_init(OpCli::locate) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    fn referenced(&self, _slug: &Slug, mech: Mech) -> Option<Result<Secret>> {
+        (mech == Mech::Reference).then(|| self.resolve_reference())
+    }
+
     fn store(&self, slug: &Slug, mech: Mech, secret: &Secret) -> Result<Stored> {
         match mech {
             Mech::Reference => self.store_reference(),
@@ -287,46 +325,27 @@ impl Vault for OnePassword<'_> {
         }
     }
 
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        self.unlocked.borrow().contains_key(&entry.slug)
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
         let Some(uri) = entry.exid.as_deref() else {
-            return Ok(Unlocked::Lost(
+            return Ok(Read::Lost(
                 "no 1Password reference is recorded for it".into(),
             ));
         };
         match self.call(|op| op.read(uri)) {
-            Ok(value) => {
-                self.unlocked.borrow_mut().insert(entry.slug.clone(), value);
-                Ok(Unlocked::Ready)
-            }
-            Err(OpError::NotFound { detail }) => Ok(Unlocked::Lost(format!(
+            Ok(value) => Ok(Read::Granted(Grant::new(
+                entry.slug.clone(),
+                value,
+                VaultKind::OnePassword,
+                entry.mech,
+            ))),
+            Err(OpError::NotFound { detail }) => Ok(Read::Lost(format!(
                 "1Password has nothing at {uri} ({detail})"
             ))),
             Err(e) => Err(unavailable(&e)),
         }
     }
 
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).map(|s| Grant {
-            slug: entry.slug.clone(),
-            secret: s.clone(),
-            vault: VaultKind::OnePassword,
-            mech: entry.mech,
-            expires_at: None,
-            aws: None,
-        })
-    }
-
-    fn relock(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
-        Ok(())
-    }
-
     fn del(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
         if entry.mech != Mech::Replica {
             return Ok(()); // a reference is forgotten; the item is someone else's
         }

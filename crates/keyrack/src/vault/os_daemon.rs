@@ -1,26 +1,42 @@
 //! `os.daemon`: the secret lives only in the session daemon's memory. `set` sends it straight to
 //! the daemon; once the daemon exits, the key is `lost` and must be set again.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::{Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::daemon::client::Client;
-use crate::daemon::protocol::{now_ms, RelockScope};
+use crate::daemon::protocol::RelockScope;
 use crate::error::Result;
-use crate::host_manifest::HostEntry;
-use crate::mech::Mech;
+use crate::grant::{time, Mech};
+use crate::host_manifest::{HostEntry, Meta};
 use crate::secret::Secret;
 use crate::slug::Slug;
 
 /// How long an os.daemon secret lives in the daemon when set.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
 
+/// What os.daemon can do.
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::OsDaemon,
+    exid_with: &[],
+    location_with: &[],
+    writable: true,
+    lives_in_daemon: true,
+    custody: Custody::Owns,
+    owns_with: &[],
+    mechs: &[Mech::Session, Mech::Replica],
+    default_mech: Mech::Session,
+    default_for_keys: &[],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
+    open: |ctx| Box::new(OsDaemon::new(ctx)),
+    open_for_set: None,
+};
+
 /// The os.daemon adapter.
 pub struct OsDaemon {
     client: Client,
-    unlocked: RefCell<HashMap<Slug, Grant>>,
 }
 
 impl OsDaemon {
@@ -28,7 +44,6 @@ impl OsDaemon {
     pub fn new(ctx: VaultContext<'_>) -> Self {
         OsDaemon {
             client: Client::new(ctx.home),
-            unlocked: RefCell::new(HashMap::new()),
         }
     }
 
@@ -49,17 +64,12 @@ impl Vault for OsDaemon {
     fn store(&self, slug: &Slug, mech: Mech, secret: &Secret) -> Result<Stored> {
         self.client.ensure_running()?;
         let previous = self.held(slug)?;
-        self.client.unlock(vec![Grant {
-            slug: slug.clone(),
-            secret: secret.clone(),
-            vault: VaultKind::OsDaemon,
-            mech,
-            expires_at: Some(now_ms() + DEFAULT_TTL.as_millis() as u64),
-            aws: None,
-        }])?;
+        let mut grant = Grant::new(slug.clone(), secret.clone(), VaultKind::OsDaemon, mech);
+        grant.expires_at = time::now().checked_add(DEFAULT_TTL).ok();
+        self.client.unlock(vec![grant])?;
         let client = self.client.clone();
         let slug = slug.clone();
-        Ok(Stored::new(None, BTreeMap::new(), move || match previous {
+        Ok(Stored::new(None, Meta::None, move || match previous {
             Some(g) => client.unlock(vec![g]).map(|_| ()),
             None => client
                 .relock(RelockScope::Slugs { slugs: vec![slug] })
@@ -67,34 +77,17 @@ impl Vault for OsDaemon {
         }))
     }
 
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        self.unlocked.borrow().contains_key(&entry.slug)
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
-        match self.held(&entry.slug)? {
-            Some(g) => {
-                self.unlocked.borrow_mut().insert(entry.slug.clone(), g);
-                Ok(Unlocked::Ready)
-            }
-            None => Ok(Unlocked::Lost(
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
+        // The daemon's copy is the vault itself: reading it leaves nothing to release.
+        Ok(match self.held(&entry.slug)? {
+            Some(g) => Read::Granted(g),
+            None => Read::Lost(
                 "the session daemon no longer holds it (it exited or the grant expired)".into(),
-            )),
-        }
-    }
-
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).cloned()
-    }
-
-    fn relock(&self, entry: &HostEntry) -> Result<()> {
-        // Only this adapter's view: the daemon's copy is the vault itself.
-        self.unlocked.borrow_mut().remove(&entry.slug);
-        Ok(())
+            ),
+        })
     }
 
     fn del(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
         self.client
             .relock(RelockScope::Slugs {
                 slugs: vec![entry.slug.clone()],

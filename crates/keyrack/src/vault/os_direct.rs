@@ -1,25 +1,42 @@
 //! `os.direct`: plaintext JSON map slug → value at `vault/os.direct/<owner>/direct.json`, 0600.
 //! For values that are not secret enough to encrypt, or machines without an identity.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::grant::Mech;
 use crate::home::Home;
-use crate::host_manifest::HostEntry;
-use crate::mech::Mech;
+use crate::host_manifest::{HostEntry, Meta};
 use crate::secret::Secret;
 use crate::slug::Slug;
 
 type Store = BTreeMap<String, Secret>;
 
+/// What os.direct can do.
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::OsDirect,
+    exid_with: &[],
+    location_with: &[],
+    writable: true,
+    lives_in_daemon: false,
+    custody: Custody::Owns,
+    owns_with: &[],
+    mechs: &[Mech::Replica, Mech::GithubApp],
+    default_mech: Mech::Replica,
+    default_for_keys: &[],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
+    open: |ctx| Box::new(OsDirect::new(ctx)),
+    open_for_set: None,
+};
+
 /// The os.direct adapter.
 pub struct OsDirect<'a> {
     home: &'a Home,
-    unlocked: RefCell<HashMap<Slug, Secret>>,
 }
 
 fn file(home: &Home) -> PathBuf {
@@ -49,10 +66,7 @@ fn write_store(home: &Home, store: &Store) -> Result<()> {
 impl<'a> OsDirect<'a> {
     /// An adapter over the context's home.
     pub fn new(ctx: VaultContext<'a>) -> Self {
-        OsDirect {
-            home: ctx.home,
-            unlocked: RefCell::new(HashMap::new()),
-        }
+        OsDirect { home: ctx.home }
     }
 }
 
@@ -67,7 +81,7 @@ impl Vault for OsDirect<'_> {
         write_store(self.home, &store)?;
         let home = self.home.clone();
         let key = slug.to_string();
-        Ok(Stored::new(None, BTreeMap::new(), move || {
+        Ok(Stored::new(None, Meta::None, move || {
             let mut store = read_store(&home)?;
             match previous {
                 Some(v) => store.insert(key, v),
@@ -77,41 +91,21 @@ impl Vault for OsDirect<'_> {
         }))
     }
 
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        self.unlocked.borrow().contains_key(&entry.slug)
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
-        match read_store(self.home)?.remove(&entry.slug.to_string()) {
-            Some(v) => {
-                self.unlocked.borrow_mut().insert(entry.slug.clone(), v);
-                Ok(Unlocked::Ready)
-            }
-            None => Ok(Unlocked::Lost(format!(
-                "{} has no value for it",
-                file(self.home).display()
-            ))),
-        }
-    }
-
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).map(|s| Grant {
-            slug: entry.slug.clone(),
-            secret: s.clone(),
-            vault: VaultKind::OsDirect,
-            mech: entry.mech,
-            expires_at: None,
-            aws: None,
-        })
-    }
-
-    fn relock(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
-        Ok(())
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
+        Ok(
+            match read_store(self.home)?.remove(&entry.slug.to_string()) {
+                Some(v) => Read::Granted(Grant::new(
+                    entry.slug.clone(),
+                    v,
+                    VaultKind::OsDirect,
+                    entry.mech,
+                )),
+                None => Read::Lost(format!("{} has no value for it", file(self.home).display())),
+            },
+        )
     }
 
     fn del(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
         let mut store = read_store(self.home)?;
         if store.remove(&entry.slug.to_string()).is_some() {
             write_store(self.home, &store)?;

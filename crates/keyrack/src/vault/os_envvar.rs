@@ -1,12 +1,31 @@
 //! `os.envvar`: reads `KEY` from the process environment (the CI path). Nothing is stored, so
 //! `set` and `del` are refused.
 
-use super::{Grant, Stored, Unlocked, Vault, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultInfo, VaultKind};
 use crate::error::{Error, Result};
+use crate::grant::Mech;
 use crate::host_manifest::HostEntry;
-use crate::mech::Mech;
 use crate::secret::Secret;
 use crate::slug::Slug;
+
+/// What os.envvar can do: read only.
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::OsEnvvar,
+    exid_with: &[],
+    location_with: &[],
+    writable: false,
+    lives_in_daemon: false,
+    custody: Custody::References,
+    owns_with: &[],
+    mechs: &[],
+    default_mech: Mech::Replica,
+    default_for_keys: &[],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
+    open: |_| Box::new(OsEnvvar),
+    open_for_set: None,
+};
 
 /// The os.envvar adapter.
 pub struct OsEnvvar;
@@ -36,30 +55,16 @@ impl Vault for OsEnvvar {
         Err(refused("set", slug.key()))
     }
 
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        read(entry.slug.key()).is_some()
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
         Ok(match read(entry.slug.key()) {
-            Some(_) => Unlocked::Ready,
-            None => Unlocked::Lost(format!("{} is not in the environment", entry.slug.key())),
+            Some(secret) => Read::Granted(Grant::new(
+                entry.slug.clone(),
+                secret,
+                VaultKind::OsEnvvar,
+                entry.mech,
+            )),
+            None => Read::Lost(format!("{} is not in the environment", entry.slug.key())),
         })
-    }
-
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        read(entry.slug.key()).map(|secret| Grant {
-            slug: entry.slug.clone(),
-            secret,
-            vault: VaultKind::OsEnvvar,
-            mech: entry.mech,
-            expires_at: None,
-            aws: None,
-        })
-    }
-
-    fn relock(&self, _entry: &HostEntry) -> Result<()> {
-        Ok(())
     }
 
     fn del(&self, entry: &HostEntry) -> Result<()> {

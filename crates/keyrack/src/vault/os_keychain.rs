@@ -7,13 +7,10 @@
 //! secret: `del` destroys the item. A store that cannot be reached (no Secret Service on the bus)
 //! or is locked is that key's error with the fix; the other keys still unlock.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
-
-use super::{Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::error::{Error, Result};
-use crate::host_manifest::HostEntry;
-use crate::mech::Mech;
+use crate::grant::Mech;
+use crate::host_manifest::{HostEntry, Meta};
 use crate::secret::Secret;
 use crate::slug::{Owner, Slug};
 
@@ -186,10 +183,28 @@ pub fn unavailable(e: &KeychainError) -> Error {
     }
 }
 
+/// What os.keychain can do.
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::OsKeychain,
+    exid_with: &[],
+    location_with: &[],
+    writable: true,
+    lives_in_daemon: false,
+    custody: Custody::Owns,
+    owns_with: &[],
+    mechs: &[Mech::Replica, Mech::GithubApp],
+    default_mech: Mech::Replica,
+    default_for_keys: &[],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
+    open: |ctx| Box::new(OsKeychain::new(ctx)),
+    open_for_set: None,
+};
+
 /// The os.keychain adapter.
 pub struct OsKeychain<'a> {
     owner: &'a Owner,
-    unlocked: RefCell<HashMap<Slug, Secret>>,
 }
 
 impl<'a> OsKeychain<'a> {
@@ -197,7 +212,6 @@ impl<'a> OsKeychain<'a> {
     pub fn new(ctx: VaultContext<'a>) -> Self {
         OsKeychain {
             owner: ctx.home.owner(),
-            unlocked: RefCell::new(HashMap::new()),
         }
     }
 }
@@ -211,7 +225,7 @@ impl Vault for OsKeychain<'_> {
         let account = account(slug, self.owner);
         let previous = backend::get(&account).map_err(|e| unavailable(&e))?;
         backend::set(&account, secret).map_err(|e| unavailable(&e))?;
-        Ok(Stored::new(None, BTreeMap::new(), move || {
+        Ok(Stored::new(None, Meta::None, move || {
             match previous {
                 Some(v) => backend::set(&account, &v),
                 None => backend::delete(&account).map(drop),
@@ -220,41 +234,22 @@ impl Vault for OsKeychain<'_> {
         }))
     }
 
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        self.unlocked.borrow().contains_key(&entry.slug)
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
         let account = account(&entry.slug, self.owner);
-        match backend::get(&account).map_err(|e| unavailable(&e))? {
-            Some(v) => {
-                self.unlocked.borrow_mut().insert(entry.slug.clone(), v);
-                Ok(Unlocked::Ready)
-            }
-            None => Ok(Unlocked::Lost(format!(
+        Ok(match backend::get(&account).map_err(|e| unavailable(&e))? {
+            Some(v) => Read::Granted(Grant::new(
+                entry.slug.clone(),
+                v,
+                VaultKind::OsKeychain,
+                entry.mech,
+            )),
+            None => Read::Lost(format!(
                 "the OS keychain has no item for service {SERVICE}, account {account}"
-            ))),
-        }
-    }
-
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).map(|s| Grant {
-            slug: entry.slug.clone(),
-            secret: s.clone(),
-            vault: VaultKind::OsKeychain,
-            mech: entry.mech,
-            expires_at: None,
-            aws: None,
+            )),
         })
     }
 
-    fn relock(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
-        Ok(())
-    }
-
     fn del(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
         backend::delete(&account(&entry.slug, self.owner))
             .map(drop)
             .map_err(|e| unavailable(&e))

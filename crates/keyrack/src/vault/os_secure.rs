@@ -11,28 +11,44 @@
 //! or copied) or carries no header (written by hand, or by a keyrack before the binding) is that
 //! key's error, with the `keyrack set` that rewrites it.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{Grant, Stored, Unlocked, Vault, VaultContext, VaultKind};
+use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::grant::Mech;
 use crate::home::Home;
-use crate::host_manifest::HostEntry;
+use crate::host_manifest::{HostEntry, Meta};
 use crate::identity::Identity;
-use crate::mech::Mech;
 use crate::secret::Secret;
 use crate::slug::Slug;
+
+/// What os.secure can do.
+pub const INFO: VaultInfo = VaultInfo {
+    kind: VaultKind::OsSecure,
+    exid_with: &[],
+    location_with: &[],
+    writable: true,
+    lives_in_daemon: false,
+    custody: Custody::Owns,
+    owns_with: &[],
+    mechs: &[Mech::Replica, Mech::GithubApp],
+    default_mech: Mech::Replica,
+    default_for_keys: &[],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
+    open: |ctx| Box::new(OsSecure::new(ctx)),
+    open_for_set: None,
+};
 
 /// The os.secure adapter.
 pub struct OsSecure<'a> {
     ctx: VaultContext<'a>,
-    unlocked: RefCell<HashMap<Slug, Secret>>,
 }
 
 /// The file that holds `slug`'s secret.
@@ -130,10 +146,7 @@ pub fn open_payload(
 impl<'a> OsSecure<'a> {
     /// An adapter over the context's home, identity and recipients.
     pub fn new(ctx: VaultContext<'a>) -> Self {
-        OsSecure {
-            ctx,
-            unlocked: RefCell::new(HashMap::new()),
-        }
+        OsSecure { ctx }
     }
 
     fn identity(&self) -> Result<&'a Identity> {
@@ -161,29 +174,25 @@ impl Vault for OsSecure<'_> {
         let sealed = crypto::encrypt(self.ctx.recipients, &seal_payload(slug, secret))?;
         fsio::write_atomic(&path, &sealed, 0o600)?;
         let undo_path = path.clone();
-        Ok(Stored::new(None, BTreeMap::new(), move || match previous {
+        Ok(Stored::new(None, Meta::None, move || match previous {
             Some(bytes) => fsio::write_atomic(&undo_path, &bytes, 0o600),
             None => fsio::remove_if_exists(&undo_path),
         }))
     }
 
-    fn is_unlocked(&self, entry: &HostEntry) -> bool {
-        self.unlocked.borrow().contains_key(&entry.slug)
-    }
-
-    fn unlock(&self, entry: &HostEntry) -> Result<Unlocked> {
+    fn read(&self, entry: &HostEntry) -> Result<Read> {
         let path = file_for(self.ctx.home, &entry.slug);
         let data = match std::fs::read(&path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Unlocked::Lost(format!("{} is missing", path.display())))
+                return Ok(Read::Lost(format!("{} is missing", path.display())))
             }
             Err(e) => return Err(Error::io("read", &path, e)),
         };
         let plain = crypto::decrypt(&path, &data, self.identity()?)?;
         let fix = format!(
             "keyrack set {}",
-            crate::ops::key_flags(
+            crate::slug::key_flags(
                 entry.slug.key(),
                 entry.slug.env(),
                 entry.slug.org(),
@@ -191,28 +200,15 @@ impl Vault for OsSecure<'_> {
             )
         );
         let value = open_payload(&path, &entry.slug, &plain, &fix)?;
-        self.unlocked.borrow_mut().insert(entry.slug.clone(), value);
-        Ok(Unlocked::Ready)
-    }
-
-    fn get(&self, entry: &HostEntry) -> Option<Grant> {
-        self.unlocked.borrow().get(&entry.slug).map(|s| Grant {
-            slug: entry.slug.clone(),
-            secret: s.clone(),
-            vault: VaultKind::OsSecure,
-            mech: entry.mech,
-            expires_at: None,
-            aws: None,
-        })
-    }
-
-    fn relock(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
-        Ok(())
+        Ok(Read::Granted(Grant::new(
+            entry.slug.clone(),
+            value,
+            VaultKind::OsSecure,
+            entry.mech,
+        )))
     }
 
     fn del(&self, entry: &HostEntry) -> Result<()> {
-        self.unlocked.borrow_mut().remove(&entry.slug);
         fsio::remove_if_exists(&file_for(self.ctx.home, &entry.slug))
     }
 }

@@ -317,6 +317,7 @@ pub fn console_link(rack: &Rack, opts: &ConsoleOptions) -> Result<ConsoleLink> {
     let profile = config.sso_profile(&name)?;
     let _trust = ProfileTrust::of_profile(&config, &name);
     let partition = Partition::of(&profile.sso_region).ok_or_else(|| Error::Aws {
+        source: None,
         message: format!(
             "keyrack does not know the AWS console of the partition of {} (profile {name})",
             profile.sso_region
@@ -330,6 +331,7 @@ pub fn console_link(rack: &Rack, opts: &ConsoleOptions) -> Result<ConsoleLink> {
         .filter(|r| Partition::of(r) == Some(partition))
         .unwrap_or_else(|| profile.sso_region.clone());
     let expires = parse_time(&creds.expiration).map_err(|why| Error::Aws {
+        source: None,
         message: format!("the role credentials of {name} have an unreadable expiry ({why})"),
         hint: format!(
             "relock and unlock again: keyrack relock, then keyrack unlock (profile {name})"

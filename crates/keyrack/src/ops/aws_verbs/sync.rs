@@ -408,6 +408,7 @@ impl SyncPlan {
         let mut cfg = AwsConfig::load(&self.path)?;
         if cfg.text() != self.original {
             return Err(Error::Aws {
+                source: None,
                 message: format!(
                     "{} changed while keyrack aws sync was waiting; nothing was written",
                     self.path.display()
