@@ -608,3 +608,67 @@ pub fn set_proven_with(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Reads `Cancelled` for keys named `CANCEL`, a value for the others; counts its reads.
+    struct Scripted {
+        reads: Cell<u32>,
+    }
+
+    impl Vault for Scripted {
+        fn kind(&self) -> VaultKind {
+            VaultKind::OsDirect
+        }
+        fn store(&self, _: &Slug, _: Mech, _: &Secret) -> Result<Stored> {
+            unreachable!("not stored")
+        }
+        fn read(&self, entry: &HostEntry) -> Result<Read> {
+            self.reads.set(self.reads.get() + 1);
+            if entry.slug.key() == "CANCEL" {
+                return Err(Error::Cancelled {
+                    what: "a sign-in".into(),
+                });
+            }
+            Ok(Read::Granted(Grant::new(
+                entry.slug.clone(),
+                Secret::new("v".into()),
+                VaultKind::OsDirect,
+                entry.mech,
+            )))
+        }
+        fn del(&self, _: &HostEntry) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn entry(key: &str) -> HostEntry {
+        let slug = Slug::new("acme", "test", key).unwrap();
+        provisional_entry(&slug, VaultKind::OsDirect, Mech::Replica, None, Meta::None)
+    }
+
+    #[test]
+    fn many_reads_answer_in_order_and_stop_at_a_cancelled_prompt() {
+        let v = Scripted {
+            reads: Cell::new(0),
+        };
+        let (a, cancel, b) = (entry("A"), entry("CANCEL"), entry("B"));
+        let answers = read_grants(&v, &[&a, &b]);
+        assert_eq!(answers.len(), 2);
+        for (answer, key) in answers.into_iter().zip(["A", "B"]) {
+            assert!(matches!(answer, Ok(Checked::Granted(g)) if g.slug.key() == key));
+        }
+        assert_eq!(v.reads.get(), 2);
+
+        // a person who cancels a prompt is not asked again for the keys after it
+        v.reads.set(0);
+        let answers = read_grants(&v, &[&a, &cancel, &b]);
+        assert_eq!(v.reads.get(), 2, "B was not read");
+        assert!(matches!(answers[0], Ok(Checked::Granted(_))));
+        assert!(matches!(answers[1], Err(Error::Cancelled { .. })));
+        assert!(matches!(answers[2], Err(Error::Cancelled { .. })));
+    }
+}
