@@ -4,8 +4,8 @@
 # daemon test and the stand-in 1Password CLI, flock for the sign-in lock test, curl as the test browser,
 # faketime for doctor's clock check, dbus-daemon + gnome-keyring + secret-tool for the os.keychain
 # vault (a real Secret Service on a private session bus per test), the AWS CLI v1 for botocore
-# interop) when they are
-# missing and this machine can install them (Debian/Ubuntu as root; pip for the AWS CLI).
+# interop, moto's server for SSM Parameter Store (the aws.params vault)) when they are missing and
+# this machine can install them (Debian/Ubuntu as root; pip for the AWS CLI and moto).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 missing=()
@@ -30,6 +30,13 @@ if ! command -v aws >/dev/null 2>&1; then
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
   hash -r
   command -v aws >/dev/null 2>&1 || { echo "the AWS CLI did not land on PATH" >&2; exit 1; }
+fi
+# -I: no current directory on the module path (a stray select.py in it must not shadow the stdlib)
+if ! python3 -I -c 'import moto.server' >/dev/null 2>&1; then
+  echo "installing moto (SSM Parameter Store for the aws.params tests)" >&2
+  python3 -m pip install --quiet 'moto[server]' 2>/dev/null || python3 -m pip install --quiet --break-system-packages 'moto[server]'
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+  python3 -I -c 'import moto.server' >/dev/null 2>&1 || { echo "moto did not install (python3 -m pip install 'moto[server]')" >&2; exit 1; }
 fi
 cd "$root"
 log=$(mktemp)

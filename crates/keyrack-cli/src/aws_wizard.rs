@@ -234,6 +234,7 @@ mod tests {
             aws: Default::default(),
             allow_dangerous: false,
             github: Default::default(),
+            params: Default::default(),
         };
         let run = |person: Arc<Scripted>| {
             let home = Home::at(dir.path().join(".keyrack"), Owner::default());

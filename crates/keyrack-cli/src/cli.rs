@@ -65,6 +65,7 @@ fn vault_parser() -> impl TypedValueParser<Value = VaultKind> {
             VaultKind::OsDaemon => "the session daemon's memory only",
             VaultKind::OsEnvvar => "the process environment (read-only; CI)",
             VaultKind::AwsConfig => "an AWS SSO profile in ~/.aws/config (default for AWS_PROFILE)",
+            VaultKind::AwsParams => "an AWS SSM Parameter Store SecureString, shared by a team",
             VaultKind::OnePassword => {
                 "1Password through the op CLI: an op:// reference (default) or an item keyrack creates"
             }
@@ -284,7 +285,7 @@ pub struct SetArgs {
     #[arg(long)]
     pub org: Option<String>,
     /// External id, for vaults that reference a secret kept elsewhere (an AWS profile name, an
-    /// op://vault/item/field reference).
+    /// op://vault/item/field reference, an SSM parameter name: default /keyrack/<org>/<env>/<KEY>).
     #[arg(long)]
     pub exid: Option<String>,
     /// The 1Password vault a 1password replica item is created in (default: your built-in
@@ -300,6 +301,8 @@ pub struct SetArgs {
     pub allow_dangerous: bool,
     #[command(flatten)]
     pub aws: AwsProfileArgs,
+    #[command(flatten)]
+    pub params: ParamsArgs,
     #[command(flatten)]
     pub login: LoginArgs,
     #[command(flatten)]
@@ -354,6 +357,20 @@ pub struct FirewallArgs {
     pub allow_dangerous: bool,
 }
 
+/// Where an aws.params key lives in SSM Parameter Store.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "SSM Parameter Store (aws.params)")]
+pub struct ParamsArgs {
+    /// The KMS key that encrypts the SecureString (key id, ARN or alias/NAME; default: the
+    /// account's alias/aws/ssm).
+    #[arg(long, value_name = "KEY")]
+    pub kms_key_id: Option<String>,
+    /// The aws.config key whose role credentials sign (default: AWS_PROFILE of the same env;
+    /// machine-wide keys use the AWS credential chain).
+    #[arg(long, value_name = "KEY")]
+    pub via: Option<String>,
+}
+
 /// A new AWS SSO profile, without the guided set-up (aws.config).
 #[derive(Debug, Args, Default)]
 #[command(next_help_heading = "AWS SSO profile (aws.config)")]
@@ -373,7 +390,8 @@ pub struct AwsProfileArgs {
     /// Profile name to write in ~/.aws/config.
     #[arg(long, value_name = "NAME")]
     pub profile_name: Option<String>,
-    /// The profile's default region (default: the SSO region).
+    /// aws.config: the profile's default region (default: the SSO region). aws.params: the SSM
+    /// region (default: the signing profile's region; --org @all: AWS_REGION).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
     /// The sso-session name for a portal ~/.aws/config has none for yet (default: the org); a

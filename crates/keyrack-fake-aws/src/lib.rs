@@ -28,8 +28,11 @@
 //! [`FakeAws::start_https`] serves the same routes over TLS with a certificate from a test CA
 //! generated at start (its PEM file is [`FakeAws::ca_file`], for `AWS_CA_BUNDLE`).
 //! [`ConnectProxy`] is a loopback HTTP `CONNECT` proxy that records what it tunnelled.
+//! [`ssm`]: moto (real SSM Parameter Store semantics), a counting front with faults, and the
+//! container / instance metadata credential endpoints.
 
 mod proxy;
+pub mod ssm;
 mod tls;
 
 pub use proxy::ConnectProxy;

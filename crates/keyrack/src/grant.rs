@@ -47,6 +47,9 @@ pub enum VaultKind {
     /// An AWS SSO profile in `~/.aws/config`, its token kept encrypted (alias `aws.iam.sso`).
     #[serde(rename = "aws.config", alias = "aws.iam.sso")]
     AwsConfig,
+    /// AWS SSM Parameter Store `SecureString`s (shared by a team).
+    #[serde(rename = "aws.params")]
+    AwsParams,
     /// 1Password, through the `op` CLI: a reference to an item, or an item keyrack creates.
     #[serde(rename = "1password")]
     OnePassword,
@@ -57,12 +60,13 @@ pub enum VaultKind {
 
 impl VaultKind {
     /// Every vault this build supports.
-    pub const ALL: [VaultKind; 7] = [
+    pub const ALL: [VaultKind; 8] = [
         VaultKind::OsSecure,
         VaultKind::OsDirect,
         VaultKind::OsDaemon,
         VaultKind::OsEnvvar,
         VaultKind::AwsConfig,
+        VaultKind::AwsParams,
         VaultKind::OnePassword,
         VaultKind::OsKeychain,
     ];
@@ -75,6 +79,7 @@ impl VaultKind {
             VaultKind::OsDaemon => "os.daemon",
             VaultKind::OsEnvvar => "os.envvar",
             VaultKind::AwsConfig => "aws.config",
+            VaultKind::AwsParams => "aws.params",
             VaultKind::OnePassword => "1password",
             VaultKind::OsKeychain => "os.keychain",
         }
@@ -94,21 +99,14 @@ impl FromStr for VaultKind {
         VaultKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let later = matches!(s, "aws.params");
-                Error::InvalidInput {
-                    what: "vault",
-                    value: s.into(),
-                    reason: if later {
-                        "this vault is not available in this version of keyrack".into()
-                    } else {
-                        "unknown vault".into()
-                    },
-                    hint: Some(format!(
-                        "use one of: {}",
-                        VaultKind::ALL.map(VaultKind::as_str).join(", ")
-                    )),
-                }
+            .ok_or_else(|| Error::InvalidInput {
+                what: "vault",
+                value: s.into(),
+                reason: "unknown vault".into(),
+                hint: Some(format!(
+                    "use one of: {}",
+                    VaultKind::ALL.map(VaultKind::as_str).join(", ")
+                )),
             })
     }
 }

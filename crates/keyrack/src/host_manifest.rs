@@ -72,6 +72,8 @@ pub enum Meta {
     None,
     /// aws.config: the SSO profile as it was at `set`.
     AwsConfig(AwsConfigMeta),
+    /// aws.params: where the parameter is, who named it and who signs for it.
+    AwsParams(AwsParamsMeta),
     /// Metadata this keyrack does not model (a field missing or unknown, or a vault that records
     /// nothing): kept as read and written back unchanged.
     Other(BTreeMap<String, String>),
@@ -94,6 +96,64 @@ pub struct AwsConfigMeta {
     pub sso_user: Option<String>,
 }
 
+/// What aws.params records about its key (the parameter name is the entry's `exid`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsParamsMeta {
+    /// The SSM region.
+    pub region: String,
+    /// Who named the parameter: `del` deletes only one keyrack named.
+    pub named: ParamNaming,
+    /// The KMS key given at `set` (`--kms-key-id`).
+    pub kms_key_id: Option<String>,
+    /// Who signs its calls.
+    pub signer: ParamSigner,
+}
+
+/// Who named an aws.params parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamNaming {
+    /// keyrack computed it: `/keyrack/<org>/<env>/<KEY>` (file form `keyrack`).
+    Keyrack,
+    /// `--exid` gave it (file form `user`).
+    User,
+}
+
+impl ParamNaming {
+    /// The file form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamNaming::Keyrack => "keyrack",
+            ParamNaming::User => "user",
+        }
+    }
+}
+
+/// Who signs the SSM calls of an aws.params key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ParamSigner {
+    /// The role credentials of this aws.config key of the same org and env (file form
+    /// `via: KEY`).
+    Via(String),
+    /// The standard AWS credential chain: machine-wide keys (file form `identity: chain`).
+    Chain,
+}
+
+/// The names of aws.params' metadata in the file.
+pub mod params_meta {
+    /// The SSM region.
+    pub const REGION: &str = "region";
+    /// Who named the parameter: `keyrack` or `user`.
+    pub const NAMED: &str = "named";
+    /// The KMS key given at set (`--kms-key-id`).
+    pub const KMS_KEY_ID: &str = "kmsKeyId";
+    /// The aws.config key whose role credentials sign (repository keys).
+    pub const VIA: &str = "via";
+    /// `chain` for machine-wide keys (the standard AWS credential chain).
+    pub const IDENTITY: &str = "identity";
+    /// The value of [`IDENTITY`] for the credential chain.
+    pub const CHAIN: &str = "chain";
+}
+
 /// The names of aws.config's metadata in the file.
 pub mod aws_meta {
     /// sso-session name (or the legacy start URL).
@@ -112,36 +172,16 @@ pub mod aws_meta {
 
 impl Meta {
     /// The metadata of a `vault` entry from its file form.
-    pub fn from_map(vault: VaultKind, mut map: BTreeMap<String, String>) -> Meta {
+    pub fn from_map(vault: VaultKind, map: BTreeMap<String, String>) -> Meta {
         if map.is_empty() {
             return Meta::None;
         }
-        if vault != VaultKind::AwsConfig {
-            return Meta::Other(map);
-        }
-        let known = [
-            aws_meta::SESSION,
-            aws_meta::START_URL,
-            aws_meta::SSO_REGION,
-            aws_meta::ACCOUNT_ID,
-            aws_meta::ROLE_NAME,
-            aws_meta::SSO_USER,
-        ];
-        let required = &known[..5];
-        if map.keys().any(|k| !known.contains(&k.as_str()))
-            || required.iter().any(|k| !map.contains_key(*k))
-        {
-            return Meta::Other(map);
-        }
-        let mut take = |k: &str| map.remove(k).unwrap_or_default();
-        Meta::AwsConfig(AwsConfigMeta {
-            sso_session: take(aws_meta::SESSION),
-            start_url: take(aws_meta::START_URL),
-            sso_region: take(aws_meta::SSO_REGION),
-            account_id: take(aws_meta::ACCOUNT_ID),
-            role_name: take(aws_meta::ROLE_NAME),
-            sso_user: map.remove(aws_meta::SSO_USER),
-        })
+        let typed = match vault {
+            VaultKind::AwsConfig => aws_config_meta(&map).map(Meta::AwsConfig),
+            VaultKind::AwsParams => aws_params_meta(&map).map(Meta::AwsParams),
+            _ => None,
+        };
+        typed.unwrap_or(Meta::Other(map))
     }
 
     /// The file form (a string map; empty for none).
@@ -161,6 +201,23 @@ impl Meta {
                 }
                 m
             }
+            Meta::AwsParams(p) => {
+                let mut m = BTreeMap::new();
+                m.insert(params_meta::REGION.into(), p.region.clone());
+                m.insert(params_meta::NAMED.into(), p.named.as_str().into());
+                if let Some(k) = &p.kms_key_id {
+                    m.insert(params_meta::KMS_KEY_ID.into(), k.clone());
+                }
+                match &p.signer {
+                    ParamSigner::Via(key) => {
+                        m.insert(params_meta::VIA.into(), key.clone());
+                    }
+                    ParamSigner::Chain => {
+                        m.insert(params_meta::IDENTITY.into(), params_meta::CHAIN.into());
+                    }
+                }
+                m
+            }
         }
     }
 
@@ -175,9 +232,67 @@ impl Meta {
         match self {
             Meta::None => true,
             Meta::Other(m) => m.is_empty(),
-            Meta::AwsConfig(_) => false,
+            Meta::AwsConfig(_) | Meta::AwsParams(_) => false,
         }
     }
+}
+
+/// aws.config's metadata, when `map` holds exactly its fields (the SSO user optional).
+fn aws_config_meta(map: &BTreeMap<String, String>) -> Option<AwsConfigMeta> {
+    let known = [
+        aws_meta::SESSION,
+        aws_meta::START_URL,
+        aws_meta::SSO_REGION,
+        aws_meta::ACCOUNT_ID,
+        aws_meta::ROLE_NAME,
+        aws_meta::SSO_USER,
+    ];
+    if map.keys().any(|k| !known.contains(&k.as_str())) {
+        return None;
+    }
+    let take = |k: &str| map.get(k).cloned();
+    Some(AwsConfigMeta {
+        sso_session: take(aws_meta::SESSION)?,
+        start_url: take(aws_meta::START_URL)?,
+        sso_region: take(aws_meta::SSO_REGION)?,
+        account_id: take(aws_meta::ACCOUNT_ID)?,
+        role_name: take(aws_meta::ROLE_NAME)?,
+        sso_user: take(aws_meta::SSO_USER),
+    })
+}
+
+/// aws.params' metadata, when `map` holds exactly its fields: a region, who named it, one
+/// signer (`via` or `identity: chain`), the KMS key optional.
+fn aws_params_meta(map: &BTreeMap<String, String>) -> Option<AwsParamsMeta> {
+    let known = [
+        params_meta::REGION,
+        params_meta::NAMED,
+        params_meta::KMS_KEY_ID,
+        params_meta::VIA,
+        params_meta::IDENTITY,
+    ];
+    if map.keys().any(|k| !known.contains(&k.as_str())) {
+        return None;
+    }
+    let named = match map.get(params_meta::NAMED)?.as_str() {
+        "keyrack" => ParamNaming::Keyrack,
+        "user" => ParamNaming::User,
+        _ => return None,
+    };
+    let signer = match (
+        map.get(params_meta::VIA),
+        map.get(params_meta::IDENTITY).map(String::as_str),
+    ) {
+        (Some(via), None) => ParamSigner::Via(via.clone()),
+        (None, Some(params_meta::CHAIN)) => ParamSigner::Chain,
+        _ => return None,
+    };
+    Some(AwsParamsMeta {
+        region: map.get(params_meta::REGION)?.clone(),
+        named,
+        kms_key_id: map.get(params_meta::KMS_KEY_ID).cloned(),
+        signer,
+    })
 }
 
 impl Serialize for Meta {
@@ -461,6 +576,69 @@ mod tests {
             again.entry(&Slug::parse("acme.test.AWS_PROFILE").unwrap()),
             Some(aws)
         );
+    }
+
+    #[test]
+    fn aws_params_metadata_is_typed_and_written_back_as_read() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let via = map(&[
+            ("region", "eu-west-1"),
+            ("named", "keyrack"),
+            ("via", "DEPLOY_PROFILE"),
+            ("kmsKeyId", "alias/team"),
+        ]);
+        let m = Meta::from_map(VaultKind::AwsParams, via.clone());
+        assert_eq!(
+            m,
+            Meta::AwsParams(AwsParamsMeta {
+                region: "eu-west-1".into(),
+                named: ParamNaming::Keyrack,
+                kms_key_id: Some("alias/team".into()),
+                signer: ParamSigner::Via("DEPLOY_PROFILE".into()),
+            })
+        );
+        assert_eq!(m.to_map(), via);
+        let chain = map(&[
+            ("region", "us-east-1"),
+            ("named", "user"),
+            ("identity", "chain"),
+        ]);
+        let m = Meta::from_map(VaultKind::AwsParams, chain.clone());
+        assert!(
+            matches!(&m, Meta::AwsParams(p) if p.signer == ParamSigner::Chain && p.named == ParamNaming::User)
+        );
+        assert_eq!(m.to_map(), chain);
+        // what this keyrack does not model is kept as read, never guessed
+        for odd in [
+            map(&[("region", "us-east-1"), ("named", "someone")]),
+            map(&[
+                ("region", "us-east-1"),
+                ("named", "keyrack"),
+                ("via", "A"),
+                ("identity", "chain"),
+            ]),
+            map(&[("named", "keyrack"), ("via", "A")]),
+            map(&[
+                ("region", "us-east-1"),
+                ("named", "keyrack"),
+                ("via", "A"),
+                ("future", "x"),
+            ]),
+        ] {
+            let m = Meta::from_map(VaultKind::AwsParams, odd.clone());
+            assert_eq!(m, Meta::Other(odd.clone()));
+            assert_eq!(m.to_map(), odd);
+        }
+        // the same fields under another vault are not aws.params' metadata
+        assert!(matches!(
+            Meta::from_map(VaultKind::OsSecure, via),
+            Meta::Other(_)
+        ));
     }
 
     #[test]

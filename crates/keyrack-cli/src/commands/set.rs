@@ -42,6 +42,10 @@ pub fn run(ctx: &Ctx, a: SetArgs) -> Result<i32> {
             installation_id: a.github.installation_id,
             private_key: a.github.private_key,
         },
+        params: keyrack::vault::aws_params::ParamsFlags {
+            kms_key_id: a.params.kms_key_id,
+            via: a.params.via,
+        },
     };
     if interactive
         && opts.vault.unwrap_or_else(|| set::default_vault(&opts.key)) == VaultKind::AwsConfig

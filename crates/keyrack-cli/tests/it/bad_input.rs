@@ -154,7 +154,7 @@ fn unknown_flag_values() {
     assert_usage_error(&o, "invalid value 'os.nope' for '--vault <VAULT>'");
     assert!(
         stderr(&o).contains(
-            "os.secure, os.direct, os.daemon, os.envvar, aws.config, 1password, os.keychain"
+            "os.secure, os.direct, os.daemon, os.envvar, aws.config, aws.params, 1password, os.keychain"
         ),
         "{}",
         stderr(&o)

@@ -30,6 +30,7 @@ mod trust_cli;
 mod trust_core;
 mod trust_daemon;
 mod trust_files;
+mod vault_aws_params;
 mod vault_onepassword;
 mod vault_os_keychain;
 

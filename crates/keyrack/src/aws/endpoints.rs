@@ -17,6 +17,8 @@ pub enum Service {
     Sso,
     /// STS (GetCallerIdentity).
     Sts,
+    /// Systems Manager (Parameter Store, the aws.params vault).
+    Ssm,
 }
 
 impl Service {
@@ -25,6 +27,7 @@ impl Service {
             Service::SsoOidc => "AWS_ENDPOINT_URL_SSO_OIDC",
             Service::Sso => "AWS_ENDPOINT_URL_SSO",
             Service::Sts => "AWS_ENDPOINT_URL_STS",
+            Service::Ssm => "AWS_ENDPOINT_URL_SSM",
         }
     }
 
@@ -33,6 +36,7 @@ impl Service {
             Service::SsoOidc => "oidc",
             Service::Sso => "portal.sso",
             Service::Sts => "sts",
+            Service::Ssm => "ssm",
         }
     }
 
@@ -97,6 +101,7 @@ mod tests {
             "AWS_ENDPOINT_URL_SSO",
             "AWS_ENDPOINT_URL_SSO_OIDC",
             "AWS_ENDPOINT_URL_STS",
+            "AWS_ENDPOINT_URL_SSM",
             SIGNIN_ENV,
         ] {
             assert!(
@@ -137,6 +142,14 @@ mod tests {
             assert_eq!(
                 endpoint(Service::Sso, "us-gov-west-1").unwrap(),
                 "https://portal.sso.us-gov-west-1.amazonaws.com"
+            );
+            assert_eq!(
+                endpoint(Service::Ssm, "eu-west-1").unwrap(),
+                "https://ssm.eu-west-1.amazonaws.com"
+            );
+            assert_eq!(
+                endpoint(Service::Ssm, "cn-north-1").unwrap(),
+                "https://ssm.cn-north-1.amazonaws.com.cn"
             );
         });
     }

@@ -1,5 +1,6 @@
 //! AWS IAM Identity Center (SSO): config file, token cache, the OIDC / portal / STS clients and
-//! native sign-in. Only `unlock`, `set`, `aws …` commands reach this module; `get` never does.
+//! native sign-in; Parameter Store (SSM). Only `unlock`, `set`, `del`, `aws …` commands reach
+//! this module; `get` never does.
 //!
 //! - [`config_file`]: a line-based `~/.aws/config` reader/editor that keeps every byte it does not own.
 //! - [`token_cache`]: `~/.aws/sso/cache/<sha1>.json` in the exact shape botocore and aws-config read.
@@ -8,10 +9,13 @@
 //! - [`endpoints`]: endpoint resolution honouring `AWS_ENDPOINT_URL_*`.
 //! - [`http`]: the blocking HTTP transport and AWS error decoding.
 //! - [`net`]: TLS trust (system store + `AWS_CA_BUNDLE`) and proxies (`HTTPS_PROXY`, `NO_PROXY`).
-//! - [`oidc`], [`portal`], [`sts`]: the three services.
+//! - [`oidc`], [`portal`], [`sts`]: the three SSO services.
+//! - [`ssm`]: Parameter Store (the aws.params vault); [`chain`]: the standard credential chain
+//!   its machine-wide keys sign with.
 //! - [`login`]: PKCE (loopback) and device-code sign-in, and the opt-in `aws sso login` driver.
 //! - [`client_expiry`]: when keyrack's sign-in clients expire (plain side files for `status`).
 
+pub mod chain;
 pub mod client_expiry;
 pub mod config_file;
 pub mod endpoints;
@@ -21,6 +25,7 @@ pub mod names;
 pub mod net;
 pub mod oidc;
 pub mod portal;
+pub mod ssm;
 pub mod sts;
 pub mod token_cache;
 

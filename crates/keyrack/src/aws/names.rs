@@ -12,6 +12,8 @@
 //! | start URL | `https://host[:port][/path]`: a DNS host, no userinfo, printable ASCII, no spaces |
 //! | role name | IAM's `[\w+=,.@-]{1,64}` (permission-set names are a subset) |
 //! | profile / sso-session name | `[A-Za-z0-9_\-/.%@:+]{1,128}`, not starting with `-` |
+//! | SSM parameter name | `^/?[a-zA-Z0-9_.\-/]{1,2048}$`, not starting with `aws`/`ssm` (any case, with or without `/`), a path starts with `/`, no empty level, at most 15 levels |
+//! | KMS key id | a key id, key ARN, `alias/…` or alias ARN: `[A-Za-z0-9:/_\-.]{1,2048}` |
 //!
 //! Profile and sso-session names use the identifier set of the Rust `aws-config` profile parser
 //! (it ignores profiles outside it); botocore splits section headers with `shlex`, so whitespace
@@ -46,6 +48,10 @@ pub enum Field {
     ProfileName,
     /// An sso-session name (`[sso-session NAME]`, `sso_session`).
     SessionName,
+    /// An SSM Parameter Store parameter name (`--exid` of aws.params).
+    ParameterName,
+    /// A KMS key id, key ARN or alias (`--kms-key-id`).
+    KmsKeyId,
 }
 
 impl Field {
@@ -59,6 +65,8 @@ impl Field {
             Field::RoleName => "--role-name",
             Field::ProfileName => "--profile-name",
             Field::SessionName => "--sso-session",
+            Field::ParameterName => "--exid",
+            Field::KmsKeyId => "--kms-key-id",
         }
     }
 
@@ -72,6 +80,8 @@ impl Field {
             Field::RoleName => "sso_role_name",
             Field::ProfileName => "profile name",
             Field::SessionName => "sso_session",
+            Field::ParameterName => "parameter name",
+            Field::KmsKeyId => "kms key id",
         }
     }
 
@@ -83,6 +93,8 @@ impl Field {
             Field::AccountId => "a 12-digit AWS account id such as 123456789012",
             Field::RoleName => "an IAM role / permission-set name: 1-64 letters, digits or + = , . @ _ -",
             Field::ProfileName | Field::SessionName => "1-128 letters, digits or _ - / . % @ : + (not starting with -), e.g. acme.test",
+            Field::ParameterName => "an SSM parameter name: 1-2048 letters, digits or _ . - /, a path starting with / (at most 15 levels), not starting with aws or ssm, e.g. /team/test/API_KEY",
+            Field::KmsKeyId => "a KMS key id, key ARN, alias/NAME or alias ARN, e.g. alias/keyrack or 1234abcd-12ab-34cd-56ef-1234567890ab",
         }
     }
 
@@ -96,6 +108,8 @@ impl Field {
             Field::RoleName => "role name",
             Field::ProfileName => "profile name",
             Field::SessionName => "sso-session name",
+            Field::ParameterName => "SSM parameter name",
+            Field::KmsKeyId => "KMS key id",
         }
     }
 }
@@ -329,6 +343,19 @@ name_type!(
     check_config_name
 );
 
+name_type!(
+    /// An SSM Parameter Store parameter name: `^/?[a-zA-Z0-9_.\-/]{1,2048}$`, not `aws…`/`ssm…`.
+    ParameterName,
+    Field::ParameterName,
+    check_parameter_name
+);
+name_type!(
+    /// A KMS key id, key ARN, alias name or alias ARN.
+    KmsKeyId,
+    Field::KmsKeyId,
+    check_kms_key_id
+);
+
 impl Region {
     /// Parses a value meant as the SSO region (same grammar; errors name `sso_region`).
     pub fn parse_sso(value: &str) -> Result<Self, NameError> {
@@ -433,6 +460,60 @@ fn check_config_name(v: &str) -> Result<(), String> {
     }
 }
 
+fn check_parameter_name(v: &str) -> Result<(), String> {
+    // SSM's grammar ^/?[a-zA-Z0-9_.\-/]{1,2048}$ (the documented length limit counts the
+    // fully qualified name) and its rules: no aws/ssm prefix, a hierarchy starts with '/',
+    // at most 15 levels, no empty level.
+    if v.is_empty() || v.len() > 2048 {
+        return Err("a parameter name is 1 to 2048 characters".into());
+    }
+    if let Some(c) = v
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_.-/".contains(*c)))
+    {
+        return Err(if c == ' ' {
+            "it contains a space".into()
+        } else {
+            format!(
+                "'{}' is not allowed in a parameter name",
+                shown(&c.to_string())
+            )
+        });
+    }
+    let bare = v.strip_prefix('/').unwrap_or(v).to_ascii_lowercase();
+    if bare.starts_with("aws") || bare.starts_with("ssm") {
+        return Err("names starting with aws or ssm are reserved by AWS".into());
+    }
+    if v.contains('/') {
+        if !v.starts_with('/') {
+            return Err("a name with a path must start with '/'".into());
+        }
+        if v.ends_with('/') || v.contains("//") {
+            return Err("it has an empty path level ('//' or a trailing '/')".into());
+        }
+        if v.matches('/').count() > 15 {
+            return Err("it has more than 15 levels".into());
+        }
+    }
+    Ok(())
+}
+
+fn check_kms_key_id(v: &str) -> Result<(), String> {
+    if v.is_empty() || v.len() > 2048 {
+        return Err("a KMS key id is 1 to 2048 characters".into());
+    }
+    match v
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || ":/_-.".contains(*c)))
+    {
+        Some(c) => Err(format!(
+            "'{}' is not allowed in a KMS key id, ARN or alias",
+            shown(&c.to_string())
+        )),
+        None => Ok(()),
+    }
+}
+
 fn check_start_url(v: &str) -> Result<(), String> {
     if v.len() > 1024 {
         return Err("it is longer than 1024 characters".into());
@@ -498,6 +579,58 @@ fn check_start_url(v: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssm_parameter_names_follow_ssm_rules() {
+        for good in [
+            "/keyrack/acme/test/API_KEY",
+            "/keyrack/_all_/all/TOKEN",
+            "plain_name",
+            "a.b-c_d",
+            "/team/test/db.password-1",
+            &format!("/{}", ["l"; 15].join("/")),
+        ] {
+            assert!(ParameterName::parse(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "/aws/reference/secretsmanager/x",
+            "aws-thing",
+            "/AWS/x",
+            "ssm.x",
+            "/Ssm/x",
+            "team/test/x",
+            "/a//b",
+            "/a/b/",
+            "/has space",
+            "/a\nb",
+            "/a:b",
+            "/ünï",
+            &format!("/{}", ["l"; 16].join("/")),
+            &format!("/{}", "x".repeat(2048)),
+        ] {
+            let e = ParameterName::parse(bad).unwrap_err();
+            assert_eq!(e.field, Field::ParameterName, "{bad:?}");
+        }
+        let err = ParameterName::parse("/aws/x").unwrap_err().for_flag();
+        assert!(err.to_string().contains("--exid"), "{err}");
+        assert!(err.to_string().contains("reserved"), "{err}");
+    }
+
+    #[test]
+    fn kms_key_ids() {
+        for good in [
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "alias/keyrack",
+            "arn:aws:kms:us-east-1:123456789012:alias/keyrack",
+        ] {
+            assert!(KmsKeyId::parse(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "alias/a b", "key\n", "x\"y"] {
+            assert!(KmsKeyId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn regions() {

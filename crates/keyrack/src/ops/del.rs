@@ -83,7 +83,7 @@ pub fn run(rack: &Rack, opts: &DelOptions) -> Result<DelReport> {
             rack.vault_context(&recipients, crate::aws::login::LoginOptions::never_prompt())?;
         vault::open(entry.vault, ctx).del(&entry)?;
         report.vault = Some(entry.vault);
-        report.secret_destroyed = vault::info(entry.vault).custody_for(entry.mech) == Custody::Owns;
+        report.secret_destroyed = vault::info(entry.vault).custody_of(&entry) == Custody::Owns;
         host.hosts.remove(&slug);
         host.save(rack.home())?;
         fsio::remove_if_exists(&rack.home().inventory_marker(&slug))?;

@@ -179,6 +179,7 @@ pub fn set_options(opts: &FillOptions, m: &Missing) -> SetOptions {
         aws: Default::default(),
         allow_dangerous: opts.allow_dangerous,
         github: Default::default(),
+        params: Default::default(),
     }
 }
 

@@ -374,6 +374,7 @@ pub fn run(rack: &Rack, opts: &ImportOptions, text: &str, from: &str) -> Result<
             aws: Default::default(),
             allow_dangerous: opts.allow_dangerous,
             github: Default::default(),
+            params: Default::default(),
         };
         match set::run_given(rack, &set_opts, (!aws).then(|| e.value.clone())) {
             Ok(r) => {

@@ -46,6 +46,8 @@ pub struct SetOptions {
     pub allow_dangerous: bool,
     /// GitHub App credentials (`--mech github.app`; flags given without `--mech` imply it).
     pub github: crate::github::app::AppFlags,
+    /// aws.params: `--kms-key-id`, `--via`.
+    pub params: crate::vault::aws_params::ParamsFlags,
 }
 
 /// What `set` did.
@@ -87,6 +89,9 @@ fn set_target(opts: &SetOptions) -> vault::SetTarget {
     vault::SetTarget {
         exid: opts.exid.clone(),
         location: opts.op_vault.clone(),
+        region: opts.aws.region.clone(),
+        encryption_key: opts.params.kms_key_id.clone(),
+        via: opts.params.via.clone(),
     }
 }
 
@@ -163,9 +168,9 @@ pub fn run_given(rack: &Rack, opts: &SetOptions, given: Option<Secret>) -> Resul
     entry.max_duration = kept_max_duration(opts, previous.as_ref());
     if let Some(prev) = &previous {
         entry.created_at = prev.created_at;
-        // moving between vaults (or away from an item keyrack created): the old copy goes once
-        // the new one is proven
-        let owned_elsewhere = vault::info(prev.vault).custody_for(prev.mech) == Custody::Owns
+        // moving between vaults, or away from an item or parameter keyrack created: the old
+        // copy goes once the new one is proven
+        let owned_elsewhere = vault::info(prev.vault).custody_of(prev) == Custody::Owns
             && prev.exid.is_some()
             && prev.exid != entry.exid;
         if prev.vault != plan.vault || owned_elsewhere {
@@ -268,6 +273,25 @@ pub fn plan(rack: &Rack, opts: &SetOptions) -> Result<SetPlan> {
             hint: Some("use --vault 1password --mech replica, or drop --op-vault".into()),
         });
     }
+    for (flag, value) in [
+        ("--kms-key-id", &opts.params.kms_key_id),
+        ("--via", &opts.params.via),
+    ] {
+        if let (Some(v), false) = (value, caps.takes_set_flag(flag)) {
+            let takers = VaultKind::ALL
+                .into_iter()
+                .filter(|k| vault::info(*k).takes_set_flag(flag))
+                .map(VaultKind::as_str)
+                .collect::<Vec<_>>()
+                .join(" or --vault ");
+            return Err(Error::InvalidInput {
+                what: flag,
+                value: v.clone(),
+                reason: format!("{flag} is for --vault {takers}, not {kind}"),
+                hint: Some(format!("drop {flag}, or pass --vault {takers}")),
+            });
+        }
+    }
     if mech == Mech::GithubApp && !caps.mechs.contains(&mech) {
         // before asking for anything: the vault must keep the credentials themselves
         return Err(Error::InvalidInput {
@@ -315,8 +339,13 @@ fn acquire(
     // A reference is read, not asked for: the round trip compares that read with unlock's.
     let referenced = match &prepared {
         Some(_) => None,
-        None => adapter.referenced(plan.mech).transpose()?,
+        None => adapter.referenced(&plan.slug, plan.mech).transpose()?,
     };
+    if prepared.is_none() && referenced.is_none() {
+        // fail before the secret is asked for when the vault cannot be reached, or cannot
+        // take the key where the flags point it (aws.params: name, KMS key, signer, region)
+        adapter.check_ready(&plan.slug)?;
+    }
     let secret = match (&prepared, referenced) {
         (Some(p), _) => Secret::new(p.profile.clone()),
         (None, Some(v)) => v,
@@ -331,11 +360,7 @@ fn acquire(
             None if plan.mech == Mech::GithubApp => {
                 crate::github::app::acquire(&opts.key, &opts.github, opts.source, rack.interact())?
             }
-            None => {
-                // fail before the secret is asked for when the vault cannot be reached at all
-                adapter.check_ready()?;
-                mech::acquire_secret(&opts.key, opts.source, rack.interact())?
-            }
+            None => mech::acquire_secret(&opts.key, opts.source, rack.interact())?,
         },
     };
     let mut acquired = Acquired {

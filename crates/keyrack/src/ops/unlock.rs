@@ -1,6 +1,6 @@
 //! `unlock`, `relock`, `status`: moving grants into and out of the session daemon.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -296,7 +296,11 @@ fn skipped_fixes(rack: &Rack, opts: &UnlockOptions, skipped: BTreeSet<String>) -
 }
 
 /// Runs `unlock`: decrypts the host manifest once, unlocks each key on its own row (one failing
-/// key never stops the others), pushes all grants to the daemon.
+/// key never stops the others), pushes all grants to the daemon. Each vault reads all its keys
+/// of the pass at once ([`vault::read_grants`]: aws.params reads 10 a call). Vaults that read
+/// with grants of this session ([`vault::VaultInfo::reads_with_session_grants`]: aws.params
+/// signs with an unlocked aws.config key) are read last, once the other grants reached the
+/// daemon.
 pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<UnlockReport> {
     let host = rack.host()?;
     let repo = rack.repo()?;
@@ -304,31 +308,56 @@ pub fn unlock(rack: &Rack, opts: &UnlockOptions) -> Result<UnlockReport> {
     let recipients = host.recipient_keys()?;
     let ctx = rack.vault_context(&recipients, opts.login)?;
     let owner = rack.home().owner();
-    let mut adapters: HashMap<VaultKind, Box<dyn Vault + '_>> = HashMap::new();
-    let mut rows = Vec::new();
-    let mut grants = Vec::new();
+    // rows in the order of the targets; the keys to read fill theirs in later
+    let mut rows: Vec<Option<KeyRow>> = Vec::new();
+    let mut reads: Vec<(usize, &HostEntry)> = Vec::new();
     let mut done = BTreeSet::new();
-    let now = time::now();
     for slug in slugs {
         let entry = host
             .entry(&slug)
             .or_else(|| host.entry(&slug.with_env_all()));
         let Some(entry) = entry else {
-            rows.push(absent_row(&slug, repo.as_ref(), owner));
+            rows.push(Some(absent_row(&slug, repo.as_ref(), owner)));
             continue;
         };
         if !done.insert(entry.slug.clone()) {
             continue;
         }
-        let adapter = adapters
-            .entry(entry.vault)
-            .or_insert_with(|| vault::open(entry.vault, ctx));
-        let (row, grant) = unlock_one(adapter.as_ref(), entry, opts, now, owner)?;
-        rows.push(row);
-        grants.extend(grant);
+        reads.push((rows.len(), entry));
+        rows.push(None);
+    }
+    let mut grants = Vec::new();
+    for later in [false, true] {
+        let mut by_vault: BTreeMap<VaultKind, Vec<(usize, &HostEntry)>> = BTreeMap::new();
+        for (i, e) in &reads {
+            if vault::info(e.vault).reads_with_session_grants == later {
+                by_vault.entry(e.vault).or_default().push((*i, e));
+            }
+        }
+        if by_vault.is_empty() {
+            continue;
+        }
+        if later {
+            // the grants they sign with (aws.config) must be in the daemon first
+            deliver(rack, std::mem::take(&mut grants), &mut rows)?;
+        }
+        for (kind, members) in by_vault {
+            let adapter = vault::open(kind, ctx);
+            let entries: Vec<&HostEntry> = members.iter().map(|(_, e)| *e).collect();
+            let checked = vault::read_grants(adapter.as_ref(), &entries);
+            let now = time::now();
+            for ((i, entry), read) in members.into_iter().zip(checked) {
+                let (row, grant) = unlock_one(adapter.as_ref(), entry, read, opts, now, owner)?;
+                rows[i] = Some(row);
+                grants.extend(grant);
+            }
+        }
     }
     deliver(rack, grants, &mut rows)?;
-    Ok(UnlockReport { rows, skipped })
+    Ok(UnlockReport {
+        rows: rows.into_iter().flatten().collect(),
+        skipped,
+    })
 }
 
 /// The row of a key in scope that this host has not set.
@@ -354,12 +383,13 @@ fn absent_row(slug: &Slug, repo: Option<&RepoManifest>, owner: &crate::slug::Own
     row
 }
 
-/// Reads one key out of its vault ([`vault::read_grant`]) and caps its lifetime: its row, and
-/// the grant for the daemon when there is one. Only a cancelled prompt is an error: every other
-/// failure is this key's `errored` row.
+/// What reading one key out of its vault gave ([`vault::read_grants`]), its lifetime capped:
+/// its row, and the grant for the daemon when there is one. Only a cancelled prompt is an error:
+/// every other failure is this key's `errored` row.
 fn unlock_one(
     adapter: &dyn Vault,
     entry: &HostEntry,
+    read: Result<Checked>,
     opts: &UnlockOptions,
     now: Timestamp,
     owner: &crate::slug::Owner,
@@ -367,7 +397,7 @@ fn unlock_one(
     let mut row = KeyRow::new(&entry.slug, Status::Errored);
     row.vault = Some(entry.vault);
     let entry_flags = key_flags(entry.slug.key(), &entry.env, &entry.org, owner);
-    let (grant, blocked) = match vault::read_grant(adapter, entry) {
+    let (grant, blocked) = match read {
         Ok(Checked::Granted(grant)) => (grant, None),
         Ok(Checked::Blocked(grant, blocked)) => (grant, Some(blocked)),
         Ok(Checked::Lost(why)) => {
@@ -418,11 +448,12 @@ fn unlock_one(
 
 /// Pushes the grants to the daemon (started when needed). A grant too large to reach it is
 /// that key's error; the others still go.
-fn deliver(rack: &Rack, mut grants: Vec<Grant>, rows: &mut [KeyRow]) -> Result<()> {
+fn deliver(rack: &Rack, mut grants: Vec<Grant>, rows: &mut [Option<KeyRow>]) -> Result<()> {
     grants.retain(|g| match crate::daemon::client::check_grant_size(g) {
         Ok(()) => true,
         Err(e) => {
-            if let Some(row) = rows.iter_mut().find(|r| r.slug == g.slug.to_string()) {
+            let slug = g.slug.to_string();
+            if let Some(row) = rows.iter_mut().flatten().find(|r| r.slug == slug) {
                 row.status = Status::Errored;
                 row.expires_at = None;
                 row.reason = Some(e.to_string());

@@ -60,6 +60,9 @@ pub const INFO: VaultInfo = VaultInfo {
     mechs: &[Mech::AwsSso],
     default_mech: Mech::AwsSso,
     default_for_keys: &["AWS_PROFILE"],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
     open: |ctx| Box::new(AwsConfigVault::new(ctx)),
     open_for_set: None,
 };

@@ -1,7 +1,8 @@
 //! Vaults: where a key is stored or referenced, behind one adapter interface.
 //!
-//! Every vault implements [`Vault`] — `store`, `read → granted | lost`, `release`, `del`, and an
-//! optional `renew` — and keeps no state between calls. What each vault can do is data
+//! Every vault implements [`Vault`] — `store`, `read → granted | lost` (one key, or many in one
+//! pass: [`Vault::read_many`]), `release`, `del`, and an optional `renew` — and keeps no state
+//! between calls. What each vault can do is data
 //! ([`VaultInfo`], one `INFO` per vault module, registered in [`info`]): callers ask the
 //! registry, never match on a vault's name, so a new vault is its module plus one line there.
 //!
@@ -12,6 +13,7 @@
 //! first. The conformance suite in `tests/` runs each adapter through the same cases.
 
 pub mod aws_config;
+pub mod aws_params;
 pub mod onepassword;
 pub mod op_cli;
 pub mod os_daemon;
@@ -58,6 +60,15 @@ pub struct VaultInfo {
     pub default_mech: Mech,
     /// Keys that go to this vault when `set` is not told which (`AWS_PROFILE` → aws.config).
     pub default_for_keys: &'static [&'static str],
+    /// The custody of one entry, when it depends on more than its mech (aws.params owns only
+    /// a parameter keyrack named and wrote); `None`: [`VaultInfo::custody_for`] its mech.
+    pub custody_of_entry: Option<fn(&HostEntry) -> Custody>,
+    /// Reading it signs with grants of the same session (aws.params: the role credentials of
+    /// an unlocked aws.config key), so `unlock` reads it after the other vaults' grants have
+    /// reached the daemon.
+    pub reads_with_session_grants: bool,
+    /// The flags of `set` only this vault takes ([`SetTarget`]: `--kms-key-id`, `--via`).
+    pub set_flags: &'static [&'static str],
     /// Opens the adapter.
     pub open: Opener,
     /// Opens the adapter pointed where `set`'s flags say (vaults that take such flags).
@@ -69,14 +80,21 @@ pub type Opener = for<'a> fn(VaultContext<'a>) -> Box<dyn Vault + 'a>;
 /// Opens a vault's adapter pointed where `set`'s flags say.
 pub type SetOpener = for<'a> fn(VaultContext<'a>, SetTarget) -> Box<dyn Vault + 'a>;
 
-/// Where `set`'s flags point a vault: an external id (`--exid`) and where to create the item
-/// (`--op-vault`).
+/// Where `set`'s flags point a vault: an external id (`--exid`), where to create the item
+/// (`--op-vault`), the region (`--region`), the key that encrypts it (`--kms-key-id`) and the
+/// key whose grant signs for it (`--via`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SetTarget {
     /// The external id given.
     pub exid: Option<String>,
     /// Where to create the item.
     pub location: Option<String>,
+    /// The region.
+    pub region: Option<String>,
+    /// The encryption key (a KMS key id, ARN or alias).
+    pub encryption_key: Option<String>,
+    /// The key of the same org and env whose grant signs the vault's calls.
+    pub via: Option<String>,
 }
 
 impl VaultInfo {
@@ -98,6 +116,19 @@ impl VaultInfo {
             self.custody
         }
     }
+
+    /// The custody of one recorded key: whether `del` destroys its secret.
+    pub fn custody_of(&self, entry: &HostEntry) -> Custody {
+        match self.custody_of_entry {
+            Some(f) => f(entry),
+            None => self.custody_for(entry.mech),
+        }
+    }
+
+    /// Whether `set` takes `flag` (one of the vault-specific [`VaultInfo::set_flags`]) for it.
+    pub fn takes_set_flag(&self, flag: &str) -> bool {
+        self.set_flags.contains(&flag)
+    }
 }
 
 impl std::fmt::Debug for VaultInfo {
@@ -111,6 +142,8 @@ impl std::fmt::Debug for VaultInfo {
             .field("custody", &self.custody)
             .field("mechs", &self.mechs)
             .field("default_mech", &self.default_mech)
+            .field("reads_with_session_grants", &self.reads_with_session_grants)
+            .field("set_flags", &self.set_flags)
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +156,7 @@ pub fn info(kind: VaultKind) -> &'static VaultInfo {
         VaultKind::OsDaemon => &os_daemon::INFO,
         VaultKind::OsEnvvar => &os_envvar::INFO,
         VaultKind::AwsConfig => &aws_config::INFO,
+        VaultKind::AwsParams => &aws_params::INFO,
         VaultKind::OnePassword => &onepassword::INFO,
         VaultKind::OsKeychain => &os_keychain::INFO,
     }
@@ -200,6 +234,23 @@ pub trait Vault {
     fn store(&self, slug: &Slug, mech: Mech, secret: &Secret) -> Result<Stored>;
     /// Reads the key out of the vault (may sign in, for vaults that do).
     fn read(&self, entry: &HostEntry) -> Result<Read>;
+    /// Reads many keys of this vault in one pass: one answer per entry, in order. A vault that
+    /// can read several keys per call (aws.params: `GetParameters`, 10 names a call) does so;
+    /// the others read each in turn (and after a cancelled prompt, no more: the rest answer
+    /// cancelled too).
+    fn read_many(&self, entries: &[&HostEntry]) -> Vec<Result<Read>> {
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let read = match out.last() {
+                Some(Err(Error::Cancelled { what })) => {
+                    Err(Error::Cancelled { what: what.clone() })
+                }
+                _ => self.read(e),
+            };
+            out.push(read);
+        }
+        out
+    }
     /// Releases what a read left behind for the grant (e.g. a mirrored token file), unless a
     /// grant the session daemon holds still needs it. Nothing, for most vaults.
     fn release(&self, _entry: &HostEntry) -> Result<()> {
@@ -207,14 +258,16 @@ pub trait Vault {
     }
     /// Destroys (owned) or forgets (referenced) the secret.
     fn del(&self, entry: &HostEntry) -> Result<()>;
-    /// Fails when the vault cannot be reached at all, before `set` asks anyone for a secret.
-    fn check_ready(&self) -> Result<()> {
+    /// Fails when the vault cannot be reached at all, or cannot take `slug` where `set`'s flags
+    /// point it (aws.params: the name, the KMS key, the signing identity, the region), before
+    /// `set` asks anyone for a secret.
+    fn check_ready(&self, _slug: &Slug) -> Result<()> {
         Ok(())
     }
-    /// For a key stored with `mech` that points at a secret kept elsewhere (a `reference`): the
+    /// For `slug` stored with `mech` pointing at a secret kept elsewhere (a `reference`): the
     /// value the pointer `set` was given points at, which the round trip compares the read with
     /// (an error when no pointer was given). `None`: the vault stores what `set` is given.
-    fn referenced(&self, _mech: Mech) -> Option<Result<Secret>> {
+    fn referenced(&self, _slug: &Slug, _mech: Mech) -> Option<Result<Secret>> {
         None
     }
     /// Renews a grant of this vault whose renewal deadline passed (called in the session
@@ -336,7 +389,44 @@ pub enum Checked {
 /// ([`admit`]). Vault and mech failures and refused values are errors (that key's `errored`
 /// row); what the read left behind is released on those.
 pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Checked> {
-    match read_held(vault, entry)? {
+    checked_grant(vault, entry, vault.read(entry))
+}
+
+/// [`read_grant`] for many keys of one vault, read in one pass ([`Vault::read_many`]): one
+/// answer per entry, in order.
+pub fn read_grants(vault: &dyn Vault, entries: &[&HostEntry]) -> Vec<Result<Checked>> {
+    let mut reads = vault.read_many(entries);
+    if reads.len() != entries.len() {
+        reads = entries
+            .iter()
+            .map(|e| {
+                Err(Error::VaultRefused {
+                    vault: vault.kind().to_string(),
+                    operation: "unlock",
+                    reason: format!(
+                        "it answered {} reads for {} keys",
+                        reads.len(),
+                        entries.len()
+                    ),
+                    hint: format!(
+                        "unlock this key alone: keyrack unlock --key {} --env {}",
+                        e.slug.key(),
+                        e.env
+                    ),
+                })
+            })
+            .collect();
+    }
+    entries
+        .iter()
+        .zip(reads)
+        .map(|(e, read)| checked_grant(vault, e, read))
+        .collect()
+}
+
+/// What a read gave, checked: its slug and vault, the mech's grant, the admission rules.
+fn checked_grant(vault: &dyn Vault, entry: &HostEntry, read: Result<Read>) -> Result<Checked> {
+    match held(vault, entry, read)? {
         Ok(held) => grant_from_held(vault, entry, held),
         Err(why) => Ok(Checked::Lost(why)),
     }
@@ -345,7 +435,16 @@ pub fn read_grant(vault: &dyn Vault, entry: &HostEntry) -> Result<Checked> {
 /// The first half of [`read_grant`]: what the vault holds for `entry` (`Err(why)` when it holds
 /// nothing). `set` proves this byte-equal to what it stored.
 fn read_held(vault: &dyn Vault, entry: &HostEntry) -> Result<std::result::Result<Grant, String>> {
-    let grant = match vault.read(entry)? {
+    held(vault, entry, vault.read(entry))
+}
+
+/// What a read of `entry` gave, checked to be the key's.
+fn held(
+    vault: &dyn Vault,
+    entry: &HostEntry,
+    read: Result<Read>,
+) -> Result<std::result::Result<Grant, String>> {
+    let grant = match read? {
         Read::Lost(why) => return Ok(Err(why)),
         Read::Granted(grant) => grant,
     };
@@ -507,5 +606,69 @@ pub fn set_proven_with(
             stored.undo()?;
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Reads `Cancelled` for keys named `CANCEL`, a value for the others; counts its reads.
+    struct Scripted {
+        reads: Cell<u32>,
+    }
+
+    impl Vault for Scripted {
+        fn kind(&self) -> VaultKind {
+            VaultKind::OsDirect
+        }
+        fn store(&self, _: &Slug, _: Mech, _: &Secret) -> Result<Stored> {
+            unreachable!("not stored")
+        }
+        fn read(&self, entry: &HostEntry) -> Result<Read> {
+            self.reads.set(self.reads.get() + 1);
+            if entry.slug.key() == "CANCEL" {
+                return Err(Error::Cancelled {
+                    what: "a sign-in".into(),
+                });
+            }
+            Ok(Read::Granted(Grant::new(
+                entry.slug.clone(),
+                Secret::new("v".into()),
+                VaultKind::OsDirect,
+                entry.mech,
+            )))
+        }
+        fn del(&self, _: &HostEntry) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn entry(key: &str) -> HostEntry {
+        let slug = Slug::new("acme", "test", key).unwrap();
+        provisional_entry(&slug, VaultKind::OsDirect, Mech::Replica, None, Meta::None)
+    }
+
+    #[test]
+    fn many_reads_answer_in_order_and_stop_at_a_cancelled_prompt() {
+        let v = Scripted {
+            reads: Cell::new(0),
+        };
+        let (a, cancel, b) = (entry("A"), entry("CANCEL"), entry("B"));
+        let answers = read_grants(&v, &[&a, &b]);
+        assert_eq!(answers.len(), 2);
+        for (answer, key) in answers.into_iter().zip(["A", "B"]) {
+            assert!(matches!(answer, Ok(Checked::Granted(g)) if g.slug.key() == key));
+        }
+        assert_eq!(v.reads.get(), 2);
+
+        // a person who cancels a prompt is not asked again for the keys after it
+        v.reads.set(0);
+        let answers = read_grants(&v, &[&a, &cancel, &b]);
+        assert_eq!(v.reads.get(), 2, "B was not read");
+        assert!(matches!(answers[0], Ok(Checked::Granted(_))));
+        assert!(matches!(answers[1], Err(Error::Cancelled { .. })));
+        assert!(matches!(answers[2], Err(Error::Cancelled { .. })));
     }
 }

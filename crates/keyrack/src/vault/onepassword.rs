@@ -60,6 +60,9 @@ pub const INFO: VaultInfo = VaultInfo {
     mechs: &[Mech::Reference, Mech::Replica],
     default_mech: Mech::Reference,
     default_for_keys: &[],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
     open: |ctx| Box::new(OnePassword::new(ctx)),
     open_for_set: Some(|ctx, t| {
         Box::new(OnePassword::for_set(
@@ -297,7 +300,7 @@ impl Vault for OnePassword<'_> {
         VaultKind::OnePassword
     }
 
-    fn check_ready(&self) -> Result<()> {
+    fn check_ready(&self, _slug: &Slug) -> Result<()> {
         // op must at least be installed; a signed-out op is reported by the store itself
         match self.cli.get_or_init(OpCli::locate) {
             Ok(_) => Ok(()),
@@ -305,7 +308,7 @@ impl Vault for OnePassword<'_> {
         }
     }
 
-    fn referenced(&self, mech: Mech) -> Option<Result<Secret>> {
+    fn referenced(&self, _slug: &Slug, mech: Mech) -> Option<Result<Secret>> {
         (mech == Mech::Reference).then(|| self.resolve_reference())
     }
 

@@ -27,6 +27,9 @@ pub const INFO: VaultInfo = VaultInfo {
     mechs: &[Mech::Session, Mech::Replica],
     default_mech: Mech::Session,
     default_for_keys: &[],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
     open: |ctx| Box::new(OsDaemon::new(ctx)),
     open_for_set: None,
 };

@@ -27,6 +27,9 @@ pub const INFO: VaultInfo = VaultInfo {
     mechs: &[Mech::Replica, Mech::GithubApp],
     default_mech: Mech::Replica,
     default_for_keys: &[],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
     open: |ctx| Box::new(OsDirect::new(ctx)),
     open_for_set: None,
 };

@@ -20,6 +20,9 @@ pub const INFO: VaultInfo = VaultInfo {
     mechs: &[],
     default_mech: Mech::Replica,
     default_for_keys: &[],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
     open: |_| Box::new(OsEnvvar),
     open_for_set: None,
 };

@@ -195,6 +195,9 @@ pub const INFO: VaultInfo = VaultInfo {
     mechs: &[Mech::Replica, Mech::GithubApp],
     default_mech: Mech::Replica,
     default_for_keys: &[],
+    custody_of_entry: None,
+    reads_with_session_grants: false,
+    set_flags: &[],
     open: |ctx| Box::new(OsKeychain::new(ctx)),
     open_for_set: None,
 };

@@ -190,6 +190,7 @@ fn guided_setup_signs_in_once_skips_hostile_entries_and_diffs_an_existing_profil
         aws: ProfileFlags::default(),
         allow_dangerous: false,
         github: Default::default(),
+        params: Default::default(),
     };
     let plan = set::plan(&rack, &opts).unwrap();
     assert_eq!(plan.vault, VaultKind::AwsConfig);
@@ -296,6 +297,7 @@ fn set_asks_the_secret_through_the_trait_or_names_the_pipe() {
         aws: ProfileFlags::default(),
         allow_dangerous: false,
         github: Default::default(),
+        params: Default::default(),
     };
     let nobody = w.rack(Arc::new(NonInteractive));
     let e = set::run(&nobody, &opts).unwrap_err();

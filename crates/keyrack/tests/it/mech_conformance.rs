@@ -198,7 +198,62 @@ fn github_app_conforms_in_every_vault_that_keeps_it() {
         crate::session_bus();
     }
     for kind in kinds {
+        if kind == VaultKind::AwsParams {
+            // SSM is moto; the signing AWS_PROFILE grant is in this home's daemon
+            aws_params_signer(&home);
+            let target = vault::SetTarget {
+                region: Some("us-east-1".into()),
+                ..Default::default()
+            };
+            let v = vault::open_for_set(kind, ctx, target);
+            conformance(v.as_ref(), &gh, &bundle, &wrong);
+            continue;
+        }
         let v = vault::open(kind, ctx);
         conformance(v.as_ref(), &gh, &bundle, &wrong);
     }
+}
+
+/// What aws.params signs with: moto for SSM (`AWS_ENDPOINT_URL_SSM` of this process), and a
+/// daemon for `home` holding an unlocked `acme.test.AWS_PROFILE` whose payload carries fresh
+/// role credentials.
+fn aws_params_signer(home: &Home) {
+    use keyrack::daemon::server::{Bound, Server};
+    use keyrack::vault::aws_config::{label, Payload};
+    let moto = keyrack_fake_aws::ssm::Moto::shared();
+    std::env::set_var("AWS_ENDPOINT_URL_SSM", &moto.url);
+    let server = match Server::bind(home).unwrap() {
+        Bound::Ready(s) => s,
+        Bound::AlreadyRunning => panic!("a fresh home has no daemon"),
+    };
+    std::thread::spawn(move || server.serve(keyrack::grant::NoRenewer));
+    let hour = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let secret = |s: &str| Secret::new(s.into());
+    let payload = Payload {
+        portal: "http://127.0.0.1:9/never-asked-while-fresh".into(),
+        sso_region: "us-east-1".into(),
+        account_id: "123456789012".into(),
+        role_name: "AdministratorAccess".into(),
+        access_token: secret("unused while the role credentials are fresh"),
+        role_credentials: Some(keyrack::aws::portal::RoleCredentials {
+            access_key_id: "ASIAMECHCONFORMANCE".into(),
+            secret_access_key: secret("conformance-secret"),
+            session_token: secret("conformance-session"),
+            expiration: hour,
+        }),
+    };
+    let mut profile = keyrack::grant::Grant::new(
+        Slug::parse("acme.test.AWS_PROFILE").unwrap(),
+        secret("acme.test"),
+        VaultKind::AwsConfig,
+        Mech::AwsSso,
+    );
+    profile.expires_at = Some(hour);
+    profile.payload = Some(payload.seal());
+    profile
+        .labels
+        .insert(label::PROFILE.into(), "acme.test".into());
+    keyrack::daemon::client::Client::new(home)
+        .unlock(vec![profile])
+        .unwrap();
 }

@@ -163,6 +163,19 @@ fn conformance_with(v: &dyn Vault, mech: Mech) {
     let odd_entry = vault::set_proven(v, &odd_slug, mech, &secret(odd)).unwrap();
     assert_eq!(value_read(v, &odd_entry).as_deref(), Some(odd));
 
+    // many keys in one pass: one answer per entry, in order, as each read alone would give
+    let many = vault::read_grants(v, &[&odd_entry, &entry]);
+    let values: Vec<String> = many
+        .into_iter()
+        .map(|c| match c.unwrap() {
+            Checked::Granted(g) => g.secret.expose().to_string(),
+            other => panic!("{kind}: {other:?}"),
+        })
+        .collect();
+    assert_eq!(values, [odd, "second"], "{kind}");
+    v.release(&odd_entry).unwrap();
+    v.release(&entry).unwrap();
+
     // a read-back that differs fails set, and the previous value survives
     let sab = Watched::new(v, true);
     let err = vault::set_proven(&sab, &s, mech, &secret("third")).unwrap_err();
@@ -188,6 +201,19 @@ fn conformance_with(v: &dyn Vault, mech: Mech) {
         value_read(v, &fresh_entry).is_none(),
         "{kind}: nothing kept after a failed set"
     );
+    // a key the vault does not have is lost in a pass of many too, the others unharmed
+    let many = v.read_many(&[&fresh_entry, &entry]);
+    assert_eq!(many.len(), 2, "{kind}");
+    let mut many = many.into_iter();
+    assert!(
+        matches!(many.next().unwrap().unwrap(), Read::Lost(_)),
+        "{kind}"
+    );
+    assert!(
+        matches!(many.next().unwrap().unwrap(), Read::Granted(g) if g.secret.expose() == "second"),
+        "{kind}"
+    );
+    v.release(&entry).unwrap();
 
     // an unsupported mech is refused before anything is stored
     let err = vault::set_proven(v, &fresh, Mech::AwsSso, &secret("x")).unwrap_err();
@@ -225,7 +251,7 @@ fn conformance_with(v: &dyn Vault, mech: Mech) {
     v.release(&entry).unwrap();
 
     // del destroys (owned vaults): a read now reports lost
-    assert_eq!(caps.custody_for(mech), Custody::Owns);
+    assert_eq!(caps.custody_of(&entry), Custody::Owns);
     v.del(&entry).unwrap();
     assert!(
         value_read(v, &entry).is_none(),
@@ -287,6 +313,89 @@ fn os_daemon_conforms() {
     assert!(Client::new(&w.home).shutdown().unwrap());
     std::thread::sleep(std::time::Duration::from_millis(50));
     assert!(matches!(v.read(&e).unwrap(), Read::Lost(_)));
+}
+
+/// The grant of an unlocked aws.config key `slug` (profile `profile`), as `unlock` leaves it in
+/// the daemon: its payload carries role credentials fresh for an hour.
+fn signing_profile(slug: Slug, profile: &str, access_key_id: &str) -> keyrack::grant::Grant {
+    use keyrack::vault::aws_config::Payload;
+    let hour = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let payload = Payload {
+        portal: "http://127.0.0.1:9/never-asked-while-fresh".into(),
+        sso_region: "us-east-1".into(),
+        account_id: "123456789012".into(),
+        role_name: "AdministratorAccess".into(),
+        access_token: secret("unused while the role credentials are fresh"),
+        role_credentials: Some(keyrack::aws::portal::RoleCredentials {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret("conformance-secret"),
+            session_token: secret("conformance-session"),
+            expiration: hour,
+        }),
+    };
+    let mut g =
+        keyrack::grant::Grant::new(slug, secret(profile), VaultKind::AwsConfig, Mech::AwsSso);
+    g.expires_at = Some(hour);
+    g.payload = Some(payload.seal());
+    g.labels.insert(
+        keyrack::vault::aws_config::label::PROFILE.into(),
+        profile.into(),
+    );
+    g
+}
+
+#[test]
+fn aws_params_conforms() {
+    let _env = crate::env_lock();
+    // moto (installed by scripts/test.sh) stands for SSM; this is the only test of this binary
+    // that reads AWS_ENDPOINT_URL_SSM.
+    let moto = keyrack_fake_aws::ssm::Moto::shared();
+    std::env::set_var("AWS_ENDPOINT_URL_SSM", &moto.url);
+    let w = world();
+    let server = match Server::bind(&w.home).unwrap() {
+        Bound::Ready(s) => s,
+        Bound::AlreadyRunning => panic!("fresh home has no daemon"),
+    };
+    std::thread::spawn(move || server.serve(keyrack::grant::NoRenewer));
+    // the unlocked aws.config key whose role credentials sign: as unlock leaves it in the daemon
+    let profile = signing_profile(
+        slug("acme.test.AWS_PROFILE"),
+        "acme.test",
+        "ASIACONFORMANCE",
+    );
+    let client = Client::new(&w.home);
+    client.unlock(vec![profile]).unwrap();
+    let target = vault::SetTarget {
+        region: Some("us-east-1".into()),
+        ..Default::default()
+    };
+    let v = vault::open_for_set(VaultKind::AwsParams, w.ctx(), target);
+    conformance(v.as_ref());
+    // set wrote a SecureString under the computed name; del (above) removed it
+    assert_eq!(moto.parameter("/keyrack/acme/test/CONFORMANCE_KEY"), None);
+    assert_eq!(
+        moto.parameter("/keyrack/acme/test/ODD").map(|(t, _)| t),
+        Some("SecureString".into())
+    );
+
+    // without the signing key in the session: an error naming it, not an ambient profile
+    client
+        .relock(keyrack::daemon::protocol::RelockScope::All)
+        .unwrap();
+    let e = vault::provisional_entry(
+        &slug("acme.test.ODD"),
+        VaultKind::AwsParams,
+        Mech::Replica,
+        None,
+        Default::default(),
+    );
+    let err = v.read(&e).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(err
+        .fix()
+        .unwrap()
+        .contains("keyrack unlock --key AWS_PROFILE --env test"));
+    let _ = client.shutdown();
 }
 
 #[test]
