@@ -248,6 +248,13 @@ fn answer(
                 .iter()
                 .find(|e| &e.slug == slug || e.slug == all)
                 .cloned();
+            if let Some(e) = &row.ended {
+                // why its grant is gone (an SSO session that ended, an expiry), not just "locked"
+                row.reason = Some(format!(
+                    "set on this host, not unlocked: {}",
+                    super::row::ended_text(e)
+                ));
+            }
             return;
         }
         None => match os_envvar::read(slug.key()) {
