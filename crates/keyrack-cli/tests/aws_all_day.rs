@@ -456,7 +456,9 @@ fn a_refused_refresh_ends_the_grant_and_status_get_and_exec_say_why() {
         "{human}"
     );
     assert!(
-        human.contains("sso session: until ") && human.contains("at the latest (89d"),
+        human.contains("sso session: until ")
+            && human.contains("at the latest (")
+            && human.contains("h left)"),
         "{human}"
     );
 
