@@ -232,7 +232,7 @@ pub fn error_json(e: &Error) -> serde_json::Value {
     })
 }
 
-/// "8h59m left", "expired".
+/// "8h59m left", "89d23h left", "expired".
 pub fn time_left(t: jiff::Timestamp) -> String {
     let now = jiff::Timestamp::now();
     if t <= now {
@@ -240,7 +240,9 @@ pub fn time_left(t: jiff::Timestamp) -> String {
     }
     let secs = (t.as_second() - now.as_second()).max(0);
     let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
+    if h >= 48 {
+        format!("{}d{:02}h left", h / 24, h % 24)
+    } else if h > 0 {
         format!("{h}h{m:02}m left")
     } else if m > 0 {
         format!("{m}m{s:02}s left")
@@ -280,6 +282,19 @@ fn row_node(r: &KeyRow, style: Style, inline_fix: bool) -> Node {
     let mut s = Node::new(format!("status: {}", status_label(r.status, style)));
     if let Some(t) = r.expires_at {
         s.push(Node::new(format!("expires: {}", time_left(t))));
+    }
+    if let Some(l) = &r.limit {
+        // the second horizon: what keeps the grant alive, and until when at the latest
+        let mut n = Node::new(format!(
+            "{}: until {} at the latest ({})",
+            l.what,
+            rfc3339(l.at),
+            time_left(l.at)
+        ));
+        if let Some(why) = &l.why {
+            n.push(Node::new(why.clone()));
+        }
+        s.push(n);
     }
     if let Some(reason) = &r.reason {
         s.push(Node::new(format!("reason: {reason}")));

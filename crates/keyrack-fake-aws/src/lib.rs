@@ -22,7 +22,13 @@
 //!
 //! Knobs: token, role-credential and client-registration lifetimes, the consent mode, pending polls, slow-down answers, revoking every session, which user
 //! signs in next, 5xx faults, the accounts and roles the portal lists (hostile names included).
-//! It counts every request that carried an SSO bearer token. [`Trap`] is a bare TCP listener
+//! It counts every request that carried an SSO bearer token.
+//!
+//! Refresh tokens (for a working day of short access tokens): single-use rotation
+//! ([`FakeAws::set_single_use_refresh_tokens`]), the end of the portal session
+//! ([`FakeAws::end_sessions`]: every refresh refused from then on), transient refresh faults
+//! ([`FakeAws::fail_refreshes`]); refreshes are counted by who made them (keyrack or botocore,
+//! by `User-Agent`) and refused ones apart. [`Trap`] is a bare TCP listener
 //! that stands for a host the token must never reach: it records every connection and byte.
 //!
 //! [`FakeAws::start_https`] serves the same routes over TLS with a certificate from a test CA
@@ -117,6 +123,10 @@ struct State {
     bearer_requests: u32,
     consent_mode: ConsentMode,
     registration_lifetime: u64,
+    single_use_refresh: bool,
+    refresh_faults: u32,
+    refresh_agents: Vec<String>,
+    refused_refreshes: u32,
 }
 
 /// When the fake shows the consent page ("Allow <client> to access your data?").
@@ -491,6 +501,49 @@ impl FakeAws {
     pub fn browser_authorizations(&self) -> u32 {
         self.with(|s| s.authorizations + s.device_approvals)
     }
+    /// The portal session ends (as its configured length runs out): every refresh token is
+    /// refused from now on (`InvalidGrantException`), while access tokens already issued live
+    /// out their time, as AWS does not announce a session's end.
+    pub fn end_sessions(&self) {
+        self.with(|s| s.refresh.values_mut().for_each(|r| r.revoked = true));
+    }
+    /// Whether a refresh token works once only (rotated: the refresh answers a new one and the
+    /// old one is refused from then on). Off by default.
+    pub fn set_single_use_refresh_tokens(&self, on: bool) {
+        self.with(|s| s.single_use_refresh = on);
+    }
+    /// The next `n` refreshes (`CreateToken` with `refresh_token`) answer 500, as a transient
+    /// fault; other requests are not affected.
+    pub fn fail_refreshes(&self, n: u32) {
+        self.with(|s| s.refresh_faults = n);
+    }
+    /// The `User-Agent` of each successful refresh, oldest first (keyrack's and botocore's
+    /// refreshes told apart).
+    pub fn refresh_agents(&self) -> Vec<String> {
+        self.with(|s| s.refresh_agents.clone())
+    }
+    /// Successful refreshes whose `User-Agent` names botocore (the AWS CLI, boto3).
+    pub fn botocore_refreshes(&self) -> usize {
+        self.with(|s| {
+            s.refresh_agents
+                .iter()
+                .filter(|a| a.contains("botocore"))
+                .count()
+        })
+    }
+    /// Successful refreshes by anyone but botocore (keyrack).
+    pub fn keyrack_refreshes(&self) -> usize {
+        self.with(|s| {
+            s.refresh_agents
+                .iter()
+                .filter(|a| !a.contains("botocore"))
+                .count()
+        })
+    }
+    /// Refreshes refused (an unknown, used, revoked or foreign refresh token).
+    pub fn refused_refreshes(&self) -> u32 {
+        self.with(|s| s.refused_refreshes)
+    }
     /// Lifetime of new client registrations (`clientSecretExpiresAt`; AWS: about 90 days).
     pub fn set_registration_lifetime(&self, d: Duration) {
         self.with(|s| s.registration_lifetime = d.as_secs());
@@ -647,7 +700,10 @@ fn route(s: &mut State, req: &Request, body: &str, base: &str) -> Reply {
                 Response::from_string("unknown code").with_status_code(404)
             }
         }
-        (Method::Post, "/token") => token(s, &field),
+        (Method::Post, "/token") => {
+            let agent = header(req, "user-agent").unwrap_or_default();
+            token(s, &field, &agent)
+        }
         (Method::Get, "/assignment/accounts") => {
             if s.bearer_user(req).is_none() {
                 return unauthorized();
@@ -803,7 +859,7 @@ fn page(items: Vec<serde_json::Value>, field: &str, q: &HashMap<String, String>)
     json(200, v)
 }
 
-fn token(s: &mut State, field: &dyn Fn(&str) -> String) -> Reply {
+fn token(s: &mut State, field: &dyn Fn(&str) -> String, agent: &str) -> Reply {
     let client_id = field("clientId");
     match s.clients.get(&client_id) {
         Some(c) if c.accepts(&field("clientSecret")) => {}
@@ -855,14 +911,25 @@ fn token(s: &mut State, field: &dyn Fn(&str) -> String) -> Reply {
             json(200, s.issue(&client_id, &c.user))
         }
         "refresh_token" => {
+            if s.refresh_faults > 0 {
+                s.refresh_faults -= 1;
+                return aws_error(500, "InternalServerException", "injected refresh fault");
+            }
             let rt = field("refreshToken");
-            match s.refresh.get(&rt) {
+            match s.refresh.get_mut(&rt) {
                 Some(r) if !r.revoked && r.client_id == client_id => {
                     let user = r.user.clone();
+                    if s.single_use_refresh {
+                        r.revoked = true;
+                    }
                     s.refreshes += 1;
+                    s.refresh_agents.push(agent.to_string());
                     json(200, s.issue(&client_id, &user))
                 }
-                _ => aws_error(400, "InvalidGrantException", "refresh token invalid"),
+                _ => {
+                    s.refused_refreshes += 1;
+                    aws_error(400, "InvalidGrantException", "refresh token invalid")
+                }
             }
         }
         other => aws_error(

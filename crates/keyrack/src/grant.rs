@@ -197,6 +197,18 @@ pub enum Custody {
 /// Labels to look grants up by: `name → value` (e.g. `aws.profile → acme.test`).
 pub type Labels = BTreeMap<String, String>;
 
+/// Labels any vault may attach to a grant so `status` shows the horizon of what keeps it alive
+/// beyond its own expiry (e.g. an SSO session refreshed in the background until its client
+/// registration expires). Plain text: the daemon and the CLI name no vault.
+pub mod limit {
+    /// What the limit is of, for people (`sso session`).
+    pub const WHAT: &str = "limit.what";
+    /// When, at the latest (RFC 3339).
+    pub const AT: &str = "limit.at";
+    /// Why it ends then, and what may end it sooner, for people.
+    pub const WHY: &str = "limit.why";
+}
+
 /// An unlocked, usable secret.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -271,7 +283,8 @@ pub enum EndReason {
     Expired,
     /// Its vault ended it when asked to renew it (e.g. the SSO session is over).
     Ended {
-        /// The vault's reason, for people.
+        /// The vault's reason, for people: `<what happened>: <details>` (`the SSO session
+        /// ended: AWS refused to refresh its token`); shown with the time after what happened.
         reason: String,
     },
     /// Someone relocked it (relock, set, del, logout, daemon prune).

@@ -68,6 +68,12 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
         expiring_clients,
     } = unlock::status(&rack, a.env.as_deref())?;
     let now = jiff::Timestamp::now();
+    let owner = rack.home().owner();
+    // grants that ended by themselves (expired, or ended by their vault), and why
+    let ended_rows: Vec<_> = ended
+        .iter()
+        .filter_map(|e| unlock::ended_row(e, owner))
+        .collect();
     if ctx.json {
         let socket = Client::new(rack.home()).socket_path().to_path_buf();
         ui::json(&serde_json::json!({
@@ -77,13 +83,18 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
                 "socket": socket,
             })),
             "keys": rows_json(&rows, false),
-            // grants that ended lately, and why (data only: not rendered yet)
-            "ended": ended.iter().map(|e| serde_json::json!({
-                "slug": e.slug,
-                "vault": e.vault,
-                "at": time_json(e.at),
-                "why": e.why,
-            })).collect::<Vec<_>>(),
+            // grants that ended lately: when, why, and (unless relocked) the unlock that fixes it
+            "ended": ended.iter().map(|e| {
+                let row = ended_rows.iter().find(|r| r.ended.as_ref() == Some(e));
+                serde_json::json!({
+                    "slug": e.slug,
+                    "vault": e.vault,
+                    "at": time_json(e.at),
+                    "why": e.why,
+                    "reason": row.and_then(|r| r.reason.clone()),
+                    "fix": row.and_then(|r| r.fix.clone()),
+                })
+            }).collect::<Vec<_>>(),
             "released": released,
             "warnings": expiring_clients.iter().map(|c| serde_json::json!({
                 "kind": "sign_in_client_expiring",
@@ -111,10 +122,12 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     let fix = style.fix("keyrack unlock");
     if daemon.is_none() {
         nodes.push(Node::new("daemon: not running (nothing unlocked)").leaf(fix));
-    } else if rows.is_empty() {
+    } else if rows.is_empty() && ended_rows.is_empty() {
         nodes.push(Node::new("nothing unlocked").leaf(fix));
     }
     nodes.extend(key_rows(&rows, style, false));
+    // what ended by itself says why, with the unlock that fixes it
+    nodes.extend(key_rows(&ended_rows, style, false));
     for c in &expiring_clients {
         nodes.push(Node::new(format!(
             "{} {}",

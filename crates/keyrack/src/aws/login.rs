@@ -90,6 +90,15 @@ fn token_from(answer: TokenAnswer, reg: &Registration, start_url: &str) -> SsoTo
 
 /// Refreshes `token` with its refresh token.
 pub fn refresh(token: &SsoToken, reg: &Registration) -> std::result::Result<SsoToken, AwsError> {
+    refresh_at(&endpoint(Service::SsoOidc, &reg.region)?, token, reg)
+}
+
+/// [`refresh`] at the SSO OIDC endpoint `base` resolved earlier.
+pub fn refresh_at(
+    base: &str,
+    token: &SsoToken,
+    reg: &Registration,
+) -> std::result::Result<SsoToken, AwsError> {
     let rt = token
         .refresh_token
         .as_ref()
@@ -98,7 +107,7 @@ pub fn refresh(token: &SsoToken, reg: &Registration) -> std::result::Result<SsoT
             code: "InvalidGrantException".into(),
             message: "no refresh token".into(),
         })?;
-    let answer = oidc::create_token(reg, Grant::Refresh(rt))?;
+    let answer = oidc::create_token_at(base, reg, Grant::Refresh(rt))?;
     let mut t = token_from(answer, reg, &token.start_url);
     if t.refresh_token.is_none() {
         t.refresh_token = token.refresh_token.clone();

@@ -32,6 +32,105 @@ pub const CA_BUNDLE_ENV: &str = "AWS_CA_BUNDLE";
 
 thread_local! {
     static PROFILE_CA_BUNDLE: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+    static CAPTURED: RefCell<Option<std::collections::BTreeMap<String, String>>> = const { RefCell::new(None) };
+}
+
+/// The variables that decide trust and proxies ([`Settings`] captures exactly these).
+pub const SETTINGS_VARS: [&str; 8] = [
+    CA_BUNDLE_ENV,
+    "https_proxy",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "HTTP_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "REQUEST_METHOD",
+];
+
+/// The network settings of one process, captured so another can use them: the variables of
+/// [`SETTINGS_VARS`] (a relative `AWS_CA_BUNDLE` made absolute) and the `ca_bundle` of the
+/// profile being worked on. `unlock` captures them into an aws.config grant; the session daemon,
+/// which runs with a clean environment and may have been started from another shell, renews
+/// that grant with exactly them ([`Settings::enter`]), so a refresh goes through the same proxy
+/// and trusts the same CAs as the unlock that made the grant.
+///
+/// Secret (a proxy URL may hold a password): kept only inside a grant's payload, never printed.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    vars: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    profile_ca_bundle: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .field("profile_ca_bundle", &self.profile_ca_bundle)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// The settings this thread's AWS calls use now (its environment, and the profile bundle of
+    /// a [`ProfileTrust`] in force).
+    pub fn capture() -> Settings {
+        let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+        let vars = SETTINGS_VARS
+            .iter()
+            .filter_map(|k| {
+                let v = env_var(k)?;
+                let v = if *k == CA_BUNDLE_ENV && !v.is_empty() {
+                    absolute(PathBuf::from(&v)).to_string_lossy().into_owned()
+                } else {
+                    v
+                };
+                Some((k.to_string(), v))
+            })
+            .collect();
+        Settings {
+            vars,
+            profile_ca_bundle: PROFILE_CA_BUNDLE.with(|c| c.borrow().clone()).map(absolute),
+        }
+    }
+
+    /// Until the guard is dropped, AWS calls on this thread use these settings instead of the
+    /// process environment's (a variable they do not hold is unset).
+    pub fn enter(&self) -> SettingsGuard {
+        let previous = CAPTURED.with(|c| c.replace(Some(self.vars.clone())));
+        let bundle = self
+            .profile_ca_bundle
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
+        SettingsGuard {
+            previous,
+            _trust: ProfileTrust::enter(bundle.as_deref()),
+        }
+    }
+}
+
+/// Restores the environment's settings when dropped (see [`Settings::enter`]).
+pub struct SettingsGuard {
+    previous: Option<std::collections::BTreeMap<String, String>>,
+    _trust: ProfileTrust,
+}
+
+impl Drop for SettingsGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        CAPTURED.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+/// A network variable as this thread's AWS calls see it: the entered [`Settings`], else the
+/// process environment.
+fn env_var(k: &str) -> Option<String> {
+    match CAPTURED.with(|c| c.borrow().as_ref().map(|m| m.get(k).cloned())) {
+        Some(v) => v,
+        None => std::env::var(k).ok(),
+    }
 }
 
 /// While alive, AWS calls on this thread also trust the `ca_bundle` of the profile being
@@ -372,7 +471,7 @@ pub struct Route {
 
 /// The agent for one request to `url`, with the trust and proxy settings of this process.
 pub fn route(url: &str, timeout: std::time::Duration) -> Result<Route, AwsError> {
-    let env = |k: &str| std::env::var(k).ok();
+    let env = |k: &str| env_var(k);
     let uri: ::http::Uri = url.parse().map_err(|e| AwsError::Refused {
         reason: format!("{url} is not a URL ({e})"),
     })?;

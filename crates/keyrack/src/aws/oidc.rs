@@ -172,7 +172,17 @@ pub struct TokenAnswer {
 
 /// Exchanges a grant for a token.
 pub fn create_token(reg: &Registration, grant: Grant<'_>) -> Result<TokenAnswer, AwsError> {
-    let url = format!("{}/token", endpoint(Service::SsoOidc, &reg.region)?);
+    create_token_at(&endpoint(Service::SsoOidc, &reg.region)?, reg, grant)
+}
+
+/// [`create_token`] at the SSO OIDC endpoint `base` resolved earlier (the session daemon
+/// refreshes at the endpoint the unlock resolved: it has no `AWS_ENDPOINT_URL_*` of its own).
+pub fn create_token_at(
+    base: &str,
+    reg: &Registration,
+    grant: Grant<'_>,
+) -> Result<TokenAnswer, AwsError> {
+    let url = format!("{}/token", base.trim_end_matches('/'));
     let mut body = serde_json::json!({
         "clientId": reg.client_id,
         "clientSecret": reg.client_secret.expose(),

@@ -20,7 +20,8 @@
 //! grant, no change (asked again a minute later), or the end of the grant, remembered with its
 //! reason.
 //!
-//! **Exiting** (idle and empty for the idle window, or SHUTDOWN): stop answering, unlink the
+//! **Exiting** (idle and empty for the idle window — a grant that ended by itself counts until
+//! a GET or STATUS has said why, see [`Store::is_idle`] — or SHUTDOWN): stop answering, unlink the
 //! socket, forget every grant (removing the files they carried), and only then release the
 //! lock — so a new daemon waiting for the lock binds a fresh socket that nobody unlinks.
 
@@ -308,7 +309,7 @@ impl<R: Renewer> Sweeper<R> {
         }
         let now = time::now();
         st.store.sweep(now);
-        if st.store.is_empty() && st.last_request.elapsed() >= self.idle {
+        if st.store.is_idle() && st.last_request.elapsed() >= self.idle {
             // Decide under the state lock: no request is answered after this.
             st.closing = true;
             let _ = std::fs::remove_file(self.path.as_path());

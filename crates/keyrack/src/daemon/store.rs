@@ -8,7 +8,10 @@
 //!
 //! A grant whose [`Grant::renew_at`] passed is handed out by [`Store::due`] to be renewed (by the
 //! server, outside the store's lock) and the outcome applied with [`Store::renewed`]. A grant
-//! that ends leaves an [`Ended`] record (bounded in number and age) for GET and STATUS.
+//! that ends leaves an [`Ended`] record (bounded in number and age) for GET and STATUS; one its
+//! vault ended (nobody asked for it, e.g. a session that is over) keeps an idle daemon running
+//! until a GET or STATUS has reported it ([`Store::is_idle`]), so the reason is not lost before
+//! anyone asks.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -45,6 +48,8 @@ struct Held {
 pub struct Store {
     grants: HashMap<Slug, Held>,
     ended: HashMap<Slug, Ended>,
+    /// Ended records of grants their vault ended that no GET or STATUS has returned yet.
+    unreported: std::collections::HashSet<Slug>,
     ledger: Option<Ledger>,
     generation: u64,
 }
@@ -87,6 +92,8 @@ impl Store {
         self.remove(&expired, EndReason::Expired, now);
         let horizon = now.checked_sub(ENDED_FOR).unwrap_or(Timestamp::MIN);
         self.ended.retain(|_, e| e.at > horizon);
+        let ended = &self.ended;
+        self.unreported.retain(|s| ended.contains_key(s));
         expired
     }
 
@@ -116,6 +123,21 @@ impl Store {
         }
     }
 
+    /// Removes each of `files` that no held grant carries (and its ledger record).
+    fn release_unheld(&mut self, files: &[PathBuf]) {
+        let files: Vec<PathBuf> = files
+            .iter()
+            .filter(|f| !self.grants.values().any(|h| h.grant.release.contains(f)))
+            .cloned()
+            .collect();
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+        if let (Some(l), false) = (&self.ledger, files.is_empty()) {
+            let _ = l.release(&files);
+        }
+    }
+
     fn remember(&mut self, e: Ended) {
         if self.ended.len() >= MAX_ENDED && !self.ended.contains_key(&e.slug) {
             if let Some(oldest) = self
@@ -125,7 +147,13 @@ impl Store {
                 .map(|e| e.slug.clone())
             {
                 self.ended.remove(&oldest);
+                self.unreported.remove(&oldest);
             }
+        }
+        if matches!(e.why, EndReason::Ended { .. }) {
+            self.unreported.insert(e.slug.clone());
+        } else {
+            self.unreported.remove(&e.slug);
         }
         self.ended.insert(e.slug.clone(), e);
     }
@@ -140,6 +168,7 @@ impl Store {
             }
             files.extend(g.release.iter().cloned());
             self.ended.remove(&g.slug);
+            self.unreported.remove(&g.slug);
             let generation = self.next_generation();
             self.grants.insert(
                 g.slug.clone(),
@@ -178,6 +207,7 @@ impl Store {
                         .flatten()
                     {
                         if !ended.contains(e) {
+                            self.unreported.remove(&e.slug);
                             ended.push(e.clone());
                         }
                     }
@@ -238,8 +268,13 @@ impl Store {
     /// Applies the outcome of renewing `due`. A renewal of a grant that was replaced, updated or
     /// dropped meanwhile is ignored. A renewed grant keeps its slug, vault, mech, labels and
     /// files, and never lives longer than before.
+    ///
+    /// A renewal may have rewritten the files its grant carries (a refreshed token mirror): when
+    /// that grant ended while it ran, those files are released again, unless a grant still held
+    /// carries them — a relock stays a relock.
     pub fn renewed(&mut self, due: &Due, outcome: Renewal, now: Timestamp) {
         let Some(h) = self.grants.get_mut(&due.grant.slug) else {
+            self.release_unheld(&due.grant.release);
             return;
         };
         if h.generation != due.generation {
@@ -290,6 +325,7 @@ impl Store {
         held.sort_by(|a, b| a.slug.cmp(&b.slug));
         let mut ended: Vec<Ended> = self.ended.values().cloned().collect();
         ended.sort_by(|a, b| a.slug.cmp(&b.slug));
+        self.unreported.clear();
         (held, ended)
     }
 
@@ -314,6 +350,12 @@ impl Store {
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.grants.is_empty()
+    }
+
+    /// Whether an idle daemon may exit: nothing is held, and no grant its vault ended waits to
+    /// be reported by a GET or STATUS.
+    pub fn is_idle(&self) -> bool {
+        self.grants.is_empty() && self.unreported.is_empty()
     }
 
     /// How many grants are held.
@@ -465,6 +507,7 @@ mod tests {
         let due = s.due(now);
         s.renewed(&due[0], Renewal::End("the session is over".into()), now);
         assert!(s.is_empty());
+        assert!(!s.is_idle(), "the daemon stays until someone is told why");
         let (got, ended) = s.get(&[slug("a.test.K")], now);
         assert!(got[0].is_none());
         assert_eq!(
@@ -473,6 +516,38 @@ mod tests {
                 reason: "the session is over".into()
             }
         );
+        assert!(s.is_idle(), "reported: an idle daemon may exit now");
+    }
+
+    #[test]
+    fn a_renewal_that_outlived_its_grant_releases_its_files_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("mirror.json");
+        let mut s = Store::default();
+        let now = now();
+        let mut g = grant("a.test.K", now + secs(600));
+        g.renew_at = Some(now);
+        g.release.push(f.clone());
+        s.unlock(vec![g]);
+        let due = s.due(now);
+        s.relock(&RelockScope::All, now);
+        // the renewer rewrote the mirror while the relock ran
+        std::fs::write(&f, "refreshed").unwrap();
+        s.renewed(&due[0], Renewal::Keep, now);
+        assert!(!f.exists(), "a relock stays a relock");
+        // but a file another held grant carries stays
+        let mut a = grant("a.test.K", now + secs(600));
+        a.renew_at = Some(now);
+        a.release.push(f.clone());
+        s.unlock(vec![a]);
+        let due = s.due(now);
+        s.relock(&RelockScope::All, now);
+        let mut b = grant("a.prod.K", now + secs(600));
+        b.release.push(f.clone());
+        s.unlock(vec![b]);
+        std::fs::write(&f, "refreshed").unwrap();
+        s.renewed(&due[0], Renewal::Keep, now);
+        assert!(f.exists());
     }
 
     #[test]

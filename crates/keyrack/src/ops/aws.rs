@@ -857,7 +857,7 @@ pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
                     e.into_error("renewing role credentials")
                 }
             })?;
-            payload.role_credentials = Some(c.clone());
+            payload.set_role_credentials(c.clone(), now);
             client.update(&grant.slug, payload.seal(), payload.renew_at(now))?;
             c
         }

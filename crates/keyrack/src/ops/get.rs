@@ -248,6 +248,18 @@ fn answer(
                 .iter()
                 .find(|e| &e.slug == slug || e.slug == all)
                 .cloned();
+            if let Some(e) = row
+                .ended
+                .as_ref()
+                .filter(|e| e.why != crate::grant::EndReason::Relocked)
+            {
+                // why its grant is gone (an SSO session that ended, an expiry), not just
+                // "locked"; a relock was asked for, and needs no telling
+                row.reason = Some(format!(
+                    "set on this host, not unlocked: {}",
+                    super::row::ended_text(e)
+                ));
+            }
             return;
         }
         None => match os_envvar::read(slug.key()) {

@@ -5,13 +5,15 @@
 //! In JSON (`--json`) a row always has `slug, key, env, org, vault, status, expiresAt, reason,
 //! fix` (`null` where a field does not apply), plus optional fields where they do: `source`,
 //! `grantedBy`, `waived`, `value` (only where the command hands values out), `profile` (the AWS
-//! profile of an aws.config key, `status` and `list`), and the host entry's `mech, exid,
+//! profile of an aws.config key, `status` and `list`), `limit` (`{what, at, why}`: the horizon of
+//! what keeps a grant alive beyond its own expiry, e.g. an SSO session, `status`), `ended`
+//! (`{at, why}`: how a locked key's last grant ended, `get`), and the host entry's `mech, exid,
 //! maxDuration, createdAt, updatedAt, meta` (`list`). Times are RFC 3339.
 
 use serde::{Serialize, Serializer};
 
 use crate::error::Error;
-use crate::grant::Ended;
+use crate::grant::{EndReason, Ended};
 use crate::host_manifest::HostEntry;
 use crate::mech::Mech;
 use crate::secret::Secret;
@@ -129,6 +131,10 @@ pub struct KeyRow {
     /// `AWS_PROFILE`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// The horizon of what keeps the grant alive beyond its own expiry, as its vault labelled
+    /// it ([`crate::grant::limit`]; `status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Limit>,
     /// The host entry (`list`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub entry: Option<EntryDetail>,
@@ -171,6 +177,7 @@ impl KeyRow {
             waived: false,
             ended: None,
             profile: None,
+            limit: None,
             entry: None,
             secret: None,
             shared_fix: None,
@@ -204,6 +211,49 @@ impl KeyRow {
     pub fn expires(mut self, t: Option<jiff::Timestamp>) -> Self {
         self.expires_at = t;
         self
+    }
+}
+
+/// The horizon of what keeps a grant alive beyond its own expiry (from its `limit.*` labels).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limit {
+    /// What it is of (`sso session`).
+    pub what: String,
+    /// When, at the latest.
+    #[serde(serialize_with = "serialize_at")]
+    pub at: jiff::Timestamp,
+    /// Why then, and what may end it sooner.
+    pub why: Option<String>,
+}
+
+impl Limit {
+    /// The limit a grant's labels describe, if they describe one.
+    pub fn from_labels(labels: &crate::grant::Labels) -> Option<Limit> {
+        use crate::grant::limit;
+        Some(Limit {
+            what: labels.get(limit::WHAT)?.clone(),
+            at: labels.get(limit::AT)?.parse().ok()?,
+            why: labels.get(limit::WHY).cloned(),
+        })
+    }
+}
+
+fn serialize_at<S: Serializer>(t: &jiff::Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+/// How a grant ended, for people: `its grant expired at T`, `it was relocked at T`, or its
+/// vault's reason with the time after what happened (`the SSO session ended at T: AWS refused
+/// to refresh its token (InvalidGrantException)`; a reason without `: ` gets `(at T)`).
+pub fn ended_text(e: &Ended) -> String {
+    let at = rfc3339(e.at);
+    match &e.why {
+        EndReason::Expired => format!("its grant expired at {at}"),
+        EndReason::Ended { reason } => match reason.split_once(": ") {
+            Some((what, details)) => format!("{what} at {at}: {details}"),
+            None => format!("{reason} (at {at})"),
+        },
+        EndReason::Relocked => format!("it was relocked at {at}"),
     }
 }
 

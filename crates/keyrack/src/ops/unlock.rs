@@ -594,5 +594,28 @@ pub fn held_row(g: &HeldGrant) -> KeyRow {
         .labels
         .get(crate::vault::aws_config::label::PROFILE)
         .cloned();
+    row.limit = super::row::Limit::from_labels(&g.labels);
     row
+}
+
+/// The row of a grant that ended by itself (expired, or ended by its vault: an SSO session that
+/// is over), saying when and why, with the unlock that fixes it; `None` for a relocked one (that
+/// was asked for). `status` shows these instead of "nothing unlocked".
+pub fn ended_row(e: &Ended, owner: &crate::slug::Owner) -> Option<KeyRow> {
+    if e.why == crate::grant::EndReason::Relocked {
+        return None;
+    }
+    let mut row = KeyRow::new(&e.slug, Status::Locked);
+    row.vault = Some(e.vault);
+    row.reason = Some(super::row::ended_text(e));
+    row.fix = Some(format!(
+        "keyrack unlock {}",
+        key_flags(e.slug.key(), e.slug.env(), e.slug.org(), owner)
+    ));
+    row.shared_fix = Some(format!(
+        "keyrack unlock {}",
+        super::env_flags(e.slug.env(), e.slug.org(), owner)
+    ));
+    row.ended = Some(e.clone());
+    Some(row)
 }

@@ -3,15 +3,24 @@
 //!
 //! `unlock` decrypts the bundle, decides validity **server-side** (GetRoleCredentials for the
 //! profile's account/role; refresh when near expiry; sign in when dead), enforces the SSO user
-//! recorded at set, and mirrors the token into `~/.aws/sso/cache` so every AWS tool works. The
-//! grant expires with the token. Releasing it (relock) removes the mirror unless another unlocked
-//! key shares the session; the encrypted copy stays, so the next unlock needs no browser while it lives.
+//! recorded at set, and mirrors the token into `~/.aws/sso/cache` so every AWS tool works.
+//! Releasing the grant (relock) removes the mirror unless another unlocked key shares the
+//! session; the encrypted copy stays, so the next unlock needs no browser while it lives.
 //!
-//! The grant carries what renewing its role credentials needs (its payload: the portal, the
-//! account and role, the access token and the last role credentials), labels to find it by
-//! profile and by session, and the mirror as a file to release. The session daemon renews the
-//! role credentials ahead of their expiry through [`renew`]; `keyrack aws credentials` reads them
-//! back by label.
+//! **The session lasts as long as AWS lets it.** A grant whose token can be refreshed does not
+//! end with the access token's hour: the session daemon refreshes the token ahead of its expiry
+//! and rewrites the mirror ([`keeper`]), and the grant ends at the first of its TTL,
+//! `maxDuration`, a refresh AWS refuses (the portal session is over) and the client
+//! registration's expiry — then the mirror goes, and the daemon remembers why. A token that
+//! cannot be refreshed (no refresh token) ends the grant when it expires, as before. The grant
+//! carries its session's limit as the generic `limit.*` labels ([`crate::grant::limit`]) for
+//! `status`.
+//!
+//! The grant carries what renewing it needs (its payload: the portal, the account and role, the
+//! access token, the last role credentials, the [`keeper::Keeper`] and the network settings of
+//! the unlock), labels to find it by profile and by session, and the mirror as a file to
+//! release. The session daemon renews it through [`renew`]; `keyrack aws credentials` reads the
+//! role credentials back by label.
 //!
 //! Each encrypted file is bound to its name: the payload carries what it is (a session token or
 //! a client registration) and whose (the session, or the start URL and region), and a read
@@ -25,6 +34,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
+pub mod keeper;
+
 use super::{Custody, Grant, Read, Stored, Vault, VaultContext, VaultInfo, VaultKind};
 use crate::aws::client_expiry;
 use crate::aws::config_file::{AwsConfig, SsoProfile};
@@ -32,6 +43,7 @@ use crate::aws::endpoints::{endpoint, Service};
 use crate::aws::http::AwsError;
 use crate::aws::login::{self, LoginOptions};
 use crate::aws::names::{shown, ProfileName};
+use crate::aws::net;
 use crate::aws::oidc::{self, Registration};
 use crate::aws::portal::{self, RoleCredentials};
 use crate::aws::sts;
@@ -100,6 +112,19 @@ pub struct Payload {
     /// The last role credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_credentials: Option<RoleCredentials>,
+    /// When to renew the role credentials (none: by their expiry, see [`Payload::renew_at`]).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::millis_opt"
+    )]
+    pub role_renew_at: Option<Timestamp>,
+    /// What keeps the SSO session alive (none: its token cannot be refreshed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<keeper::Keeper>,
+    /// The network settings (trust, proxies) of the unlock, for the daemon's renewals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<net::Settings>,
 }
 
 impl Payload {
@@ -132,12 +157,29 @@ impl Payload {
             .filter(|c| c.expiration > until)
     }
 
-    /// When the role credentials it carries should be renewed (none: it carries none).
-    pub fn renew_at(&self, now: Timestamp) -> Option<Timestamp> {
-        let exp = self.role_credentials.as_ref()?.expiration;
+    /// Takes role credentials fetched at `now`, and when to renew them.
+    pub fn set_role_credentials(&mut self, creds: RoleCredentials, now: Timestamp) {
+        let exp = creds.expiration;
         let ahead = exp.checked_sub(RENEW_AHEAD).unwrap_or(exp);
         let halfway = now + exp.duration_since(now) / 2;
-        Some(ahead.max(halfway))
+        self.role_renew_at = Some(ahead.max(halfway));
+        self.role_credentials = Some(creds);
+    }
+
+    /// When the role credentials should be renewed (none: it carries none).
+    fn role_due_at(&self, now: Timestamp) -> Option<Timestamp> {
+        let exp = self.role_credentials.as_ref()?.expiration;
+        Some(self.role_renew_at.unwrap_or_else(|| {
+            let ahead = exp.checked_sub(RENEW_AHEAD).unwrap_or(exp);
+            ahead.max(now + exp.duration_since(now) / 2)
+        }))
+    }
+
+    /// When the grant should be renewed next: its role credentials, its SSO token's refresh,
+    /// or the end of its session, whichever comes first (none: nothing to renew).
+    pub fn renew_at(&self, now: Timestamp) -> Option<Timestamp> {
+        let session = self.session.as_ref().map(keeper::Keeper::next_at);
+        [self.role_due_at(now), session].into_iter().flatten().min()
     }
 }
 
@@ -163,26 +205,43 @@ pub fn entry_of(grant: &Grant) -> Option<(String, BTreeMap<String, String>)> {
     Some((profile, m))
 }
 
-/// Renews the role credentials an aws.config grant carries (run by the session daemon). A portal
-/// that refuses the access token ends the grant: the SSO session is over.
-pub fn renew(grant: &Grant) -> Renewal {
+/// After a transient failure to renew role credentials, the next try comes this much later.
+const ROLE_RETRY: Duration = Duration::from_secs(60);
+
+/// Renews an aws.config grant (run by the session daemon, with the network settings of the
+/// unlock that made it): keeps its SSO session alive ([`keeper::Keeper::keep_alive`]: refresh
+/// or adopt the token, rewrite the mirror) and renews its role credentials ahead of their
+/// expiry. A session that is over — a refused refresh, the registration's expiry, a token that
+/// expired unrefreshed, a portal that refuses the token — ends the grant, with why.
+pub fn renew(home: &Home, grant: &Grant) -> Renewal {
     let Some(mut payload) = Payload::of(grant) else {
         return Renewal::Keep;
     };
-    match payload.fetch_role_credentials() {
-        Ok(creds) => {
-            payload.role_credentials = Some(creds);
-            let mut g = grant.clone();
-            g.renew_at = payload.renew_at(time::now());
-            g.payload = Some(payload.seal());
-            Renewal::Renewed(g)
+    let _net = payload.net.as_ref().map(net::Settings::enter);
+    let now = time::now();
+    if let Some(keeper) = payload.session.as_mut() {
+        match keeper.keep_alive(home, now) {
+            keeper::Kept::Alive => {}
+            keeper::Kept::Over(why) => return Renewal::End(why),
         }
-        Err(e) if e.is_unauthorized() => Renewal::End(format!(
-            "the SSO session ended: the portal refused its token when renewing the role credentials ({})",
-            e.code().unwrap_or("401")
-        )),
-        Err(_) => Renewal::Keep,
+        payload.access_token = keeper.token.access_token.clone();
     }
+    if payload.role_due_at(now).is_some_and(|t| t <= now) {
+        match payload.fetch_role_credentials() {
+            Ok(creds) => payload.set_role_credentials(creds, now),
+            Err(e) if e.is_unauthorized() => {
+                return Renewal::End(format!(
+                    "the SSO session ended: the portal refused its token when renewing the role credentials ({})",
+                    e.code().unwrap_or("401")
+                ))
+            }
+            Err(_) => payload.role_renew_at = now.checked_add(ROLE_RETRY).ok(),
+        }
+    }
+    let mut g = grant.clone();
+    g.renew_at = payload.renew_at(now);
+    g.payload = Some(payload.seal());
+    Renewal::Renewed(g)
 }
 
 /// The names of the metadata recorded in the host entry.
@@ -222,6 +281,25 @@ struct Bound<T> {
 }
 
 const KIND_SESSION: &str = "aws.config/session";
+
+/// Writes `value` encrypted to `recipients` at `path`, bound to (`kind`, `name`) (atomically,
+/// 0600). The session daemon writes a refreshed token this way: encrypting needs no identity.
+fn write_sealed<T: serde::Serialize>(
+    recipients: &[crypto::RecipientKey],
+    path: &Path,
+    kind: &str,
+    name: &str,
+    value: &T,
+) -> Result<()> {
+    fsio::ensure_private_dir(path.parent().expect("has parent"))?;
+    let bound = Bound {
+        keyrack: kind.to_string(),
+        name: name.to_string(),
+        value,
+    };
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(&bound).expect("serialises"));
+    fsio::write_atomic(path, &crypto::encrypt(recipients, &json)?, 0o600)
+}
 const KIND_CLIENT: &str = "aws.config/client";
 
 fn registration_name(region: &str, start_url: &str) -> String {
@@ -236,6 +314,8 @@ pub struct LiveSession {
     pub role_credentials: Option<RoleCredentials>,
     /// Whether a browser/device sign-in happened now.
     pub signed_in: bool,
+    /// The session's lock, held until this is dropped (the mirror is written under it).
+    _lock: LockGuard,
 }
 
 /// SSO sessions of one owner: encrypted token bundles and client registrations.
@@ -320,14 +400,18 @@ impl<'a> Sessions<'a> {
         name: &str,
         value: &T,
     ) -> Result<()> {
-        fsio::ensure_private_dir(path.parent().expect("has parent"))?;
-        let bound = Bound {
-            keyrack: kind.to_string(),
-            name: name.to_string(),
-            value,
-        };
-        let json = zeroize::Zeroizing::new(serde_json::to_vec(&bound).expect("serialises"));
-        fsio::write_atomic(path, &crypto::encrypt(self.recipients, &json)?, 0o600)
+        write_sealed(self.recipients, path, kind, name, value)
+    }
+
+    /// Rewrites the session's mirror with `token` if there is one (a grant of the session is
+    /// held): written under the session's lock, so the daemon keeping the session alive adopts
+    /// the newest token instead of refreshing a spent one.
+    fn update_mirror(&self, cache_name: &str, token: &SsoToken) -> Result<()> {
+        let mirror = token_cache::cache_file(cache_name)?;
+        match std::fs::symlink_metadata(&mirror) {
+            Ok(m) if m.is_file() => token_cache::write(&mirror, token),
+            _ => Ok(()),
+        }
     }
 
     /// The stored token of a session.
@@ -409,20 +493,37 @@ impl<'a> Sessions<'a> {
                 .write(true)
                 .open(&lock_path)
                 .map_err(|e| Error::io("open", &lock_path, e))?;
-            match f.try_lock() {
-                Ok(()) => LockGuard::File(f),
-                Err(_) => {
-                    return Err(Error::Aws {
-                        source: None,
-                        message: format!("another keyrack is signing in to {start_url} right now"),
-                        hint: "wait for it to finish, or run without --no-prompt to wait".into(),
-                    })
+            // A sign-in holds the lock for minutes: fail fast. The session daemon refreshing
+            // the token holds it for one request: worth a short wait.
+            let deadline = std::time::Instant::now() + NO_PROMPT_LOCK_WAIT;
+            let locked = loop {
+                match f.try_lock() {
+                    Ok(()) => break true,
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    Err(_) => break false,
                 }
+            };
+            if !locked {
+                return Err(Error::Aws {
+                    source: None,
+                    message: format!("another keyrack is signing in to {start_url} right now"),
+                    hint: "wait for it to finish, or run without --no-prompt to wait".into(),
+                });
             }
+            LockGuard::File(f)
         } else {
             LockGuard::Lock(WriteLock::acquire(&lock_path)?)
         };
-        if let Some(token) = self.token(cache_name)? {
+        if let Some(mut token) = self.token(cache_name)? {
+            // botocore may have refreshed it in the mirror (spending our refresh token) since
+            // the daemon last wrote the encrypted copy: start from the newest
+            let mirror = token_cache::cache_file(cache_name)?;
+            if let Some(newer) = keeper::newer_in_mirror(&mirror, &token, time::now()) {
+                self.save_token(cache_name, &newer)?;
+                token = newer;
+            }
             if token.seconds_left() >= 300 {
                 match check(&token) {
                     Ok(creds) => {
@@ -430,6 +531,7 @@ impl<'a> Sessions<'a> {
                             token,
                             role_credentials: creds,
                             signed_in: false,
+                            _lock,
                         })
                     }
                     Err(e) if e.is_unauthorized() => {}
@@ -437,15 +539,21 @@ impl<'a> Sessions<'a> {
                 }
             }
             if token.refreshable() {
-                let reg = self.registration(region, start_url)?;
+                // a refresh token is bound to the client that obtained it
+                let reg = match token_client(&token) {
+                    Some(reg) => reg,
+                    None => self.registration(region, start_url)?,
+                };
                 if let Ok(fresh) = login::refresh(&token, &reg) {
                     match check(&fresh) {
                         Ok(creds) => {
                             self.save_token(cache_name, &fresh)?;
+                            self.update_mirror(cache_name, &fresh)?;
                             return Ok(LiveSession {
                                 token: fresh,
                                 role_credentials: creds,
                                 signed_in: false,
+                                _lock,
                             });
                         }
                         Err(e) if e.is_unauthorized() => {}
@@ -458,10 +566,12 @@ impl<'a> Sessions<'a> {
         let token = login::sign_in(&reg, start_url, &self.login, profile, self.interact)?;
         let creds = check(&token).map_err(|e| e.into_error("checking the new SSO session"))?;
         self.save_token(cache_name, &token)?;
+        self.update_mirror(cache_name, &token)?;
         Ok(LiveSession {
             token,
             role_credentials: creds,
             signed_in: true,
+            _lock,
         })
     }
 
@@ -480,6 +590,22 @@ impl<'a> Sessions<'a> {
             &move |t| portal::role_credentials(&region, &t.access_token, &account, &role).map(Some),
         )
     }
+}
+
+/// How long `unlock --no-prompt` waits for the session's lock held by another keyrack: the
+/// session daemon's refresh (one request) usually ends within it; a sign-in does not.
+const NO_PROMPT_LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// The client registration a token carries (the one its refresh token is bound to), if whole.
+fn token_client(t: &SsoToken) -> Option<Registration> {
+    Some(Registration {
+        region: t.region.clone(),
+        start_url: t.start_url.clone(),
+        client_id: t.client_id.clone()?,
+        client_secret: t.client_secret.clone()?,
+        expires_at: t.registration_expires_at?.as_second(),
+        client_name: None,
+    })
 }
 
 fn what(kind: &str) -> &'static str {
@@ -593,23 +719,52 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
     // recorded first: if nobody releases the mirror (a daemon killed), the next client removes it
     crate::daemon::ledger::Ledger::for_home(sessions.home).record(&cache_file)?;
     token_cache::write(&cache_file, &live.token)?;
-    let payload = Payload {
-        portal: endpoint(Service::Sso, &p.sso_region)
-            .map_err(|e| e.into_error("resolving the SSO portal"))?,
+    let now = time::now();
+    let resolve = |service, what| endpoint(service, &p.sso_region).map_err(|e| e.into_error(what));
+    let session = if live.token.refreshable() {
+        Some(keeper::Keeper::new(
+            p.cache_name(),
+            resolve(Service::SsoOidc, "resolving the SSO OIDC endpoint")?,
+            live.token.clone(),
+            cache_file.clone(),
+            sessions.recipients,
+            now,
+        ))
+    } else {
+        None
+    };
+    let mut payload = Payload {
+        portal: resolve(Service::Sso, "resolving the SSO portal")?,
         sso_region: p.sso_region.to_string(),
         account_id: p.account_id.to_string(),
         role_name: p.role_name.to_string(),
         access_token: live.token.access_token.clone(),
-        role_credentials: Some(creds),
+        role_credentials: None,
+        role_renew_at: None,
+        session,
+        net: Some(net::Settings::capture()),
     };
+    payload.set_role_credentials(creds, now);
     let mut grant = Grant::new(
         entry.slug.clone(),
         Secret::new(profile_name.clone()),
         VaultKind::AwsConfig,
         entry.mech,
     );
-    grant.expires_at = Some(live.token.expires_at);
-    grant.renew_at = payload.renew_at(time::now());
+    // The session's known limit, for status: the registration's expiry when the token is kept
+    // fresh, else the token's own expiry (the grant ends with it).
+    let (limit, why) = match &payload.session {
+        Some(_) => (
+            live.token.registration_expires_at,
+            "refreshed ahead of expiry; ends when AWS ends the portal session, or at the latest when keyrack's sign-in client registration expires",
+        ),
+        None => (
+            Some(live.token.expires_at),
+            "its token cannot be refreshed (no refresh token: the sso-session needs sso_registration_scopes = sso:account:access), so the grant ends with it",
+        ),
+    };
+    grant.expires_at = limit;
+    grant.renew_at = payload.renew_at(now);
     grant.payload = Some(payload.seal());
     grant.release = vec![cache_file];
     grant.labels = [
@@ -617,6 +772,19 @@ pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant>
         (label::SESSION.to_string(), p.cache_name().to_string()),
     ]
     .into();
+    if let Some(at) = limit {
+        grant.labels.extend([
+            (
+                crate::grant::limit::WHAT.to_string(),
+                "sso session".to_string(),
+            ),
+            (
+                crate::grant::limit::AT.to_string(),
+                time::format_rfc3339(at),
+            ),
+            (crate::grant::limit::WHY.to_string(), why.to_string()),
+        ]);
+    }
     Ok(grant)
 }
 
@@ -671,7 +839,7 @@ impl Vault for AwsConfigVault<'_> {
     }
 
     fn renew(&self, grant: &Grant) -> Renewal {
-        renew(grant)
+        renew(self.ctx.home, grant)
     }
 }
 
