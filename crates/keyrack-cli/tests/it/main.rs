@@ -2,6 +2,7 @@
 //! drives the real binary (`CARGO_BIN_EXE_keyrack`) in a throwaway HOME through `keyrack_testkit`.
 
 mod aws;
+mod aws_all_day;
 mod aws_browser_trips;
 mod aws_network;
 mod aws_verbs;

@@ -369,7 +369,7 @@ impl<'a> AwsParamsVault<'a> {
             });
         }
         let profile = grant.secret.expose().to_string();
-        let mut payload = Payload::of(&grant).ok_or_else(|| {
+        let payload = Payload::of(&grant).ok_or_else(|| {
             locked(format!(
                 "its grant carries no role credentials for profile {profile}"
             ))
@@ -385,8 +385,18 @@ impl<'a> AwsParamsVault<'a> {
                         e.into_error("renewing the role credentials aws.params signs with")
                     }
                 })?;
-                payload.role_credentials = Some(c.clone());
-                client.update(&grant.slug, payload.seal(), payload.renew_at(now))?;
+                // Hand them back on the grant as the daemon holds it now, not on the copy read
+                // before the portal call: the daemon may have refreshed the SSO token meanwhile
+                // (a refresh token is single-use), and its session state must not go back.
+                let current = client
+                    .get(vec![via.clone()])?
+                    .and_then(|mut v| v.pop().flatten())
+                    .filter(|g| g.slug == grant.slug)
+                    .and_then(|g| Payload::of(&g));
+                if let Some(mut current) = current {
+                    current.set_role_credentials(c.clone(), now);
+                    client.update(&grant.slug, current.seal(), current.renew_at(now))?;
+                }
                 c
             }
         };

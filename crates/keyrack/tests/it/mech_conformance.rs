@@ -241,6 +241,9 @@ fn aws_params_signer(home: &Home) {
             session_token: secret("conformance-session"),
             expiration: hour,
         }),
+        role_renew_at: None,
+        session: None,
+        net: None,
     };
     let mut profile = keyrack::grant::Grant::new(
         Slug::parse("acme.test.AWS_PROFILE").unwrap(),

@@ -332,6 +332,9 @@ fn signing_profile(slug: Slug, profile: &str, access_key_id: &str) -> keyrack::g
             session_token: secret("conformance-session"),
             expiration: hour,
         }),
+        role_renew_at: None,
+        session: None,
+        net: None,
     };
     let mut g =
         keyrack::grant::Grant::new(slug, secret(profile), VaultKind::AwsConfig, Mech::AwsSso);

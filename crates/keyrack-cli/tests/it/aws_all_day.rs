@@ -23,44 +23,15 @@ use std::time::{Duration, Instant};
 use keyrack_fake_aws::{ConnectProxy, ConsentMode, FakeAws};
 use keyrack_testkit::{stderr, stdout, Sandbox};
 
-const URL: &str = "https://d-1234567890.awsapps.com/start";
+use crate::support::aws::{self as aws_world, SET_TEST};
+
 /// sha1("acme"): the token-cache file of the sso-session `acme`.
 const MIRROR: &str = "293abb6b76d7791c0732cc517d38c4b5c734b87f.json";
 const SLUG: &str = "acme.test.AWS_PROFILE";
 
-const SET_TEST: [&str; 15] = [
-    "set",
-    "--key",
-    "AWS_PROFILE",
-    "--env",
-    "test",
-    "--sso-start-url",
-    URL,
-    "--sso-region",
-    "us-east-1",
-    "--account-id",
-    "123456789012",
-    "--role-name",
-    "AdministratorAccess",
-    "--profile-name",
-    "acme.test",
-];
-
 struct World {
     s: Sandbox,
     fake: FakeAws,
-}
-
-fn browser_script(s: &Sandbox, curl_flags: &str) -> String {
-    let script = s.root.join("browser.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\nexec curl -s -L {curl_flags} --max-time 20 -o /dev/null \"$1\"\n"),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    script.to_str().unwrap().to_string()
 }
 
 impl World {
@@ -77,12 +48,8 @@ impl World {
         // role credentials under botocore's 15-minute window: every AWS CLI call fetches them
         // again with the SSO token, so each call proves the mirrored token is alive
         fake.set_role_credential_lifetime(Duration::from_secs(600));
-        let mut s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
-        for (k, v) in fake.env() {
-            s.env(&k, &v);
-        }
-        let browser = browser_script(&s, "");
-        s.env("BROWSER", &browser);
+        let mut s = aws_world::sandbox(&fake);
+        aws_world::install_browser(&mut s, "");
         s.manifest("org: acme\nenv.test: []\n");
         s.init();
         World { s, fake }
@@ -658,8 +625,7 @@ fn the_daemon_refreshes_over_https_through_the_proxy_and_trust_of_the_unlock() {
     let ca = fake.ca_file().to_str().unwrap().to_string();
     let mut w = World::with(fake, ConsentMode::NewClient, 6);
     // the browser trusts the test CA itself and goes direct
-    let browser = browser_script(&w.s, &format!("--noproxy '*' --cacert {ca}"));
-    w.s.env("BROWSER", &browser);
+    aws_world::install_browser(&mut w.s, &format!("--noproxy '*' --cacert {ca}"));
     w.s.env("AWS_CA_BUNDLE", &ca);
     w.s.env("HTTPS_PROXY", &proxy.url);
     w.ok(&SET_TEST);
