@@ -47,6 +47,14 @@ pub fn run(ctx: &Ctx, c: RecipientCommand) -> Result<i32> {
             re.push(Node::new(format!("{vault}: {count} file(s)")));
         }
         n.push(re);
+        if !change.relocked.is_empty() {
+            let mut r = Node::new(format!(
+                "relocked: {} (the daemon kept their token copies current for the old set; unlocked again, they start from the re-encrypted copy)",
+                change.relocked.join(", ")
+            ));
+            r.push(Node::new("fix: keyrack unlock"));
+            n.push(r);
+        }
         render::out(title, &[n])?;
     }
     Ok(0)

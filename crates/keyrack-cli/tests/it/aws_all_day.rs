@@ -643,3 +643,54 @@ fn the_daemon_refreshes_over_https_through_the_proxy_and_trust_of_the_unlock() {
     assert_eq!(w.fake.failed_handshakes(), 0, "and trusted the unlock's CA");
     assert!(w.granted());
 }
+
+/// The daemon rewrites the session's token copy at each refresh, encrypted to the recipients of
+/// its unlock: a recipient change relocks those grants (and waits for a refresh at work), so a
+/// removed identity never reads a token copy written after its removal.
+#[test]
+fn a_removed_recipient_reads_no_token_copy_the_daemon_writes_later() {
+    let w = World::new(ConsentMode::NewClient, 20);
+    w.ok(&SET_TEST);
+    let laptop = w.s.root.join("laptop.key");
+    let o = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&laptop)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let pubkey = Command::new("age-keygen")
+        .arg("-y")
+        .arg(&laptop)
+        .output()
+        .unwrap();
+    let pubkey = String::from_utf8(pubkey.stdout).unwrap();
+    let (code, v) = w.s.json(&[
+        "recipient",
+        "add",
+        "--pubkey",
+        pubkey.trim(),
+        "--label",
+        "laptop",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    // unlocked with the laptop among the recipients: the daemon's copies go to it too
+    w.ok(&["unlock", "--env", "test"]);
+    let trips = w.trips();
+    let (code, v) = w.s.json(&["recipient", "remove", "--label", "laptop"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["relocked"], serde_json::json!([SLUG]), "{v}");
+    // past the first refresh of a 20 s token: nothing the daemon could write meanwhile
+    std::thread::sleep(Duration::from_secs(12));
+    for f in crate::trust_aws::age_files(&w.s.keyrack_home) {
+        assert!(
+            !crate::trust_aws::age_decrypts(&laptop, &f),
+            "the removed key reads {}",
+            f.display()
+        );
+    }
+    // unlocked again from the re-encrypted copy: no browser
+    w.ok(&["unlock", "--env", "test"]);
+    assert_eq!(w.trips(), trips);
+    let o = w.s.run(&["recipient", "list"], "");
+    assert!(!stdout(&o).contains("laptop"), "{}", stdout(&o));
+}

@@ -80,7 +80,7 @@ fn good_flags() -> Vec<(&'static str, &'static str)> {
 }
 
 /// Every file under `dir` whose name ends in `.age`.
-fn age_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn age_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -97,7 +97,7 @@ fn age_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn age_decrypts(identity: &Path, file: &Path) -> bool {
+pub(crate) fn age_decrypts(identity: &Path, file: &Path) -> bool {
     Command::new("age")
         .arg("-d")
         .arg("-i")

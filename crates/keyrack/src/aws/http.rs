@@ -221,9 +221,35 @@ pub fn send(
         .unwrap_or_else(|| text.chars().take(200).collect());
     Err(AwsError::Service {
         status,
-        code,
-        message,
+        code: printable_code(&code),
+        message: printable_message(&message),
     })
+}
+
+/// An error code from a server as it may be shown and matched: AWS's codes are names
+/// (`InvalidGrantException`, `ThrottlingException`); anything else a hostile or confused endpoint
+/// sends (escape sequences, line breaks, a page of HTML) is cut to the characters a name has.
+fn printable_code(code: &str) -> String {
+    let kept: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+        .take(64)
+        .collect();
+    if kept.is_empty() {
+        "unnamed".into()
+    } else {
+        kept
+    }
+}
+
+/// A server's error message as it may be shown on a terminal: control characters (escape
+/// sequences, line breaks) become spaces, and it is cut at 300 characters.
+fn printable_message(message: &str) -> String {
+    message
+        .chars()
+        .take(300)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// The text of the first `<tag>…</tag>` in an XML body.
@@ -242,4 +268,22 @@ pub fn enc(s: &str) -> String {
         .replace("%2E", ".")
         .replace("%5F", "_")
         .replace("%7E", "~")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_error_text_reaches_no_terminal_raw() {
+        assert_eq!(
+            printable_code("InvalidGrantException\u{1b}[2J\n<html>"),
+            "InvalidGrantException2Jhtml"
+        );
+        assert_eq!(printable_code("\u{1b}\u{7}"), "unnamed");
+        assert_eq!(printable_code(&"A".repeat(500)).len(), 64);
+        let m = printable_message("line one\nline two\u{1b}]0;title\u{7}");
+        assert!(!m.chars().any(char::is_control), "{m:?}");
+        assert_eq!(printable_message(&"é".repeat(1000)).chars().count(), 300);
+    }
 }

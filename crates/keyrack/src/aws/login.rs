@@ -74,13 +74,21 @@ impl Default for LoginOptions {
     }
 }
 
+/// The longest access-token lifetime taken from an answer (AWS's are about an hour).
+pub const MAX_TOKEN_SECS: i64 = 24 * 3600;
+
 fn token_from(answer: TokenAnswer, reg: &Registration, start_url: &str) -> SsoToken {
     SsoToken {
         start_url: start_url.into(),
         region: reg.region.clone(),
         access_token: answer.access_token,
+        // (a lifetime past a day is not one AWS gives: it is read as a day, never as an
+        // overflow)
         expires_at: jiff::Timestamp::now()
-            + jiff::SignedDuration::from_secs(answer.expires_in.max(0)),
+            .checked_add(jiff::SignedDuration::from_secs(
+                answer.expires_in.clamp(0, MAX_TOKEN_SECS),
+            ))
+            .unwrap_or_else(|_| jiff::Timestamp::now()),
         client_id: Some(reg.client_id.clone()),
         client_secret: Some(reg.client_secret.clone()),
         registration_expires_at: jiff::Timestamp::from_second(reg.expires_at).ok(),

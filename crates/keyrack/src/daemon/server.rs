@@ -293,10 +293,12 @@ impl<R: Renewer> Sweeper<R> {
             for d in due {
                 let outcome = self.renewer.renew(&d.grant);
                 let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                // Even when closing: the store no longer holds the grant then, and a renewal
+                // that outlived its grant releases the files it may have rewritten.
+                st.store.renewed(&d, outcome, time::now());
                 if st.closing {
                     return;
                 }
-                st.store.renewed(&d, outcome, time::now());
             }
         }
     }

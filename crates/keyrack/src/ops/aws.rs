@@ -841,7 +841,7 @@ pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
         .into_iter()
         .next()
         .ok_or_else(locked)?;
-    let mut payload = Payload::of(&grant).ok_or_else(locked)?;
+    let payload = Payload::of(&grant).ok_or_else(locked)?;
     let now = time::now();
     let creds = match payload.fresh_role_credentials(now).cloned() {
         Some(c) => c,
@@ -857,8 +857,7 @@ pub fn credentials(rack: &Rack, profile: &str) -> Result<ProcessCredentials> {
                     e.into_error("renewing role credentials")
                 }
             })?;
-            payload.set_role_credentials(c.clone(), now);
-            client.update(&grant.slug, payload.seal(), payload.renew_at(now))?;
+            crate::vault::aws_config::hand_back_role_credentials(&client, &grant.slug, &c, now)?;
             c
         }
     };

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -16,11 +17,14 @@ use serde::Serialize;
 use super::Rack;
 use crate::aws::names::{is_unsafe_char, shown};
 use crate::crypto::{self, RecipientKey};
+use crate::daemon::client::Client;
+use crate::daemon::protocol::RelockScope;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::home::Home;
 use crate::host_manifest::{self, Recipient};
 use crate::identity::Identity;
+use crate::slug::Slug;
 use crate::vault::VaultKind;
 
 /// What a recipient change did.
@@ -35,6 +39,10 @@ pub struct RecipientChange {
     /// Per vault, how many of its encrypted files were re-encrypted (every vault this build
     /// knows, and any other vault directory found, 0 when it has none).
     pub reencrypted: BTreeMap<String, usize>,
+    /// The keys relocked in the session daemon because it keeps files encrypted to the old set
+    /// current (an aws.config grant rewrites its SSO token copy at each refresh): unlocked
+    /// again, they start from the re-encrypted copy (no browser).
+    pub relocked: Vec<String>,
 }
 
 /// The longest recipient label.
@@ -163,8 +171,30 @@ pub fn reencrypt_vault_files(
         .iter()
         .map(|k| (k.as_str().to_string(), 0))
         .collect();
+    let files = encrypted_vault_files(home)?;
+    // A file with a lock beside it (an SSO session's token copy) is rewritten by whoever holds
+    // that lock (unlock, the daemon's refresh): wait for them, and keep them out until done, so
+    // no copy encrypted to the old set lands after this.
+    let mut locks: Vec<PathBuf> = files
+        .iter()
+        .map(|(_, p)| p.with_extension("lock"))
+        .filter(|l| std::fs::symlink_metadata(l).is_ok_and(|m| m.is_file()))
+        .collect();
+    locks.sort();
+    let _held: Vec<std::fs::File> = locks
+        .iter()
+        .map(|l| {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(l)
+                .map_err(|e| Error::io("open", l, e))?;
+            f.lock().map_err(|e| Error::io("lock", l, e))?;
+            Ok(f)
+        })
+        .collect::<Result<_>>()?;
     let mut plain = Vec::new();
-    for (vault, path) in encrypted_vault_files(home)? {
+    for (vault, path) in files {
         let data = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
         let text = crypto::decrypt(&path, &data, identity)?;
         plain.push((vault, path, text));
@@ -178,12 +208,35 @@ pub fn reencrypt_vault_files(
 }
 
 fn change(rack: &Rack, recipient: Recipient, keys: &[RecipientKey]) -> Result<RecipientChange> {
+    let relocked = relock_self_writing_grants(rack.home())?;
     let reencrypted = reencrypt_vault_files(rack.home(), rack.identity()?, keys)?;
     Ok(RecipientChange {
         recipient,
         reencrypted_files: reencrypted.values().sum(),
         reencrypted,
+        relocked,
     })
+}
+
+/// Relocks the grants whose vault writes encrypted files from inside the daemon (aws.config:
+/// its SSO token copy, at each refresh, to the recipients of its unlock), so none is written to
+/// the old set after the change. Their slugs.
+fn relock_self_writing_grants(home: &Home) -> Result<Vec<String>> {
+    let client = Client::new(home);
+    let Some(status) = client.status()? else {
+        return Ok(vec![]);
+    };
+    let slugs: Vec<Slug> = status
+        .grants
+        .into_iter()
+        .filter(|g| g.vault == VaultKind::AwsConfig)
+        .map(|g| g.slug)
+        .collect();
+    if slugs.is_empty() {
+        return Ok(vec![]);
+    }
+    let relocked = client.relock(RelockScope::Slugs { slugs })?;
+    Ok(relocked.iter().map(ToString::to_string).collect())
 }
 
 /// Lists the recipients.

@@ -183,6 +183,29 @@ impl Payload {
     }
 }
 
+/// Hands role credentials renewed outside the daemon (aws.params, `credential_process`) back to
+/// the grant of `slug`, on the payload as the daemon holds it now — not on the copy read before
+/// the portal call: the daemon may have refreshed the SSO token meanwhile (refresh tokens are
+/// single-use), and that session state must never go back. Nothing is sent when the grant is
+/// gone.
+pub fn hand_back_role_credentials(
+    client: &Client,
+    slug: &Slug,
+    creds: &RoleCredentials,
+    now: Timestamp,
+) -> Result<()> {
+    let current = client
+        .get(vec![slug.clone()])?
+        .and_then(|mut v| v.pop().flatten())
+        .filter(|g| &g.slug == slug)
+        .and_then(|g| Payload::of(&g));
+    if let Some(mut current) = current {
+        current.set_role_credentials(creds.clone(), now);
+        client.update(slug, current.seal(), current.renew_at(now))?;
+    }
+    Ok(())
+}
+
 /// The external id (profile name) and metadata a host entry of `grant` records, from what the
 /// grant carries and the profile in the AWS config (for `init --recover`); `None` for a grant
 /// that is not an aws.config one.

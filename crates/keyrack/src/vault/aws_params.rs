@@ -57,7 +57,7 @@ use crate::grant::{time, Mech};
 use crate::host_manifest::{AwsParamsMeta, HostEntry, Meta, ParamNaming, ParamSigner};
 use crate::secret::Secret;
 use crate::slug::{self, Slug, ORG_ALL};
-use crate::vault::aws_config::Payload;
+use crate::vault::aws_config::{self, Payload};
 
 /// The names of the metadata recorded in the host entry.
 pub use crate::host_manifest::params_meta as meta;
@@ -385,18 +385,7 @@ impl<'a> AwsParamsVault<'a> {
                         e.into_error("renewing the role credentials aws.params signs with")
                     }
                 })?;
-                // Hand them back on the grant as the daemon holds it now, not on the copy read
-                // before the portal call: the daemon may have refreshed the SSO token meanwhile
-                // (a refresh token is single-use), and its session state must not go back.
-                let current = client
-                    .get(vec![via.clone()])?
-                    .and_then(|mut v| v.pop().flatten())
-                    .filter(|g| g.slug == grant.slug)
-                    .and_then(|g| Payload::of(&g));
-                if let Some(mut current) = current {
-                    current.set_role_credentials(c.clone(), now);
-                    client.update(&grant.slug, current.seal(), current.renew_at(now))?;
-                }
+                aws_config::hand_back_role_credentials(&client, &grant.slug, &c, now)?;
                 c
             }
         };

@@ -53,6 +53,30 @@ pub const LOCK_RETRY: Duration = Duration::from_secs(2);
 /// The grant ends this long before the client registration expires (the daemon's sweep acts
 /// on it in time; after the expiry no refresh works).
 pub const REGISTRATION_MARGIN: Duration = Duration::from_secs(2);
+/// A refresh never comes sooner than this after the last one (a server answering with tokens
+/// that expire at once must not be asked twice a second all day).
+pub const MIN_REFRESH_GAP: Duration = Duration::from_secs(5);
+/// A refreshed token that lives less than this is not one AWS gives: the answer is taken as a
+/// transient fault (retried later), not as a token.
+pub const MIN_TOKEN_LIFE: Duration = Duration::from_secs(10);
+/// An adopted mirror token expiring later than this from now is not one AWS gives (theirs live
+/// about an hour): it is not adopted, so it cannot stop the refreshes.
+pub const MAX_ADOPTED_LIFE: Duration = Duration::from_secs(24 * 3600);
+/// The error codes with which AWS refuses a refresh for good (the portal session, the refresh
+/// token or the client is over). Anything else — a proxy's block page, a captive portal, a
+/// throttle — is transient.
+const REFUSALS: &[&str] = &[
+    "InvalidGrantException",
+    "ExpiredTokenException",
+    "InvalidClientException",
+    "UnauthorizedClientException",
+    "AccessDeniedException",
+    "UnauthorizedException",
+    "invalid_grant",
+    "invalid_client",
+    "unauthorized_client",
+    "access_denied",
+];
 /// The largest token-cache file read back from the mirror.
 const MAX_MIRROR_BYTES: u64 = 64 << 10;
 
@@ -143,8 +167,16 @@ impl Keeper {
         if now < self.refresh_at {
             return Kept::Alive;
         }
-        let _lock = match try_lock(&super::session_lock_path(home, &self.cache_name)) {
+        let lock_path = super::session_lock_path(home, &self.cache_name);
+        let _lock = match try_lock(&lock_path) {
             Some(lock) => lock,
+            None if self.token.expires_at <= now => {
+                return Kept::Over(format!(
+                    "the SSO session ended: its token expired at {} while the session's lock {} could not be taken to refresh it",
+                    time::format_rfc3339(self.token.expires_at),
+                    lock_path.display()
+                ));
+            }
             None => {
                 // an unlock is at work on this session: it writes the mirror we adopt then
                 self.refresh_at = after(now, LOCK_RETRY);
@@ -157,14 +189,25 @@ impl Keeper {
                 return Kept::Alive;
             }
         }
-        match login::refresh_at(&self.oidc, &self.token, &self.registration()) {
-            Ok(fresh) => {
+        let answer = login::refresh_at(&self.oidc, &self.token, &self.registration());
+        match answer {
+            Ok(fresh) if fresh.expires_at >= after(now, MIN_TOKEN_LIFE) => {
                 self.token = fresh;
-                self.refresh_at = refresh_due(&self.token, now);
-                // A mirror that cannot be written now is written at the next refresh; the new
-                // token is kept either way (the old refresh token may be spent).
-                let _ = token_cache::write(&self.mirror, &self.token);
+                self.refresh_at = refresh_due(&self.token, now).max(after(now, MIN_REFRESH_GAP));
+                // The encrypted copy first: after a kill between the two writes the mirror is
+                // removed (the release ledger), and the copy must hold the newest refresh token
+                // (the old one may be spent). A mirror that cannot be written now is written at
+                // the next refresh.
                 self.persist(home);
+                let _ = token_cache::write(&self.mirror, &self.token);
+                Kept::Alive
+            }
+            Ok(_) if self.token.expires_at <= now => Kept::Over(format!(
+                "the SSO session ended: its token expired at {} and every refresh answered with a token that expires at once",
+                time::format_rfc3339(self.token.expires_at)
+            )),
+            Ok(_) => {
+                self.retry_later(now);
                 Kept::Alive
             }
             Err(e) if refused(&e) => {
@@ -183,14 +226,19 @@ impl Keeper {
                 time::format_rfc3339(self.token.expires_at)
             )),
             Err(_) => {
-                let left = self.token.expires_at.duration_since(now) / 2;
-                let half = now + left;
-                self.refresh_at = after(now, RETRY_AFTER)
-                    .min(half)
-                    .max(after(now, Duration::from_secs(1)));
+                self.retry_later(now);
                 Kept::Alive
             }
         }
+    }
+
+    /// After a transient fault: again in [`RETRY_AFTER`], or halfway to the expiry when that is
+    /// sooner, but not within a second.
+    fn retry_later(&mut self, now: Timestamp) {
+        let half = now + self.token.expires_at.duration_since(now) / 2;
+        self.refresh_at = after(now, RETRY_AFTER)
+            .min(half)
+            .max(after(now, Duration::from_secs(1)));
     }
 
     /// The client registration the token carries (what refreshes it).
@@ -255,7 +303,8 @@ pub fn newer_in_mirror(mirror: &Path, ours: &SsoToken, now: Timestamp) -> Option
         && found.client_id == ours.client_id
         && !found.access_token.expose().trim().is_empty()
         && found.expires_at > ours.expires_at
-        && found.expires_at > now;
+        && found.expires_at > now
+        && found.expires_at <= after(now, MAX_ADOPTED_LIFE);
     if !adoptable {
         return None;
     }
@@ -273,18 +322,12 @@ fn after(t: Timestamp, d: Duration) -> Timestamp {
 }
 
 /// Whether AWS refused the refresh for good (the session, the refresh token or the client is no
-/// longer valid), rather than failing for a moment.
+/// longer valid), rather than failing for a moment: only AWS's own refusal codes count, so a
+/// corporate proxy's block page or a captive portal never ends a day's session.
 fn refused(e: &AwsError) -> bool {
-    let transient = e.code().is_some_and(|c| {
-        c.contains("Throttl")
-            || c.contains("TooManyRequests")
-            || c.contains("SlowDown")
-            || c.contains("InternalServer")
-            || c.contains("ServiceUnavailable")
-    });
     match e {
-        AwsError::Service { status, .. } => {
-            !transient && (matches!(status, 400 | 401 | 403) || e.is_unauthorized())
+        AwsError::Service { status, code, .. } => {
+            matches!(status, 400 | 401 | 403) && REFUSALS.contains(&code.as_str())
         }
         _ => false,
     }
@@ -390,6 +433,9 @@ mod tests {
         assert!(!k.adopt_mirror(now));
         token_cache::write(&k.mirror, &token(5)).unwrap();
         assert!(!k.adopt_mirror(now));
+        // one that claims to live for years would stop the refreshes: refused
+        token_cache::write(&k.mirror, &token(400 * 24 * 3600)).unwrap();
+        assert!(!k.adopt_mirror(now));
         // a link is not followed
         let elsewhere = dir.path().join("elsewhere.json");
         let mut later = token(900);
@@ -433,6 +479,10 @@ mod tests {
         assert!(refused(&service(400, "InvalidClientException")));
         assert!(!refused(&service(500, "InternalServerException")));
         assert!(!refused(&service(400, "ThrottlingException")));
+        // a corporate proxy's block page, a captive portal: not AWS refusing
+        assert!(!refused(&service(403, "HTTP403")));
+        assert!(!refused(&service(400, "unnamed")));
+        assert!(!refused(&service(401, "ProxyAuthenticationRequired")));
         assert!(!refused(&service(429, "TooManyRequestsException")));
         assert!(!refused(&AwsError::Unreachable {
             url: "u".into(),
