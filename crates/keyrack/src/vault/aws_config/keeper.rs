@@ -54,11 +54,9 @@ pub const LOCK_RETRY: Duration = Duration::from_secs(2);
 /// on it in time; after the expiry no refresh works).
 pub const REGISTRATION_MARGIN: Duration = Duration::from_secs(2);
 /// A refresh never comes sooner than this after the last one (a server answering with tokens
-/// that expire at once must not be asked twice a second all day).
+/// that expire at once must not be asked twice a second all day). The token a refresh gave is
+/// kept whatever its lifetime: its refresh token replaces the spent one.
 pub const MIN_REFRESH_GAP: Duration = Duration::from_secs(5);
-/// A refreshed token that lives less than this is not one AWS gives: the answer is taken as a
-/// transient fault (retried later), not as a token.
-pub const MIN_TOKEN_LIFE: Duration = Duration::from_secs(10);
 /// An adopted mirror token expiring later than this from now is not one AWS gives (theirs live
 /// about an hour): it is not adopted, so it cannot stop the refreshes.
 pub const MAX_ADOPTED_LIFE: Duration = Duration::from_secs(24 * 3600);
@@ -191,7 +189,7 @@ impl Keeper {
         }
         let answer = login::refresh_at(&self.oidc, &self.token, &self.registration());
         match answer {
-            Ok(fresh) if fresh.expires_at >= after(now, MIN_TOKEN_LIFE) => {
+            Ok(fresh) => {
                 self.token = fresh;
                 self.refresh_at = refresh_due(&self.token, now).max(after(now, MIN_REFRESH_GAP));
                 // The encrypted copy first: after a kill between the two writes the mirror is
@@ -202,14 +200,7 @@ impl Keeper {
                 let _ = token_cache::write(&self.mirror, &self.token);
                 Kept::Alive
             }
-            Ok(_) if self.token.expires_at <= now => Kept::Over(format!(
-                "the SSO session ended: its token expired at {} and every refresh answered with a token that expires at once",
-                time::format_rfc3339(self.token.expires_at)
-            )),
-            Ok(_) => {
-                self.retry_later(now);
-                Kept::Alive
-            }
+
             Err(e) if refused(&e) => {
                 // another tool may have refreshed with the same refresh token a moment ago
                 if self.adopt_mirror(now) {
