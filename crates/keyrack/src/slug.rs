@@ -183,7 +183,7 @@ impl Slug {
     }
 
     /// Joins parts that were already checked.
-    fn from_checked_parts(org: &str, env: &str, key: &str) -> Self {
+    pub(crate) fn from_checked_parts(org: &str, env: &str, key: &str) -> Self {
         let mut text = String::with_capacity(org.len() + env.len() + key.len() + 2);
         for part in [org, ".", env, ".", key] {
             text.push_str(part);

@@ -213,7 +213,13 @@ impl Response {
     /// through the tagged enum (which buffers the whole value first, and costs several times
     /// more per grant).
     pub fn from_json(line: &[u8]) -> serde_json::Result<Response> {
-        if let Some(grants) = super::grants_line::decode(line) {
+        Self::from_json_for(line, &[])
+    }
+
+    /// [`Response::from_json`] for the answer to a GET of `asked`: a grant of a slug asked for
+    /// takes that slug rather than parsing it again.
+    pub fn from_json_for(line: &[u8], asked: &[Slug]) -> serde_json::Result<Response> {
+        if let Some(grants) = super::grants_line::decode(line, asked) {
             return Ok(Response::Grants {
                 grants,
                 ended: vec![],
