@@ -105,7 +105,7 @@ pub const MAX_SECRET_BYTES: usize = 256 * 1024;
 
 /// Why `value` can never be stored or handed out, if it cannot: over [`MAX_SECRET_BYTES`], or a
 /// NUL byte (no process environment or argv can carry one). The reason never quotes the value.
-pub fn unfit(value: &str) -> Option<String> {
+pub(crate) fn unfit(value: &str) -> Option<String> {
     if value.len() > MAX_SECRET_BYTES {
         return Some(format!(
             "it is {} bytes, over the limit of {MAX_SECRET_BYTES} bytes (256 KiB)",

@@ -89,7 +89,10 @@ fn token_from(answer: TokenAnswer, reg: &Registration, start_url: &str) -> SsoTo
 }
 
 /// Refreshes `token` with its refresh token.
-pub fn refresh(token: &SsoToken, reg: &Registration) -> std::result::Result<SsoToken, AwsError> {
+pub(crate) fn refresh(
+    token: &SsoToken,
+    reg: &Registration,
+) -> std::result::Result<SsoToken, AwsError> {
     let rt = token
         .refresh_token
         .as_ref()
@@ -188,7 +191,7 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
 }
 
 /// A PKCE verifier: 64 characters of `[A-Za-z0-9-._~]`.
-pub fn pkce_verifier() -> String {
+pub(crate) fn pkce_verifier() -> String {
     random_string(
         64,
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~",
@@ -196,7 +199,7 @@ pub fn pkce_verifier() -> String {
 }
 
 /// base64url(sha256(verifier)) without padding.
-pub fn pkce_challenge(verifier: &str) -> String {
+pub(crate) fn pkce_challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 

@@ -59,7 +59,7 @@ pub struct DaemonStatus {
 
 /// What GET answers.
 #[derive(Debug, Clone, Default)]
-pub struct Lookup {
+pub(crate) struct Lookup {
     /// One per slug asked for, in order: the grant, or `None`.
     pub grants: Vec<Option<Grant>>,
     /// For the slugs not granted: their grants that ended lately, and why.
@@ -121,7 +121,7 @@ fn wire_size(g: &Grant) -> usize {
 }
 
 /// Refuses a grant too large to reach the daemon in any request.
-pub fn check_grant_size(g: &Grant) -> Result<()> {
+pub(crate) fn check_grant_size(g: &Grant) -> Result<()> {
     let n = wire_size(g);
     if n + UNLOCK_FRAME_BYTES > MAX_REQUEST_BYTES {
         return Err(Error::InvalidInput {
@@ -179,14 +179,14 @@ impl Client {
 
     /// Removes the files left by daemons that are gone (once per client; see
     /// [`super::ledger::reap`]) and returns them.
-    pub fn release_leftovers(&self) -> Vec<PathBuf> {
+    pub(crate) fn release_leftovers(&self) -> Vec<PathBuf> {
         let mut done = self.released.lock().unwrap_or_else(|p| p.into_inner());
         done.get_or_insert_with(|| ledger::reap(&self.home).unwrap_or_default())
             .clone()
     }
 
     /// Sends a request. `Ok(None)` when no daemon is running.
-    pub fn call(&self, req: &Request) -> Result<Option<Response>> {
+    pub(crate) fn call(&self, req: &Request) -> Result<Option<Response>> {
         let line = encode(req)?;
         // a GET answer names the slugs asked for: the reader takes them from here
         let asked = match req {
@@ -328,11 +328,6 @@ impl Client {
         self.err(DaemonError::Unexpected(format!("{r:?}")))
     }
 
-    /// Whether a daemon answers.
-    pub fn is_running(&self) -> bool {
-        matches!(self.call(&Request::Status), Ok(Some(_)))
-    }
-
     /// Starts the daemon (a detached `keyrack daemon run` of the same binary) unless one runs.
     ///
     /// The daemon starts with a clean environment: `KEYRACK_HOME` (absolute), the variables that
@@ -342,7 +337,7 @@ impl Client {
     /// runs in `/`, in a session of its own, with every descriptor above 2 closed on exec. Until
     /// it is ready it reports on its stdout, a pipe read here, so a daemon that cannot start says
     /// why; once bound it points stdio at `/dev/null`, which ends the pipe.
-    pub fn ensure_running(&self) -> Result<()> {
+    pub(crate) fn ensure_running(&self) -> Result<()> {
         if self.call(&Request::Status)?.is_some() {
             return Ok(());
         }
@@ -478,7 +473,7 @@ impl Client {
 
     /// Pushes grants, in as many requests as their size needs. Call [`Client::ensure_running`]
     /// first (a daemon that exits meanwhile is started again).
-    pub fn unlock(&self, grants: Vec<Grant>) -> Result<usize> {
+    pub(crate) fn unlock(&self, grants: Vec<Grant>) -> Result<usize> {
         let mut count = 0;
         for batch in batches(grants)? {
             let req = Request::Unlock { grants: batch };
@@ -503,19 +498,19 @@ impl Client {
     }
 
     /// Looks slugs up (with the `org.all` fallback). `None` when no daemon runs.
-    pub fn get(&self, slugs: Vec<Slug>) -> Result<Option<Vec<Option<Grant>>>> {
+    pub(crate) fn get(&self, slugs: Vec<Slug>) -> Result<Option<Vec<Option<Grant>>>> {
         Ok(self.lookup(slugs)?.map(|l| l.grants))
     }
 
     /// Looks slugs up (with the `org.all` fallback), with why those not granted ended. `None`
     /// when no daemon runs.
-    pub fn lookup(&self, slugs: Vec<Slug>) -> Result<Option<Lookup>> {
+    pub(crate) fn lookup(&self, slugs: Vec<Slug>) -> Result<Option<Lookup>> {
         self.lookup_keeping(slugs).1
     }
 
     /// [`Client::lookup`], handing the slugs back (the hot path needs them after the answer,
     /// and copying them costs an allocation each).
-    pub fn lookup_keeping(&self, slugs: Vec<Slug>) -> (Vec<Slug>, Result<Option<Lookup>>) {
+    pub(crate) fn lookup_keeping(&self, slugs: Vec<Slug>) -> (Vec<Slug>, Result<Option<Lookup>>) {
         let req = Request::Get { slugs };
         let answer = match self.call(&req) {
             Ok(Some(Response::Grants { grants, ended })) => Ok(Some(Lookup { grants, ended })),
@@ -530,7 +525,7 @@ impl Client {
     }
 
     /// The grants carrying label `name` = `value` (none when no daemon runs).
-    pub fn by_label(&self, name: &str, value: &str) -> Result<Vec<Grant>> {
+    pub(crate) fn by_label(&self, name: &str, value: &str) -> Result<Vec<Grant>> {
         match self.call(&Request::GetByLabel {
             name: name.into(),
             value: value.into(),
@@ -543,7 +538,7 @@ impl Client {
 
     /// Replaces the vault payload (and renewal deadline) of a held grant; `false` when it is not
     /// held (or no daemon runs).
-    pub fn update(
+    pub(crate) fn update(
         &self,
         slug: &Slug,
         payload: Secret,
@@ -580,7 +575,7 @@ impl Client {
     }
 
     /// Forgets grants; returns the slugs forgotten (empty when no daemon runs).
-    pub fn relock(&self, scope: RelockScope) -> Result<Vec<Slug>> {
+    pub(crate) fn relock(&self, scope: RelockScope) -> Result<Vec<Slug>> {
         match self.call(&Request::Relock { scope })? {
             Some(Response::Relocked { slugs }) => Ok(slugs),
             Some(r) => Err(self.unexpected(r)),

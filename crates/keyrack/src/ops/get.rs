@@ -17,10 +17,7 @@ use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Slug, ENV_SUDO, ORG_ALL};
 use crate::vault::os_envvar;
 
-pub use super::row::{KeyRow, Source, Status};
-
-/// One key's answer: a [`KeyRow`] (the row type every command shares).
-pub type Attempt = KeyRow;
+pub(crate) use super::row::{KeyRow, Source, Status};
 
 /// What to get.
 #[derive(Debug, Clone, Default)]

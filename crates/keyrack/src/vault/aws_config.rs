@@ -49,7 +49,7 @@ use crate::secret::Secret;
 use crate::slug::Slug;
 
 /// What aws.config can do.
-pub const INFO: VaultInfo = VaultInfo {
+pub(crate) const INFO: VaultInfo = VaultInfo {
     kind: VaultKind::AwsConfig,
     exid_with: &[Mech::AwsSso],
     location_with: &[],
@@ -65,25 +65,25 @@ pub const INFO: VaultInfo = VaultInfo {
 };
 
 /// The labels an aws.config grant carries.
-pub mod label {
+pub(crate) mod label {
     /// The profile name (`keyrack aws credentials --profile` finds the grant by it).
-    pub const PROFILE: &str = "aws.profile";
+    pub(crate) const PROFILE: &str = "aws.profile";
     /// The token-cache name of the SSO session (`keyrack aws logout` relocks by it).
-    pub const SESSION: &str = "aws.session";
+    pub(crate) const SESSION: &str = "aws.session";
 }
 
 /// Role credentials are renewed this long before they expire (at the latest halfway through
 /// what is left of them).
-pub const RENEW_AHEAD: Duration = Duration::from_secs(10 * 60);
+pub(crate) const RENEW_AHEAD: Duration = Duration::from_secs(10 * 60);
 /// Role credentials handed out have at least this long left; closer to expiry they are renewed
 /// first.
-pub const FRESH_FOR: Duration = Duration::from_secs(5 * 60);
+pub(crate) const FRESH_FOR: Duration = Duration::from_secs(5 * 60);
 
 /// What an aws.config grant carries for its vault (the grant's payload, secret): enough to renew
 /// role credentials without decrypting anything.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Payload {
+pub(crate) struct Payload {
     /// The SSO portal's base URL, resolved when the grant was made.
     pub portal: String,
     /// The SSO region.
@@ -101,18 +101,18 @@ pub struct Payload {
 
 impl Payload {
     /// The payload of an aws.config grant (`None` when it carries none, or not this one).
-    pub fn of(grant: &Grant) -> Option<Payload> {
+    pub(crate) fn of(grant: &Grant) -> Option<Payload> {
         let p = grant.payload.as_ref()?;
         serde_json::from_str(p.expose()).ok()
     }
 
     /// As the opaque payload of a grant.
-    pub fn seal(&self) -> Secret {
+    pub(crate) fn seal(&self) -> Secret {
         Secret::new(serde_json::to_string(self).expect("payload serialises"))
     }
 
     /// Role credentials fetched now from the portal.
-    pub fn fetch_role_credentials(&self) -> std::result::Result<RoleCredentials, AwsError> {
+    pub(crate) fn fetch_role_credentials(&self) -> std::result::Result<RoleCredentials, AwsError> {
         portal::role_credentials_at(
             &self.portal,
             &self.access_token,
@@ -122,7 +122,7 @@ impl Payload {
     }
 
     /// The role credentials it carries, if they have at least [`FRESH_FOR`] left at `now`.
-    pub fn fresh_role_credentials(&self, now: Timestamp) -> Option<&RoleCredentials> {
+    pub(crate) fn fresh_role_credentials(&self, now: Timestamp) -> Option<&RoleCredentials> {
         let until = now.checked_add(FRESH_FOR).unwrap_or(Timestamp::MAX);
         self.role_credentials
             .as_ref()
@@ -130,7 +130,7 @@ impl Payload {
     }
 
     /// When the role credentials it carries should be renewed (none: it carries none).
-    pub fn renew_at(&self, now: Timestamp) -> Option<Timestamp> {
+    pub(crate) fn renew_at(&self, now: Timestamp) -> Option<Timestamp> {
         let exp = self.role_credentials.as_ref()?.expiration;
         let ahead = exp.checked_sub(RENEW_AHEAD).unwrap_or(exp);
         let halfway = now + exp.duration_since(now) / 2;
@@ -141,7 +141,7 @@ impl Payload {
 /// The external id (profile name) and metadata a host entry of `grant` records, from what the
 /// grant carries and the profile in the AWS config (for `init --recover`); `None` for a grant
 /// that is not an aws.config one.
-pub fn entry_of(grant: &Grant) -> Option<(String, BTreeMap<String, String>)> {
+pub(crate) fn entry_of(grant: &Grant) -> Option<(String, BTreeMap<String, String>)> {
     let profile = grant.labels.get(label::PROFILE)?.clone();
     let payload = Payload::of(grant)?;
     let mut m = BTreeMap::new();
@@ -162,7 +162,7 @@ pub fn entry_of(grant: &Grant) -> Option<(String, BTreeMap<String, String>)> {
 
 /// Renews the role credentials an aws.config grant carries (run by the session daemon). A portal
 /// that refuses the access token ends the grant: the SSO session is over.
-pub fn renew(grant: &Grant) -> Renewal {
+pub(crate) fn renew(grant: &Grant) -> Renewal {
     let Some(mut payload) = Payload::of(grant) else {
         return Renewal::Keep;
     };
@@ -183,14 +183,14 @@ pub fn renew(grant: &Grant) -> Renewal {
 }
 
 /// The names of the metadata recorded in the host entry.
-pub use crate::host_manifest::aws_meta as meta;
+pub(crate) use crate::host_manifest::aws_meta as meta;
 
 fn digest(s: &str) -> String {
     hex::encode(&Sha1::digest(s.as_bytes())[..10])
 }
 
 /// Where the encrypted token bundle of a session lives.
-pub fn token_path(home: &Home, cache_name: &str) -> PathBuf {
+pub(crate) fn token_path(home: &Home, cache_name: &str) -> PathBuf {
     home.vault_dir("aws.config")
         .join(format!("session-{}.age", digest(cache_name)))
 }
@@ -226,7 +226,7 @@ fn registration_name(region: &str, start_url: &str) -> String {
 }
 
 /// A token the server accepted, with the role credentials that proved it.
-pub struct LiveSession {
+pub(crate) struct LiveSession {
     /// The token.
     pub token: SsoToken,
     /// Role credentials for the profile's account/role (None when only the session was checked).
@@ -236,7 +236,7 @@ pub struct LiveSession {
 }
 
 /// SSO sessions of one owner: encrypted token bundles and client registrations.
-pub struct Sessions<'a> {
+pub(crate) struct Sessions<'a> {
     home: &'a Home,
     identity: &'a Identity,
     recipients: &'a [crypto::RecipientKey],
@@ -246,7 +246,7 @@ pub struct Sessions<'a> {
 
 impl<'a> Sessions<'a> {
     /// Sessions over a vault context.
-    pub fn new(ctx: &VaultContext<'a>) -> Result<Self> {
+    pub(crate) fn new(ctx: &VaultContext<'a>) -> Result<Self> {
         Ok(Sessions {
             home: ctx.home,
             identity: ctx.identity.ok_or_else(|| Error::Identity {
@@ -328,12 +328,12 @@ impl<'a> Sessions<'a> {
     }
 
     /// The stored token of a session.
-    pub fn token(&self, cache_name: &str) -> Result<Option<SsoToken>> {
+    pub(crate) fn token(&self, cache_name: &str) -> Result<Option<SsoToken>> {
         self.read_sealed(&token_path(self.home, cache_name), KIND_SESSION, cache_name)
     }
 
     /// Stores a session's token (encrypted, bound to the session's name).
-    pub fn save_token(&self, cache_name: &str, token: &SsoToken) -> Result<()> {
+    pub(crate) fn save_token(&self, cache_name: &str, token: &SsoToken) -> Result<()> {
         self.write_sealed(
             &token_path(self.home, cache_name),
             KIND_SESSION,
@@ -343,7 +343,7 @@ impl<'a> Sessions<'a> {
     }
 
     /// Forgets a session's token (encrypted copy and mirror).
-    pub fn forget(&self, cache_name: &str) -> Result<()> {
+    pub(crate) fn forget(&self, cache_name: &str) -> Result<()> {
         fsio::remove_if_exists(&token_path(self.home, cache_name))?;
         let mirror = token_cache::cache_file(cache_name)?;
         fsio::remove_if_exists(&mirror)?;
@@ -353,14 +353,18 @@ impl<'a> Sessions<'a> {
     }
 
     /// keyrack's OIDC client for this start URL: cached until it expires, else registered now.
-    pub fn registration(&self, region: &str, start_url: &str) -> Result<Registration> {
+    pub(crate) fn registration(&self, region: &str, start_url: &str) -> Result<Registration> {
         self.registration_renewed_if(region, start_url, |reg| !reg.is_fresh())
     }
 
     /// keyrack's OIDC client for a browser authorization (which happens anyway): a new one when
     /// the kept one has less than 14 days left or another client name is configured, so the
     /// ~90-day registration is renewed without a browser trip of its own.
-    pub fn registration_for_sign_in(&self, region: &str, start_url: &str) -> Result<Registration> {
+    pub(crate) fn registration_for_sign_in(
+        &self,
+        region: &str,
+        start_url: &str,
+    ) -> Result<Registration> {
         let client_name = crate::aws::client_name();
         self.registration_renewed_if(region, start_url, |reg| reg.due_for_renewal(&client_name))
     }
@@ -389,7 +393,7 @@ impl<'a> Sessions<'a> {
     /// server-side validation (GetRoleCredentials for a profile, ListAccounts for a bare session).
     /// Refreshes near expiry, signs in when dead (unless `login.no_prompt`). Serialised per
     /// session by a file lock: a concurrent unlock waits and then reuses the fresh token.
-    pub fn live(
+    pub(crate) fn live(
         &self,
         cache_name: &str,
         start_url: &str,
@@ -463,7 +467,7 @@ impl<'a> Sessions<'a> {
     }
 
     /// A live session for a profile, validated with GetRoleCredentials for its account/role.
-    pub fn live_for_profile(&self, p: &SsoProfile) -> Result<LiveSession> {
+    pub(crate) fn live_for_profile(&self, p: &SsoProfile) -> Result<LiveSession> {
         let (account, role, region) = (
             p.account_id.to_string(),
             p.role_name.to_string(),
@@ -495,13 +499,13 @@ enum LockGuard {
 }
 
 /// The aws.config adapter.
-pub struct AwsConfigVault<'a> {
+pub(crate) struct AwsConfigVault<'a> {
     ctx: VaultContext<'a>,
 }
 
 impl<'a> AwsConfigVault<'a> {
     /// An adapter over the context.
-    pub fn new(ctx: VaultContext<'a>) -> Self {
+    pub(crate) fn new(ctx: VaultContext<'a>) -> Self {
         AwsConfigVault { ctx }
     }
 
@@ -541,7 +545,7 @@ fn checked_profile(name: &str) -> Result<ProfileName> {
 }
 
 /// Unlocks one aws.config entry: live session, SSO user check, mirror, grant.
-pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant> {
+pub(crate) fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant> {
     let profile_name = entry.exid.clone().ok_or_else(|| Error::Aws {
         source: None,
         message: format!("{} has no profile name recorded", entry.slug),
