@@ -54,7 +54,7 @@ impl RecipientKey {
     }
 
     /// `x25519`, `ssh-ed25519` or `ssh-rsa`.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             RecipientKey::X25519(_) => "x25519",
             RecipientKey::Ssh(r) => {

@@ -386,7 +386,8 @@ impl Error {
     }
 
     /// The AWS answer behind an [`Error::Aws`], when a call failed.
-    pub fn aws_error(&self) -> Option<&crate::aws::http::AwsError> {
+    #[cfg(test)]
+    pub(crate) fn aws_error(&self) -> Option<&crate::aws::http::AwsError> {
         match self {
             Error::Aws { source, .. } => source.as_deref(),
             _ => None,

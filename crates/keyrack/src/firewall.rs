@@ -48,7 +48,7 @@ pub struct Blocked {
 
 impl Blocked {
     /// A sentence naming the pattern.
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         format!(
             "value looks like a long-lived {} ({}); keyrack hands out short-lived credentials",
             self.what, self.pattern
@@ -57,7 +57,7 @@ impl Blocked {
 }
 
 /// Checks a value; `Some` when it must be blocked.
-pub fn inspect(value: &str) -> Option<Blocked> {
+pub(crate) fn inspect(value: &str) -> Option<Blocked> {
     if is_installation_token(value) {
         return None;
     }
@@ -84,7 +84,7 @@ pub fn inspect(value: &str) -> Option<Blocked> {
 
 /// Whether `value` is exactly one GitHub App installation token: `ghs_` followed by at least
 /// 36 characters of `[A-Za-z0-9._]` (the classic form has exactly 36 letters and digits).
-pub fn is_installation_token(value: &str) -> bool {
+pub(crate) fn is_installation_token(value: &str) -> bool {
     value.strip_prefix("ghs_").is_some_and(|body| {
         body.len() >= 36
             && body

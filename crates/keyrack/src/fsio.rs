@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 /// Creates `dir` (and parents) with mode 0700 and tightens it to 0700 if it already exists.
-pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         fs::DirBuilder::new()
             .recursive(true)
@@ -31,10 +31,10 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// The name prefix of keyrack's temporary files: `.keyrack-tmp-<pid>-<32 hex>`.
-pub const TEMP_PREFIX: &str = ".keyrack-tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".keyrack-tmp-";
 
 /// How many symbolic links [`resolve_link_target`] follows before it gives up.
-pub const MAX_LINKS: usize = 16;
+pub(crate) const MAX_LINKS: usize = 16;
 
 /// A temp file older than this is stale whoever made it: no write takes an hour, and a reused
 /// pid must not keep a killed writer's plaintext copy alive forever.
@@ -73,7 +73,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 /// stow, chezmoi, home-manager link `~/.aws/config` or `keyrack.yml` into another directory):
 /// the link's final target is replaced atomically (temp file in the target's directory) and the
 /// link stays. See [`resolve_link_target`] for what is refused.
-pub fn write_atomic_through_links(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_atomic_through_links(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let target = resolve_link_target(path)?;
     write_atomic(&target, bytes, mode)
 }
@@ -82,7 +82,7 @@ pub fn write_atomic_through_links(path: &Path, bytes: &[u8], mode: u32) -> Resul
 /// end of its link chain (at most [`MAX_LINKS`] links, each resolved from the real directory of
 /// the link). Refuses a dangling link, a link to something that is not a regular file, and a
 /// link into a directory not owned by the current user (another user could swap the file).
-pub fn resolve_link_target(path: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve_link_target(path: &Path) -> Result<PathBuf> {
     let refuse = |reason: String, hint: String| Error::InvalidInput {
         what: "symlink",
         value: path.display().to_string(),
@@ -186,7 +186,7 @@ pub fn resolve_link_target(path: &Path) -> Result<PathBuf> {
 /// keyrack's). A temp file of a live writer is left alone, so this is safe without a lock, even
 /// in a directory that writers holding different locks share (the keyrack home holds every
 /// owner's host manifest). Best effort: errors are ignored.
-pub fn remove_stale_temps(dir: &Path) {
+pub(crate) fn remove_stale_temps(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -212,7 +212,7 @@ pub fn remove_stale_temps(dir: &Path) {
 /// Removes every keyrack temp file in `dir` but this process's own. Only for directories that
 /// are written solely under a lock the caller holds: then no other writer can be mid-write there,
 /// and any temp file is a leftover (even one whose pid was reused). Returns how many were removed.
-pub fn remove_all_temps(dir: &Path) -> Result<usize> {
+pub(crate) fn remove_all_temps(dir: &Path) -> Result<usize> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -318,7 +318,7 @@ impl Drop for TempFile {
 }
 
 /// Creates an empty file with mode 0600 if it does not exist.
-pub fn touch_private(path: &Path) -> Result<()> {
+pub(crate) fn touch_private(path: &Path) -> Result<()> {
     OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -330,7 +330,7 @@ pub fn touch_private(path: &Path) -> Result<()> {
 }
 
 /// Removes a file, treating "already gone" as success.
-pub fn remove_if_exists(path: &Path) -> Result<()> {
+pub(crate) fn remove_if_exists(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -339,20 +339,19 @@ pub fn remove_if_exists(path: &Path) -> Result<()> {
 }
 
 /// Reads a file, mapping errors to [`Error::Io`].
-pub fn read(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|e| Error::io("read", path, e))
 }
 
 /// An exclusive advisory lock held until dropped; serialises concurrent keyrack writers.
 #[derive(Debug)]
-pub struct WriteLock {
+pub(crate) struct WriteLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl WriteLock {
     /// Blocks until the lock at `path` is acquired (the file is created 0600 if needed).
-    pub fn acquire(path: &Path) -> Result<Self> {
+    pub(crate) fn acquire(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent() {
             ensure_private_dir(dir)?;
         }
@@ -364,15 +363,7 @@ impl WriteLock {
             .open(path)
             .map_err(|e| Error::io("open lock file", path, e))?;
         file.lock().map_err(|e| Error::io("lock", path, e))?;
-        Ok(WriteLock {
-            _file: file,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// The lock file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(WriteLock { _file: file })
     }
 }
 

@@ -22,7 +22,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-pub use jiff::Timestamp;
+pub(crate) use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -195,7 +195,7 @@ pub enum Custody {
 }
 
 /// Labels to look grants up by: `name → value` (e.g. `aws.profile → acme.test`).
-pub type Labels = BTreeMap<String, String>;
+pub(crate) type Labels = BTreeMap<String, String>;
 
 /// Labels any vault may attach to a grant so `status` shows the horizon of what keeps it alive
 /// beyond its own expiry (e.g. an SSO session refreshed in the background until its client
@@ -265,12 +265,12 @@ impl Grant {
     }
 
     /// Whether the grant carries label `name` with `value`.
-    pub fn has_label(&self, name: &str, value: &str) -> bool {
+    pub(crate) fn has_label(&self, name: &str, value: &str) -> bool {
         self.labels.get(name).is_some_and(|v| v == value)
     }
 
     /// Whether it is no longer usable at `now` (a grant without a horizon never expires).
-    pub fn is_expired(&self, now: Timestamp) -> bool {
+    pub(crate) fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
     }
 }
@@ -350,8 +350,8 @@ impl Renewer for NoRenewer {
 pub mod time {
     use jiff::Timestamp;
 
-    pub use jiff::fmt::serde::timestamp::millisecond::optional as millis_opt;
-    pub use jiff::fmt::serde::timestamp::millisecond::required as millis;
+    pub(crate) use jiff::fmt::serde::timestamp::millisecond::optional as millis_opt;
+    pub(crate) use jiff::fmt::serde::timestamp::millisecond::required as millis;
 
     /// Now.
     pub fn now() -> Timestamp {
@@ -359,14 +359,14 @@ pub mod time {
     }
 
     /// Now, to the whole second (what files record).
-    pub fn now_seconds() -> Timestamp {
+    pub(crate) fn now_seconds() -> Timestamp {
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now())
     }
 
     /// Parses a duration: jiff's friendly form (`9h`, `30m`, `1h30m`, `1h 30m`, `2d`, `500ms`,
     /// `2hours`, `1.5h`) or ISO 8601 (`PT1H30M`); a day is 24 hours; months, years and zero are
     /// refused.
-    pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         let span: jiff::Span = s
             .trim()
             .parse()
@@ -378,45 +378,6 @@ pub mod time {
             Ok(d) if !d.is_zero() => Ok(d),
             _ => Err("must be longer than zero".into()),
         }
-    }
-
-    /// A duration a host manifest recorded: as [`parse_duration`], and else in the units older
-    /// keyrack versions accepted and wrote as given (`1M` a month of 30.44 days, `1y` 365.25 days
-    /// — longer than any grant lives, so they cap nothing), so such a file still loads.
-    pub fn parse_recorded_duration(s: &str) -> Result<std::time::Duration, String> {
-        parse_duration(s).or_else(|e| legacy_duration(s).ok_or(e))
-    }
-
-    /// `<number><unit>` tokens in the units of the `humantime` crate.
-    fn legacy_duration(s: &str) -> Option<std::time::Duration> {
-        let mut total = 0u64;
-        let mut rest = s.trim();
-        if rest.is_empty() {
-            return None;
-        }
-        while !rest.is_empty() {
-            let digits = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            let n: u64 = rest[..digits].parse().ok()?;
-            rest = &rest[digits..];
-            let unit_len = rest
-                .find(|c: char| !c.is_ascii_alphabetic())
-                .unwrap_or(rest.len());
-            let secs = match &rest[..unit_len] {
-                "seconds" | "second" | "sec" | "s" => 1,
-                "minutes" | "minute" | "min" | "m" => 60,
-                "hours" | "hour" | "hr" | "h" => 3600,
-                "days" | "day" | "d" => 86_400,
-                "weeks" | "week" | "w" => 604_800,
-                "months" | "month" | "M" => 2_630_016,
-                "years" | "year" | "y" => 31_557_600,
-                _ => return None,
-            };
-            total = total.checked_add(n.checked_mul(secs)?)?;
-            rest = rest[unit_len..].trim_start();
-        }
-        (total > 0).then(|| std::time::Duration::from_secs(total))
     }
 
     /// Writes a duration the way [`parse_duration`] (and people) read it: `1h30m`, `45s`, `2h`
@@ -437,16 +398,16 @@ pub mod time {
     }
 
     /// `2026-01-02T03:04:05Z`.
-    pub fn format_rfc3339(t: Timestamp) -> String {
+    pub(crate) fn format_rfc3339(t: Timestamp) -> String {
         t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
     }
 
     /// An optional duration written as text (`1h30m`, see [`format_duration`]).
-    pub mod duration_text {
-        use serde::{Deserialize, Deserializer, Serializer};
+    pub(crate) mod duration_text {
+        use serde::Serializer;
 
         /// Writes `d` as `1h30m`.
-        pub fn serialize<S: Serializer>(
+        pub(crate) fn serialize<S: Serializer>(
             d: &Option<std::time::Duration>,
             s: S,
         ) -> Result<S::Ok, S::Error> {
@@ -455,30 +416,21 @@ pub mod time {
                 None => s.serialize_none(),
             }
         }
-
-        /// Reads a duration as [`super::parse_recorded_duration`] does.
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<std::time::Duration>, D::Error> {
-            Option::<String>::deserialize(d)?
-                .map(|s| super::parse_recorded_duration(&s).map_err(serde::de::Error::custom))
-                .transpose()
-        }
     }
 
     /// A time written as RFC 3339: `2026-01-02T03:04:05Z` when written, any RFC 3339 form
     /// (offsets, fractional seconds) when read.
-    pub mod rfc3339 {
+    pub(crate) mod rfc3339 {
         use jiff::Timestamp;
         use serde::{Deserialize, Deserializer, Serializer};
 
         /// Writes `t` as `YYYY-MM-DDTHH:MM:SSZ`.
-        pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        pub(crate) fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
             s.serialize_str(&super::format_rfc3339(*t))
         }
 
         /// Reads any RFC 3339 time.
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
             let s = String::deserialize(d)?;
             s.trim().parse::<Timestamp>().map_err(|e| {
                 serde::de::Error::custom(format!("'{s}' is not an RFC 3339 time ({e})"))
@@ -544,17 +496,7 @@ mod tests {
         }
         assert!(time::parse_duration("0s").is_err());
         assert!(time::parse_duration("soon").is_err());
-        // what older versions recorded still reads
         assert!(time::parse_duration("1M").is_err());
-        assert_eq!(
-            time::parse_recorded_duration("1M").unwrap().as_secs(),
-            2_630_016
-        );
-        assert_eq!(
-            time::parse_recorded_duration("1h 30min").unwrap().as_secs(),
-            5400
-        );
-        assert!(time::parse_recorded_duration("soon").is_err());
     }
 
     #[test]

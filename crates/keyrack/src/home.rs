@@ -14,7 +14,7 @@ pub struct Home {
 
 impl Home {
     /// Resolves the home from `$KEYRACK_HOME`, else `$HOME/.keyrack`.
-    pub fn from_env(owner: Owner) -> Result<Self> {
+    pub(crate) fn from_env(owner: Owner) -> Result<Self> {
         let root = match std::env::var_os("KEYRACK_HOME") {
             Some(p) if !p.is_empty() => PathBuf::from(p),
             _ => user_home()?.join(".keyrack"),
@@ -31,7 +31,7 @@ impl Home {
     }
 
     /// The home directory itself.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
@@ -49,29 +49,29 @@ impl Home {
     }
 
     /// The lock file that serialises writers of this owner's files.
-    pub fn lock_file(&self) -> PathBuf {
+    pub(crate) fn lock_file(&self) -> PathBuf {
         self.root.join(format!(".lock.{}", self.owner.label()))
     }
 
     /// `vault/<vault>/<owner>/`.
-    pub fn vault_dir(&self, vault: &str) -> PathBuf {
+    pub(crate) fn vault_dir(&self, vault: &str) -> PathBuf {
         self.root.join("vault").join(vault).join(self.owner.label())
     }
 
     /// The directories that only writers holding this owner's [`lock_file`](Self::lock_file)
     /// write to (os.direct, os.secure): under that lock, any temp file in them is a killed
     /// writer's leftover.
-    pub fn lock_only_dirs(&self) -> [PathBuf; 2] {
+    pub(crate) fn lock_only_dirs(&self) -> [PathBuf; 2] {
         [self.vault_dir("os.direct"), self.vault_dir("os.secure")]
     }
 
     /// `inventory/<owner>/`.
-    pub fn inventory_dir(&self) -> PathBuf {
+    pub(crate) fn inventory_dir(&self) -> PathBuf {
         self.root.join("inventory").join(self.owner.label())
     }
 
     /// The inventory marker of one slug.
-    pub fn inventory_marker(&self, slug: &Slug) -> PathBuf {
+    pub(crate) fn inventory_marker(&self, slug: &Slug) -> PathBuf {
         self.inventory_dir().join(slug.file_stem())
     }
 
@@ -82,7 +82,7 @@ impl Home {
 }
 
 /// The user's home directory (`$HOME`).
-pub fn user_home() -> Result<PathBuf> {
+pub(crate) fn user_home() -> Result<PathBuf> {
     match std::env::var_os("HOME") {
         Some(h) if !h.is_empty() => Ok(PathBuf::from(h)),
         _ => Err(Error::InvalidInput {

@@ -155,19 +155,19 @@ pub mod params_meta {
 }
 
 /// The names of aws.config's metadata in the file.
-pub mod aws_meta {
+pub(crate) mod aws_meta {
     /// sso-session name (or the legacy start URL).
-    pub const SESSION: &str = "ssoSession";
+    pub(crate) const SESSION: &str = "ssoSession";
     /// Portal start URL.
-    pub const START_URL: &str = "ssoStartUrl";
+    pub(crate) const START_URL: &str = "ssoStartUrl";
     /// SSO region.
-    pub const SSO_REGION: &str = "ssoRegion";
+    pub(crate) const SSO_REGION: &str = "ssoRegion";
     /// Account id.
-    pub const ACCOUNT_ID: &str = "accountId";
+    pub(crate) const ACCOUNT_ID: &str = "accountId";
     /// Role name.
-    pub const ROLE_NAME: &str = "roleName";
+    pub(crate) const ROLE_NAME: &str = "roleName";
     /// The SSO user seen at set.
-    pub const SSO_USER: &str = "ssoUser";
+    pub(crate) const SSO_USER: &str = "ssoUser";
 }
 
 impl Meta {
@@ -185,7 +185,7 @@ impl Meta {
     }
 
     /// The file form (a string map; empty for none).
-    pub fn to_map(&self) -> BTreeMap<String, String> {
+    pub(crate) fn to_map(&self) -> BTreeMap<String, String> {
         match self {
             Meta::None => BTreeMap::new(),
             Meta::Other(m) => m.clone(),
@@ -223,12 +223,12 @@ impl Meta {
 
     /// A value by its file name, whatever the variant (for entries read before a field was
     /// modelled, and for messages).
-    pub fn get(&self, name: &str) -> Option<String> {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
         self.to_map().remove(name)
     }
 
     /// Whether nothing is recorded.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         match self {
             Meta::None => true,
             Meta::Other(m) => m.is_empty(),
@@ -304,7 +304,7 @@ impl Serialize for Meta {
 /// A host entry as the file writes it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FileEntry {
+pub(crate) struct FileEntry {
     slug: Slug,
     vault: VaultKind,
     mech: Mech,
@@ -376,13 +376,13 @@ pub struct HostManifest {
 }
 
 /// Now, to the second (what the host manifest records).
-pub fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     time::now_seconds()
 }
 
 impl HostManifest {
     /// A new manifest with one recipient.
-    pub fn new(home: &Home, first: &RecipientKey, label: &str) -> Self {
+    pub(crate) fn new(home: &Home, first: &RecipientKey, label: &str) -> Self {
         HostManifest {
             version: VERSION,
             owner: home.owner().name().map(str::to_string),
@@ -397,12 +397,12 @@ impl HostManifest {
     }
 
     /// Whether this owner has a host manifest.
-    pub fn exists(home: &Home) -> bool {
+    pub(crate) fn exists(home: &Home) -> bool {
         home.host_manifest().is_file()
     }
 
     /// Reads and decrypts the host manifest.
-    pub fn load(home: &Home, identity: &Identity) -> Result<Self> {
+    pub(crate) fn load(home: &Home, identity: &Identity) -> Result<Self> {
         let path = home.host_manifest();
         let data = match std::fs::read(&path) {
             Ok(d) => d,
@@ -463,7 +463,7 @@ impl HostManifest {
     }
 
     /// Encrypts to the recipients and writes atomically (0600).
-    pub fn save(&self, home: &Home) -> Result<()> {
+    pub(crate) fn save(&self, home: &Home) -> Result<()> {
         fsio::ensure_private_dir(home.root())?;
         let json = zeroize::Zeroizing::new(
             serde_json::to_vec_pretty(self).expect("host manifest serialises"),
@@ -481,7 +481,7 @@ impl HostManifest {
     }
 
     /// The entry for `slug`, if set.
-    pub fn entry(&self, slug: &Slug) -> Option<&HostEntry> {
+    pub(crate) fn entry(&self, slug: &Slug) -> Option<&HostEntry> {
         self.hosts.get(slug)
     }
 }

@@ -33,7 +33,7 @@ enum Inner {
 
 /// Where an identity came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// `--identity` or `KEYRACK_IDENTITY`.
     Explicit(PathBuf),
     /// `~/.ssh/id_ed25519`.
@@ -44,7 +44,7 @@ pub enum Source {
 
 impl Source {
     /// The path of the identity file.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         match self {
             Source::Explicit(p) | Source::SshDefault(p) | Source::Generated(p) => p,
         }
@@ -52,7 +52,7 @@ impl Source {
 }
 
 /// Finds the identity to use, without reading it. `None` when nothing exists yet.
-pub fn discover(explicit: Option<&Path>, home: &Home) -> Result<Option<Source>> {
+pub(crate) fn discover(explicit: Option<&Path>, home: &Home) -> Result<Option<Source>> {
     if let Some(p) = explicit {
         return Ok(Some(Source::Explicit(p.to_path_buf())));
     }
@@ -73,7 +73,7 @@ pub fn discover(explicit: Option<&Path>, home: &Home) -> Result<Option<Source>> 
 }
 
 /// Discovers and loads the identity, failing with the fix when there is none.
-pub fn load_discovered(
+pub(crate) fn load_discovered(
     explicit: Option<&Path>,
     home: &Home,
     interact: &dyn Interact,
@@ -223,12 +223,12 @@ impl Identity {
     }
 
     /// The identity file's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// `path (kind)` for messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("{} ({})", self.path.display(), self.recipient.kind())
     }
 
@@ -266,7 +266,7 @@ fn read_private(path: &Path) -> std::result::Result<zeroize::Zeroizing<Vec<u8>>,
 }
 
 /// How many times a wrong passphrase may be typed before the command fails.
-pub const PASSPHRASE_TRIES: u32 = 3;
+pub(crate) const PASSPHRASE_TRIES: u32 = 3;
 
 fn ask_passphrase(
     path: &Path,

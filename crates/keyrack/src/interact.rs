@@ -50,7 +50,7 @@ impl fmt::Display for Unanswered {
 pub type Answer<T> = std::result::Result<T, Unanswered>;
 
 /// Checks a typed answer (trimmed): `Err(why)` shows why and asks again.
-pub type Check = fn(&str) -> std::result::Result<(), String>;
+pub(crate) type Check = fn(&str) -> std::result::Result<(), String>;
 
 /// A question answered with a line of text.
 #[derive(Clone, Copy, Debug)]
@@ -111,7 +111,7 @@ impl Opening {
     }
 
     /// Why the browser could not be opened, once that is known.
-    pub fn failure(&self) -> Option<String> {
+    pub(crate) fn failure(&self) -> Option<String> {
         self.failure
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -10,7 +10,7 @@ use crate::secret::Secret;
 /// The mech hook of `unlock` (and of the proof at `set`): turns what the vault holds for `entry`
 /// into the grant handed out. Most mechs hand out the stored value as is; `github.app` mints an
 /// installation token from the stored app credentials, and the grant expires with the token.
-pub fn grant_from_stored(
+pub(crate) fn grant_from_stored(
     entry: &crate::host_manifest::HostEntry,
     stored: crate::vault::Grant,
 ) -> Result<crate::vault::Grant> {
@@ -31,7 +31,11 @@ pub enum SecretSource {
 }
 
 /// Acquires the value of a `replica`/`session` secret for `key`.
-pub fn acquire_secret(key: &str, source: SecretSource, interact: &dyn Interact) -> Result<Secret> {
+pub(crate) fn acquire_secret(
+    key: &str,
+    source: SecretSource,
+    interact: &dyn Interact,
+) -> Result<Secret> {
     let pipe_it = format!("printf %s \"$VALUE\" | keyrack set --key {key} …");
     let value = match source {
         SecretSource::Prompt => match interact.secret(key) {

@@ -12,9 +12,9 @@ pub const ENV_ALL: &str = "all";
 /// The elevated env: never written to a repo manifest, short default TTL.
 pub const ENV_SUDO: &str = "sudo";
 /// The production env: never unlocked by a bare `keyrack unlock` (unless the repo says so).
-pub const ENV_PROD: &str = "prod";
+pub(crate) const ENV_PROD: &str = "prod";
 /// The org of machine-wide keys that belong to no repo.
-pub const ORG_ALL: &str = "@all";
+pub(crate) const ORG_ALL: &str = "@all";
 
 /// Checks an env name: `[a-z][a-z0-9_-]*`.
 pub fn validate_env(env: &str) -> Result<()> {
@@ -141,17 +141,17 @@ impl Owner {
     }
 
     /// The owner's name, `None` for the default owner.
-    pub fn name(&self) -> Option<&str> {
+    pub(crate) fn name(&self) -> Option<&str> {
         self.0.as_deref()
     }
 
     /// The name used in paths and messages (`default` for no owner).
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         self.0.as_deref().unwrap_or("default")
     }
 
     /// The ` --owner X` suffix to repeat in fix commands (empty for the default owner).
-    pub fn flag(&self) -> String {
+    pub(crate) fn flag(&self) -> String {
         match &self.0 {
             Some(o) => format!(" --owner {o}"),
             None => String::new(),
@@ -183,7 +183,7 @@ impl Slug {
     }
 
     /// Joins parts that were already checked.
-    fn from_checked_parts(org: &str, env: &str, key: &str) -> Self {
+    pub(crate) fn from_checked_parts(org: &str, env: &str, key: &str) -> Self {
         let mut text = String::with_capacity(org.len() + env.len() + key.len() + 2);
         for part in [org, ".", env, ".", key] {
             text.push_str(part);
@@ -231,12 +231,12 @@ impl Slug {
     }
 
     /// `org.env.KEY` as text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.text
     }
 
     /// The same key under `org.all`, used as the lookup fallback.
-    pub fn with_env_all(&self) -> Slug {
+    pub(crate) fn with_env_all(&self) -> Slug {
         // (the key may be a legacy dotted one read back from a file: keep it as it is)
         Slug::from_checked_parts(self.org(), ENV_ALL, self.key())
     }

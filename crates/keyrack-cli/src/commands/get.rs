@@ -196,9 +196,9 @@ pub fn source(ctx: &Ctx, a: SourceArgs) -> ui::Result<i32> {
 }
 
 /// A granted key handed to `exec`'s command: its name, env and value size (never the value).
-struct Passed {
-    key: String,
-    env: String,
+struct Passed<'a> {
+    key: &'a str,
+    env: &'a str,
     bytes: usize,
 }
 
@@ -248,26 +248,29 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> ui::Result<i32> {
     drop(set);
     drop(removed);
     crate::process::after_failed_exec();
-    // (what was passed matters only now, to explain a failure)
-    let mut passed: Vec<Passed> = attempts
-        .iter()
-        .filter_map(|x| {
-            Some(Passed {
-                key: x.key.clone(),
-                env: x.env.clone(),
-                bytes: x.secret.as_ref()?.expose().len(),
-            })
-        })
-        .collect();
-    if let Some(e) = &aws {
-        passed.extend(e.vars.iter().map(|v| Passed {
-            key: v.name.to_string(),
-            env: e.profile.clone(),
+    // What was passed matters only now, to explain a failure: the values go (wiped as they
+    // are dropped), their sizes, keys and envs stay.
+    let mut attempts = attempts;
+    let mut aws = aws;
+    let mut passed: Vec<Passed> = Vec::with_capacity(attempts.len());
+    for x in &mut attempts {
+        let KeyRow {
+            key, env, secret, ..
+        } = x;
+        if let Some(s) = secret.take() {
+            let bytes = s.expose().len();
+            passed.push(Passed { key, env, bytes });
+        }
+    }
+    if let Some(e) = &mut aws {
+        let vars = std::mem::take(&mut e.vars);
+        let env = e.profile.as_str();
+        passed.extend(vars.iter().map(|v| Passed {
+            key: v.name,
+            env,
             bytes: v.value.expose().len(),
         }));
     }
-    drop(aws);
-    drop(attempts);
     let (e, code) = exec_failure(&a.command, &err, &passed);
     if ctx.json {
         let mut doc = render::error_json(&e);
@@ -357,7 +360,7 @@ fn too_big(
         };
         return Error::InvalidInput {
             what: "key",
-            value: first.key.clone(),
+            value: first.key.to_string(),
             reason: format!(
                 "its value is {} bytes, too large to put in a program's environment: Linux takes at most {per_entry} bytes per KEY=value entry (MAX_ARG_STRLEN), so {} cannot be started with it{also}",
                 first.bytes,
@@ -392,7 +395,7 @@ fn too_big(
 /// Bytes of the inherited environment the command keeps (the keys keyrack sets replace theirs).
 fn environment_bytes(passed: &[Passed]) -> usize {
     std::env::vars_os()
-        .filter(|(k, _)| !passed.iter().any(|p| OsStr::new(&p.key) == k))
+        .filter(|(k, _)| !passed.iter().any(|p| OsStr::new(p.key) == k))
         .map(|(k, v)| k.len() + 1 + v.len() + 1)
         .sum()
 }
@@ -445,7 +448,7 @@ fn exec_with(
     };
     // every `KEY=value\0` in one buffer, wiped when dropped (no value has a NUL: checked above)
     let size = vars.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-    let mut entries = zeroize::Zeroizing::new(Vec::<u8>::with_capacity(size));
+    let mut entries = keyrack::secret::SecretBytes::with_capacity(size);
     let mut ends = Vec::with_capacity(vars.len());
     for (k, v) in vars {
         entries.extend_from_slice(k.as_bytes());

@@ -21,6 +21,7 @@ mod getting_started;
 mod github_app;
 mod grants;
 mod hot_path;
+mod hot_path_rows;
 mod interop_age;
 mod journey;
 mod output;

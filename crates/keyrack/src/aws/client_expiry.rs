@@ -64,7 +64,7 @@ impl SideFile {
 
 impl ClientExpiry {
     /// Days left, rounded to the nearest day (0 in its last day; negative once expired).
-    pub fn days_left(&self, now: jiff::Timestamp) -> i64 {
+    pub(crate) fn days_left(&self, now: jiff::Timestamp) -> i64 {
         let secs = self.expires_at.as_second() - now.as_second();
         if (0..86400).contains(&secs) {
             return 0;
@@ -99,7 +99,7 @@ fn side_file(sealed: &Path) -> PathBuf {
 }
 
 /// Records when the registration kept (encrypted) at `sealed` expires.
-pub fn record(sealed: &Path, reg: &Registration) -> Result<()> {
+pub(crate) fn record(sealed: &Path, reg: &Registration) -> Result<()> {
     let Ok(expires_at) = jiff::Timestamp::from_second(reg.expires_at) else {
         return Ok(()); // an expiry out of range: nothing to warn about
     };
@@ -116,7 +116,7 @@ pub fn record(sealed: &Path, reg: &Registration) -> Result<()> {
 
 /// Every sign-in client of `home` whose registration is still kept, soonest expiry first.
 /// Unreadable side files are skipped: they only feed warnings.
-pub fn all(home: &Home) -> Vec<ClientExpiry> {
+pub(crate) fn all(home: &Home) -> Vec<ClientExpiry> {
     let dir = home.vault_dir("aws.config");
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return Vec::new();
@@ -138,7 +138,7 @@ pub fn all(home: &Home) -> Vec<ClientExpiry> {
 }
 
 /// The sign-in clients that expire within 7 days (or have expired): `status` and `doctor` warn.
-pub fn expiring(home: &Home, now: jiff::Timestamp) -> Vec<ClientExpiry> {
+pub(crate) fn expiring(home: &Home, now: jiff::Timestamp) -> Vec<ClientExpiry> {
     all(home)
         .into_iter()
         .filter(|c| c.expires_at.as_second() - now.as_second() < WARN_WITHIN_SECS)

@@ -88,7 +88,7 @@ pub struct SsoProfile {
 
 impl SsoProfile {
     /// The name the token cache is keyed by (session name; legacy: start URL).
-    pub fn cache_name(&self) -> &str {
+    pub(crate) fn cache_name(&self) -> &str {
         match &self.session {
             Some(s) => s.as_str(),
             None => self.start_url.as_str(),
@@ -96,7 +96,7 @@ impl SsoProfile {
     }
 
     /// The region for STS and other regional calls: the profile's, else the SSO region.
-    pub fn call_region(&self) -> &Region {
+    pub(crate) fn call_region(&self) -> &Region {
         self.region.as_ref().unwrap_or(&self.sso_region)
     }
 }
@@ -115,7 +115,7 @@ pub struct AwsConfig {
 }
 
 /// `$AWS_CONFIG_FILE`, else `~/.aws/config`.
-pub fn default_path() -> Result<PathBuf> {
+pub(crate) fn default_path() -> Result<PathBuf> {
     match std::env::var_os("AWS_CONFIG_FILE").filter(|v| !v.is_empty()) {
         Some(p) => Ok(PathBuf::from(p)),
         None => Ok(user_home()?.join(".aws").join("config")),
@@ -204,7 +204,7 @@ impl AwsConfig {
     }
 
     /// Loads `path`.
-    pub fn load(path: &Path) -> Result<Self> {
+    pub(crate) fn load(path: &Path) -> Result<Self> {
         match std::fs::read(path) {
             Ok(bytes) => {
                 let mut config = Self::from_bytes(path, bytes)?;
@@ -239,7 +239,7 @@ impl AwsConfig {
     }
 
     /// The file's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -361,7 +361,7 @@ impl AwsConfig {
     }
 
     /// The validated start URL and SSO region of an sso-session section.
-    pub fn session_settings(&self, name: &str) -> Result<(StartUrl, Region)> {
+    pub(crate) fn session_settings(&self, name: &str) -> Result<(StartUrl, Region)> {
         let section = Section::SsoSession(name.into());
         let kv = self.get_lines(&section).ok_or_else(|| Error::Aws {
             source: None,
@@ -547,7 +547,7 @@ impl AwsConfig {
     }
 
     /// Writes atomically, keeping the file's mode (new files: 0600 in a 0700 `~/.aws`).
-    pub fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         if let Some(dir) = self.path.parent() {
             if !dir.exists() {
                 fsio::ensure_private_dir(dir)?;

@@ -10,7 +10,7 @@ use super::names::Region;
 
 /// The services keyrack talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Service {
+pub(crate) enum Service {
     /// SSO OIDC (client registration, tokens).
     SsoOidc,
     /// The SSO portal (accounts, roles, role credentials, logout).
@@ -41,7 +41,7 @@ impl Service {
     }
 
     /// The host of the service in `region`: `oidc.us-east-1.amazonaws.com`, …
-    pub fn default_host(self, region: &Region) -> String {
+    pub(crate) fn default_host(self, region: &Region) -> String {
         format!("{}.{region}.{}", self.host_prefix(), region.dns_suffix())
     }
 }
@@ -49,7 +49,7 @@ impl Service {
 /// The base URL (no trailing slash) of `service` in `region`. Refuses a region that is not an
 /// AWS region name, even when an `AWS_ENDPOINT_URL_*` override makes the region irrelevant to
 /// the URL: such a value never comes from a sound configuration.
-pub fn endpoint(service: Service, region: &str) -> Result<String, AwsError> {
+pub(crate) fn endpoint(service: Service, region: &str) -> Result<String, AwsError> {
     let region = Region::parse(region).map_err(|e| AwsError::Refused {
         reason: e.to_string(),
     })?;
@@ -76,12 +76,12 @@ pub fn endpoint(service: Service, region: &str) -> Result<String, AwsError> {
 }
 
 /// The variable that points the AWS sign-in (console federation) endpoint elsewhere.
-pub const SIGNIN_ENV: &str = "AWS_ENDPOINT_URL_SIGNIN";
+pub(crate) const SIGNIN_ENV: &str = "AWS_ENDPOINT_URL_SIGNIN";
 
 /// The base URL (no trailing slash) of the AWS sign-in endpoint: `AWS_ENDPOINT_URL_SIGNIN`, then
 /// the catch-all `AWS_ENDPOINT_URL` (as for every other service), then `default`, the sign-in
 /// host of the credentials' partition (`https://signin.aws.amazon.com`, …).
-pub fn signin(default: &str) -> String {
+pub(crate) fn signin(default: &str) -> String {
     let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     from_env(SIGNIN_ENV)
         .or_else(|| from_env("AWS_ENDPOINT_URL"))

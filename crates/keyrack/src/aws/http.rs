@@ -78,7 +78,7 @@ pub enum AwsError {
 
 impl AwsError {
     /// The error type, when the service gave one.
-    pub fn code(&self) -> Option<&str> {
+    pub(crate) fn code(&self) -> Option<&str> {
         match self {
             AwsError::Service { code, .. } => Some(code),
             _ => None,
@@ -86,7 +86,7 @@ impl AwsError {
     }
 
     /// Whether the SSO session is dead (sign in again).
-    pub fn is_unauthorized(&self) -> bool {
+    pub(crate) fn is_unauthorized(&self) -> bool {
         matches!(self, AwsError::Service { status: 401, .. })
             || self.code().is_some_and(|c| {
                 c.contains("Unauthorized")
@@ -97,7 +97,7 @@ impl AwsError {
     }
 
     /// As a keyrack error saying what keyrack was `doing`, with the fix; this error is its source.
-    pub fn into_error(self, doing: &str) -> Error {
+    pub(crate) fn into_error(self, doing: &str) -> Error {
         let hint = match &self {
             AwsError::Unreachable { .. } => {
                 "check the network (and AWS_ENDPOINT_URL_* if set), then retry".to_string()
@@ -135,14 +135,14 @@ impl AwsError {
 }
 
 /// A successful answer.
-pub struct Reply {
+pub(crate) struct Reply {
     /// The body.
     pub body: String,
 }
 
 impl Reply {
     /// Parses the body as JSON.
-    pub fn json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, AwsError> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, AwsError> {
         serde_json::from_str(&self.body).map_err(|e| AwsError::Malformed {
             url: url.into(),
             reason: format!("not the documented JSON ({e})"),
@@ -151,7 +151,7 @@ impl Reply {
 }
 
 /// Sends a request; `body` is sent when given.
-pub fn send(
+pub(crate) fn send(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
@@ -253,7 +253,7 @@ fn printable_message(message: &str) -> String {
 }
 
 /// The text of the first `<tag>…</tag>` in an XML body.
-pub fn xml_tag(xml: &str, tag: &str) -> Option<String> {
+pub(crate) fn xml_tag(xml: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find(&format!("</{tag}>"))? + start;
@@ -261,7 +261,7 @@ pub fn xml_tag(xml: &str, tag: &str) -> Option<String> {
 }
 
 /// Percent-encodes a query or form value.
-pub fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
         .to_string()
         .replace("%2D", "-")

@@ -205,7 +205,7 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
 }
 
 /// A PKCE verifier: 64 characters of `[A-Za-z0-9-._~]`.
-pub fn pkce_verifier() -> String {
+pub(crate) fn pkce_verifier() -> String {
     random_string(
         64,
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~",
@@ -213,7 +213,7 @@ pub fn pkce_verifier() -> String {
 }
 
 /// base64url(sha256(verifier)) without padding.
-pub fn pkce_challenge(verifier: &str) -> String {
+pub(crate) fn pkce_challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 

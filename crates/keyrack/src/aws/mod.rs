@@ -18,11 +18,11 @@
 pub mod chain;
 pub mod client_expiry;
 pub mod config_file;
-pub mod endpoints;
-pub mod http;
+pub(crate) mod endpoints;
+pub(crate) mod http;
 pub mod login;
 pub mod names;
-pub mod net;
+pub(crate) mod net;
 pub mod oidc;
 pub mod portal;
 pub mod ssm;
@@ -30,12 +30,12 @@ pub mod sts;
 pub mod token_cache;
 
 /// The OAuth scope that makes SSO tokens refreshable.
-pub const SCOPE: &str = "sso:account:access";
+pub(crate) const SCOPE: &str = "sso:account:access";
 
 /// The OIDC client name keyrack registers: what the browser's consent page ("Allow <name> to
 /// access your data?") shows. `keyrack`, or `KEYRACK_AWS_CLIENT_NAME` (a change shows from the
 /// next browser sign-in, which registers the client anew).
-pub fn client_name() -> String {
+pub(crate) fn client_name() -> String {
     std::env::var("KEYRACK_AWS_CLIENT_NAME")
         .ok()
         .map(|s| s.trim().to_string())

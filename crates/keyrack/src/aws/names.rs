@@ -56,7 +56,7 @@ pub enum Field {
 
 impl Field {
     /// The command-line flag that carries it.
-    pub fn flag(self) -> &'static str {
+    pub(crate) fn flag(self) -> &'static str {
         match self {
             Field::StartUrl => "--sso-start-url",
             Field::SsoRegion => "--sso-region",
@@ -71,7 +71,7 @@ impl Field {
     }
 
     /// The `~/.aws/config` setting that carries it.
-    pub fn config_key(self) -> &'static str {
+    pub(crate) fn config_key(self) -> &'static str {
         match self {
             Field::StartUrl => "sso_start_url",
             Field::SsoRegion => "sso_region",
@@ -86,7 +86,7 @@ impl Field {
     }
 
     /// What a valid value looks like.
-    pub fn expected(self) -> &'static str {
+    pub(crate) fn expected(self) -> &'static str {
         match self {
             Field::StartUrl => "an https:// URL such as https://d-1234567890.awsapps.com/start or https://my-org.awsapps.com/start (no user@, no spaces)",
             Field::SsoRegion | Field::Region => "an AWS region such as us-east-1 or eu-central-1 ([a-z]{2}(-[a-z]+)+-N)",
@@ -99,7 +99,7 @@ impl Field {
     }
 
     /// A short name for messages.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Field::StartUrl => "start URL",
             Field::SsoRegion => "SSO region",
@@ -148,7 +148,7 @@ impl NameError {
     }
 
     /// As the error of a command-line flag (exit 1: bad usage).
-    pub fn for_flag(self) -> Error {
+    pub(crate) fn for_flag(self) -> Error {
         Error::InvalidInput {
             what: self.field.flag(),
             value: self.shown,
@@ -167,8 +167,25 @@ impl NameError {
         }
     }
 
+    /// As the error of a value an AWS service answered with.
+    pub(crate) fn for_service(self, what: &str) -> Error {
+        Error::Aws {
+            source: None,
+            message: format!(
+                "{what}: AWS answered a {} that keyrack refuses to use: '{}' ({})",
+                self.field.describe(),
+                self.shown,
+                self.reason
+            ),
+            hint: format!(
+                "ask your AWS administrator about it; keyrack accepts {}",
+                self.field.expected()
+            ),
+        }
+    }
+
     /// As the error of a setting in a config file, naming `file:line`.
-    pub fn in_file(self, path: &Path, line: usize) -> Error {
+    pub(crate) fn in_file(self, path: &Path, line: usize) -> Error {
         Error::Aws {
             source: None,
             message: format!(
@@ -182,23 +199,6 @@ impl NameError {
                 "edit {}:{line} so that {} is {}",
                 path.display(),
                 self.field.config_key(),
-                self.field.expected()
-            ),
-        }
-    }
-
-    /// As the error of a value an AWS service answered with.
-    pub fn from_service(self, what: &str) -> Error {
-        Error::Aws {
-            source: None,
-            message: format!(
-                "{what}: AWS answered a {} that keyrack refuses to use: '{}' ({})",
-                self.field.describe(),
-                self.shown,
-                self.reason
-            ),
-            hint: format!(
-                "ask your AWS administrator about it; keyrack accepts {}",
                 self.field.expected()
             ),
         }
@@ -226,7 +226,7 @@ pub fn shown(value: &str) -> String {
 /// Whether `c` must never reach a terminal or a line-based file raw: control characters
 /// (C0, DEL, C1), bidi controls and overrides, zero-width and other invisible format
 /// characters, line and paragraph separators.
-pub fn is_unsafe_char(c: char) -> bool {
+pub(crate) fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{061C}'                  // arabic letter mark
@@ -369,7 +369,7 @@ impl Region {
     /// (botocore's `partitions.json`): `amazonaws.com` (aws, aws-us-gov), `amazonaws.com.cn`
     /// for `cn-`, `amazonaws.eu` for the European Sovereign Cloud (`eusc-`), and the isolated
     /// partitions' own suffixes.
-    pub fn dns_suffix(&self) -> &'static str {
+    pub(crate) fn dns_suffix(&self) -> &'static str {
         const PARTITIONS: [(&str, &str); 6] = [
             ("cn-", "amazonaws.com.cn"),
             ("eusc-", "amazonaws.eu"),
@@ -387,7 +387,7 @@ impl Region {
 
 impl StartUrl {
     /// The URL's host (lower-case as written).
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         let rest = &self.0["https://".len()..];
         let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
         authority.split(':').next().unwrap_or(authority)

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use super::http::AwsError;
 
 /// The environment variable naming an extra PEM bundle of trusted CA certificates.
-pub const CA_BUNDLE_ENV: &str = "AWS_CA_BUNDLE";
+pub(crate) const CA_BUNDLE_ENV: &str = "AWS_CA_BUNDLE";
 
 thread_local! {
     static PROFILE_CA_BUNDLE: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
@@ -135,13 +135,13 @@ fn env_var(k: &str) -> Option<String> {
 
 /// While alive, AWS calls on this thread also trust the `ca_bundle` of the profile being
 /// worked on (unless `AWS_CA_BUNDLE` is set, which wins as in botocore).
-pub struct ProfileTrust {
+pub(crate) struct ProfileTrust {
     previous: Option<PathBuf>,
 }
 
 impl ProfileTrust {
     /// Trusts the `ca_bundle` of profile `name` in `config`, if it has one, until dropped.
-    pub fn of_profile(config: &super::config_file::AwsConfig, name: &str) -> Self {
+    pub(crate) fn of_profile(config: &super::config_file::AwsConfig, name: &str) -> Self {
         let section = super::config_file::Section::profile(name);
         let bundle = config
             .get(&section)
@@ -150,7 +150,7 @@ impl ProfileTrust {
     }
 
     /// Trusts `bundle` (the profile's `ca_bundle` value, if any) until dropped.
-    pub fn enter(bundle: Option<&str>) -> Self {
+    pub(crate) fn enter(bundle: Option<&str>) -> Self {
         let bundle = bundle.filter(|b| !b.is_empty()).map(PathBuf::from);
         let previous = PROFILE_CA_BUNDLE.with(|c| c.replace(bundle));
         ProfileTrust { previous }
@@ -309,7 +309,7 @@ fn roots(env: &dyn Fn(&str) -> Option<String>) -> Result<Roots, AwsError> {
 
 /// A proxy chosen for a request, with the name of the variable it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProxyChoice {
+pub(crate) struct ProxyChoice {
     /// The variable (`HTTPS_PROXY`, `http_proxy`, …).
     pub var: &'static str,
     /// The proxy URL, with a scheme.
@@ -318,7 +318,7 @@ pub struct ProxyChoice {
 
 impl ProxyChoice {
     /// The URL without any `user:password@`, for messages.
-    pub fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         match self.url.split_once("://") {
             Some((scheme, rest)) => {
                 let authority_end = rest.find('/').unwrap_or(rest.len());
@@ -347,7 +347,7 @@ fn env_pair(
 }
 
 /// The proxy for `scheme://host:port`, or `None` to connect directly.
-pub fn proxy_for(
+pub(crate) fn proxy_for(
     env: &dyn Fn(&str) -> Option<String>,
     scheme: &str,
     host: &str,
@@ -382,7 +382,7 @@ pub fn proxy_for(
 }
 
 /// Whether a `NO_PROXY` list bypasses the proxy for `host` (no brackets needed) and `port`.
-pub fn bypasses(no_proxy: &str, host: &str, port: u16) -> bool {
+pub(crate) fn bypasses(no_proxy: &str, host: &str, port: u16) -> bool {
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -462,7 +462,7 @@ fn in_network(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
 }
 
 /// How a request goes out: the agent, and the proxy it goes through (for messages).
-pub struct Route {
+pub(crate) struct Route {
     /// The configured agent.
     pub agent: ureq::Agent,
     /// The proxy, when one is used.
@@ -548,7 +548,7 @@ fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
 
 /// A transport failure as an [`AwsError`]: an untrusted certificate names the host and
 /// `AWS_CA_BUNDLE`; anything else is unreachable, through the proxy when one was used.
-pub fn classify(url: &str, route_proxy: Option<&ProxyChoice>, e: ureq::Error) -> AwsError {
+pub(crate) fn classify(url: &str, route_proxy: Option<&ProxyChoice>, e: ureq::Error) -> AwsError {
     let host = url
         .split_once("://")
         .map(|(_, rest)| &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())])

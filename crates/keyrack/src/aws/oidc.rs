@@ -9,7 +9,7 @@ use super::SCOPE;
 use crate::secret::Secret;
 
 /// The redirect URI registered for PKCE (the port is added per sign-in).
-pub const REDIRECT_URI: &str = "http://127.0.0.1/oauth/callback";
+pub(crate) const REDIRECT_URI: &str = "http://127.0.0.1/oauth/callback";
 
 /// A registered OIDC client (cached, encrypted, until it expires: ~90 days).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -33,26 +33,26 @@ pub struct Registration {
 
 /// A browser authorization that happens anyway brings a new registration when the kept one has
 /// less than this left (14 days), so a refresh never meets an expired client.
-pub const RENEW_WITHIN_SECS: i64 = 14 * 86400;
+pub(crate) const RENEW_WITHIN_SECS: i64 = 14 * 86400;
 
 /// `status` and `doctor` warn when keyrack's registration has less than this left (7 days).
-pub const WARN_WITHIN_SECS: i64 = 7 * 86400;
+pub(crate) const WARN_WITHIN_SECS: i64 = 7 * 86400;
 
 impl Registration {
     /// Whether it is still valid for at least an hour.
-    pub fn is_fresh(&self) -> bool {
+    pub(crate) fn is_fresh(&self) -> bool {
         self.seconds_left() > 3600
     }
 
     /// Seconds until it expires (negative once it has).
-    pub fn seconds_left(&self) -> i64 {
+    pub(crate) fn seconds_left(&self) -> i64 {
         self.expires_at - jiff::Timestamp::now().as_second()
     }
 
     /// Whether a browser authorization (which happens anyway) should come with a new
     /// registration: less than [`RENEW_WITHIN_SECS`] left, or registered under a client name
     /// other than `client_name` (the configured name shows from the next browser trip on).
-    pub fn due_for_renewal(&self, client_name: &str) -> bool {
+    pub(crate) fn due_for_renewal(&self, client_name: &str) -> bool {
         self.seconds_left() < RENEW_WITHIN_SECS
             || self
                 .client_name
@@ -99,7 +99,7 @@ pub fn register(region: &str, start_url: &str, name: &str) -> Result<Registratio
 /// A started device authorization.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeviceAuthorization {
+pub(crate) struct DeviceAuthorization {
     /// Polled with.
     pub device_code: String,
     /// Shown to the user.
@@ -118,7 +118,7 @@ fn default_interval() -> u64 {
 }
 
 /// Starts a device authorization.
-pub fn device_authorization(
+pub(crate) fn device_authorization(
     reg: &Registration,
     start_url: &str,
 ) -> Result<DeviceAuthorization, AwsError> {
@@ -141,7 +141,7 @@ pub fn device_authorization(
 }
 
 /// How a token is obtained.
-pub enum Grant<'a> {
+pub(crate) enum Grant<'a> {
     /// Device code flow.
     DeviceCode(&'a str),
     /// Authorization code with PKCE.
@@ -160,7 +160,7 @@ pub enum Grant<'a> {
 /// A token answer.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TokenAnswer {
+pub(crate) struct TokenAnswer {
     /// The access token.
     pub access_token: Secret,
     /// Seconds it lives.
@@ -171,13 +171,13 @@ pub struct TokenAnswer {
 }
 
 /// Exchanges a grant for a token.
-pub fn create_token(reg: &Registration, grant: Grant<'_>) -> Result<TokenAnswer, AwsError> {
+pub(crate) fn create_token(reg: &Registration, grant: Grant<'_>) -> Result<TokenAnswer, AwsError> {
     create_token_at(&endpoint(Service::SsoOidc, &reg.region)?, reg, grant)
 }
 
 /// [`create_token`] at the SSO OIDC endpoint `base` resolved earlier (the session daemon
 /// refreshes at the endpoint the unlock resolved: it has no `AWS_ENDPOINT_URL_*` of its own).
-pub fn create_token_at(
+pub(crate) fn create_token_at(
     base: &str,
     reg: &Registration,
     grant: Grant<'_>,

@@ -10,7 +10,7 @@ use crate::secret::Secret;
 /// An account the user can access.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct Account {
+pub(crate) struct Account {
     /// The 12-digit id.
     pub account_id: String,
     /// Its name.
@@ -86,7 +86,7 @@ fn paginate<T: serde::de::DeserializeOwned>(
 }
 
 /// Every account, sorted by name.
-pub fn list_accounts(region: &str, token: &Secret) -> Result<Vec<Account>, AwsError> {
+pub(crate) fn list_accounts(region: &str, token: &Secret) -> Result<Vec<Account>, AwsError> {
     let mut v: Vec<Account> = paginate(region, "/assignment/accounts", "accountList", token)?;
     v.sort_by(|a, b| {
         a.account_name
@@ -98,7 +98,11 @@ pub fn list_accounts(region: &str, token: &Secret) -> Result<Vec<Account>, AwsEr
 }
 
 /// Every role in `account_id`, sorted by name.
-pub fn list_roles(region: &str, token: &Secret, account_id: &str) -> Result<Vec<String>, AwsError> {
+pub(crate) fn list_roles(
+    region: &str,
+    token: &Secret,
+    account_id: &str,
+) -> Result<Vec<String>, AwsError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Role {
@@ -116,7 +120,7 @@ pub fn list_roles(region: &str, token: &Secret, account_id: &str) -> Result<Vec<
 }
 
 /// Role credentials for `account_id`/`role_name` — the server-side validity check of a token.
-pub fn role_credentials(
+pub(crate) fn role_credentials(
     region: &str,
     token: &Secret,
     account_id: &str,
@@ -132,7 +136,7 @@ pub fn role_credentials(
 
 /// [`role_credentials`] from the portal at `base` (an endpoint resolved earlier, e.g. by the
 /// process that unlocked the grant now renewed by the session daemon).
-pub fn role_credentials_at(
+pub(crate) fn role_credentials_at(
     base: &str,
     token: &Secret,
     account_id: &str,
@@ -160,7 +164,7 @@ pub fn role_credentials_at(
 }
 
 /// Signs the session out server-side.
-pub fn logout(region: &str, token: &Secret) -> Result<(), AwsError> {
+pub(crate) fn logout(region: &str, token: &Secret) -> Result<(), AwsError> {
     let url = format!("{}/logout", endpoint(Service::Sso, region)?);
     http::send(
         "POST",

@@ -55,7 +55,7 @@ pub struct SigningCredentials {
 
 impl SigningCredentials {
     /// Role credentials (from the SSO portal), described by `source`.
-    pub fn from_role(creds: &RoleCredentials, source: impl Into<String>) -> Self {
+    pub(crate) fn from_role(creds: &RoleCredentials, source: impl Into<String>) -> Self {
         SigningCredentials {
             access_key_id: creds.access_key_id.clone(),
             secret_access_key: creds.secret_access_key.clone(),

@@ -10,7 +10,7 @@ use super::portal::RoleCredentials;
 
 /// The caller's ARN and the user (the last ARN segment of an assumed role).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallerIdentity {
+pub(crate) struct CallerIdentity {
     /// `arn:aws:sts::123:assumed-role/Role/user@example.com`.
     pub arn: String,
     /// `user@example.com`.
@@ -18,7 +18,10 @@ pub struct CallerIdentity {
 }
 
 /// Calls GetCallerIdentity in `region`.
-pub fn caller_identity(region: &str, creds: &RoleCredentials) -> Result<CallerIdentity, AwsError> {
+pub(crate) fn caller_identity(
+    region: &str,
+    creds: &RoleCredentials,
+) -> Result<CallerIdentity, AwsError> {
     let url = format!("{}/", endpoint(Service::Sts, region)?);
     let body = "Action=GetCallerIdentity&Version=2011-06-15";
     let identity = Credentials::new(

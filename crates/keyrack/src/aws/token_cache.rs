@@ -64,7 +64,7 @@ pub fn format_z(t: jiff::Timestamp) -> String {
 
 /// Parses RFC 3339 with `Z` or an offset, with or without fractional seconds. Times before
 /// year 0 (UTC) are refused: [`format_z`] could not write them back in four digits.
-pub fn parse_time(s: &str) -> std::result::Result<jiff::Timestamp, String> {
+pub(crate) fn parse_time(s: &str) -> std::result::Result<jiff::Timestamp, String> {
     let t = s
         .trim()
         .parse::<jiff::Timestamp>()
@@ -77,10 +77,12 @@ pub fn parse_time(s: &str) -> std::result::Result<jiff::Timestamp, String> {
 
 mod z_time {
     use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(t: &jiff::Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &jiff::Timestamp, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::format_z(*t))
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<jiff::Timestamp, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<jiff::Timestamp, D::Error> {
         let s = String::deserialize(d)?;
         super::parse_time(&s).map_err(serde::de::Error::custom)
     }
@@ -88,13 +90,16 @@ mod z_time {
 
 mod z_time_opt {
     use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(t: &Option<jiff::Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        t: &Option<jiff::Timestamp>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => s.serialize_str(&super::format_z(*t)),
             None => s.serialize_none(),
         }
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<jiff::Timestamp>, D::Error> {
         match Option::<String>::deserialize(d)? {
@@ -107,22 +112,22 @@ mod z_time_opt {
 }
 
 /// `~/.aws/sso/cache`.
-pub fn cache_dir() -> Result<PathBuf> {
+pub(crate) fn cache_dir() -> Result<PathBuf> {
     Ok(user_home()?.join(".aws").join("sso").join("cache"))
 }
 
 /// sha1 hex of `name` (an sso-session name, or a legacy profile's start URL).
-pub fn cache_key(name: &str) -> String {
+pub(crate) fn cache_key(name: &str) -> String {
     hex::encode(Sha1::digest(name.as_bytes()))
 }
 
 /// The cache file of an sso-session.
-pub fn cache_file(session_or_url: &str) -> Result<PathBuf> {
+pub(crate) fn cache_file(session_or_url: &str) -> Result<PathBuf> {
     Ok(cache_dir()?.join(format!("{}.json", cache_key(session_or_url))))
 }
 
 /// Writes the token (0600 in a 0700 dir, atomically).
-pub fn write(path: &Path, token: &SsoToken) -> Result<()> {
+pub(crate) fn write(path: &Path, token: &SsoToken) -> Result<()> {
     let dir = path.parent().expect("cache file has a parent");
     fsio::ensure_private_dir(dir)?;
     let json = zeroize::Zeroizing::new(serde_json::to_vec_pretty(token).expect("token serialises"));
@@ -130,7 +135,7 @@ pub fn write(path: &Path, token: &SsoToken) -> Result<()> {
 }
 
 /// Reads a cache file; `Ok(None)` when absent.
-pub fn read(path: &Path) -> Result<Option<SsoToken>> {
+pub(crate) fn read(path: &Path) -> Result<Option<SsoToken>> {
     match std::fs::read(path) {
         Ok(bytes) => parse(path, &bytes).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

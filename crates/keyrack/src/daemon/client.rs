@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use zeroize::Zeroizing;
-
 use super::ledger;
 use super::protocol::{HeldGrant, RelockScope, Request, Response};
 use super::DaemonError;
@@ -20,7 +18,7 @@ use super::{platform, socket, CLIENT_TIMEOUT, MAX_REQUEST_BYTES};
 use crate::error::{Error, Result};
 use crate::grant::{Ended, Grant};
 use crate::home::Home;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretBytes};
 use crate::slug::Slug;
 
 /// How long a starter waits for a new daemon to bind (it may first wait for an exiting one).
@@ -61,7 +59,7 @@ pub struct DaemonStatus {
 
 /// What GET answers.
 #[derive(Debug, Clone, Default)]
-pub struct Lookup {
+pub(crate) struct Lookup {
     /// One per slug asked for, in order: the grant, or `None`.
     pub grants: Vec<Option<Grant>>,
     /// For the slugs not granted: their grants that ended lately, and why.
@@ -69,8 +67,11 @@ pub struct Lookup {
 }
 
 /// Serialises `req` as one request line, refusing one the daemon would not read.
-fn encode(req: &Request) -> Result<Zeroizing<Vec<u8>>> {
-    let mut line = Zeroizing::new(serde_json::to_vec(req).expect("request serialises"));
+fn encode(req: &Request) -> Result<SecretBytes> {
+    let mut line = match req {
+        Request::Get { slugs } => encode_get(slugs),
+        _ => SecretBytes::from(serde_json::to_vec(req).expect("request serialises")),
+    };
     line.push(b'\n');
     if line.len() > MAX_REQUEST_BYTES {
         return Err(Error::Daemon {
@@ -82,13 +83,45 @@ fn encode(req: &Request) -> Result<Zeroizing<Vec<u8>>> {
     Ok(line)
 }
 
+/// A GET request as `serde_json::to_vec` writes it, without serde: a slug's characters never
+/// need escaping in JSON (letters, digits, `_`, `-`, `.`, `@`; checked here all the same).
+fn encode_get(slugs: &[Slug]) -> SecretBytes {
+    let plain = |s: &Slug| {
+        s.as_str()
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    };
+    if !slugs.iter().all(plain) {
+        return SecretBytes::from(
+            serde_json::to_vec(&Request::Get {
+                slugs: slugs.to_vec(),
+            })
+            .expect("request serialises"),
+        );
+    }
+    const HEAD: &[u8] = b"{\"op\":\"get\",\"slugs\":[";
+    let size = HEAD.len() + 3 + slugs.iter().map(|s| s.as_str().len() + 3).sum::<usize>();
+    let mut line = SecretBytes::with_capacity(size);
+    line.extend_from_slice(HEAD);
+    for (i, s) in slugs.iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        line.push(b'"');
+        line.extend_from_slice(s.as_str().as_bytes());
+        line.push(b'"');
+    }
+    line.extend_from_slice(b"]}");
+    line
+}
+
 /// The size of one grant on the wire.
 fn wire_size(g: &Grant) -> usize {
-    Zeroizing::new(serde_json::to_vec(g).expect("grant serialises")).len()
+    SecretBytes::from(serde_json::to_vec(g).expect("grant serialises")).len()
 }
 
 /// Refuses a grant too large to reach the daemon in any request.
-pub fn check_grant_size(g: &Grant) -> Result<()> {
+pub(crate) fn check_grant_size(g: &Grant) -> Result<()> {
     let n = wire_size(g);
     if n + UNLOCK_FRAME_BYTES > MAX_REQUEST_BYTES {
         return Err(Error::InvalidInput {
@@ -149,20 +182,25 @@ impl Client {
 
     /// Removes the files left by daemons that are gone (once per client; see
     /// [`super::ledger::reap`]) and returns them.
-    pub fn release_leftovers(&self) -> Vec<PathBuf> {
+    pub(crate) fn release_leftovers(&self) -> Vec<PathBuf> {
         let mut done = self.released.lock().unwrap_or_else(|p| p.into_inner());
         done.get_or_insert_with(|| ledger::reap(&self.home).unwrap_or_default())
             .clone()
     }
 
     /// Sends a request. `Ok(None)` when no daemon is running.
-    pub fn call(&self, req: &Request) -> Result<Option<Response>> {
+    pub(crate) fn call(&self, req: &Request) -> Result<Option<Response>> {
         let line = encode(req)?;
+        // a GET answer names the slugs asked for: the reader takes them from here
+        let asked = match req {
+            Request::Get { slugs } => slugs.as_slice(),
+            _ => &[],
+        };
         let deadline = Instant::now() + CLIENT_TIMEOUT;
         let mut retried = false;
         let mut pause = Duration::from_millis(5);
         let result = loop {
-            match self.call_once(&line, deadline) {
+            match self.call_once(&line, asked, deadline) {
                 Attempt::Done(r) => break r,
                 // We met a daemon in the middle of exiting: ask once more (a new one, or none).
                 Attempt::Retry if !retried => {
@@ -185,7 +223,7 @@ impl Client {
         result
     }
 
-    fn call_once(&self, line: &[u8], deadline: Instant) -> Attempt {
+    fn call_once(&self, line: &[u8], asked: &[Slug], deadline: Instant) -> Attempt {
         let dir = self.path.parent().unwrap_or(Path::new("/"));
         match socket::check_runtime_dir(dir) {
             Ok(true) => {}
@@ -221,10 +259,11 @@ impl Client {
             Err(e) => return Attempt::Done(Err(e)),
         };
         let sent = write_within(&mut stream, line, deadline);
-        let mut buf = Zeroizing::new(Vec::with_capacity(512));
+        // (an answer of one key is a few hundred bytes; of 50, about 6 KiB)
+        let mut buf = SecretBytes::with_capacity(4096);
         let read = read_within(&mut stream, &mut buf, deadline);
         // Read the answer even when sending failed: a refusal explains why.
-        if let Ok(r) = Response::from_json(&buf) {
+        if let Ok(r) = Response::from_json_for(&buf, asked) {
             return match r {
                 Response::Busy => Attempt::Busy,
                 Response::Error { message } => {
@@ -292,11 +331,6 @@ impl Client {
         self.err(DaemonError::Unexpected(format!("{r:?}")))
     }
 
-    /// Whether a daemon answers.
-    pub fn is_running(&self) -> bool {
-        matches!(self.call(&Request::Status), Ok(Some(_)))
-    }
-
     /// Starts the daemon (a detached `keyrack daemon run` of the same binary) unless one runs.
     ///
     /// The daemon starts with a clean environment: `KEYRACK_HOME` (absolute), the variables that
@@ -310,7 +344,7 @@ impl Client {
     /// runs in `/`, in a session of its own, with every descriptor above 2 closed on exec. Until
     /// it is ready it reports on its stdout, a pipe read here, so a daemon that cannot start says
     /// why; once bound it points stdio at `/dev/null`, which ends the pipe.
-    pub fn ensure_running(&self) -> Result<()> {
+    pub(crate) fn ensure_running(&self) -> Result<()> {
         if self.call(&Request::Status)?.is_some() {
             return Ok(());
         }
@@ -475,19 +509,19 @@ impl Client {
     }
 
     /// Looks slugs up (with the `org.all` fallback). `None` when no daemon runs.
-    pub fn get(&self, slugs: Vec<Slug>) -> Result<Option<Vec<Option<Grant>>>> {
+    pub(crate) fn get(&self, slugs: Vec<Slug>) -> Result<Option<Vec<Option<Grant>>>> {
         Ok(self.lookup(slugs)?.map(|l| l.grants))
     }
 
     /// Looks slugs up (with the `org.all` fallback), with why those not granted ended. `None`
     /// when no daemon runs.
-    pub fn lookup(&self, slugs: Vec<Slug>) -> Result<Option<Lookup>> {
+    pub(crate) fn lookup(&self, slugs: Vec<Slug>) -> Result<Option<Lookup>> {
         self.lookup_keeping(slugs).1
     }
 
     /// [`Client::lookup`], handing the slugs back (the hot path needs them after the answer,
     /// and copying them costs an allocation each).
-    pub fn lookup_keeping(&self, slugs: Vec<Slug>) -> (Vec<Slug>, Result<Option<Lookup>>) {
+    pub(crate) fn lookup_keeping(&self, slugs: Vec<Slug>) -> (Vec<Slug>, Result<Option<Lookup>>) {
         let req = Request::Get { slugs };
         let answer = match self.call(&req) {
             Ok(Some(Response::Grants { grants, ended })) => Ok(Some(Lookup { grants, ended })),
@@ -502,7 +536,7 @@ impl Client {
     }
 
     /// The grants carrying label `name` = `value` (none when no daemon runs).
-    pub fn by_label(&self, name: &str, value: &str) -> Result<Vec<Grant>> {
+    pub(crate) fn by_label(&self, name: &str, value: &str) -> Result<Vec<Grant>> {
         match self.call(&Request::GetByLabel {
             name: name.into(),
             value: value.into(),
@@ -515,7 +549,7 @@ impl Client {
 
     /// Replaces the vault payload (and renewal deadline) of a held grant; `false` when it is not
     /// held (or no daemon runs).
-    pub fn update(
+    pub(crate) fn update(
         &self,
         slug: &Slug,
         payload: Secret,
@@ -602,7 +636,7 @@ fn write_within(
 
 fn read_within(
     stream: &mut std::os::unix::net::UnixStream,
-    buf: &mut Zeroizing<Vec<u8>>,
+    buf: &mut SecretBytes,
     deadline: Instant,
 ) -> std::io::Result<()> {
     // Read straight into `buf`'s spare room (no separate chunk to fill and wipe each call).
@@ -610,23 +644,45 @@ fn read_within(
         if buf.capacity() - buf.len() < 1024 {
             // grow by copying, so no stale copy of an answer is left in freed memory
             let cap = (buf.capacity() * 2).max(buf.len() + 4096);
-            let mut bigger = Zeroizing::new(Vec::with_capacity(cap));
+            let mut bigger = SecretBytes::with_capacity(cap);
             bigger.extend_from_slice(buf);
             *buf = bigger;
         }
-        let len = buf.len();
-        let room = buf.capacity() - len;
-        buf.resize(len + room, 0);
         stream.set_read_timeout(Some(left(deadline)?))?;
-        let read = stream.read(&mut buf[len..]);
-        buf.truncate(len + *read.as_ref().unwrap_or(&0));
-        match read {
+        match recv_into_spare(stream, buf) {
             Ok(0) => return Ok(()),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
+}
+
+/// One `recv` from `stream` into `buf`'s spare capacity, which is not zero-filled first (as a
+/// `Read::read` into a resized buffer would need: a `memset` of the room on every call).
+fn recv_into_spare(
+    stream: &std::os::unix::net::UnixStream,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: `recv` writes at most `spare.len()` bytes at `spare`, memory owned by `buf` that
+    // nothing else refers to while it runs.
+    let got = unsafe {
+        nix::libc::recv(
+            stream.as_raw_fd(),
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            0,
+        )
+    };
+    let Ok(got) = usize::try_from(got) else {
+        return Err(std::io::Error::last_os_error());
+    };
+    // SAFETY: `recv` initialised the first `got` bytes of the spare capacity (never more than
+    // it was given).
+    unsafe { buf.set_len(buf.len() + got) };
+    Ok(got)
 }
 
 /// Reads what a starting daemon reports on its stdout until it closes it (ready, or exited).
@@ -661,6 +717,29 @@ fn read_report(rx: std::os::fd::OwnedFd, deadline: Instant) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::grant::{Mech, VaultKind};
+
+    /// The GET line written by hand is the one serde writes, for every kind of slug.
+    #[test]
+    fn a_get_request_is_encoded_as_serde_would() {
+        let mut r = crate::testgen::Lcg(5);
+        for n in 0..40 {
+            let slugs: Vec<Slug> = (0..n % 7)
+                .map(|_| {
+                    Slug::parse(&format!(
+                        "{}.{}.{}",
+                        r.pick(&["acme", "@all", "o-1", "O_2"]),
+                        r.pick(&["test", "all", "ci-1", "a_b"]),
+                        r.pick(&["K", "XAI_API_KEY", "A.B", "_x9"])
+                    ))
+                    .unwrap()
+                })
+                .collect();
+            let req = Request::Get { slugs };
+            let mut serde = serde_json::to_vec(&req).unwrap();
+            serde.push(b'\n');
+            assert_eq!(*encode(&req).unwrap(), serde);
+        }
+    }
 
     fn grant(key: &str, bytes: usize) -> Grant {
         let mut g = Grant::new(

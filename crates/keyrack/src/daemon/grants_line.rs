@@ -40,17 +40,21 @@ impl<'a> Reader<'a> {
         self.eat(lit).then_some(())
     }
 
-    /// A JSON string without escapes (names the daemon writes plainly), as UTF-8.
-    fn plain_str(&mut self) -> Option<&'a str> {
+    /// A JSON string without escapes (names the daemon writes plainly), as its bytes (not
+    /// checked as UTF-8: each caller compares them with names or checks them).
+    fn plain_str(&mut self) -> Option<&'a [u8]> {
         self.expect(b"\"")?;
         let start = self.i;
-        let len = self.b[start..].iter().position(|&c| c == b'"')?;
-        let text = &self.b[start..start + len];
-        if text.iter().any(|&c| c == b'\\' || c < 0x20) {
-            return None;
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => break,
+                b'\\' => return None,
+                c if c < 0x20 => return None,
+                _ => self.i += 1,
+            }
         }
-        self.i = start + len + 1;
-        std::str::from_utf8(text).ok()
+        self.i += 1;
+        Some(&self.b[start..self.i - 1])
     }
 
     /// Any JSON string: plain ones directly, escaped ones through serde_json.
@@ -86,33 +90,44 @@ impl<'a> Reader<'a> {
     /// or exponent).
     fn integer(&mut self) -> Option<u64> {
         let start = self.i;
-        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+        let mut n: u64 = 0;
+        while let Some(d) = self.b.get(self.i).filter(|c| c.is_ascii_digit()) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
             self.i += 1;
         }
-        let digits = &self.b[start..self.i];
-        if digits.is_empty()
-            || (digits.len() > 1 && digits[0] == b'0')
+        let digits = self.i - start;
+        if digits == 0
+            || (digits > 1 && self.b[start] == b'0')
             || matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E'))
         {
             return None;
         }
-        std::str::from_utf8(digits).ok()?.parse().ok()
+        Some(n)
     }
 
-    fn grant(&mut self) -> Option<Option<Grant>> {
+    /// One grant (or `null`); `asked` is the slug asked for in its place, if known.
+    fn grant(&mut self, asked: Option<&Slug>) -> Option<Option<Grant>> {
         if self.eat(b"null") {
             return Some(None);
         }
         self.expect(b"{\"slug\":")?;
-        let slug = Slug::parse(self.plain_str()?).ok()?;
+        let slug = self.plain_str()?;
+        // the slug asked for, as it was sent (the same text parses to the same slug); another
+        // (the `org.all` fallback) is parsed
+        let slug = match asked {
+            Some(a) if a.as_str().as_bytes() == slug => a.clone(),
+            _ => Slug::parse(std::str::from_utf8(slug).ok()?).ok()?,
+        };
         self.expect(b",\"secret\":")?;
         let secret = Secret::new(self.string()?);
         self.expect(b",\"vault\":")?;
         let vault = self.plain_str()?;
-        let vault = *VaultKind::ALL.iter().find(|v| v.as_str() == vault)?;
+        let vault = *VaultKind::ALL
+            .iter()
+            .find(|v| v.as_str().as_bytes() == vault)?;
         self.expect(b",\"mech\":")?;
         let mech = self.plain_str()?;
-        let mech = *Mech::ALL.iter().find(|m| m.as_str() == mech)?;
+        let mech = *Mech::ALL.iter().find(|m| m.as_str().as_bytes() == mech)?;
         let expires_at = match self.eat(b",\"expiresAt\":") {
             true => {
                 let ms = i64::try_from(self.integer()?).ok()?;
@@ -128,13 +143,14 @@ impl<'a> Reader<'a> {
 }
 
 /// The grants of a GET answer line in the daemon's own compact form; `None` for anything else.
-pub(crate) fn decode(line: &[u8]) -> Option<Vec<Option<Grant>>> {
+/// `asked`: the slugs the GET asked for, in order (or none).
+pub(crate) fn decode(line: &[u8], asked: &[Slug]) -> Option<Vec<Option<Grant>>> {
     let mut r = Reader { b: line, i: 0 };
     r.expect(b"{\"status\":\"grants\",\"grants\":[")?;
-    let mut grants = Vec::new();
+    let mut grants = Vec::with_capacity(asked.len());
     if !r.eat(b"]") {
         loop {
-            grants.push(r.grant()?);
+            grants.push(r.grant(asked.get(grants.len()))?);
             if r.eat(b"]") {
                 break;
             }
@@ -219,6 +235,18 @@ mod tests {
             if r.next().is_multiple_of(2) {
                 line.push(b'\n');
             }
+            // the slugs asked for: mostly those granted, some another (a fallback), or none
+            let other = Slug::parse("other.test.K").unwrap();
+            let asked: Vec<Slug> = match r.next() % 4 {
+                0 => vec![],
+                _ => grants
+                    .iter()
+                    .map(|g| match g {
+                        Some(g) if !r.next().is_multiple_of(4) => g.slug.clone(),
+                        _ => other.clone(),
+                    })
+                    .collect(),
+            };
             let plain = grants.iter().flatten().all(|g| {
                 g.renew_at.is_none()
                     && g.release.is_empty()
@@ -226,7 +254,7 @@ mod tests {
                     && g.payload.is_none()
             });
             if plain {
-                assert_eq!(decode(&line), Some(grants.clone()), "case {case}");
+                assert_eq!(decode(&line, &asked), Some(grants.clone()), "case {case}");
                 fast_hits += 1;
             }
             // near misses: truncations, flipped and inserted bytes
@@ -244,7 +272,7 @@ mod tests {
                 _ => near = line.replace_str("\"expiresAt\":", "\"expiresAt\":0"),
             }
             for l in [&line, &near] {
-                if let Some(fast) = decode(l) {
+                if let Some(fast) = decode(l, &asked) {
                     assert_eq!(
                         Some(fast),
                         serde_grants(l),
@@ -269,10 +297,10 @@ mod tests {
             b"{\"status\":\"grants\",\"grants\":[null],\"ended\":[]}",
             b"{\"status\":\"grants\",\"grants\":[]}\n\n",
         ] {
-            assert!(decode(line).is_none(), "{}", String::from_utf8_lossy(line));
+            assert!(decode(line, &[]).is_none(), "{}", String::from_utf8_lossy(line));
         }
         assert_eq!(
-            decode(b"{\"status\":\"grants\",\"grants\":[]}"),
+            decode(b"{\"status\":\"grants\",\"grants\":[]}", &[]),
             Some(vec![])
         );
     }

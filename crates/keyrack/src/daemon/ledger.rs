@@ -26,7 +26,7 @@ const SUFFIX: &str = ".release.json";
 
 /// The ledger of one daemon socket identity.
 #[derive(Debug, Clone)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     dir: PathBuf,
     file: PathBuf,
     socket: PathBuf,
@@ -123,12 +123,12 @@ fn remove_regular_file(path: &Path) -> bool {
 
 impl Ledger {
     /// The ledger of `home`'s daemon in this login session.
-    pub fn for_home(home: &Home) -> Ledger {
+    pub(crate) fn for_home(home: &Home) -> Ledger {
         Self::for_socket(home, &super::socket::path(home))
     }
 
     /// The ledger of the daemon at `socket`.
-    pub fn for_socket(home: &Home, socket: &Path) -> Ledger {
+    pub(crate) fn for_socket(home: &Home, socket: &Path) -> Ledger {
         let dir = ledger_dir(home);
         let stem = socket
             .file_stem()
@@ -142,7 +142,8 @@ impl Ledger {
     }
 
     /// The ledger file.
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
         &self.file
     }
 
@@ -156,7 +157,7 @@ impl Ledger {
 
     /// Records that this process is about to write `path` and is responsible for it until the
     /// daemon takes it over. Call it before the file is written.
-    pub fn record(&self, path: &Path) -> Result<()> {
+    pub(crate) fn record(&self, path: &Path) -> Result<()> {
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         self.update(|files| {
             files.retain(|e| e.path != path);
@@ -165,7 +166,7 @@ impl Ledger {
     }
 
     /// This process (the daemon) now holds grants that carry these files: it answers for them.
-    pub fn adopt(&self, paths: &[PathBuf]) -> Result<()> {
+    pub(crate) fn adopt(&self, paths: &[PathBuf]) -> Result<()> {
         if paths.is_empty() {
             return Ok(());
         }
@@ -176,7 +177,7 @@ impl Ledger {
     }
 
     /// These files were removed by whoever answered for them: forget them.
-    pub fn release(&self, paths: &[PathBuf]) -> Result<()> {
+    pub(crate) fn release(&self, paths: &[PathBuf]) -> Result<()> {
         if paths.is_empty() || !self.file.exists() {
             return Ok(());
         }
@@ -186,7 +187,7 @@ impl Ledger {
 
 /// Removes the files left behind by owners that are gone, in every ledger of `home`; returns
 /// the files removed. Entries of a live owner (a running daemon, an `unlock` in progress) stay.
-pub fn reap(home: &Home) -> Result<Vec<PathBuf>> {
+pub(crate) fn reap(home: &Home) -> Result<Vec<PathBuf>> {
     let dir = ledger_dir(home);
     let names: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd

@@ -11,32 +11,32 @@
 
 use std::time::Duration;
 
-pub use error::DaemonError;
+pub(crate) use error::DaemonError;
 
 pub mod client;
 mod error;
 mod grants_line;
-pub mod ledger;
+pub(crate) mod ledger;
 pub mod platform;
 pub mod protocol;
 pub mod server;
-pub mod socket;
-pub mod store;
+pub(crate) mod socket;
+pub(crate) mod store;
 
 /// Environment variable: seconds the daemon waits, empty and unused, before exiting.
-pub const IDLE_ENV: &str = "KEYRACK_DAEMON_IDLE_SECS";
+pub(crate) const IDLE_ENV: &str = "KEYRACK_DAEMON_IDLE_SECS";
 /// Default idle window before an empty daemon exits.
-pub const DEFAULT_IDLE_SECS: u64 = 600;
+pub(crate) const DEFAULT_IDLE_SECS: u64 = 600;
 /// Largest request the daemon reads.
 pub const MAX_REQUEST_BYTES: usize = 4 << 20;
 /// The longest a grant may live: the daemon refuses a grant expiring later than this from now
 /// (and `unlock --duration` refuses longer durations).
-pub const MAX_GRANT_TTL: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_GRANT_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long a client waits for one request (connect, send, answer) before it gives up.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connections the daemon serves at once; more get a quick "busy" answer.
-pub const MAX_CONNECTIONS: usize = 64;
+pub(crate) const MAX_CONNECTIONS: usize = 64;
 /// Request bytes the daemon buffers across all connections at once.
-pub const MAX_IN_FLIGHT_BYTES: usize = 3 * MAX_REQUEST_BYTES;
+pub(crate) const MAX_IN_FLIGHT_BYTES: usize = 3 * MAX_REQUEST_BYTES;
 /// How long the daemon waits for a whole request once a connection is accepted.
-pub const REQUEST_DEADLINE: Duration = Duration::from_secs(3);
+pub(crate) const REQUEST_DEADLINE: Duration = Duration::from_secs(3);

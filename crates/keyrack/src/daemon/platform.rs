@@ -13,18 +13,18 @@ use nix::libc;
 
 /// Environment variables that decide where the runtime dir is. A daemon started with a clean
 /// environment gets exactly these (when set), so it binds where its starter looks.
-pub const RUNTIME_ENV: &[&str] = &["XDG_RUNTIME_DIR", "TMPDIR"];
+pub(crate) const RUNTIME_ENV: &[&str] = &["XDG_RUNTIME_DIR", "TMPDIR"];
 
 /// The longest socket path `bind`/`connect` accept (`sun_path` is 108 bytes with its NUL).
-pub const MAX_SOCKET_PATH: usize = 107;
+pub(crate) const MAX_SOCKET_PATH: usize = 107;
 
 /// The process's effective uid.
-pub fn euid() -> u32 {
+pub(crate) fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
 
 /// A user's name, for messages ("uid 65534 (nobody)").
-pub fn describe_uid(uid: u32) -> String {
+pub(crate) fn describe_uid(uid: u32) -> String {
     match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
         Ok(Some(u)) => format!("uid {uid} ({})", u.name),
         _ => format!("uid {uid}"),
@@ -41,7 +41,7 @@ fn absolute(v: Option<std::ffi::OsString>) -> Option<PathBuf> {
 /// (an absolute path), else `<base>/keyrack-<uid>` where `<base>` is `$TMPDIR` when set to an
 /// absolute path and `/tmp` otherwise. The fallback lives in a shared directory: clients and the
 /// daemon check it (see [`super::socket::check_runtime_dir`]) before trusting anything in it.
-pub fn runtime_dir() -> PathBuf {
+pub(crate) fn runtime_dir() -> PathBuf {
     runtime_dir_from(
         std::env::var_os("XDG_RUNTIME_DIR"),
         std::env::var_os("TMPDIR"),
@@ -63,12 +63,12 @@ fn runtime_dir_from(
 }
 
 /// The kernel's audit login session id, when it reports one.
-pub fn login_session() -> Option<u32> {
+pub(crate) fn login_session() -> Option<u32> {
     login_session_of("self")
 }
 
 /// The login session of process `pid` ("self" for this one).
-pub fn login_session_of(pid: &str) -> Option<u32> {
+pub(crate) fn login_session_of(pid: &str) -> Option<u32> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/sessionid")).ok()?;
     match text.trim().parse::<u32>() {
         Ok(u32::MAX) | Err(_) => None,
@@ -78,7 +78,7 @@ pub fn login_session_of(pid: &str) -> Option<u32> {
 
 /// Who is at the other end of a connected Unix socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// The peer's effective uid (for a client: the uid that bound the listening socket).
     pub uid: u32,
     /// The peer's pid.
@@ -86,7 +86,7 @@ pub struct Peer {
 }
 
 /// The credentials of the peer of `stream` (`SO_PEERCRED`).
-pub fn peer(stream: &UnixStream) -> io::Result<Peer> {
+pub(crate) fn peer(stream: &UnixStream) -> io::Result<Peer> {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
     let c = getsockopt(stream, PeerCredentials).map_err(io::Error::from)?;
     Ok(Peer {
@@ -98,7 +98,7 @@ pub fn peer(stream: &UnixStream) -> io::Result<Peer> {
 /// Connects to the socket at `path`, giving up at `deadline` (a listener whose backlog is full,
 /// e.g. a stopped daemon, makes a blocking connect wait forever). Errors keep their kind:
 /// `NotFound` and `ConnectionRefused` mean nobody listens; `TimedOut` that nobody answered.
-pub fn connect(path: &Path, deadline: Instant) -> io::Result<UnixStream> {
+pub(crate) fn connect(path: &Path, deadline: Instant) -> io::Result<UnixStream> {
     use nix::errno::Errno;
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType, UnixAddr};
     let addr = UnixAddr::new(path).map_err(io::Error::from)?;
@@ -133,7 +133,7 @@ pub fn connect(path: &Path, deadline: Instant) -> io::Result<UnixStream> {
 
 /// An identity for a running process that survives pid reuse and reboots: the boot id and the
 /// process's start time. `None` when the process does not exist or has exited (a zombie).
-pub fn process_token(pid: u32) -> Option<String> {
+pub(crate) fn process_token(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // the command name (field 2) may hold spaces and parentheses: fields resume after the last ')'
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -151,7 +151,7 @@ pub fn process_token(pid: u32) -> Option<String> {
 /// Marks every descriptor above 2 close-on-exec. Called between `fork` and `exec` of the daemon
 /// (async-signal-safe: only `syscall`, `getrlimit` and `fcntl`), so the daemon never holds a
 /// pipe or file its starter inherited (`keyrack unlock 3>&1 | cat` must not wait for it).
-pub fn cloexec_inherited_fds() {
+pub(crate) fn cloexec_inherited_fds() {
     // SAFETY: plain syscalls on integers; no memory is touched but the rlimit struct.
     unsafe {
         if libc::syscall(
@@ -219,7 +219,7 @@ pub fn detach_stdio() -> io::Result<()> {
 /// mapped and unmapped on their own (instead of the adaptive threshold that keeps them in
 /// per-thread arenas), and at most two arenas exist. The daemon's memory then follows the bytes
 /// it holds in flight, not the worst moment it has seen. A no-op elsewhere.
-pub fn return_freed_memory() {
+pub(crate) fn return_freed_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only sets allocator parameters; called before the daemon starts threads.
     unsafe {
@@ -229,7 +229,7 @@ pub fn return_freed_memory() {
 }
 
 /// Starts a new session for a detached child (called between `fork` and `exec`).
-pub fn detach_session() {
+pub(crate) fn detach_session() {
     let _ = nix::unistd::setsid();
 }
 

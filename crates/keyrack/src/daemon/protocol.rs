@@ -159,7 +159,7 @@ pub struct HeldGrant {
 /// The daemon's answer.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
-pub enum Response {
+pub(crate) enum Response {
     /// UNLOCK stored (UPDATE changed) this many grants.
     Stored {
         /// How many.
@@ -208,12 +208,13 @@ pub enum Response {
 }
 
 impl Response {
-    /// Parses one answer line. A GET answer — the hot path — is read by a small reader of
-    /// the daemon's own compact form, or else straight into its fields; any other answer goes
-    /// through the tagged enum (which buffers the whole value first, and costs several times
-    /// more per grant).
-    pub fn from_json(line: &[u8]) -> serde_json::Result<Response> {
-        if let Some(grants) = super::grants_line::decode(line) {
+    /// Parses one answer line, to a GET of `asked` (no slugs for another request). A GET
+    /// answer — the hot path — is read by a small reader of the daemon's own compact form (a
+    /// grant of a slug asked for takes that slug rather than parsing it again), or else straight
+    /// into its fields; any other answer goes through the tagged enum (which buffers the whole
+    /// value first, and costs several times more per grant).
+    pub(crate) fn from_json_for(line: &[u8], asked: &[Slug]) -> serde_json::Result<Response> {
+        if let Some(grants) = super::grants_line::decode(line, asked) {
             return Ok(Response::Grants {
                 grants,
                 ended: vec![],

@@ -112,7 +112,7 @@ impl Server {
     }
 
     /// Binds at an explicit socket path.
-    pub fn bind_at(path: &Path) -> Result<Bound> {
+    pub(crate) fn bind_at(path: &Path) -> Result<Bound> {
         let dir = path.parent().expect("socket has a parent");
         socket::check_path_len(path)?;
         socket::prepare_dir(dir)?;

@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::platform::{self, describe_uid, euid, MAX_SOCKET_PATH};
-pub use super::platform::{login_session, login_session_of, runtime_dir};
+pub(crate) use super::platform::{login_session, login_session_of, runtime_dir};
 use crate::error::{Error, Result};
 use crate::home::Home;
 
 /// The socket path for `home`'s owner in this login session.
-pub fn path(home: &Home) -> PathBuf {
+pub(crate) fn path(home: &Home) -> PathBuf {
     let root = std::path::absolute(home.root()).unwrap_or_else(|_| home.root().to_path_buf());
     let mut h = Sha256::new();
     h.update(root.as_os_str().as_encoded_bytes());
@@ -57,7 +57,7 @@ fn kind_of(ft: &std::fs::FileType) -> &'static str {
 
 /// Checks the runtime dir without following symlinks. `Ok(false)` when it does not exist (no
 /// daemon can be running); an error when it exists but cannot be trusted.
-pub fn check_runtime_dir(dir: &Path) -> Result<bool> {
+pub(crate) fn check_runtime_dir(dir: &Path) -> Result<bool> {
     let meta = match std::fs::symlink_metadata(dir) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -121,7 +121,7 @@ pub fn check_runtime_dir(dir: &Path) -> Result<bool> {
 }
 
 /// Refuses socket paths the kernel cannot bind or connect to.
-pub fn check_path_len(path: &Path) -> Result<()> {
+pub(crate) fn check_path_len(path: &Path) -> Result<()> {
     let n = path.as_os_str().len();
     if n <= MAX_SOCKET_PATH {
         return Ok(());
@@ -143,7 +143,7 @@ pub fn check_path_len(path: &Path) -> Result<()> {
 }
 
 /// Creates the runtime dir (mode 0700) when it is missing, then checks it as clients do.
-pub fn prepare_dir(dir: &Path) -> Result<()> {
+pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
     if check_runtime_dir(dir)? {
         return Ok(());
     }
@@ -173,7 +173,7 @@ pub fn prepare_dir(dir: &Path) -> Result<()> {
 
 /// Whether the process behind a connected socket is this user's (the check a client makes
 /// before it writes a byte).
-pub fn check_server(stream: &std::os::unix::net::UnixStream, path: &Path) -> Result<i32> {
+pub(crate) fn check_server(stream: &std::os::unix::net::UnixStream, path: &Path) -> Result<i32> {
     let peer = platform::peer(stream).map_err(|e| {
         untrusted(
             format!(

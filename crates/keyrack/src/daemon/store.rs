@@ -27,11 +27,11 @@ use crate::slug::Slug;
 
 /// How long after a renewal that changed nothing (or is still running) the grant is renewed
 /// again.
-pub const RENEW_RETRY: Duration = Duration::from_secs(60);
+pub(crate) const RENEW_RETRY: Duration = Duration::from_secs(60);
 /// How many ended grants are remembered.
-pub const MAX_ENDED: usize = 256;
+pub(crate) const MAX_ENDED: usize = 256;
 /// How long an ended grant is remembered.
-pub const ENDED_FOR: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const ENDED_FOR: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug)]
 struct Held {
@@ -45,7 +45,7 @@ struct Held {
 
 /// Grants by slug.
 #[derive(Default, Debug)]
-pub struct Store {
+pub(crate) struct Store {
     grants: HashMap<Slug, Held>,
     ended: HashMap<Slug, Ended>,
     /// Ended records of grants their vault ended that no GET or STATUS has returned yet.
@@ -56,7 +56,7 @@ pub struct Store {
 
 /// A grant to renew, as handed out by [`Store::due`].
 #[derive(Debug)]
-pub struct Due {
+pub(crate) struct Due {
     /// The grant as held.
     pub grant: Grant,
     generation: u64,
@@ -68,7 +68,7 @@ fn after(t: Timestamp, d: Duration) -> Timestamp {
 
 impl Store {
     /// A store that keeps `ledger` in step with the files its grants carry.
-    pub fn with_ledger(ledger: Ledger) -> Self {
+    pub(crate) fn with_ledger(ledger: Ledger) -> Self {
         Store {
             ledger: Some(ledger),
             ..Store::default()
@@ -82,7 +82,7 @@ impl Store {
 
     /// Drops grants whose expiry has passed (and ended records too old to matter); returns the
     /// slugs dropped.
-    pub fn sweep(&mut self, now: Timestamp) -> Vec<Slug> {
+    pub(crate) fn sweep(&mut self, now: Timestamp) -> Vec<Slug> {
         let expired: Vec<Slug> = self
             .grants
             .iter()
@@ -159,7 +159,7 @@ impl Store {
     }
 
     /// Stores grants, replacing any with the same slug. Grants without an expiry are refused.
-    pub fn unlock(&mut self, grants: Vec<Grant>) -> usize {
+    pub(crate) fn unlock(&mut self, grants: Vec<Grant>) -> usize {
         let mut n = 0;
         let mut files = Vec::new();
         for g in grants {
@@ -189,7 +189,11 @@ impl Store {
 
     /// Looks each slug up, falling back to `org.all.KEY`; for each one not granted, what ended
     /// lately under either name.
-    pub fn get(&mut self, slugs: &[Slug], now: Timestamp) -> (Vec<Option<Grant>>, Vec<Ended>) {
+    pub(crate) fn get(
+        &mut self,
+        slugs: &[Slug],
+        now: Timestamp,
+    ) -> (Vec<Option<Grant>>, Vec<Ended>) {
         self.sweep(now);
         let mut ended = Vec::new();
         let grants = slugs
@@ -219,7 +223,7 @@ impl Store {
     }
 
     /// The grants carrying label `name` = `value`, by slug.
-    pub fn by_label(&mut self, name: &str, value: &str, now: Timestamp) -> Vec<Grant> {
+    pub(crate) fn by_label(&mut self, name: &str, value: &str, now: Timestamp) -> Vec<Grant> {
         self.sweep(now);
         let mut out: Vec<Grant> = self
             .grants
@@ -232,7 +236,12 @@ impl Store {
     }
 
     /// Replaces a held grant's payload and renewal deadline; returns how many grants changed.
-    pub fn update(&mut self, slug: &Slug, payload: Secret, renew_at: Option<Timestamp>) -> usize {
+    pub(crate) fn update(
+        &mut self,
+        slug: &Slug,
+        payload: Secret,
+        renew_at: Option<Timestamp>,
+    ) -> usize {
         let generation = self.generation + 1;
         match self.grants.get_mut(slug) {
             Some(h) => {
@@ -249,7 +258,7 @@ impl Store {
 
     /// The grants whose renewal is due at `now`. Each is due again only after [`RENEW_RETRY`]
     /// unless its renewal changes that.
-    pub fn due(&mut self, now: Timestamp) -> Vec<Due> {
+    pub(crate) fn due(&mut self, now: Timestamp) -> Vec<Due> {
         let mut out = Vec::new();
         for h in self.grants.values_mut() {
             if h.grant.is_expired(now) || h.renew_next.is_none_or(|t| t > now) {
@@ -306,7 +315,7 @@ impl Store {
     }
 
     /// What is held, sorted by slug, and what ended lately.
-    pub fn status(&mut self, now: Timestamp) -> (Vec<HeldGrant>, Vec<Ended>) {
+    pub(crate) fn status(&mut self, now: Timestamp) -> (Vec<HeldGrant>, Vec<Ended>) {
         self.sweep(now);
         let mut held: Vec<HeldGrant> = self
             .grants
@@ -330,7 +339,7 @@ impl Store {
     }
 
     /// Forgets the grants in scope; returns their slugs.
-    pub fn relock(&mut self, scope: &RelockScope, now: Timestamp) -> Vec<Slug> {
+    pub(crate) fn relock(&mut self, scope: &RelockScope, now: Timestamp) -> Vec<Slug> {
         let mut chosen: Vec<Slug> = self
             .grants
             .values()
@@ -348,7 +357,8 @@ impl Store {
     }
 
     /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.grants.is_empty()
     }
 
@@ -359,7 +369,8 @@ impl Store {
     }
 
     /// How many grants are held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.grants.len()
     }
 }

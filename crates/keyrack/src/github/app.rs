@@ -37,9 +37,9 @@ use crate::secret::Secret;
 use crate::vault::Grant;
 
 /// How far in the past the JWT's `iat` is set (GitHub's advice against clock drift).
-pub const JWT_BACKDATE_SECS: i64 = 60;
+pub(crate) const JWT_BACKDATE_SECS: i64 = 60;
 /// The JWT's lifetime from `iat` to `exp`: GitHub refuses an `exp` more than 10 minutes ahead.
-pub const JWT_LIFETIME_SECS: i64 = 600;
+pub(crate) const JWT_LIFETIME_SECS: i64 = 600;
 /// The largest private key file `set` reads (a 4096-bit PEM is about 3.3 KiB).
 const MAX_PEM_BYTES: u64 = 64 * 1024;
 /// The smallest RSA modulus accepted (GitHub issues 2048-bit keys).
@@ -56,7 +56,7 @@ pub enum Issuer {
 
 impl Issuer {
     /// Parses an app id (digits) or a client id (letters, digits, `.`, `_`, `-`).
-    pub fn parse(s: &str) -> std::result::Result<Self, AppError> {
+    pub(crate) fn parse(s: &str) -> std::result::Result<Self, AppError> {
         let s = s.trim();
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
             return match s.parse::<u64>() {
@@ -97,7 +97,7 @@ impl fmt::Display for Issuer {
 }
 
 /// Parses an installation id (a positive number).
-pub fn parse_installation_id(s: &str) -> std::result::Result<u64, AppError> {
+pub(crate) fn parse_installation_id(s: &str) -> std::result::Result<u64, AppError> {
     let s = s.trim();
     match s.parse::<u64>() {
         Ok(n) if n > 0 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
@@ -185,7 +185,7 @@ impl AppCredentials {
     }
 
     /// Whether `value` is meant as a bundle: a JSON object with a `privateKeyPem` field.
-    pub fn is_bundle(value: &str) -> bool {
+    pub(crate) fn is_bundle(value: &str) -> bool {
         let t = value.trim_start();
         t.starts_with('{')
             && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(value)
@@ -230,7 +230,7 @@ impl AppCredentials {
     }
 
     /// The app's JWT at unix time `now`: `iat` = now − 60 s, `exp` = `iat` + 10 min.
-    pub fn jwt(&self, now: i64) -> std::result::Result<Secret, AppError> {
+    pub(crate) fn jwt(&self, now: i64) -> std::result::Result<Secret, AppError> {
         let key = private_key(self.private_key_pem.expose())?;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let iat = now - JWT_BACKDATE_SECS;
@@ -254,7 +254,7 @@ impl AppCredentials {
     }
 
     /// Mints an installation token from the API at `api` (see [`super::api_url`]).
-    pub fn mint(&self, api: &str) -> std::result::Result<InstallationToken, AppError> {
+    pub(crate) fn mint(&self, api: &str) -> std::result::Result<InstallationToken, AppError> {
         let now = jiff::Timestamp::now().as_second();
         let jwt = self.jwt(now)?;
         let url = format!(
@@ -348,7 +348,7 @@ impl AppCredentials {
 
 /// A minted installation token.
 #[derive(Debug, Clone)]
-pub struct InstallationToken {
+pub(crate) struct InstallationToken {
     /// The token (`ghs_…`).
     pub token: Secret,
     /// When GitHub stops accepting it.
@@ -445,7 +445,7 @@ impl fmt::Display for AppError {
 impl AppError {
     /// As a keyrack error: `store_fix` says how to store corrected credentials (a `keyrack set`
     /// command, or which CI secret to update).
-    pub fn into_error(self, store_fix: &str) -> Error {
+    pub(crate) fn into_error(self, store_fix: &str) -> Error {
         let hint = match &self {
             AppError::Credentials(_) => store_fix.to_string(),
             AppError::PrivateKey(_) => format!(
@@ -582,7 +582,7 @@ fn set_fix(entry: &HostEntry) -> String {
 
 /// The `github.app` mech at `unlock`: the grant read from the vault holds the credentials
 /// bundle; the grant handed out holds an installation token minted from it, and expires with it.
-pub fn mint_grant(entry: &HostEntry, stored: Grant) -> Result<Grant> {
+pub(crate) fn mint_grant(entry: &HostEntry, stored: Grant) -> Result<Grant> {
     let fix = set_fix(entry);
     let creds =
         AppCredentials::from_bundle(stored.secret.expose()).map_err(|e| e.into_error(&fix))?;
@@ -613,7 +613,7 @@ pub struct AppFlags {
 
 impl AppFlags {
     /// Whether no flag was given.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.app_id.is_none() && self.installation_id.is_none() && self.private_key.is_none()
     }
 }
@@ -621,7 +621,7 @@ impl AppFlags {
 /// Acquires the credentials of `set --mech github.app` for `key`: flags first, then questions
 /// to `interact` when `source` is a terminal. Returns the bundle to store. The private key is
 /// read from its file and checked before anything is stored.
-pub fn acquire(
+pub(crate) fn acquire(
     key: &str,
     flags: &AppFlags,
     source: SecretSource,

@@ -7,14 +7,14 @@
 pub mod app;
 
 /// The public GitHub REST API.
-pub const DEFAULT_API_URL: &str = "https://api.github.com";
+pub(crate) const DEFAULT_API_URL: &str = "https://api.github.com";
 
 /// The variable that points keyrack at another GitHub API (GitHub Enterprise Server).
-pub const API_URL_VAR: &str = "GITHUB_API_URL";
+pub(crate) const API_URL_VAR: &str = "GITHUB_API_URL";
 
 /// The REST API base URL (no trailing `/`): `GITHUB_API_URL` when set and not empty, else
 /// [`DEFAULT_API_URL`]. See [`check_api_url`].
-pub fn api_url() -> Result<String, app::AppError> {
+pub(crate) fn api_url() -> Result<String, app::AppError> {
     match std::env::var(API_URL_VAR) {
         Ok(v) if !v.trim().is_empty() => check_api_url(&v),
         _ => Ok(DEFAULT_API_URL.to_string()),
@@ -23,7 +23,7 @@ pub fn api_url() -> Result<String, app::AppError> {
 
 /// Checks an API base URL: `https://…`, or `http://` to a loopback address only (a local test
 /// server): a JWT and the installation token it buys never cross a network in clear text.
-pub fn check_api_url(url: &str) -> Result<String, app::AppError> {
+pub(crate) fn check_api_url(url: &str) -> Result<String, app::AppError> {
     let url = url.trim().trim_end_matches('/');
     let refuse = |reason: &str| app::AppError::ApiUrl {
         value: url.to_string(),

@@ -102,7 +102,7 @@ impl ProfileFlags {
 }
 
 /// Parses a profile name given as `flag` (`--exid`, `--profile`).
-pub fn profile_arg(flag: &'static str, name: &str) -> Result<ProfileName> {
+pub(crate) fn profile_arg(flag: &'static str, name: &str) -> Result<ProfileName> {
     ProfileName::parse(name).map_err(|e| Error::InvalidInput {
         what: flag,
         value: e.shown,
@@ -118,7 +118,7 @@ const FLAGS_HINT: &str = "pass --exid <existing profile>, or all of --sso-start-
 
 /// The profile a `set` of an aws.config key will record, and the config text to restore if the
 /// set fails (when it was changed).
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The profile name (the key's value).
     pub profile: String,
     /// The config file as it was, when keyrack changed it.
@@ -127,7 +127,7 @@ pub struct Prepared {
 
 impl Prepared {
     /// Puts the config file back as it was.
-    pub fn undo(&self) -> Result<()> {
+    pub(crate) fn undo(&self) -> Result<()> {
         if let Some((path, text)) = &self.restore {
             crate::fsio::write_atomic_through_links(path, text.as_bytes(), 0o600)?;
         }
@@ -226,7 +226,7 @@ fn truncated(part: &str, max: usize) -> String {
 /// managed permission sets shortened (`AdministratorAccess` → `admin`, `ReadOnlyAccess` →
 /// `readonly`, `PowerUserAccess` → `poweruser`, `ViewOnlyAccess` → `viewonly`), the rest
 /// lowercased ([`name_part`]), at most 24 characters.
-pub fn short_role(role: &str) -> String {
+pub(crate) fn short_role(role: &str) -> String {
     let mut r = role;
     if let Some(rest) = r.strip_prefix("AWS") {
         if rest.starts_with(|c: char| c.is_ascii_uppercase()) {
@@ -252,7 +252,7 @@ pub fn short_role(role: &str) -> String {
 /// The profile name suggested for `role` in an account: `<base>.<account>.<role>` — the account
 /// name as a [`name_part`] of at most 32 characters (its id when nothing is left of the name),
 /// the role [`short_role`] — always a valid [`ProfileName`].
-pub fn suggested_profile_name(
+pub(crate) fn suggested_profile_name(
     base: &str,
     account_name: &str,
     account_id: &AccountId,
@@ -309,7 +309,7 @@ fn write_profile(cfg: &mut AwsConfig, p: &ProfileSpec<'_>) -> Result<bool> {
 
 /// Whether an aws.config `set` still needs its profile chosen: no `--exid` and the flags do not
 /// describe a whole profile. Every given flag is validated first (bad usage names the flag).
-pub fn needs_profile(exid: Option<&str>, flags: &ProfileFlags) -> Result<bool> {
+pub(crate) fn needs_profile(exid: Option<&str>, flags: &ProfileFlags) -> Result<bool> {
     let checked = flags.check()?;
     if let Some(name) = exid {
         profile_arg("--exid", name)?;
@@ -330,7 +330,7 @@ pub fn needs_profile(exid: Option<&str>, flags: &ProfileFlags) -> Result<bool> {
 /// profile, or the one the flags describe. Every flag is validated before the config file is
 /// read, so a refused value changes nothing. Without either, fails with the flags to pass (a
 /// front end that can ask guides the person with [`ProfileSetup`] first).
-pub fn prepare_profile(
+pub(crate) fn prepare_profile(
     scope: &Scope,
     exid: Option<&str>,
     flags: &ProfileFlags,
@@ -466,11 +466,6 @@ pub struct PortalSession {
 }
 
 impl PortalSession {
-    /// The portal signed in to.
-    pub fn portal(&self) -> &Portal {
-        &self.portal
-    }
-
     /// The sso-session name its profiles share.
     pub fn session(&self) -> &SessionName {
         &self.session
@@ -784,7 +779,7 @@ pub struct ProfileReport {
 
 impl ProfileReport {
     /// The report of an aws.config host entry (its exid and meta); `None` without a profile.
-    pub fn of_entry(
+    pub(crate) fn of_entry(
         entry: &crate::host_manifest::HostEntry,
         account_name: Option<&str>,
     ) -> Option<Self> {

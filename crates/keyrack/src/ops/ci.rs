@@ -33,13 +33,13 @@ use crate::secret::Secret;
 use crate::slug::{self, Slug};
 
 /// The largest secrets document read (16 MiB).
-pub const MAX_SECRETS_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_SECRETS_BYTES: usize = 16 * 1024 * 1024;
 
 /// The variable GitHub Actions names its environment file in.
-pub const GITHUB_ENV_VAR: &str = "GITHUB_ENV";
+pub(crate) const GITHUB_ENV_VAR: &str = "GITHUB_ENV";
 
 /// The prefix of the heredoc delimiters written to `$GITHUB_ENV` (as `actions/toolkit` does).
-pub const DELIMITER_PREFIX: &str = "ghadelimiter_";
+pub(crate) const DELIMITER_PREFIX: &str = "ghadelimiter_";
 
 /// Where the secrets document comes from (`--from`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +168,7 @@ impl Secrets {
     }
 
     /// Parses a JSON object of name → value. The error never quotes the document.
-    pub fn parse(json: &str) -> std::result::Result<Self, String> {
+    pub(crate) fn parse(json: &str) -> std::result::Result<Self, String> {
         let map: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(json).map_err(|e| {
                 format!(

@@ -559,7 +559,7 @@ fn check_repo(rack: &Rack, checks: &mut Vec<Check>) -> Option<RepoManifest> {
 
 /// The keys of `env` the repo declares that this host lacks: from the host manifest when it
 /// decrypted, else from the inventory markers (nothing decrypted).
-pub fn missing_keys(
+pub(crate) fn missing_keys(
     rack: &Rack,
     repo: &RepoManifest,
     host: Option<&HostManifest>,
@@ -620,7 +620,7 @@ fn check_keys(
 
 /// A syntax problem in an AWS config file: 1-based line and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
+pub(crate) struct ConfigProblem {
     /// 1-based line number.
     pub line: usize,
     /// What is wrong.
@@ -630,7 +630,7 @@ pub struct ConfigProblem {
 /// Checks an AWS config file's text the way the AWS tools' INI reader reads it: sections
 /// `[name]`, `key = value` (or `key: value`) inside a section, indented continuation lines
 /// (nested `s3 =` settings), comments (`#`, `;`) and blank lines. Returns every problem.
-pub fn lint_aws_config(text: &str) -> Vec<ConfigProblem> {
+pub(crate) fn lint_aws_config(text: &str) -> Vec<ConfigProblem> {
     let mut out = Vec::new();
     let mut in_section = false;
     for (i, raw) in text.lines().enumerate() {
@@ -954,7 +954,7 @@ fn check_sso_clients(rack: &Rack, checks: &mut Vec<Check>) {
 }
 
 /// The clock check from the system time and the mtime of a file written just now.
-pub fn clock_check(now: SystemTime, file_mtime: Option<SystemTime>) -> Check {
+pub(crate) fn clock_check(now: SystemTime, file_mtime: Option<SystemTime>) -> Check {
     const C: &str = "clock";
     let ts = jiff::Timestamp::try_from(now).ok();
     let shown = ts.map(format_z).unwrap_or_else(|| "before 1970".into());

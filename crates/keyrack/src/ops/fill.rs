@@ -184,7 +184,7 @@ pub fn set_options(opts: &FillOptions, m: &Missing) -> SetOptions {
 }
 
 /// Asks for one key: (the key, its number, how many, why the previous answer was refused).
-pub type Asker<'a> = dyn FnMut(&Missing, usize, usize, Option<&str>) -> Answer + 'a;
+pub(crate) type Asker<'a> = dyn FnMut(&Missing, usize, usize, Option<&str>) -> Answer + 'a;
 
 /// How many times a refused value is asked for again.
 const TRIES: usize = 3;

@@ -17,10 +17,7 @@ use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Slug, ENV_SUDO, ORG_ALL};
 use crate::vault::os_envvar;
 
-pub use super::row::{KeyRow, Source, Status};
-
-/// One key's answer: a [`KeyRow`] (the row type every command shares).
-pub type Attempt = KeyRow;
+pub(crate) use super::row::{KeyRow, Source, Status};
 
 /// What to get.
 #[derive(Debug, Clone, Default)]
@@ -75,23 +72,27 @@ fn resolve_env_in(repo: &dyn Declarations, env: Option<&str>) -> Result<String> 
     }
 }
 
-/// One key asked for.
-struct Request {
-    key: String,
-    env: Option<String>,
+/// One key asked for (borrowed from the options or the allowlist: no copy per key).
+struct Request<'a> {
+    key: &'a str,
+    env: Option<&'a str>,
     /// `is-optional-if-has`: the env var that waives the key.
-    optional_if_has: Option<String>,
+    optional_if_has: Option<&'a str>,
 }
 
 /// Resolves the requested keys to rows, asks the daemon once for those allowlisted, then the
 /// environment for keys this host does not hold.
 pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<Vec<KeyRow>> {
-    let mut rows: Vec<KeyRow> = Vec::new();
+    let env = repo_env(repo, opts)?;
+    let requests = requests(repo, opts, env.as_deref());
+    let mut rows: Vec<KeyRow> = Vec::with_capacity(requests.len());
     // the rows to look up, and their slugs (sent to the daemon as they are)
-    let mut lookups: Vec<usize> = Vec::new();
-    let mut slugs: Vec<Slug> = Vec::new();
-    for req in requests(repo, opts)? {
-        let (row, lookup) = resolve(home, repo, opts, req)?;
+    let mut lookups: Vec<usize> = Vec::with_capacity(requests.len());
+    let mut slugs: Vec<Slug> = Vec::with_capacity(requests.len());
+    // the scope the flags fixed for the previous request, reused while they stay the same
+    let mut fixed: Option<(Option<&str>, Scope)> = None;
+    for req in requests {
+        let (row, lookup) = resolve(home, repo, opts, req, &mut fixed)?;
         if let Some(slug) = lookup {
             lookups.push(rows.len());
             slugs.push(slug);
@@ -112,83 +113,121 @@ pub fn get(home: &Home, repo: Option<&Allowlist>, opts: &GetOptions) -> Result<V
     Ok(rows)
 }
 
-/// The keys asked for: by name, or every key the repo manifest declares for the env.
-fn requests(repo: Option<&Allowlist>, opts: &GetOptions) -> Result<Vec<Request>> {
+/// The env of a `--for repo` request (`None` for keys by name).
+fn repo_env(repo: Option<&Allowlist>, opts: &GetOptions) -> Result<Option<String>> {
     if !opts.for_repo {
-        return Ok(opts
-            .keys
-            .iter()
-            .map(|k| Request {
-                key: k.clone(),
-                env: opts.env.clone(),
-                optional_if_has: None,
-            })
-            .collect());
+        return Ok(None);
     }
     let repo = repo.ok_or_else(|| Error::NoRepoManifest {
         start: std::env::current_dir().unwrap_or_default(),
     })?;
-    let env = resolve_allowed_env(repo, opts.env.as_deref())?;
-    Ok(repo
-        .keys_for(&env)
-        .into_iter()
-        .map(|k| Request {
-            key: k.key.into(),
-            env: Some(env.clone()),
-            optional_if_has: k.optional_if_has.map(Into::into),
-        })
-        .collect())
+    resolve_allowed_env(repo, opts.env.as_deref()).map(Some)
+}
+
+/// The keys asked for: by name, or every key the repo manifest declares for `repo_env` (the
+/// env of a `--for repo` request, see [`repo_env`]).
+fn requests<'a>(
+    repo: Option<&'a Allowlist>,
+    opts: &'a GetOptions,
+    repo_env: Option<&'a str>,
+) -> Vec<Request<'a>> {
+    match (repo, repo_env) {
+        (Some(repo), Some(env)) => repo
+            .keys_for(env)
+            .into_iter()
+            .map(|k| Request {
+                key: k.key,
+                env: Some(env),
+                optional_if_has: k.optional_if_has,
+            })
+            .collect(),
+        _ => opts
+            .keys
+            .iter()
+            .map(|k| Request {
+                key: k,
+                env: opts.env.as_deref(),
+                optional_if_has: None,
+            })
+            .collect(),
+    }
 }
 
 /// One request's row, and the slug to ask the daemon for when the key is allowlisted. A key
 /// the repo manifest does not allow gets the same answer whether or not this host has it:
 /// nothing is looked up.
-fn resolve(
+///
+/// `fixed` keeps the scope of an earlier request whose flags fixed it (`--env`, or `--org
+/// @all`): a later request with the same env gets the same scope, so only its key is checked.
+fn resolve<'a>(
     home: &Home,
     repo: Option<&Allowlist>,
     opts: &GetOptions,
-    req: Request,
+    req: Request<'a>,
+    fixed: &mut Option<(Option<&'a str>, Scope)>,
 ) -> Result<(KeyRow, Option<Slug>)> {
     let owner = home.owner();
-    let key = req.key.as_str();
-    let scope = Scope::lookup(
-        repo.map(|r| r as &dyn Declarations),
-        key,
-        req.env.as_deref(),
-        opts.org.as_deref(),
-        home,
-    )?;
-    let Some(scope) = scope else {
-        // no env declares it (only with a repo manifest: the resolver needs one here)
-        let repo = repo.expect("a key declared nowhere was looked up in a repo manifest");
-        let mut row = KeyRow::named(
-            format!("{}.?.{key}", repo.org()),
-            repo.org(),
-            "?",
+    let key = req.key;
+    let reuse = matches!(fixed, Some((env, _)) if *env == req.env);
+    if reuse {
+        slug::validate_key(key)?;
+    } else {
+        let scope = Scope::lookup(
+            repo.map(|r| r as &dyn Declarations),
             key,
-            Status::Absent,
-        );
-        row.reason = Some(format!(
-            "{key} is not in {}{}",
-            repo.path().display(),
-            super::did_you_mean_allowed_key(repo, None, key)
-        ));
-        row.fix = Some(format!(
-            "keyrack set --key {key} --env <env>{}",
-            owner.flag()
-        ));
-        return Ok((row, None));
-    };
-    let slug = scope.slug(key)?;
+            req.env,
+            opts.org.as_deref(),
+            home,
+        )?;
+        let flags_fix_it = req.env.is_some() || opts.org.as_deref() == Some(ORG_ALL);
+        match scope {
+            Some(scope) if flags_fix_it => *fixed = Some((req.env, scope)),
+            Some(scope) => return Ok(resolved(home, repo, req, &scope)),
+            None => {
+                // no env declares it (only with a repo manifest: the resolver needs one here)
+                let repo = repo.expect("a key declared nowhere was looked up in a repo manifest");
+                let mut row = KeyRow::named(
+                    format!("{}.?.{key}", repo.org()),
+                    repo.org(),
+                    "?",
+                    key,
+                    Status::Absent,
+                );
+                row.reason = Some(format!(
+                    "{key} is not in {}{}",
+                    repo.path().display(),
+                    super::did_you_mean_allowed_key(repo, None, key)
+                ));
+                row.fix = Some(format!(
+                    "keyrack set --key {key} --env <env>{}",
+                    owner.flag()
+                ));
+                return Ok((row, None));
+            }
+        }
+    }
+    let (_, scope) = fixed.as_ref().expect("a fixed scope was just kept");
+    Ok(resolved(home, repo, req, scope))
+}
+
+/// The row of a request resolved to `scope` (its names checked by the resolver).
+fn resolved(
+    home: &Home,
+    repo: Option<&Allowlist>,
+    req: Request<'_>,
+    scope: &Scope,
+) -> (KeyRow, Option<Slug>) {
+    let key = req.key;
+    let slug = Slug::from_checked_parts(&scope.org, &scope.env, key);
     let mut row = KeyRow::new(&slug, Status::Absent);
     if let Some(var) = req.optional_if_has {
-        row.waived = std::env::var_os(&var).is_some();
+        row.waived = std::env::var_os(var).is_some();
     }
     let allowed = scope.org == ORG_ALL
         || scope.env == ENV_SUDO
         || repo.is_some_and(|r| r.allows(&scope.env, key));
     if allowed {
-        return Ok((row, Some(slug)));
+        return (row, Some(slug));
     }
     row.reason = Some(format!(
         "not declared for env {} in the repo manifest{}",
@@ -198,9 +237,9 @@ fn resolve(
     ));
     row.fix = Some(format!(
         "keyrack set {}",
-        super::key_flags(key, &scope.env, &scope.org, owner)
+        super::key_flags(key, &scope.env, &scope.org, home.owner())
     ));
-    Ok((row, None))
+    (row, None)
 }
 
 /// Fills a looked-up row: the daemon's grant; else `locked` for a key this host holds (never
@@ -215,7 +254,7 @@ fn answer(
     ended: &[Ended],
 ) {
     let owner = home.owner();
-    let flags = super::key_flags(slug.key(), slug.env(), slug.org(), owner);
+    let flags = || super::key_flags(slug.key(), slug.env(), slug.org(), owner);
     let held = || {
         home.inventory_marker(slug).exists() || home.inventory_marker(&slug.with_env_all()).exists()
     };
@@ -238,7 +277,7 @@ fn answer(
             } else {
                 "set on this host, not unlocked".into()
             });
-            row.fix = Some(format!("keyrack unlock {flags}"));
+            row.fix = Some(format!("keyrack unlock {}", flags()));
             row.shared_fix = Some(format!(
                 "keyrack unlock {}",
                 super::env_flags(slug.env(), slug.org(), owner)
@@ -271,7 +310,7 @@ fn answer(
             None => {
                 row.status = Status::Absent;
                 row.reason = Some("not set on this host".into());
-                row.fix = Some(format!("keyrack set {flags}"));
+                row.fix = Some(format!("keyrack set {}", flags()));
                 return;
             }
         },

@@ -33,7 +33,7 @@ use crate::vault::VaultKind;
 
 /// One `KEY=value` of a dotenv file.
 #[derive(Debug, Clone)]
-pub struct DotenvEntry {
+pub(crate) struct DotenvEntry {
     /// The name as written (not yet validated).
     pub key: String,
     /// The value, unquoted and unescaped.
@@ -44,7 +44,7 @@ pub struct DotenvEntry {
 
 /// Why dotenv text cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DotenvError {
+pub(crate) struct DotenvError {
     /// 1-based line.
     pub line: usize,
     /// What is wrong.
@@ -93,7 +93,7 @@ impl Cursor<'_> {
 }
 
 /// Parses dotenv text (see the module docs for the syntax).
-pub fn parse_dotenv(text: &str) -> std::result::Result<Vec<DotenvEntry>, DotenvError> {
+pub(crate) fn parse_dotenv(text: &str) -> std::result::Result<Vec<DotenvEntry>, DotenvError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut c = Cursor {
         b: text.as_bytes(),

@@ -46,7 +46,7 @@ pub struct InitOptions {
 }
 
 /// The default label of this machine's recipient: `user@host`.
-pub fn default_label() -> String {
+pub(crate) fn default_label() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
     let host = nix::unistd::gethostname()
         .ok()

@@ -22,7 +22,7 @@ pub mod list;
 pub mod recipient;
 pub mod recover;
 pub mod row;
-pub mod scope;
+pub(crate) mod scope;
 pub mod set;
 pub mod unlock;
 
@@ -40,7 +40,7 @@ use crate::repo_manifest::allowlist::Allowlist;
 use crate::repo_manifest::RepoManifest;
 use crate::slug::{Owner, Slug, ENV_PROD, ENV_SUDO, ORG_ALL};
 
-pub use scope::{Infer, Scope};
+pub(crate) use scope::Scope;
 
 /// The context every operation runs in: the owner's home, the identity (loaded lazily: the
 /// hot path never loads it), the working directory for manifest discovery, and who answers
@@ -100,7 +100,7 @@ impl Rack {
     }
 
     /// The identity, loaded on first use (may ask for a passphrase).
-    pub fn identity(&self) -> Result<&Identity> {
+    pub(crate) fn identity(&self) -> Result<&Identity> {
         if let Some(id) = self.identity.get() {
             return Ok(id);
         }
@@ -118,7 +118,7 @@ impl Rack {
     }
 
     /// Decrypts the host manifest.
-    pub fn host(&self) -> Result<HostManifest> {
+    pub(crate) fn host(&self) -> Result<HostManifest> {
         if !HostManifest::exists(&self.home) {
             let left = recover::evidence(&self.home)?;
             if left.any() {
@@ -134,7 +134,7 @@ impl Rack {
     }
 
     /// The context vaults run in: this rack's home and identity, `recipients` for new files.
-    pub fn vault_context<'a>(
+    pub(crate) fn vault_context<'a>(
         &'a self,
         recipients: &'a [crate::crypto::RecipientKey],
         login: crate::aws::login::LoginOptions,
@@ -150,7 +150,7 @@ impl Rack {
 
     /// Takes the owner's writer lock, then removes the temp files killed writers left where only
     /// lock holders write (os.direct's are plaintext copies of `direct.json`).
-    pub fn lock(&self) -> Result<WriteLock> {
+    pub(crate) fn lock(&self) -> Result<WriteLock> {
         crate::fsio::ensure_private_dir(self.home.root())?;
         let lock = WriteLock::acquire(&self.home.lock_file())?;
         for dir in self.home.lock_only_dirs() {
@@ -175,14 +175,14 @@ impl Rack {
 }
 
 /// The error for an env the repo manifest does not declare.
-pub fn unknown_env(repo: &RepoManifest, env: &str) -> Error {
+pub(crate) fn unknown_env(repo: &RepoManifest, env: &str) -> Error {
     scope::unknown_env_in(repo, env)
 }
 
 /// The closest of `candidates` to a mistyped `word`, if one is close enough to be what was meant:
 /// a case-insensitive edit distance (transpositions count once) of at most 2, and at most a
 /// third of the word's length (at least 1).
-pub fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
@@ -199,7 +199,7 @@ pub fn did_you_mean<'a>(
 
 /// ` (did you mean KEY?)` when the repo manifest declares a key close to `key` (in `env`, or in
 /// any env), else the empty string.
-pub fn did_you_mean_key(repo: &RepoManifest, env: Option<&str>, key: &str) -> String {
+pub(crate) fn did_you_mean_key(repo: &RepoManifest, env: Option<&str>, key: &str) -> String {
     let declared: Vec<&str> = match env {
         Some(e) => repo
             .keys_for(e)
@@ -218,7 +218,7 @@ pub fn did_you_mean_key(repo: &RepoManifest, env: Option<&str>, key: &str) -> St
 }
 
 /// [`did_you_mean_key`] for the hot path's [`Allowlist`].
-pub fn did_you_mean_allowed_key(repo: &Allowlist, env: Option<&str>, key: &str) -> String {
+pub(crate) fn did_you_mean_allowed_key(repo: &Allowlist, env: Option<&str>, key: &str) -> String {
     let declared: Vec<&str> = match env {
         Some(e) => repo.keys_for(e).into_iter().map(|k| k.key).collect(),
         None => repo.declared_keys().collect(),
@@ -235,7 +235,7 @@ fn did_you_mean_among(declared: Vec<&str>, key: &str) -> String {
 
 /// The envs in the order a fix line suggests them: everyday envs first, `prod` and `sudo` last,
 /// so the first suggestion is never the destructive one.
-pub fn order_for_fix(envs: &[String]) -> Vec<String> {
+pub(crate) fn order_for_fix(envs: &[String]) -> Vec<String> {
     let rank = |e: &str| match e {
         ENV_PROD => 1,
         ENV_SUDO => 2,
@@ -247,7 +247,7 @@ pub fn order_for_fix(envs: &[String]) -> Vec<String> {
 }
 
 /// `pass one of: --env test | --env prod` (every candidate, prod last).
-pub fn env_choices(envs: &[String]) -> String {
+pub(crate) fn env_choices(envs: &[String]) -> String {
     let list: Vec<String> = order_for_fix(envs)
         .into_iter()
         .map(|e| format!("--env {e}"))
@@ -257,7 +257,7 @@ pub fn env_choices(envs: &[String]) -> String {
 
 /// The env of `key` among several that declare it: the one whose grant the daemon holds, when
 /// exactly one is unlocked; else [`Error::EnvAmbiguous`] listing every candidate.
-pub fn env_by_unlocked(
+pub(crate) fn env_by_unlocked(
     home: &crate::home::Home,
     org: &str,
     key: &str,
@@ -305,7 +305,7 @@ fn list_or_none(v: &[String]) -> String {
 }
 
 /// The `--env`/`--owner` flags that select every key of one env again in a fix command.
-pub fn env_flags(env: &str, org: &str, owner: &Owner) -> String {
+pub(crate) fn env_flags(env: &str, org: &str, owner: &Owner) -> String {
     let mut s = format!("--env {env}");
     if org == ORG_ALL {
         s.push_str(" --org @all");

@@ -46,12 +46,12 @@ pub struct RecipientChange {
 }
 
 /// The longest recipient label.
-pub const MAX_LABEL_CHARS: usize = 64;
+pub(crate) const MAX_LABEL_CHARS: usize = 64;
 
 /// Checks a recipient label: plain, printable text (it is printed on terminals and written to
 /// the host manifest), 1 to [`MAX_LABEL_CHARS`] characters, no control, bidi or invisible
 /// formatting characters.
-pub fn validate_label(label: &str) -> Result<()> {
+pub(crate) fn validate_label(label: &str) -> Result<()> {
     let refuse = |reason: String| Error::InvalidInput {
         what: "label",
         value: shown(label),
@@ -99,7 +99,7 @@ pub fn validate_label(label: &str) -> Result<()> {
 /// Every encrypted file of the owner's vaults, with its vault's name: each `*.age` under
 /// `vault/<vault>/<owner>/` (recursively), for every vault this build knows and every other
 /// vault directory present. A symlink is refused: keyrack never writes one there.
-pub fn encrypted_vault_files(home: &Home) -> Result<Vec<(String, PathBuf)>> {
+pub(crate) fn encrypted_vault_files(home: &Home) -> Result<Vec<(String, PathBuf)>> {
     let root = home.root().join("vault");
     let mut vaults: Vec<OsString> = VaultKind::ALL
         .iter()
@@ -162,7 +162,7 @@ fn collect_age_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Re-encrypts every encrypted vault file of the owner to `recipients`. Everything is
 /// decrypted first (nothing is written if one file cannot be read). Returns the count per vault.
-pub fn reencrypt_vault_files(
+pub(crate) fn reencrypt_vault_files(
     home: &Home,
     identity: &Identity,
     recipients: &[RecipientKey],

@@ -41,7 +41,7 @@ use crate::vault::{self, aws_config, os_secure, VaultKind};
 /// What is left on disk of keys set on this host (read without decrypting anything).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Evidence {
+pub(crate) struct Evidence {
     /// os.secure files.
     pub secure_files: usize,
     /// Values in os.direct's `direct.json` (1 when it exists but cannot be parsed).
@@ -52,12 +52,12 @@ pub struct Evidence {
 
 impl Evidence {
     /// Whether anything is left.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.secure_files + self.direct_values + self.markers > 0
     }
 
     /// "2 os.secure files, 1 os.direct value and 3 inventory markers".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let plural =
             |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let mut parts = Vec::new();
@@ -112,7 +112,7 @@ fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// The os.secure files of the home's owner.
-pub fn secure_files(home: &Home) -> Result<Vec<PathBuf>> {
+pub(crate) fn secure_files(home: &Home) -> Result<Vec<PathBuf>> {
     Ok(files_in(&home.vault_dir("os.secure"))?
         .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "age"))
@@ -120,7 +120,7 @@ pub fn secure_files(home: &Home) -> Result<Vec<PathBuf>> {
 }
 
 /// The inventory marker names (hashes of slugs) of the home's owner.
-pub fn markers(home: &Home) -> Result<Vec<String>> {
+pub(crate) fn markers(home: &Home) -> Result<Vec<String>> {
     Ok(files_in(&home.inventory_dir())?
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -128,7 +128,9 @@ pub fn markers(home: &Home) -> Result<Vec<String>> {
 }
 
 /// `direct.json`: `Ok(None)` when absent, `Err(reason)` when it cannot be parsed.
-pub fn direct_slugs(home: &Home) -> Result<Option<std::result::Result<Vec<String>, String>>> {
+pub(crate) fn direct_slugs(
+    home: &Home,
+) -> Result<Option<std::result::Result<Vec<String>, String>>> {
     let path = home.vault_dir("os.direct").join("direct.json");
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -147,7 +149,7 @@ pub fn direct_slugs(home: &Home) -> Result<Option<std::result::Result<Vec<String
 }
 
 /// What is left of keys set on this host, without decrypting anything.
-pub fn evidence(home: &Home) -> Result<Evidence> {
+pub(crate) fn evidence(home: &Home) -> Result<Evidence> {
     Ok(Evidence {
         secure_files: secure_files(home)?.len(),
         direct_values: match direct_slugs(home)? {
@@ -160,7 +162,7 @@ pub fn evidence(home: &Home) -> Result<Evidence> {
 }
 
 /// The refusal when the host manifest is missing and `evidence` is left.
-pub fn lost(home: &Home, evidence: &Evidence) -> Error {
+pub(crate) fn lost(home: &Home, evidence: &Evidence) -> Error {
     Error::HostManifestLost {
         path: home.host_manifest(),
         evidence: evidence.describe(),
@@ -169,7 +171,7 @@ pub fn lost(home: &Home, evidence: &Evidence) -> Error {
 }
 
 /// How many X25519 / SSH recipient stanzas an armored age file's header has.
-pub fn recipient_stanzas(armored: &[u8]) -> Option<usize> {
+pub(crate) fn recipient_stanzas(armored: &[u8]) -> Option<usize> {
     use base64::Engine;
     let text = std::str::from_utf8(armored).ok()?;
     let body: String = text

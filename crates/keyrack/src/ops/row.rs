@@ -150,7 +150,7 @@ pub struct KeyRow {
 
 impl KeyRow {
     /// A row for `slug` with `status` and nothing else known yet.
-    pub fn new(slug: &Slug, status: Status) -> Self {
+    pub(crate) fn new(slug: &Slug, status: Status) -> Self {
         Self::named(
             slug.as_str().into(),
             slug.org(),
@@ -161,7 +161,7 @@ impl KeyRow {
     }
 
     /// A row from its parts (for a key whose slug cannot be formed, e.g. an unknown env `?`).
-    pub fn named(slug: String, org: &str, env: &str, key: &str, status: Status) -> Self {
+    pub(crate) fn named(slug: String, org: &str, env: &str, key: &str, status: Status) -> Self {
         KeyRow {
             slug,
             key: key.into(),
@@ -185,7 +185,7 @@ impl KeyRow {
     }
 
     /// The row of a configured host entry (`list`).
-    pub fn of_entry(e: &HostEntry, status: Status) -> Self {
+    pub(crate) fn of_entry(e: &HostEntry, status: Status) -> Self {
         let mut row = KeyRow::named(e.slug.to_string(), &e.org, &e.env, e.slug.key(), status);
         row.vault = Some(e.vault);
         if e.vault == VaultKind::AwsConfig {
@@ -208,7 +208,7 @@ impl KeyRow {
     }
 
     /// Sets `expires_at`.
-    pub fn expires(mut self, t: Option<jiff::Timestamp>) -> Self {
+    pub(crate) fn expires(mut self, t: Option<jiff::Timestamp>) -> Self {
         self.expires_at = t;
         self
     }

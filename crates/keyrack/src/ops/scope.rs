@@ -17,7 +17,7 @@ use crate::repo_manifest::RepoManifest;
 use crate::slug::{self, Slug, ENV_ALL, ENV_SUDO, ORG_ALL};
 
 /// What scope resolution needs to know of a repo manifest.
-pub trait Declarations {
+pub(crate) trait Declarations {
     /// The manifest's org.
     fn org(&self) -> &str;
     /// The manifest file (for messages).
@@ -67,7 +67,7 @@ impl Declarations for Allowlist {
 }
 
 /// A repo manifest, if there is one, as what the resolver reads of it.
-pub fn declarations(repo: Option<&RepoManifest>) -> Option<&dyn Declarations> {
+pub(crate) fn declarations(repo: Option<&RepoManifest>) -> Option<&dyn Declarations> {
     repo.map(|r| r as &dyn Declarations)
 }
 
@@ -82,7 +82,7 @@ pub struct Scope {
 
 /// How [`Scope::resolve`] picks the env when `--env` is not given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Infer {
+pub(crate) enum Infer {
     /// `set`: the one env that declares the key; a key declared nowhere goes to the repo's one
     /// env.
     ForSet,
@@ -105,7 +105,7 @@ enum Candidates<'r> {
 impl Scope {
     /// Resolves one key request to one scope (`set`, `del`): explicit flags first, then the
     /// repo manifest, `infer` choosing among the envs that declare the key.
-    pub fn resolve(
+    pub(crate) fn resolve(
         repo: Option<&dyn Declarations>,
         key: &str,
         env: Option<&str>,
@@ -142,7 +142,7 @@ impl Scope {
     /// Resolves one key request to the scope to look up (`get`): as [`Scope::resolve`], but
     /// among several envs that declare the key the one unlocked in `home`'s daemon, and `None`
     /// for a key no env declares (the caller's `absent` row).
-    pub fn lookup(
+    pub(crate) fn lookup(
         repo: Option<&dyn Declarations>,
         key: &str,
         env: Option<&str>,
@@ -163,7 +163,7 @@ impl Scope {
 
     /// Resolves one key request to every scope it may mean (`unlock --key K` without `--env`:
     /// each env that declares the key; none when no env does).
-    pub fn resolve_all(
+    pub(crate) fn resolve_all(
         repo: Option<&dyn Declarations>,
         key: &str,
         env: Option<&str>,
@@ -182,12 +182,12 @@ impl Scope {
     }
 
     /// The slug of `key` in this scope.
-    pub fn slug(&self, key: &str) -> Result<Slug> {
+    pub(crate) fn slug(&self, key: &str) -> Result<Slug> {
         Slug::new(&self.org, &self.env, key)
     }
 
     /// Whether keys of this scope never go into a repo manifest (machine-wide, or `sudo`).
-    pub fn is_host_only(&self) -> bool {
+    pub(crate) fn is_host_only(&self) -> bool {
         self.org == ORG_ALL || self.env == ENV_SUDO
     }
 }
@@ -239,7 +239,7 @@ fn candidates<'r>(
 }
 
 /// The error for an env the repo manifest does not declare.
-pub fn unknown_env_in(repo: &dyn Declarations, env: &str) -> Error {
+pub(crate) fn unknown_env_in(repo: &dyn Declarations, env: &str) -> Error {
     let names = repo.env_names();
     let path = repo.path().display();
     let hint = match did_you_mean(env, names.iter().map(String::as_str)) {

@@ -151,7 +151,11 @@ pub fn run(rack: &Rack, opts: &SetOptions) -> Result<SetReport> {
 /// Runs `set` with the value already in hand (`fill`, `import`): the same checks, proof and
 /// records as [`run`], without asking for the secret. `given` is ignored for aws.config, whose
 /// value is the profile `prepare_profile` decides.
-pub fn run_given(rack: &Rack, opts: &SetOptions, given: Option<Secret>) -> Result<SetReport> {
+pub(crate) fn run_given(
+    rack: &Rack,
+    opts: &SetOptions,
+    given: Option<Secret>,
+) -> Result<SetReport> {
     let plan = plan(rack, opts)?;
     let acquired = acquire(rack, opts, &plan, given)?;
 

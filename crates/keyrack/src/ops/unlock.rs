@@ -18,9 +18,9 @@ use crate::slug::{self, Slug, ENV_ALL, ENV_PROD, ENV_SUDO, ORG_ALL};
 use crate::vault::{self, Checked, Grant, Vault, VaultKind};
 
 /// Default grant lifetime.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
 /// Default lifetime of `sudo` grants.
-pub const SUDO_TTL: Duration = Duration::from_secs(30 * 60);
+pub(crate) const SUDO_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// Options of `unlock`.
 #[derive(Debug, Clone, Default)]
@@ -35,7 +35,7 @@ pub struct UnlockOptions {
     pub login: crate::aws::login::LoginOptions,
 }
 
-pub use super::row::{KeyRow, Status};
+pub(crate) use super::row::{KeyRow, Status};
 
 /// An env a bare `unlock` (no `--env`) left locked on purpose, and how to unlock it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -586,7 +586,7 @@ pub fn status(rack: &Rack, env: Option<&str>) -> Result<SessionStatus> {
 }
 
 /// The row of a grant the daemon holds.
-pub fn held_row(g: &HeldGrant) -> KeyRow {
+pub(crate) fn held_row(g: &HeldGrant) -> KeyRow {
     let mut row = KeyRow::new(&g.slug, Status::Granted).expires(Some(g.expires_at));
     row.env = g.env.clone();
     row.vault = Some(g.vault);

@@ -9,7 +9,7 @@ use crate::fsio;
 
 /// Adds `key` to `env.<env>` (creating the section at the end if absent). Returns the new text,
 /// or `None` if the key is already listed there.
-pub fn add_key(text: &str, env: &str, key: &str) -> Option<String> {
+pub(crate) fn add_key(text: &str, env: &str, key: &str) -> Option<String> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let Some(head) = find_section(&lines, env) else {
@@ -61,7 +61,7 @@ pub fn add_key(text: &str, env: &str, key: &str) -> Option<String> {
 }
 
 /// Removes `key` from `env.<env>`. Returns the new text, or `None` if it is not listed there.
-pub fn remove_key(text: &str, env: &str, key: &str) -> Option<String> {
+pub(crate) fn remove_key(text: &str, env: &str, key: &str) -> Option<String> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let head = find_section(&lines, env)?;
     let (before_comment, comment) = split_comment(after_colon(lines[head]));
@@ -96,7 +96,7 @@ pub fn remove_key(text: &str, env: &str, key: &str) -> Option<String> {
 /// Reads, edits and atomically rewrites the manifest file (keeping its mode). When the file is a
 /// symbolic link (a dotfile manager's), the link's target is rewritten and the link kept.
 /// Callers hold the owner's writer lock, so the read and the write see no other keyrack writer.
-pub fn edit_file(path: &Path, edit: impl FnOnce(&str) -> Option<String>) -> Result<bool> {
+pub(crate) fn edit_file(path: &Path, edit: impl FnOnce(&str) -> Option<String>) -> Result<bool> {
     let bytes = fsio::read(path)?;
     let text = String::from_utf8(bytes).map_err(|_| Error::Manifest {
         path: path.to_path_buf(),

@@ -17,8 +17,8 @@
 //! the envs a bare `keyrack unlock` (no `--env`) unlocks. Without it, that is every declared env
 //! but `prod`; `sudo` is never one. Only the file being read counts (not the files it extends).
 
-pub mod allowlist;
-pub mod edit;
+pub(crate) mod allowlist;
+pub(crate) mod edit;
 mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -30,7 +30,7 @@ use serde_saphyr::Spanned;
 use yaml::{Node, Value};
 
 /// The manifest file names, in lookup order, relative to a directory.
-pub const FILE_NAMES: [&str; 2] = ["keyrack.yml", ".agent/keyrack.yml"];
+pub(crate) const FILE_NAMES: [&str; 2] = ["keyrack.yml", ".agent/keyrack.yml"];
 
 /// One key a repository declares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub struct RepoManifest {
 
 impl RepoManifest {
     /// Finds the manifest by walking up from `start` to the directory that holds `.git`.
-    pub fn find(start: &Path) -> Result<Option<PathBuf>> {
+    pub(crate) fn find(start: &Path) -> Result<Option<PathBuf>> {
         let mut dir = Some(start);
         while let Some(d) = dir {
             for name in FILE_NAMES {
@@ -94,7 +94,7 @@ impl RepoManifest {
     }
 
     /// Loads `path` and everything it extends.
-    pub fn load(path: &Path) -> Result<Self> {
+    pub(crate) fn load(path: &Path) -> Result<Self> {
         let root = repo_root_of(path);
         let raw = RawManifest::read(path)?;
         let mut envs: BTreeMap<String, Vec<KeySpec>> = BTreeMap::new();
@@ -144,7 +144,7 @@ impl RepoManifest {
     /// Whether a bare `keyrack unlock` unlocks `env`: listed in `everyday:` when the manifest
     /// has it, else any env but `prod`; never `sudo`; always `all` (its keys are everyday keys
     /// of every env).
-    pub fn is_everyday(&self, env: &str) -> bool {
+    pub(crate) fn is_everyday(&self, env: &str) -> bool {
         match env {
             ENV_SUDO => false,
             ENV_ALL => true,
@@ -156,7 +156,7 @@ impl RepoManifest {
     }
 
     /// The declared envs a bare `keyrack unlock` unlocks, sorted.
-    pub fn everyday_envs(&self) -> Vec<String> {
+    pub(crate) fn everyday_envs(&self) -> Vec<String> {
         self.envs
             .keys()
             .filter(|e| self.is_everyday(e))
@@ -165,7 +165,7 @@ impl RepoManifest {
     }
 
     /// Whether `env` is declared (`all` and `sudo` are always accepted).
-    pub fn has_env(&self, env: &str) -> bool {
+    pub(crate) fn has_env(&self, env: &str) -> bool {
         env == ENV_ALL || env == ENV_SUDO || self.envs.contains_key(env)
     }
 
@@ -179,7 +179,7 @@ impl RepoManifest {
     }
 
     /// Whether `key` is allowlisted in `env` (directly or through `env.all`).
-    pub fn allows(&self, env: &str, key: &str) -> bool {
+    pub(crate) fn allows(&self, env: &str, key: &str) -> bool {
         let in_all = || self.all.iter().any(|k| k.key == key);
         if env == ENV_ALL {
             return in_all();
@@ -190,7 +190,7 @@ impl RepoManifest {
     }
 
     /// The envs that declare `key` in their own section, plus `all` if `env.all` does.
-    pub fn envs_declaring(&self, key: &str) -> Vec<String> {
+    pub(crate) fn envs_declaring(&self, key: &str) -> Vec<String> {
         let mut out: Vec<String> = self
             .envs
             .iter()
@@ -210,7 +210,7 @@ impl RepoManifest {
 }
 
 /// The repository root above `start`: the nearest directory (itself included) holding `.git`.
-pub fn repo_root(start: &Path) -> Option<PathBuf> {
+pub(crate) fn repo_root(start: &Path) -> Option<PathBuf> {
     start
         .ancestors()
         .find(|d| d.join(".git").exists())

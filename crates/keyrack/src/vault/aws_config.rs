@@ -61,7 +61,7 @@ use crate::secret::Secret;
 use crate::slug::Slug;
 
 /// What aws.config can do.
-pub const INFO: VaultInfo = VaultInfo {
+pub(crate) const INFO: VaultInfo = VaultInfo {
     kind: VaultKind::AwsConfig,
     exid_with: &[Mech::AwsSso],
     location_with: &[],
@@ -89,10 +89,10 @@ pub mod label {
 
 /// Role credentials are renewed this long before they expire (at the latest halfway through
 /// what is left of them).
-pub const RENEW_AHEAD: Duration = Duration::from_secs(10 * 60);
+pub(crate) const RENEW_AHEAD: Duration = Duration::from_secs(10 * 60);
 /// Role credentials handed out have at least this long left; closer to expiry they are renewed
 /// first.
-pub const FRESH_FOR: Duration = Duration::from_secs(5 * 60);
+pub(crate) const FRESH_FOR: Duration = Duration::from_secs(5 * 60);
 
 /// What an aws.config grant carries for its vault (the grant's payload, secret): enough to renew
 /// role credentials without decrypting anything.
@@ -118,18 +118,41 @@ pub struct Payload {
         skip_serializing_if = "Option::is_none",
         with = "time::millis_opt"
     )]
-    pub role_renew_at: Option<Timestamp>,
+    pub(crate) role_renew_at: Option<Timestamp>,
     /// What keeps the SSO session alive (none: its token cannot be refreshed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session: Option<keeper::Keeper>,
+    pub(crate) session: Option<keeper::Keeper>,
     /// The network settings (trust, proxies) of the unlock, for the daemon's renewals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net: Option<net::Settings>,
+    pub(crate) net: Option<net::Settings>,
 }
 
 impl Payload {
+    /// A payload of a session's portal, account and role, its access token and the last role
+    /// credentials (a grant made elsewhere than `unlock`: tests, tools).
+    pub fn new(
+        portal: String,
+        sso_region: String,
+        account_id: String,
+        role_name: String,
+        access_token: Secret,
+        role_credentials: Option<RoleCredentials>,
+    ) -> Self {
+        Payload {
+            portal,
+            sso_region,
+            account_id,
+            role_name,
+            access_token,
+            role_credentials,
+            role_renew_at: None,
+            session: None,
+            net: None,
+        }
+    }
+
     /// The payload of an aws.config grant (`None` when it carries none, or not this one).
-    pub fn of(grant: &Grant) -> Option<Payload> {
+    pub(crate) fn of(grant: &Grant) -> Option<Payload> {
         let p = grant.payload.as_ref()?;
         serde_json::from_str(p.expose()).ok()
     }
@@ -140,7 +163,7 @@ impl Payload {
     }
 
     /// Role credentials fetched now from the portal.
-    pub fn fetch_role_credentials(&self) -> std::result::Result<RoleCredentials, AwsError> {
+    pub(crate) fn fetch_role_credentials(&self) -> std::result::Result<RoleCredentials, AwsError> {
         portal::role_credentials_at(
             &self.portal,
             &self.access_token,
@@ -150,7 +173,7 @@ impl Payload {
     }
 
     /// The role credentials it carries, if they have at least [`FRESH_FOR`] left at `now`.
-    pub fn fresh_role_credentials(&self, now: Timestamp) -> Option<&RoleCredentials> {
+    pub(crate) fn fresh_role_credentials(&self, now: Timestamp) -> Option<&RoleCredentials> {
         let until = now.checked_add(FRESH_FOR).unwrap_or(Timestamp::MAX);
         self.role_credentials
             .as_ref()
@@ -188,7 +211,7 @@ impl Payload {
 /// the portal call: the daemon may have refreshed the SSO token meanwhile (refresh tokens are
 /// single-use), and that session state must never go back. Nothing is sent when the grant is
 /// gone.
-pub fn hand_back_role_credentials(
+pub(crate) fn hand_back_role_credentials(
     client: &Client,
     slug: &Slug,
     creds: &RoleCredentials,
@@ -209,7 +232,7 @@ pub fn hand_back_role_credentials(
 /// The external id (profile name) and metadata a host entry of `grant` records, from what the
 /// grant carries and the profile in the AWS config (for `init --recover`); `None` for a grant
 /// that is not an aws.config one.
-pub fn entry_of(grant: &Grant) -> Option<(String, BTreeMap<String, String>)> {
+pub(crate) fn entry_of(grant: &Grant) -> Option<(String, BTreeMap<String, String>)> {
     let profile = grant.labels.get(label::PROFILE)?.clone();
     let payload = Payload::of(grant)?;
     let mut m = BTreeMap::new();
@@ -268,14 +291,14 @@ pub fn renew(home: &Home, grant: &Grant) -> Renewal {
 }
 
 /// The names of the metadata recorded in the host entry.
-pub use crate::host_manifest::aws_meta as meta;
+pub(crate) use crate::host_manifest::aws_meta as meta;
 
 fn digest(s: &str) -> String {
     hex::encode(&Sha1::digest(s.as_bytes())[..10])
 }
 
 /// Where the encrypted token bundle of a session lives.
-pub fn token_path(home: &Home, cache_name: &str) -> PathBuf {
+pub(crate) fn token_path(home: &Home, cache_name: &str) -> PathBuf {
     home.vault_dir("aws.config")
         .join(format!("session-{}.age", digest(cache_name)))
 }
@@ -330,7 +353,7 @@ fn registration_name(region: &str, start_url: &str) -> String {
 }
 
 /// A token the server accepted, with the role credentials that proved it.
-pub struct LiveSession {
+pub(crate) struct LiveSession {
     /// The token.
     pub token: SsoToken,
     /// Role credentials for the profile's account/role (None when only the session was checked).
@@ -342,7 +365,7 @@ pub struct LiveSession {
 }
 
 /// SSO sessions of one owner: encrypted token bundles and client registrations.
-pub struct Sessions<'a> {
+pub(crate) struct Sessions<'a> {
     home: &'a Home,
     identity: &'a Identity,
     recipients: &'a [crypto::RecipientKey],
@@ -352,7 +375,7 @@ pub struct Sessions<'a> {
 
 impl<'a> Sessions<'a> {
     /// Sessions over a vault context.
-    pub fn new(ctx: &VaultContext<'a>) -> Result<Self> {
+    pub(crate) fn new(ctx: &VaultContext<'a>) -> Result<Self> {
         Ok(Sessions {
             home: ctx.home,
             identity: ctx.identity.ok_or_else(|| Error::Identity {
@@ -438,12 +461,12 @@ impl<'a> Sessions<'a> {
     }
 
     /// The stored token of a session.
-    pub fn token(&self, cache_name: &str) -> Result<Option<SsoToken>> {
+    pub(crate) fn token(&self, cache_name: &str) -> Result<Option<SsoToken>> {
         self.read_sealed(&token_path(self.home, cache_name), KIND_SESSION, cache_name)
     }
 
     /// Stores a session's token (encrypted, bound to the session's name).
-    pub fn save_token(&self, cache_name: &str, token: &SsoToken) -> Result<()> {
+    pub(crate) fn save_token(&self, cache_name: &str, token: &SsoToken) -> Result<()> {
         self.write_sealed(
             &token_path(self.home, cache_name),
             KIND_SESSION,
@@ -453,7 +476,7 @@ impl<'a> Sessions<'a> {
     }
 
     /// Forgets a session's token (encrypted copy and mirror).
-    pub fn forget(&self, cache_name: &str) -> Result<()> {
+    pub(crate) fn forget(&self, cache_name: &str) -> Result<()> {
         fsio::remove_if_exists(&token_path(self.home, cache_name))?;
         let mirror = token_cache::cache_file(cache_name)?;
         fsio::remove_if_exists(&mirror)?;
@@ -463,14 +486,18 @@ impl<'a> Sessions<'a> {
     }
 
     /// keyrack's OIDC client for this start URL: cached until it expires, else registered now.
-    pub fn registration(&self, region: &str, start_url: &str) -> Result<Registration> {
+    pub(crate) fn registration(&self, region: &str, start_url: &str) -> Result<Registration> {
         self.registration_renewed_if(region, start_url, |reg| !reg.is_fresh())
     }
 
     /// keyrack's OIDC client for a browser authorization (which happens anyway): a new one when
     /// the kept one has less than 14 days left or another client name is configured, so the
     /// ~90-day registration is renewed without a browser trip of its own.
-    pub fn registration_for_sign_in(&self, region: &str, start_url: &str) -> Result<Registration> {
+    pub(crate) fn registration_for_sign_in(
+        &self,
+        region: &str,
+        start_url: &str,
+    ) -> Result<Registration> {
         let client_name = crate::aws::client_name();
         self.registration_renewed_if(region, start_url, |reg| reg.due_for_renewal(&client_name))
     }
@@ -499,7 +526,7 @@ impl<'a> Sessions<'a> {
     /// server-side validation (GetRoleCredentials for a profile, ListAccounts for a bare session).
     /// Refreshes near expiry, signs in when dead (unless `login.no_prompt`). Serialised per
     /// session by a file lock: a concurrent unlock waits and then reuses the fresh token.
-    pub fn live(
+    pub(crate) fn live(
         &self,
         cache_name: &str,
         start_url: &str,
@@ -599,7 +626,7 @@ impl<'a> Sessions<'a> {
     }
 
     /// A live session for a profile, validated with GetRoleCredentials for its account/role.
-    pub fn live_for_profile(&self, p: &SsoProfile) -> Result<LiveSession> {
+    pub(crate) fn live_for_profile(&self, p: &SsoProfile) -> Result<LiveSession> {
         let (account, role, region) = (
             p.account_id.to_string(),
             p.role_name.to_string(),
@@ -647,13 +674,13 @@ enum LockGuard {
 }
 
 /// The aws.config adapter.
-pub struct AwsConfigVault<'a> {
+pub(crate) struct AwsConfigVault<'a> {
     ctx: VaultContext<'a>,
 }
 
 impl<'a> AwsConfigVault<'a> {
     /// An adapter over the context.
-    pub fn new(ctx: VaultContext<'a>) -> Self {
+    pub(crate) fn new(ctx: VaultContext<'a>) -> Self {
         AwsConfigVault { ctx }
     }
 
@@ -693,7 +720,7 @@ fn checked_profile(name: &str) -> Result<ProfileName> {
 }
 
 /// Unlocks one aws.config entry: live session, SSO user check, mirror, grant.
-pub fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant> {
+pub(crate) fn unlock_entry(sessions: &Sessions<'_>, entry: &HostEntry) -> Result<Grant> {
     let profile_name = entry.exid.clone().ok_or_else(|| Error::Aws {
         source: None,
         message: format!("{} has no profile name recorded", entry.slug),

@@ -474,7 +474,7 @@ impl<'a> AwsParamsVault<'a> {
             Some(x) => Ok((ParameterName::parse(x).map_err(NameError::for_flag)?, false)),
             None => Ok((
                 computed_name(slug)
-                    .map_err(|e| NameError::from_service(e, "naming the parameter"))?,
+                    .map_err(|e| NameError::for_service(e, "naming the parameter"))?,
                 true,
             )),
         }

@@ -16,10 +16,10 @@ pub mod aws_config;
 pub mod aws_params;
 pub mod onepassword;
 pub mod op_cli;
-pub mod os_daemon;
-pub mod os_direct;
-pub mod os_envvar;
-pub mod os_keychain;
+pub(crate) mod os_daemon;
+pub(crate) mod os_direct;
+pub(crate) mod os_envvar;
+pub(crate) mod os_keychain;
 pub mod os_secure;
 
 use crate::crypto::RecipientKey;
@@ -76,9 +76,9 @@ pub struct VaultInfo {
 }
 
 /// Opens a vault's adapter.
-pub type Opener = for<'a> fn(VaultContext<'a>) -> Box<dyn Vault + 'a>;
+pub(crate) type Opener = for<'a> fn(VaultContext<'a>) -> Box<dyn Vault + 'a>;
 /// Opens a vault's adapter pointed where `set`'s flags say.
-pub type SetOpener = for<'a> fn(VaultContext<'a>, SetTarget) -> Box<dyn Vault + 'a>;
+pub(crate) type SetOpener = for<'a> fn(VaultContext<'a>, SetTarget) -> Box<dyn Vault + 'a>;
 
 /// Where `set`'s flags point a vault: an external id (`--exid`), where to create the item
 /// (`--op-vault`), the region (`--region`), the key that encrypts it (`--kms-key-id`) and the
@@ -99,12 +99,12 @@ pub struct SetTarget {
 
 impl VaultInfo {
     /// Whether `set` records an external id for a key stored with `mech`.
-    pub fn takes_exid(&self, mech: Mech) -> bool {
+    pub(crate) fn takes_exid(&self, mech: Mech) -> bool {
         self.exid_with.contains(&mech)
     }
 
     /// Whether `set` accepts where to create the item of a key stored with `mech`.
-    pub fn takes_location(&self, mech: Mech) -> bool {
+    pub(crate) fn takes_location(&self, mech: Mech) -> bool {
         self.location_with.contains(&mech)
     }
 
@@ -196,7 +196,7 @@ pub struct Stored {
 
 impl Stored {
     /// A store result with an undo step that restores the previous state.
-    pub fn new(
+    pub(crate) fn new(
         exid: Option<String>,
         meta: Meta,
         undo: impl FnOnce() -> Result<()> + 'static,
@@ -209,7 +209,7 @@ impl Stored {
     }
 
     /// Restores what was there before the store.
-    pub fn undo(self) -> Result<()> {
+    pub(crate) fn undo(self) -> Result<()> {
         (self.undo)()
     }
 }
@@ -346,7 +346,7 @@ pub fn provisional_entry(
 
 /// Whether a value may be handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// Fit to store and hand out.
     Admitted,
     /// Fit, but it looks like a long-lived token: every read path blocks it unless
@@ -357,7 +357,7 @@ pub enum Admission {
 /// The admission rules every value passes before it is stored (`set`) or granted (`unlock`):
 /// at most [`crate::secret::MAX_SECRET_BYTES`], no NUL byte ([`Error::ValueRefused`] otherwise),
 /// and the firewall ([`Admission::Blocked`]).
-pub fn admit(slug: &Slug, secret: &Secret) -> Result<Admission> {
+pub(crate) fn admit(slug: &Slug, secret: &Secret) -> Result<Admission> {
     if let Some(reason) = crate::secret::unfit(secret.expose()) {
         return Err(Error::ValueRefused {
             slug: slug.to_string(),
@@ -501,7 +501,7 @@ pub fn set_proven(
 }
 
 /// The refusal of a value the firewall blocks, at `set` (`owner` is repeated in the fix).
-pub fn dangerous(slug: &Slug, blocked: &firewall::Blocked, owner: &Owner) -> Error {
+pub(crate) fn dangerous(slug: &Slug, blocked: &firewall::Blocked, owner: &Owner) -> Error {
     Error::ValueRefused {
         slug: slug.to_string(),
         reason: format!("{}; get, source and exec would block it", blocked.reason()),

@@ -37,10 +37,10 @@ pub struct SetTarget {
 }
 
 /// The tag on every item keyrack creates.
-pub const ITEM_TAG: &str = "keyrack";
+pub(crate) const ITEM_TAG: &str = "keyrack";
 
 /// The title of the item keyrack creates for `slug` (`replica`).
-pub fn item_title(slug: &Slug, owner: &Owner) -> String {
+pub(crate) fn item_title(slug: &Slug, owner: &Owner) -> String {
     match owner.name() {
         Some(o) => format!("keyrack ({o}): {slug}"),
         None => format!("keyrack: {slug}"),
@@ -49,7 +49,7 @@ pub fn item_title(slug: &Slug, owner: &Owner) -> String {
 
 /// What 1password can do: it references items (`del` forgets the pointer), but owns the items
 /// it created itself (`replica`: `del` deletes them).
-pub const INFO: VaultInfo = VaultInfo {
+pub(crate) const INFO: VaultInfo = VaultInfo {
     kind: VaultKind::OnePassword,
     exid_with: &[Mech::Reference],
     location_with: &[Mech::Replica],
@@ -86,7 +86,7 @@ pub struct OnePassword<'a> {
 }
 
 /// The error of a failed `op` call, with its fix.
-pub fn unavailable(e: &OpError) -> Error {
+pub(crate) fn unavailable(e: &OpError) -> Error {
     Error::VaultUnavailable {
         vault: VaultKind::OnePassword.to_string(),
         reason: e.to_string(),
@@ -262,7 +262,7 @@ fn no_reference() -> Error {
 }
 
 /// Checks `--exid` for a 1password reference key.
-pub fn check_reference(uri: &str) -> Result<()> {
+pub(crate) fn check_reference(uri: &str) -> Result<()> {
     op_cli::validate_reference(uri).map_err(|reason| Error::InvalidInput {
         what: "--exid",
         value: uri.chars().filter(|c| !c.is_control()).collect(),

@@ -21,21 +21,21 @@ use zeroize::Zeroizing;
 use crate::secret::Secret;
 
 /// How long one `op` call may take before it is killed (override: `KEYRACK_OP_TIMEOUT_SECS`).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The environment variable that bounds each `op` call, in seconds.
-pub const TIMEOUT_ENV: &str = "KEYRACK_OP_TIMEOUT_SECS";
+pub(crate) const TIMEOUT_ENV: &str = "KEYRACK_OP_TIMEOUT_SECS";
 
 /// The environment variable of a 1Password service account token (passed to `op` through the
 /// environment only).
-pub const SERVICE_ACCOUNT_ENV: &str = "OP_SERVICE_ACCOUNT_TOKEN";
+pub(crate) const SERVICE_ACCOUNT_ENV: &str = "OP_SERVICE_ACCOUNT_TOKEN";
 
 /// The installation hint.
-pub const INSTALL_HINT: &str = "install the 1Password CLI: brew install 1password-cli (macOS), or see https://developer.1password.com/docs/cli/get-started";
+pub(crate) const INSTALL_HINT: &str = "install the 1Password CLI: brew install 1password-cli (macOS), or see https://developer.1password.com/docs/cli/get-started";
 
 /// What went wrong talking to `op`. Never carries a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OpError {
+pub(crate) enum OpError {
     /// No `op` executable on `PATH`.
     #[error("the 1Password CLI (op) is not installed or not on PATH")]
     Missing,
@@ -74,7 +74,7 @@ pub enum OpError {
 
 impl OpError {
     /// The command or step that fixes it.
-    pub fn hint(&self) -> String {
+    pub(crate) fn hint(&self) -> String {
         match self {
             OpError::Missing => INSTALL_HINT.into(),
             OpError::NotSignedIn {
@@ -100,7 +100,7 @@ impl OpError {
 
     /// Whether every later call in the same run would fail the same way (op missing, not signed
     /// in, timing out): callers stop calling `op` after the first such error.
-    pub fn is_session_wide(&self) -> bool {
+    pub(crate) fn is_session_wide(&self) -> bool {
         matches!(
             self,
             OpError::Missing | OpError::NotSignedIn { .. } | OpError::Timeout { .. }
@@ -110,7 +110,7 @@ impl OpError {
 
 /// An item, as keyrack needs it: its id and its vault's id and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemRef {
+pub(crate) struct ItemRef {
     /// The item's id.
     pub id: String,
     /// The vault's id.
@@ -121,14 +121,14 @@ pub struct ItemRef {
 
 impl ItemRef {
     /// The secret reference of `field` in this item (by ids, so renames do not break it).
-    pub fn reference(&self, field: &str) -> String {
+    pub(crate) fn reference(&self, field: &str) -> String {
         format!("op://{}/{}/{field}", self.vault_id, self.id)
     }
 }
 
 /// A `PASSWORD` item template with one concealed `password` field (the secret), a note and tags.
 #[derive(Serialize)]
-pub struct ItemTemplate<'a> {
+pub(crate) struct ItemTemplate<'a> {
     title: &'a str,
     category: &'static str,
     tags: &'a [&'a str],
@@ -146,11 +146,16 @@ struct TemplateField<'a> {
 }
 
 /// The field of a [`ItemTemplate`] that holds the secret.
-pub const PASSWORD_FIELD: &str = "password";
+pub(crate) const PASSWORD_FIELD: &str = "password";
 
 impl<'a> ItemTemplate<'a> {
     /// A template titled `title` holding `secret`, with `note` and `tags`.
-    pub fn new(title: &'a str, secret: &'a Secret, note: &'a str, tags: &'a [&'a str]) -> Self {
+    pub(crate) fn new(
+        title: &'a str,
+        secret: &'a Secret,
+        note: &'a str,
+        tags: &'a [&'a str],
+    ) -> Self {
         ItemTemplate {
             title,
             category: "PASSWORD",
@@ -215,7 +220,7 @@ pub struct OpCli {
 
 impl OpCli {
     /// Finds `op` on `PATH`; the per-call bound comes from `KEYRACK_OP_TIMEOUT_SECS` (default 30 s).
-    pub fn locate() -> Result<OpCli, OpError> {
+    pub(crate) fn locate() -> Result<OpCli, OpError> {
         let path = std::env::var_os("PATH").unwrap_or_default();
         let program = std::env::split_paths(&path)
             .filter(|d| d.is_absolute())
@@ -233,13 +238,8 @@ impl OpCli {
         }
     }
 
-    /// The binary this driver runs.
-    pub fn program(&self) -> &Path {
-        &self.program
-    }
-
     /// `op read --no-newline REFERENCE`: the value the reference points at.
-    pub fn read(&self, reference: &str) -> Result<Secret, OpError> {
+    pub(crate) fn read(&self, reference: &str) -> Result<Secret, OpError> {
         let out = self.run(
             "read",
             &["read", "--no-newline", reference],
@@ -252,7 +252,11 @@ impl OpCli {
     }
 
     /// `op item get TITLE [--vault V] --format json`: the item with that title, if any.
-    pub fn find_item(&self, title: &str, vault: Option<&str>) -> Result<Option<ItemRef>, OpError> {
+    pub(crate) fn find_item(
+        &self,
+        title: &str,
+        vault: Option<&str>,
+    ) -> Result<Option<ItemRef>, OpError> {
         let mut args = vec!["item", "get", title];
         if let Some(v) = vault {
             args.extend(["--vault", v]);
@@ -266,7 +270,7 @@ impl OpCli {
     }
 
     /// `op item create --format json [--vault V] -`, the template (with the secret) on stdin.
-    pub fn create_item(
+    pub(crate) fn create_item(
         &self,
         template: &ItemTemplate<'_>,
         vault: Option<&str>,
@@ -284,7 +288,7 @@ impl OpCli {
 
     /// `op item edit ID --vault VAULT --format json --template /dev/fd/N`: replaces the item's
     /// details with the template, read from a pipe.
-    pub fn edit_item(
+    pub(crate) fn edit_item(
         &self,
         item: &ItemRef,
         template: &ItemTemplate<'_>,
@@ -307,7 +311,7 @@ impl OpCli {
     }
 
     /// `op item delete ID --vault VAULT`.
-    pub fn delete_item(&self, item_id: &str, vault_id: &str) -> Result<(), OpError> {
+    pub(crate) fn delete_item(&self, item_id: &str, vault_id: &str) -> Result<(), OpError> {
         self.run(
             "item delete",
             &["item", "delete", item_id, "--vault", vault_id],
@@ -554,7 +558,7 @@ fn classify(command: &str, detail: &str) -> OpError {
 }
 
 /// Checks an `op://vault/item/field` (or `op://vault/item/section/field`) secret reference.
-pub fn validate_reference(uri: &str) -> Result<(), String> {
+pub(crate) fn validate_reference(uri: &str) -> Result<(), String> {
     let Some(rest) = uri.strip_prefix("op://") else {
         return Err("a 1Password secret reference starts with op://".into());
     };

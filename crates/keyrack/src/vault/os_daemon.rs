@@ -13,10 +13,10 @@ use crate::secret::Secret;
 use crate::slug::Slug;
 
 /// How long an os.daemon secret lives in the daemon when set.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(9 * 3600);
 
 /// What os.daemon can do.
-pub const INFO: VaultInfo = VaultInfo {
+pub(crate) const INFO: VaultInfo = VaultInfo {
     kind: VaultKind::OsDaemon,
     exid_with: &[],
     location_with: &[],
@@ -35,13 +35,13 @@ pub const INFO: VaultInfo = VaultInfo {
 };
 
 /// The os.daemon adapter.
-pub struct OsDaemon {
+pub(crate) struct OsDaemon {
     client: Client,
 }
 
 impl OsDaemon {
     /// An adapter talking to the context owner's daemon.
-    pub fn new(ctx: VaultContext<'_>) -> Self {
+    pub(crate) fn new(ctx: VaultContext<'_>) -> Self {
         OsDaemon {
             client: Client::new(ctx.home),
         }

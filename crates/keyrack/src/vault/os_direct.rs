@@ -16,7 +16,7 @@ use crate::slug::Slug;
 type Store = BTreeMap<String, Secret>;
 
 /// What os.direct can do.
-pub const INFO: VaultInfo = VaultInfo {
+pub(crate) const INFO: VaultInfo = VaultInfo {
     kind: VaultKind::OsDirect,
     exid_with: &[],
     location_with: &[],
@@ -35,7 +35,7 @@ pub const INFO: VaultInfo = VaultInfo {
 };
 
 /// The os.direct adapter.
-pub struct OsDirect<'a> {
+pub(crate) struct OsDirect<'a> {
     home: &'a Home,
 }
 
@@ -65,7 +65,7 @@ fn write_store(home: &Home, store: &Store) -> Result<()> {
 
 impl<'a> OsDirect<'a> {
     /// An adapter over the context's home.
-    pub fn new(ctx: VaultContext<'a>) -> Self {
+    pub(crate) fn new(ctx: VaultContext<'a>) -> Self {
         OsDirect { home: ctx.home }
     }
 }

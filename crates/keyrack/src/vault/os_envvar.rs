@@ -9,7 +9,7 @@ use crate::secret::Secret;
 use crate::slug::Slug;
 
 /// What os.envvar can do: read only.
-pub const INFO: VaultInfo = VaultInfo {
+pub(crate) const INFO: VaultInfo = VaultInfo {
     kind: VaultKind::OsEnvvar,
     exid_with: &[],
     location_with: &[],
@@ -28,10 +28,10 @@ pub const INFO: VaultInfo = VaultInfo {
 };
 
 /// The os.envvar adapter.
-pub struct OsEnvvar;
+pub(crate) struct OsEnvvar;
 
 /// Reads `key` from the process environment, if set to valid UTF-8.
-pub fn read(key: &str) -> Option<Secret> {
+pub(crate) fn read(key: &str) -> Option<Secret> {
     std::env::var(key).ok().map(Secret::new)
 }
 

@@ -15,10 +15,10 @@ use crate::secret::Secret;
 use crate::slug::{Owner, Slug};
 
 /// The service name of every keyrack item.
-pub const SERVICE: &str = "keyrack";
+pub(crate) const SERVICE: &str = "keyrack";
 
 /// The account name of `slug`'s item.
-pub fn account(slug: &Slug, owner: &Owner) -> String {
+pub(crate) fn account(slug: &Slug, owner: &Owner) -> String {
     match owner.name() {
         Some(o) => format!("{o}:{slug}"),
         None => slug.to_string(),
@@ -27,7 +27,7 @@ pub fn account(slug: &Slug, owner: &Owner) -> String {
 
 /// What went wrong with the OS credential store. Never carries a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeychainError {
+pub(crate) enum KeychainError {
     /// No credential store answers (no Secret Service on the session bus, no bus at all).
     #[error("the OS keychain cannot be reached ({0})")]
     Unreachable(String),
@@ -39,12 +39,21 @@ pub enum KeychainError {
     Failed(String),
     /// This build has no OS credential store for this platform.
     #[error("this platform has no OS keychain keyrack can use")]
+    #[cfg_attr(
+        any(
+            target_os = "linux",
+            target_os = "freebsd",
+            target_os = "openbsd",
+            target_os = "macos"
+        ),
+        allow(dead_code) // (made only where `backend` has no store)
+    )]
     Unsupported,
 }
 
 impl KeychainError {
     /// The fix.
-    pub fn hint(&self) -> String {
+    pub(crate) fn hint(&self) -> String {
         match self {
             KeychainError::Unreachable(_) if cfg!(target_os = "macos") => {
                 "run keyrack in your login session, where the Keychain is available".into()
@@ -61,7 +70,7 @@ impl KeychainError {
 }
 
 /// The store itself, independent of the vault interface: get, set and delete one item.
-pub mod backend {
+pub(crate) mod backend {
     use super::{KeychainError, SERVICE};
     use crate::secret::Secret;
 
@@ -114,7 +123,7 @@ pub mod backend {
             }
         }
 
-        pub fn get(account: &str) -> Result<Option<Secret>, KeychainError> {
+        pub(crate) fn get(account: &str) -> Result<Option<Secret>, KeychainError> {
             match entry(account)?.get_password() {
                 Ok(v) => Ok(Some(Secret::new(v))),
                 Err(keyring::Error::NoEntry) => Ok(None),
@@ -122,11 +131,11 @@ pub mod backend {
             }
         }
 
-        pub fn set(account: &str, secret: &Secret) -> Result<(), KeychainError> {
+        pub(crate) fn set(account: &str, secret: &Secret) -> Result<(), KeychainError> {
             entry(account)?.set_password(secret.expose()).map_err(map)
         }
 
-        pub fn delete(account: &str) -> Result<bool, KeychainError> {
+        pub(crate) fn delete(account: &str) -> Result<bool, KeychainError> {
             match entry(account)?.delete_credential() {
                 Ok(()) => Ok(true),
                 Err(keyring::Error::NoEntry) => Ok(false),
@@ -145,37 +154,37 @@ pub mod backend {
         use super::KeychainError;
         use crate::secret::Secret;
 
-        pub fn get(_account: &str) -> Result<Option<Secret>, KeychainError> {
+        pub(crate) fn get(_account: &str) -> Result<Option<Secret>, KeychainError> {
             Err(KeychainError::Unsupported)
         }
 
-        pub fn set(_account: &str, _secret: &Secret) -> Result<(), KeychainError> {
+        pub(crate) fn set(_account: &str, _secret: &Secret) -> Result<(), KeychainError> {
             Err(KeychainError::Unsupported)
         }
 
-        pub fn delete(_account: &str) -> Result<bool, KeychainError> {
+        pub(crate) fn delete(_account: &str) -> Result<bool, KeychainError> {
             Err(KeychainError::Unsupported)
         }
     }
 
     /// The value of `account`'s item, if there is one.
-    pub fn get(account: &str) -> Result<Option<Secret>, KeychainError> {
+    pub(crate) fn get(account: &str) -> Result<Option<Secret>, KeychainError> {
         imp::get(account)
     }
 
     /// Creates or replaces `account`'s item.
-    pub fn set(account: &str, secret: &Secret) -> Result<(), KeychainError> {
+    pub(crate) fn set(account: &str, secret: &Secret) -> Result<(), KeychainError> {
         imp::set(account, secret)
     }
 
     /// Deletes `account`'s item; whether there was one.
-    pub fn delete(account: &str) -> Result<bool, KeychainError> {
+    pub(crate) fn delete(account: &str) -> Result<bool, KeychainError> {
         imp::delete(account)
     }
 }
 
 /// The error of a failed keychain call, with its fix.
-pub fn unavailable(e: &KeychainError) -> Error {
+pub(crate) fn unavailable(e: &KeychainError) -> Error {
     Error::VaultUnavailable {
         vault: VaultKind::OsKeychain.to_string(),
         reason: e.to_string(),
@@ -184,7 +193,7 @@ pub fn unavailable(e: &KeychainError) -> Error {
 }
 
 /// What os.keychain can do.
-pub const INFO: VaultInfo = VaultInfo {
+pub(crate) const INFO: VaultInfo = VaultInfo {
     kind: VaultKind::OsKeychain,
     exid_with: &[],
     location_with: &[],
@@ -203,13 +212,13 @@ pub const INFO: VaultInfo = VaultInfo {
 };
 
 /// The os.keychain adapter.
-pub struct OsKeychain<'a> {
+pub(crate) struct OsKeychain<'a> {
     owner: &'a Owner,
 }
 
 impl<'a> OsKeychain<'a> {
     /// An adapter for the context's owner.
-    pub fn new(ctx: VaultContext<'a>) -> Self {
+    pub(crate) fn new(ctx: VaultContext<'a>) -> Self {
         OsKeychain {
             owner: ctx.home.owner(),
         }

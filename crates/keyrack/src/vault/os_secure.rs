@@ -28,7 +28,7 @@ use crate::secret::Secret;
 use crate::slug::Slug;
 
 /// What os.secure can do.
-pub const INFO: VaultInfo = VaultInfo {
+pub(crate) const INFO: VaultInfo = VaultInfo {
     kind: VaultKind::OsSecure,
     exid_with: &[],
     location_with: &[],
@@ -47,7 +47,7 @@ pub const INFO: VaultInfo = VaultInfo {
 };
 
 /// The os.secure adapter.
-pub struct OsSecure<'a> {
+pub(crate) struct OsSecure<'a> {
     ctx: VaultContext<'a>,
 }
 
@@ -71,7 +71,7 @@ struct Header {
 }
 
 /// The plaintext of `slug`'s file: the header line, then the secret.
-pub fn seal_payload(slug: &Slug, secret: &Secret) -> Zeroizing<Vec<u8>> {
+pub(crate) fn seal_payload(slug: &Slug, secret: &Secret) -> Zeroizing<Vec<u8>> {
     let header = Header {
         keyrack: HEADER_NAME.into(),
         v: HEADER_VERSION,
@@ -85,7 +85,7 @@ pub fn seal_payload(slug: &Slug, secret: &Secret) -> Zeroizing<Vec<u8>> {
 
 /// The slug a decrypted payload's header binds it to, when it has a header this build reads
 /// (`init --recover` learns which key a file holds from it).
-pub fn payload_slug(plain: &[u8]) -> Option<String> {
+pub(crate) fn payload_slug(plain: &[u8]) -> Option<String> {
     let nl = plain.iter().position(|b| *b == b'\n')?;
     let header: Header = serde_json::from_slice(&plain[..nl]).ok()?;
     (header.keyrack == HEADER_NAME && header.v == HEADER_VERSION).then_some(header.slug)
@@ -93,7 +93,7 @@ pub fn payload_slug(plain: &[u8]) -> Option<String> {
 
 /// Reads the secret out of a decrypted payload, checking that it is bound to `slug`.
 /// `fix` is the command that rewrites the file.
-pub fn open_payload(
+pub(crate) fn open_payload(
     path: &std::path::Path,
     slug: &Slug,
     plain: &[u8],
@@ -145,7 +145,7 @@ pub fn open_payload(
 
 impl<'a> OsSecure<'a> {
     /// An adapter over the context's home, identity and recipients.
-    pub fn new(ctx: VaultContext<'a>) -> Self {
+    pub(crate) fn new(ctx: VaultContext<'a>) -> Self {
         OsSecure { ctx }
     }
 

@@ -229,22 +229,19 @@ fn aws_params_signer(home: &Home) {
     std::thread::spawn(move || server.serve(keyrack::grant::NoRenewer));
     let hour = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
     let secret = |s: &str| Secret::new(s.into());
-    let payload = Payload {
-        portal: "http://127.0.0.1:9/never-asked-while-fresh".into(),
-        sso_region: "us-east-1".into(),
-        account_id: "123456789012".into(),
-        role_name: "AdministratorAccess".into(),
-        access_token: secret("unused while the role credentials are fresh"),
-        role_credentials: Some(keyrack::aws::portal::RoleCredentials {
+    let payload = Payload::new(
+        "http://127.0.0.1:9/never-asked-while-fresh".into(),
+        "us-east-1".into(),
+        "123456789012".into(),
+        "AdministratorAccess".into(),
+        secret("unused while the role credentials are fresh"),
+        Some(keyrack::aws::portal::RoleCredentials {
             access_key_id: "ASIAMECHCONFORMANCE".into(),
             secret_access_key: secret("conformance-secret"),
             session_token: secret("conformance-session"),
             expiration: hour,
         }),
-        role_renew_at: None,
-        session: None,
-        net: None,
-    };
+    );
     let mut profile = keyrack::grant::Grant::new(
         Slug::parse("acme.test.AWS_PROFILE").unwrap(),
         secret("acme.test"),

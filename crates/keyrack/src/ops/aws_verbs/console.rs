@@ -36,9 +36,9 @@ use crate::ops::Rack;
 use crate::secret::Secret;
 
 /// AWS's shortest console session (`SessionDuration`), in seconds.
-pub const MIN_SESSION: u64 = 900;
+pub(crate) const MIN_SESSION: u64 = 900;
 /// AWS's longest console session (`SessionDuration`), in seconds.
-pub const MAX_SESSION: u64 = 43_200;
+pub(crate) const MAX_SESSION: u64 = 43_200;
 
 /// The AWS partitions whose console keyrack knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -57,7 +57,7 @@ pub enum Partition {
 impl Partition {
     /// The partition of `region`; `None` for partitions whose console keyrack does not know
     /// (the European Sovereign Cloud, the isolated partitions).
-    pub fn of(region: &Region) -> Option<Partition> {
+    pub(crate) fn of(region: &Region) -> Option<Partition> {
         if region.starts_with("us-gov-") {
             Some(Partition::AwsUsGov)
         } else if region.starts_with("cn-") {
@@ -70,7 +70,7 @@ impl Partition {
     }
 
     /// The partition's sign-in (federation) endpoint.
-    pub fn signin_url(self) -> &'static str {
+    pub(crate) fn signin_url(self) -> &'static str {
         match self {
             Partition::Aws => "https://signin.aws.amazon.com",
             Partition::AwsCn => "https://signin.amazonaws.cn",
@@ -79,7 +79,7 @@ impl Partition {
     }
 
     /// The console's home page for `region`.
-    pub fn console_url(self, region: &Region) -> String {
+    pub(crate) fn console_url(self, region: &Region) -> String {
         let host = match self {
             Partition::Aws => "console.aws.amazon.com",
             Partition::AwsCn => "console.amazonaws.cn",
@@ -109,7 +109,7 @@ pub struct ConsoleOptions {
 
 /// The `SessionDuration` to send, and what was adjusted to get it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionLength {
+pub(crate) struct SessionLength {
     /// Seconds to send as `SessionDuration` (`None`: not sent; the session lasts as long as
     /// the credentials).
     pub seconds: Option<u64>,
@@ -130,7 +130,7 @@ fn human(secs: u64) -> String {
 
 /// The console session's length: `requested` kept within AWS's limits and within the
 /// `credentials_left` seconds the role credentials have.
-pub fn session_length(requested: Option<Duration>, credentials_left: u64) -> SessionLength {
+pub(crate) fn session_length(requested: Option<Duration>, credentials_left: u64) -> SessionLength {
     let Some(requested) = requested else {
         return SessionLength {
             seconds: None,

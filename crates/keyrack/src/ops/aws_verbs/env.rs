@@ -45,7 +45,7 @@ pub struct AwsEnv {
 
 /// The profile's own region (`region = …`), validated; `None` when the profile sets none or is
 /// no longer in the config file (the credentials come from the daemon either way).
-pub fn profile_region(profile: &str) -> Result<Option<Region>> {
+pub(crate) fn profile_region(profile: &str) -> Result<Option<Region>> {
     let name = profile_arg("--profile", profile)?;
     let config = AwsConfig::load_default()?;
     if config.get(&Section::profile(&name)).is_none() {

@@ -37,13 +37,14 @@ use crate::ops::Rack;
 use crate::vault::aws_config::Sessions;
 
 /// The setting that marks a profile as written by `keyrack aws sync` for a session.
-pub const MARKER: &str = "keyrack_generated";
+pub(crate) const MARKER: &str = "keyrack_generated";
 
 /// The default profile-name template.
 pub const DEFAULT_TEMPLATE: &str = "{account_name}.{role_name}";
 
 /// The template placeholders.
-pub const PLACEHOLDERS: [&str; 4] = ["account_name", "account_id", "role_name", "sso_session"];
+pub(crate) const PLACEHOLDERS: [&str; 4] =
+    ["account_name", "account_id", "role_name", "sso_session"];
 
 /// What `aws sync` was asked for.
 #[derive(Debug, Clone, Default)]
@@ -69,12 +70,12 @@ enum Part {
 
 /// A parsed profile-name template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template(Vec<Part>);
+pub(crate) struct Template(Vec<Part>);
 
 impl Template {
     /// Parses `{placeholder}` and literal text; an unknown placeholder or an unmatched brace is
     /// refused as bad usage of `--template`.
-    pub fn parse(text: &str) -> Result<Template> {
+    pub(crate) fn parse(text: &str) -> Result<Template> {
         let refuse = |reason: String| Error::InvalidInput {
             what: "--template",
             value: shown(text),
@@ -148,7 +149,7 @@ fn allowed(c: char) -> bool {
 
 /// `raw` in the profile-name set: every other character becomes `-` (a run of them one `-`), no
 /// leading `-`, at most 128 characters. May be empty.
-pub fn normalise(raw: &str) -> String {
+pub(crate) fn normalise(raw: &str) -> String {
     let mut out = String::new();
     let mut replaced = false;
     for c in raw.chars() {
@@ -172,7 +173,7 @@ fn with_suffix(base: &str, suffix: &str) -> String {
 
 /// One account × role the portal lists (validated id and role).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// The account id.
     pub account_id: AccountId,
     /// The account's name, as the portal gives it.
@@ -192,7 +193,7 @@ pub struct Collision {
 }
 
 /// A name for every target (in the order given), and the collisions resolved on the way.
-pub fn assign_names(
+pub(crate) fn assign_names(
     targets: &[Target],
     template: &Template,
     session: &str,

@@ -24,11 +24,11 @@ use crate::slug::{ENV_ALL, ENV_SUDO};
 /// cached. A file changed within this window may still be changing while it is read, and a
 /// filesystem with coarse timestamps (1 s on some, 2 s on FAT) could give the next edit the
 /// same mtime and ctime: such a manifest is parsed, and cached on a later call.
-pub const SETTLE: Duration = Duration::from_secs(2);
+pub(crate) const SETTLE: Duration = Duration::from_secs(2);
 
 /// One key an env allows, as the hot path needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AllowedKey<'a> {
+pub(crate) struct AllowedKey<'a> {
     /// The env-var name.
     pub key: &'a str,
     /// Strict `source` waives this key when that env var is set.
@@ -246,7 +246,7 @@ fn hash_step(h: u32, b: u8) -> u32 {
 impl Allowlist {
     /// The allowlist of the manifest at `path`: from the cache when it is valid, else parsed
     /// (and cached for the next call when the files have settled).
-    pub fn load(home: &Home, path: &Path) -> Result<Self> {
+    pub(crate) fn load(home: &Home, path: &Path) -> Result<Self> {
         Self::load_settled(home, path, SETTLE)
     }
 
@@ -264,7 +264,7 @@ impl Allowlist {
     }
 
     /// Finds the manifest above `start` and loads its allowlist; `None` when there is none.
-    pub fn discover(home: &Home, start: &Path) -> Result<Option<Self>> {
+    pub(crate) fn discover(home: &Home, start: &Path) -> Result<Option<Self>> {
         match RepoManifest::find(start)? {
             Some(p) => Self::load(home, &p).map(Some),
             None => Ok(None),
@@ -272,7 +272,7 @@ impl Allowlist {
     }
 
     /// Hydrates a parsed manifest.
-    pub fn from_manifest(m: &RepoManifest) -> Self {
+    pub(crate) fn from_manifest(m: &RepoManifest) -> Self {
         let n = m.envs.values().map(Vec::len).sum::<usize>() + m.all.len();
         let mut b = Builder::new(n);
         let mut names = String::with_capacity(n * 16);
@@ -298,12 +298,12 @@ impl Allowlist {
     }
 
     /// The manifest file.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The org every key is slugged under.
-    pub fn org(&self) -> &str {
+    pub(crate) fn org(&self) -> &str {
         &self.org
     }
 
@@ -358,17 +358,17 @@ impl Allowlist {
     }
 
     /// Whether `env` is declared (`all` and `sudo` are always accepted).
-    pub fn has_env(&self, env: &str) -> bool {
+    pub(crate) fn has_env(&self, env: &str) -> bool {
         env == ENV_ALL || env == ENV_SUDO || self.env_index(env).is_some()
     }
 
     /// The declared env names, sorted.
-    pub fn env_names(&self) -> Vec<String> {
+    pub(crate) fn env_names(&self) -> Vec<String> {
         self.envs.iter().map(|(name, _, _)| name.clone()).collect()
     }
 
     /// The keys required in `env`: its own keys plus `env.all`'s (each once, own first).
-    pub fn keys_for(&self, env: &str) -> Vec<AllowedKey<'_>> {
+    pub(crate) fn keys_for(&self, env: &str) -> Vec<AllowedKey<'_>> {
         let idx = self.env_index(env);
         let own = match idx {
             Some(i) => {
@@ -390,7 +390,7 @@ impl Allowlist {
     }
 
     /// Whether `key` is allowlisted in `env` (directly or through `env.all`).
-    pub fn allows(&self, env: &str, key: &str) -> bool {
+    pub(crate) fn allows(&self, env: &str, key: &str) -> bool {
         let all = self.all_index();
         if env == ENV_ALL {
             return self.lists(all, key);
@@ -402,12 +402,12 @@ impl Allowlist {
     }
 
     /// Every key of every section (a key declared in several sections once per section).
-    pub fn declared_keys(&self) -> impl Iterator<Item = &str> + '_ {
+    pub(crate) fn declared_keys(&self) -> impl Iterator<Item = &str> + '_ {
         self.entries.iter().map(|e| self.text(e.key))
     }
 
     /// The envs that declare `key` in their own section, plus `all` if `env.all` does.
-    pub fn envs_declaring(&self, key: &str) -> Vec<String> {
+    pub(crate) fn envs_declaring(&self, key: &str) -> Vec<String> {
         let all = self.all_index();
         self.sections_of(key)
             .map(|s| match s == all {
