@@ -9,8 +9,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keyrack::interact::{
     Answer, ChildOutput, Interact, Notice, OpenOutcome, Opening, PortalEntry, Progress, Question,
@@ -138,7 +137,17 @@ impl Interact for Terminal {
         if !ui::stderr_is_terminal() {
             return Progress::none();
         }
-        Progress::new(spinner(message))
+        let bar = indicatif::ProgressBar::with_draw_target(
+            None,
+            indicatif::ProgressDrawTarget::term_like(Box::new(Stderr)),
+        );
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("   {spinner} {msg} ({elapsed})")
+                .expect("a valid template"),
+        );
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Progress::new(move || bar.finish_and_clear())
     }
 
     fn notice(&self, notice: &Notice) {
@@ -344,93 +353,65 @@ fn shown_with(notice: &Notice, style: Style) -> String {
     }
 }
 
-/// How often the spinner is redrawn.
-const TICK: Duration = Duration::from_millis(120);
+/// stderr as indicatif's terminal, written through [`ui::err`] (a failed write is ignored, never
+/// a panic). Only used when stderr is a terminal.
+#[derive(Debug)]
+struct Stderr;
 
-/// A one-line spinner on stderr (a terminal), `   ⠙ message (3s)`, redrawn every [`TICK`] by a
-/// thread of its own (the look of indicatif's default spinner); the closure returned stops it and
-/// clears the line.
-fn spinner(message: &str) -> impl FnOnce() + Send + 'static {
-    const FRAMES: [&str; 29] = [
-        "⠁", "⠁", "⠉", "⠙", "⠚", "⠒", "⠂", "⠂", "⠒", "⠲", "⠴", "⠤", "⠄", "⠄", "⠤", "⠠", "⠠", "⠤",
-        "⠦", "⠖", "⠒", "⠐", "⠐", "⠒", "⠓", "⠋", "⠉", "⠈", "⠈",
-    ];
-    let stop = Arc::new((Mutex::new(false), Condvar::new()));
-    let seen = Arc::clone(&stop);
-    let message = message.to_string();
-    let started = Instant::now();
-    let ticker = std::thread::spawn(move || {
-        let (lock, wake) = &*seen;
-        let mut stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        for frame in FRAMES.iter().cycle() {
-            if *stopped {
-                break;
-            }
-            ui::err(format!(
-                "\r\x1b[2K   {frame} {message} ({})",
-                elapsed(started.elapsed())
-            ));
-            stopped = wake
-                .wait_timeout(stopped, TICK)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+impl indicatif::TermLike for Stderr {
+    fn width(&self) -> u16 {
+        80
+    }
+
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        cursor(n, 'A');
+        Ok(())
+    }
+
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        cursor(n, 'B');
+        Ok(())
+    }
+
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        cursor(n, 'C');
+        Ok(())
+    }
+
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        cursor(n, 'D');
+        Ok(())
+    }
+
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        ui::err(format!("{s}\n"));
+        Ok(())
+    }
+
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        ui::err(s);
+        Ok(())
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
         ui::err("\r\x1b[2K");
-    });
-    move || {
-        let (lock, wake) = &*stop;
-        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        wake.notify_all();
-        let _ = ticker.join();
+        Ok(())
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
-/// `d` as indicatif's compact human duration: in the largest of hours, minutes and seconds that
-/// it holds at least one and a half of (so `89s`, then `2m`), rounded; at least 2 of a unit
-/// larger than seconds.
-fn elapsed(d: Duration) -> String {
-    const UNITS: [(u128, &str); 3] = [(3_600_000, "h"), (60_000, "m"), (1_000, "s")];
-    let ms = d.as_millis();
-    for (i, &(unit, name)) in UNITS.iter().enumerate() {
-        let Some(&(next, _)) = UNITS.get(i + 1) else {
-            return format!("{}{name}", (ms + unit / 2) / unit);
-        };
-        if ms + next / 2 >= unit + unit / 2 {
-            return format!("{}{name}", ((ms + unit / 2) / unit).max(2));
-        }
+fn cursor(n: usize, direction: char) {
+    if n > 0 {
+        ui::err(format!("\x1b[{n}{direction}"));
     }
-    unreachable!("the last unit always answers")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn elapsed_time_reads_as_indicatif_wrote_it() {
-        for (ms, text) in [
-            (0, "0s"),
-            (1_400, "1s"),
-            (59_000, "59s"),
-            (89_000, "89s"),
-            (89_400, "89s"),
-            (89_600, "2m"),
-            (90_000, "2m"),
-            (150_000, "3m"),
-            (5_369_000, "89m"),
-            (5_370_000, "2h"),
-            (36_000_000, "10h"),
-        ] {
-            assert_eq!(elapsed(Duration::from_millis(ms)), text, "{ms} ms");
-        }
-    }
-
-    #[test]
-    fn the_spinner_stops_and_clears_its_line() {
-        let stop = spinner("signing in");
-        std::thread::sleep(TICK / 2);
-        stop();
-    }
 
     #[test]
     fn sign_in_notices_keep_their_tree() {
