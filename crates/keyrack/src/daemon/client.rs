@@ -553,11 +553,13 @@ impl Client {
         &self,
         slug: &Slug,
         payload: Secret,
+        replaces: Option<Secret>,
         renew_at: Option<jiff::Timestamp>,
     ) -> Result<bool> {
         match self.call(&Request::Update {
             slug: slug.clone(),
             payload,
+            replaces,
             renew_at,
         })? {
             Some(Response::Stored { count }) => Ok(count > 0),

@@ -37,12 +37,17 @@ pub enum Request {
         /// Its value.
         value: String,
     },
-    /// Replace the vault payload (and renewal deadline) of a held grant.
+    /// Replace the vault payload (and renewal deadline) of a held grant — only if it still
+    /// holds the payload the update was made from, when that is given (a renewal meanwhile
+    /// must not be undone).
     Update {
         /// The grant's slug.
         slug: Slug,
         /// The new payload.
         payload: Secret,
+        /// The payload the update was made from (none: replace whatever is held).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces: Option<Secret>,
         /// The new renewal deadline (none: no renewal).
         #[serde(
             default,
@@ -270,9 +275,19 @@ mod tests {
             line(&Request::Update {
                 slug: Slug::parse("a.test.K").unwrap(),
                 payload: Secret::new("{}".into()),
+                replaces: None,
                 renew_at: Some(Timestamp::from_millisecond(5).unwrap()),
             }),
             r#"{"op":"update","slug":"a.test.K","payload":"{}","renew_at":5}"#
+        );
+        assert_eq!(
+            line(&Request::Update {
+                slug: Slug::parse("a.test.K").unwrap(),
+                payload: Secret::new("{}".into()),
+                replaces: Some(Secret::new("[]".into())),
+                renew_at: None,
+            }),
+            r#"{"op":"update","slug":"a.test.K","payload":"{}","replaces":"[]"}"#
         );
     }
 }

@@ -614,9 +614,10 @@ fn dispatch(req: Request, state: &Mutex<State>, socket_path: &Path) -> Option<Re
         Request::Update {
             slug,
             payload,
+            replaces,
             renew_at,
         } => Response::Stored {
-            count: st.store.update(&slug, payload, renew_at),
+            count: st.store.update(&slug, payload, replaces.as_ref(), renew_at),
         },
         Request::Status => {
             let (grants, ended) = st.store.status(now);

@@ -240,10 +240,12 @@ impl Store {
         &mut self,
         slug: &Slug,
         payload: Secret,
+        replaces: Option<&Secret>,
         renew_at: Option<Timestamp>,
     ) -> usize {
         let generation = self.generation + 1;
         match self.grants.get_mut(slug) {
+            Some(h) if replaces.is_some_and(|r| h.grant.payload.as_ref() != Some(r)) => 0,
             Some(h) => {
                 h.grant.payload = Some(payload);
                 h.grant.renew_at = renew_at;
@@ -578,17 +580,38 @@ mod tests {
         let mut s = Store::default();
         s.unlock(vec![grant("a.test.K", now() + secs(60))]);
         assert_eq!(
-            s.update(&slug("a.test.K"), Secret::new("p".into()), None),
+            s.update(&slug("a.test.K"), Secret::new("p".into()), None, None),
             1
         );
         assert_eq!(
-            s.update(&slug("a.test.X"), Secret::new("p".into()), None),
+            s.update(&slug("a.test.X"), Secret::new("p".into()), None, None),
             0
+        );
+        // made from a payload no longer held (a renewal came between): refused
+        let stale = Secret::new("before".into());
+        assert_eq!(
+            s.update(
+                &slug("a.test.K"),
+                Secret::new("q".into()),
+                Some(&stale),
+                None
+            ),
+            0
+        );
+        let held = Secret::new("p".into());
+        assert_eq!(
+            s.update(
+                &slug("a.test.K"),
+                Secret::new("q".into()),
+                Some(&held),
+                None
+            ),
+            1
         );
         let (got, _) = s.get(&[slug("a.test.K")], now());
         assert_eq!(
             got[0].as_ref().unwrap().payload.as_ref().unwrap().expose(),
-            "p"
+            "q"
         );
     }
 }

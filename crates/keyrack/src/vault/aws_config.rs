@@ -217,14 +217,23 @@ pub(crate) fn hand_back_role_credentials(
     creds: &RoleCredentials,
     now: Timestamp,
 ) -> Result<()> {
-    let current = client
-        .get(vec![slug.clone()])?
-        .and_then(|mut v| v.pop().flatten())
-        .filter(|g| &g.slug == slug)
-        .and_then(|g| Payload::of(&g));
-    if let Some(mut current) = current {
+    // A renewal may land between the read and the write: the daemon applies the update only to
+    // the payload it was made from, and a refused one is made again from the new payload.
+    for _ in 0..3 {
+        let Some(held) = client
+            .get(vec![slug.clone()])?
+            .and_then(|mut v| v.pop().flatten())
+            .filter(|g| &g.slug == slug)
+        else {
+            return Ok(());
+        };
+        let (Some(base), Some(mut current)) = (held.payload.clone(), Payload::of(&held)) else {
+            return Ok(());
+        };
         current.set_role_credentials(creds.clone(), now);
-        client.update(slug, current.seal(), current.renew_at(now))?;
+        if client.update(slug, current.seal(), Some(base), current.renew_at(now))? {
+            return Ok(());
+        }
     }
     Ok(())
 }
