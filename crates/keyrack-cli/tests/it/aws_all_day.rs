@@ -694,3 +694,35 @@ fn a_removed_recipient_reads_no_token_copy_the_daemon_writes_later() {
     let o = w.s.run(&["recipient", "list"], "");
     assert!(!stdout(&o).contains("laptop"), "{}", stdout(&o));
 }
+
+/// Where the system trust store is (`SSL_CERT_FILE`) travels in each grant like the rest of the
+/// unlock's network settings: a daemon started from a shell without it refreshes a grant
+/// unlocked with it; one started from a shell that trusts more does not trust more for a grant
+/// unlocked without it.
+#[test]
+fn the_daemon_trusts_the_system_store_of_each_grants_unlock_not_of_its_starter() {
+    let fake = FakeAws::start_https();
+    let ca = fake.ca_file().to_str().unwrap().to_string();
+    let mut w = World::with(fake, ConsentMode::NewClient, 6);
+    aws_world::install_browser(&mut w.s, &format!("--cacert {ca}"));
+    // the daemon is started by an unlock in a shell that places no trust store
+    w.s.manifest("org: acme\nenv.test: []\nenv.prod: []\n");
+    w.s.set("PLAIN", "prod", "plain-value");
+    w.ok(&["unlock", "--env", "prod"]);
+    let pid = w.s.daemon_pid().expect("a daemon");
+    // the AWS key is unlocked from a shell whose trust store holds the test CA
+    w.s.env("SSL_CERT_FILE", &ca);
+    w.ok(&SET_TEST);
+    w.ok(&["unlock", "--env", "test"]);
+    assert_eq!(w.s.daemon_pid(), Some(pid), "the same daemon");
+    let before = w.fake.keyrack_refreshes();
+    wait_for("a refresh by the daemon", Duration::from_secs(8), || {
+        w.fake.keyrack_refreshes() > before
+    });
+    assert_eq!(
+        w.fake.failed_handshakes(),
+        0,
+        "it trusted the unlock's store"
+    );
+    assert!(w.granted());
+}

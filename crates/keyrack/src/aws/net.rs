@@ -1,8 +1,9 @@
 //! The network settings of keyrack's AWS calls, read as the AWS SDKs read them.
 //!
 //! **Trust.** A server certificate is verified against the operating system's trust store
-//! (`rustls-native-certs`: `SSL_CERT_FILE` / `SSL_CERT_DIR`, else the distribution's bundle, as
-//! the Rust AWS SDK does) **plus** the PEM bundle named by `AWS_CA_BUNDLE`, else by `ca_bundle`
+//! (`SSL_CERT_FILE` / `SSL_CERT_DIR` when set — read as `rustls-native-certs` reads them, and
+//! captured with the other settings, so the session daemon trusts what each grant's unlock
+//! trusted — else the distribution's bundle, as the Rust AWS SDK does) **plus** the PEM bundle named by `AWS_CA_BUNDLE`, else by `ca_bundle`
 //! in the profile being unlocked (botocore's order: the variable wins over the file). A
 //! TLS-inspecting corporate proxy's CA goes there. A bundle that is missing, unreadable or holds
 //! no usable certificate is an error naming it; nothing is sent. An untrusted certificate is
@@ -36,8 +37,10 @@ thread_local! {
 }
 
 /// The variables that decide trust and proxies ([`Settings`] captures exactly these).
-pub const SETTINGS_VARS: [&str; 8] = [
+pub const SETTINGS_VARS: [&str; 10] = [
     CA_BUNDLE_ENV,
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
     "https_proxy",
     "HTTPS_PROXY",
     "http_proxy",
@@ -261,31 +264,85 @@ fn read_bundle(
     Ok(certs)
 }
 
-/// The operating system's trust store, read once per process.
-fn system_roots() -> &'static [rustls::pki_types::CertificateDer<'static>] {
-    static ROOTS: OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> = OnceLock::new();
-    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+type Ders = Arc<Vec<rustls::pki_types::CertificateDer<'static>>>;
+
+/// The system trust store as `env` places it: the certificates of `SSL_CERT_FILE` and of the
+/// files in `SSL_CERT_DIR` when either is set (as `rustls-native-certs` reads them; a file that
+/// holds no certificate is skipped), else the distribution's store. Read once per placement.
+fn system_roots(env: &dyn Fn(&str) -> Option<String>) -> Ders {
+    type Placement = (Option<String>, Option<String>);
+    static CACHE: Mutex<Vec<(Placement, Ders)>> = Mutex::new(Vec::new());
+    static DEFAULT: OnceLock<Ders> = OnceLock::new();
+    let placed = |k: &str| env(k).filter(|v| !v.is_empty());
+    let key: Placement = (placed("SSL_CERT_FILE"), placed("SSL_CERT_DIR"));
+    if key == (None, None) {
+        return Arc::clone(DEFAULT.get_or_init(|| {
+            // (the process environment places none either: the distribution's store)
+            Arc::new(rustls_native_certs::load_native_certs().certs)
+        }));
+    }
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, r)) = cache.iter().find(|(k, _)| *k == key) {
+        return Arc::clone(r);
+    }
+    let mut certs = Vec::new();
+    if let Some(file) = &key.0 {
+        certs.extend(pem_certs(Path::new(file)));
+    }
+    if let Some(dir) = &key.1 {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        for f in files.iter().filter(|f| f.is_file()) {
+            certs.extend(pem_certs(f));
+        }
+    }
+    let roots: Ders = Arc::new(certs);
+    cache.push((key, Arc::clone(&roots)));
+    roots
+}
+
+/// The certificates of a PEM file of the system store (none when it holds none).
+fn pem_certs(path: &Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    ureq::tls::parse_pem(&bytes)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => {
+                Some(rustls::pki_types::CertificateDer::from(c.der().to_vec()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 type Roots = Arc<Vec<ureq::tls::Certificate<'static>>>;
 
 /// The trusted roots for a request: the system store plus the bundle, cached per bundle.
 fn roots(env: &dyn Fn(&str) -> Option<String>) -> Result<Roots, AwsError> {
-    static CACHE: Mutex<Vec<(Option<BundleSource>, Roots)>> = Mutex::new(Vec::new());
-    let source = bundle_source(env);
+    type Key = (Option<BundleSource>, Option<String>, Option<String>);
+    static CACHE: Mutex<Vec<(Key, Roots)>> = Mutex::new(Vec::new());
+    let placed = |k: &str| env(k).filter(|v| !v.is_empty());
+    let key: Key = (
+        bundle_source(env),
+        placed("SSL_CERT_FILE"),
+        placed("SSL_CERT_DIR"),
+    );
     if let Some((_, r)) = CACHE
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .find(|(s, _)| *s == source)
+        .find(|(k, _)| *k == key)
     {
         return Ok(Arc::clone(r));
     }
-    let extra = match &source {
+    let extra = match &key.0 {
         Some(s) => read_bundle(s)?,
         None => Vec::new(),
     };
-    let system = system_roots();
+    let system = system_roots(env);
     if system.is_empty() && extra.is_empty() {
         return Err(settings_error(
             "the system trust store".into(),
@@ -303,7 +360,7 @@ fn roots(env: &dyn Fn(&str) -> Option<String>) -> Result<Roots, AwsError> {
     CACHE
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .push((source, Arc::clone(&all)));
+        .push((key, Arc::clone(&all)));
     Ok(all)
 }
 

@@ -162,9 +162,6 @@ fn batches(grants: Vec<Grant>) -> Result<Vec<Vec<Grant>>> {
     Ok(out)
 }
 
-/// Where the system's trust store is (read by the daemon's HTTPS renewals as by any client).
-const TRUST_STORE_ENV: &[&str] = &["SSL_CERT_FILE", "SSL_CERT_DIR"];
-
 impl Client {
     /// A client for `home`'s owner in this login session.
     pub fn new(home: &Home) -> Self {
@@ -334,12 +331,11 @@ impl Client {
     /// Starts the daemon (a detached `keyrack daemon run` of the same binary) unless one runs.
     ///
     /// The daemon starts with a clean environment: `KEYRACK_HOME` (absolute), the variables that
-    /// place its socket (`XDG_RUNTIME_DIR`, `TMPDIR`), the idle window, and where the system's
-    /// trust store is (`SSL_CERT_FILE`, `SSL_CERT_DIR`, read once per process), nothing else —
+    /// place its socket (`XDG_RUNTIME_DIR`, `TMPDIR`) and the idle window, nothing else —
     /// the starter's environment may hold exported secrets, and the daemon runs no program (no
     /// `PATH`) and derives no path from `HOME` (the files it releases are recorded absolute).
     /// What a vault's renewal needs from the unlock's environment (the endpoints it resolved, a
-    /// CA bundle, proxies) travels in the grant's payload instead, so a daemon started from
+    /// CA bundle, where the system trust store is, proxies) travels in the grant's payload instead, so a daemon started from
     /// another shell renews each grant as its own unlock would have. It
     /// runs in `/`, in a session of its own, with every descriptor above 2 closed on exec. Until
     /// it is ready it reports on its stdout, a pipe read here, so a daemon that cannot start says
@@ -392,11 +388,7 @@ impl Client {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::from(report))
             .stderr(std::process::Stdio::null());
-        for var in platform::RUNTIME_ENV
-            .iter()
-            .chain([&super::IDLE_ENV])
-            .chain(TRUST_STORE_ENV)
-        {
+        for var in platform::RUNTIME_ENV.iter().chain([&super::IDLE_ENV]) {
             if let Some(v) = std::env::var_os(var) {
                 cmd.env(var, v);
             }
