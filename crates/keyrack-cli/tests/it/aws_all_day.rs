@@ -652,18 +652,7 @@ fn a_removed_recipient_reads_no_token_copy_the_daemon_writes_later() {
     let w = World::new(ConsentMode::NewClient, 20);
     w.ok(&SET_TEST);
     let laptop = w.s.root.join("laptop.key");
-    let o = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&laptop)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    let pubkey = Command::new("age-keygen")
-        .arg("-y")
-        .arg(&laptop)
-        .output()
-        .unwrap();
-    let pubkey = String::from_utf8(pubkey.stdout).unwrap();
+    let pubkey = crate::support::age::keygen(&laptop);
     let (code, v) = w.s.json(&[
         "recipient",
         "add",
@@ -681,9 +670,9 @@ fn a_removed_recipient_reads_no_token_copy_the_daemon_writes_later() {
     assert_eq!(v["relocked"], serde_json::json!([SLUG]), "{v}");
     // past the first refresh of a 20 s token: nothing the daemon could write meanwhile
     std::thread::sleep(Duration::from_secs(12));
-    for f in crate::trust_aws::age_files(&w.s.keyrack_home) {
+    for f in crate::support::age::files(&w.s.keyrack_home) {
         assert!(
-            !crate::trust_aws::age_decrypts(&laptop, &f),
+            !crate::support::age::decrypts(&laptop, &f),
             "the removed key reads {}",
             f.display()
         );

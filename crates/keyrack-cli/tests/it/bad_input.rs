@@ -86,13 +86,7 @@ fn foreign_age_file_as_host_manifest() {
     let s = sandbox();
     let path = s.keyrack_home.join("host.age");
     let other = s.root.join("other.txt");
-    assert!(Command::new("age-keygen")
-        .arg("-o")
-        .arg(&other)
-        .output()
-        .unwrap()
-        .status
-        .success());
+    crate::support::age::keygen(&other);
     let o = Command::new("age")
         .args(["-a", "-e", "-i"])
         .arg(&other)

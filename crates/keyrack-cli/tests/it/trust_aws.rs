@@ -11,7 +11,7 @@
 //! Exit codes: a refused flag is bad usage (1); a refused profile at `unlock` is that key's row
 //! (`errored`), and an unlock with a key not granted exits 2.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use keyrack_fake_aws::{FakeAws, Trap};
@@ -80,35 +80,6 @@ fn good_flags() -> Vec<(&'static str, &'static str)> {
 }
 
 /// Every file under `dir` whose name ends in `.age`.
-pub(crate) fn age_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "age") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-pub(crate) fn age_decrypts(identity: &Path, file: &Path) -> bool {
-    Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(identity)
-        .arg(file)
-        .output()
-        .expect("age is installed")
-        .status
-        .success()
-}
-
 #[test]
 fn every_aws_flag_refuses_injection_and_the_config_stays_byte_for_byte() {
     let w = World::new();
@@ -375,24 +346,13 @@ fn recipient_remove_leaves_no_file_readable_by_the_removed_identity() {
     w.s.set("API_KEY", "test", "s3cret-value");
     let aws_dir = w.s.keyrack_home.join("vault/aws.config/default");
     assert_eq!(
-        age_files(&aws_dir).len(),
+        crate::support::age::files(&aws_dir).len(),
         2,
         "an SSO token and a client registration"
     );
 
     let laptop = w.s.root.join("laptop.key");
-    let st = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&laptop)
-        .output()
-        .unwrap();
-    assert!(st.status.success());
-    let pubkey = Command::new("age-keygen")
-        .arg("-y")
-        .arg(&laptop)
-        .output()
-        .unwrap();
-    let pubkey = String::from_utf8(pubkey.stdout).unwrap();
+    let pubkey = crate::support::age::keygen(&laptop);
 
     let (code, v) = w.s.json(&[
         "recipient",
@@ -406,11 +366,11 @@ fn recipient_remove_leaves_no_file_readable_by_the_removed_identity() {
     assert_eq!(v["reencrypted"]["aws.config"], 2, "{v}");
     assert_eq!(v["reencrypted"]["os.secure"], 1, "{v}");
     assert_eq!(v["reencryptedFiles"], 3, "{v}");
-    let all = age_files(&w.s.keyrack_home);
+    let all = crate::support::age::files(&w.s.keyrack_home);
     assert!(all.len() >= 4, "host manifest + 3 vault files: {all:?}");
     for f in &all {
         assert!(
-            age_decrypts(&laptop, f),
+            crate::support::age::decrypts(&laptop, f),
             "the added key reads {}",
             f.display()
         );
@@ -426,11 +386,11 @@ fn recipient_remove_leaves_no_file_readable_by_the_removed_identity() {
     ] {
         assert!(out.contains(line), "{line} in:\n{out}");
     }
-    let all = age_files(&w.s.keyrack_home);
+    let all = crate::support::age::files(&w.s.keyrack_home);
     assert!(all.len() >= 4, "{all:?}");
     for f in &all {
         assert!(
-            !age_decrypts(&laptop, f),
+            !crate::support::age::decrypts(&laptop, f),
             "the removed key can no longer read {}",
             f.display()
         );
@@ -462,7 +422,7 @@ fn aws_token_files_are_bound_to_their_session() {
     );
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let dir = w.s.keyrack_home.join("vault/aws.config/default");
-    let sessions: Vec<PathBuf> = age_files(&dir)
+    let sessions: Vec<PathBuf> = crate::support::age::files(&dir)
         .into_iter()
         .filter(|p| {
             p.file_name()
@@ -506,22 +466,7 @@ fn recipient_labels_with_control_or_bidi_characters_are_refused() {
     let s = Sandbox::new(env!("CARGO_BIN_EXE_keyrack"));
     s.init();
     let key = s.root.join("k.key");
-    assert!(Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .unwrap()
-        .status
-        .success());
-    let pubkey = String::from_utf8(
-        Command::new("age-keygen")
-            .arg("-y")
-            .arg(&key)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let pubkey = crate::support::age::keygen(&key);
     let host = std::fs::read(s.keyrack_home.join("host.age")).unwrap();
     for (label, why) in [
         ("lap\ntop", "a line break (U+000A)"),
