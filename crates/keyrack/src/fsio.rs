@@ -350,7 +350,8 @@ pub(crate) struct WriteLock {
 }
 
 impl WriteLock {
-    /// Blocks until the lock at `path` is acquired (the file is created 0600 if needed).
+    /// Blocks until the lock at `path` is acquired (the file is created 0600 if needed; a link
+    /// there is refused, never followed).
     pub(crate) fn acquire(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent() {
             ensure_private_dir(dir)?;
@@ -360,6 +361,7 @@ impl WriteLock {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| Error::io("open lock file", path, e))?;
         file.lock().map_err(|e| Error::io("lock", path, e))?;

@@ -264,32 +264,26 @@ fn read_bundle(
     Ok(certs)
 }
 
-type Ders = Arc<Vec<rustls::pki_types::CertificateDer<'static>>>;
-
-/// The system trust store as `env` places it: the certificates of `SSL_CERT_FILE` and of the
-/// files in `SSL_CERT_DIR` when either is set (as `rustls-native-certs` reads them; a file that
-/// holds no certificate is skipped), else the distribution's store. Read once per placement.
-fn system_roots(env: &dyn Fn(&str) -> Option<String>) -> Ders {
-    type Placement = (Option<String>, Option<String>);
-    static CACHE: Mutex<Vec<(Placement, Ders)>> = Mutex::new(Vec::new());
-    static DEFAULT: OnceLock<Ders> = OnceLock::new();
-    let placed = |k: &str| env(k).filter(|v| !v.is_empty());
-    let key: Placement = (placed("SSL_CERT_FILE"), placed("SSL_CERT_DIR"));
-    if key == (None, None) {
-        return Arc::clone(DEFAULT.get_or_init(|| {
-            // (the process environment places none either: the distribution's store)
-            Arc::new(rustls_native_certs::load_native_certs().certs)
-        }));
-    }
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, r)) = cache.iter().find(|(k, _)| *k == key) {
-        return Arc::clone(r);
+/// The system trust store as `SSL_CERT_FILE` / `SSL_CERT_DIR` place it: the certificates of the
+/// file and of the files in the directory when either is set (as `rustls-native-certs` reads
+/// them; a file that holds no certificate is skipped), else the distribution's store (read once
+/// per process). [`roots`] keeps what it returns per placement.
+fn system_roots(
+    file: Option<&str>,
+    dir: Option<&str>,
+) -> Arc<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    static DEFAULT: OnceLock<Arc<Vec<rustls::pki_types::CertificateDer<'static>>>> =
+        OnceLock::new();
+    if file.is_none() && dir.is_none() {
+        return Arc::clone(
+            DEFAULT.get_or_init(|| Arc::new(rustls_native_certs::load_native_certs().certs)),
+        );
     }
     let mut certs = Vec::new();
-    if let Some(file) = &key.0 {
+    if let Some(file) = file {
         certs.extend(pem_certs(Path::new(file)));
     }
-    if let Some(dir) = &key.1 {
+    if let Some(dir) = dir {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
@@ -298,9 +292,7 @@ fn system_roots(env: &dyn Fn(&str) -> Option<String>) -> Ders {
             certs.extend(pem_certs(f));
         }
     }
-    let roots: Ders = Arc::new(certs);
-    cache.push((key, Arc::clone(&roots)));
-    roots
+    Arc::new(certs)
 }
 
 /// The certificates of a PEM file of the system store (none when it holds none).
@@ -342,7 +334,7 @@ fn roots(env: &dyn Fn(&str) -> Option<String>) -> Result<Roots, AwsError> {
         Some(s) => read_bundle(s)?,
         None => Vec::new(),
     };
-    let system = system_roots(env);
+    let system = system_roots(key.1.as_deref(), key.2.as_deref());
     if system.is_empty() && extra.is_empty() {
         return Err(settings_error(
             "the system trust store".into(),

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -181,17 +180,9 @@ pub(crate) fn reencrypt_vault_files(
         .filter(|l| std::fs::symlink_metadata(l).is_ok_and(|m| m.is_file()))
         .collect();
     locks.sort();
-    let _held: Vec<std::fs::File> = locks
+    let _held: Vec<fsio::WriteLock> = locks
         .iter()
-        .map(|l| {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .open(l)
-                .map_err(|e| Error::io("open", l, e))?;
-            f.lock().map_err(|e| Error::io("lock", l, e))?;
-            Ok(f)
-        })
+        .map(|l| fsio::WriteLock::acquire(l))
         .collect::<Result<_>>()?;
     let mut plain = Vec::new();
     for (vault, path) in files {
